@@ -1,0 +1,163 @@
+// Home: the last rendered frame, large; the farm at a glance; the active shots.
+
+import { store } from '../store.js';
+import { fileUrl } from '../api.js';
+import {
+  h, fill, setText, listen, fmtDuration, fmtAgo, progressBar, updateProgress,
+  statusPill, rafThrottle,
+} from '../util.js';
+
+export const name = 'home';
+
+const ACTIVE = ['active', 'queued', 'paused'];
+const STRIP_MAX = 12;
+
+export function mount(root) {
+  const img = h('img.hero-img', { alt: 'Last rendered frame', decoding: 'async' });
+  const empty = h('div.hero-empty', null, 'No frame rendered yet. Submit a shot from Blender and watch it land here.');
+  const stage = h('a.hero-stage', { href: '#/shots' }, img, empty);
+  const cap = {
+    shot: h('a.hero-shot'), frame: h('span.hero-frame'), node: h('span'), time: h('span'), ago: h('span.muted'),
+  };
+  const caption = h('div.hero-caption', null,
+    cap.shot, cap.frame,
+    h('span.kv', null, h('span.k', null, 'node'), cap.node),
+    h('span.kv', null, h('span.k', null, 'render'), cap.time),
+    cap.ago);
+  const strip = h('div.strip', { hidden: true });
+  const hero = h('section.card.hero', { 'aria-label': 'Last rendered frame' },
+    h('h2', null, 'Last frame'), stage, caption, strip);
+
+  const stats = {};
+  const stat = (key, label) => h('div.stat', { dataset: { stat: key } },
+    stats[key] = h('span.n', null, '—'), h('span.l', null, label));
+  const farm = h('section.card.farm', { 'aria-label': 'Farm' },
+    h('h2', null, h('a', { href: '#/nodes' }, 'Farm')),
+    h('div.stats', null,
+      stat('rendering', 'rendering'), stat('idle', 'idle'), stat('offline', 'offline'),
+      stat('disabled', 'disabled'), stat('frames_queued', 'frames queued'), stat('shots_active', 'active shots')));
+
+  const list = h('div.shotlist');
+  const shots = h('section.card.active-shots', { 'aria-label': 'Active shots' },
+    h('h2', null, h('a', { href: '#/shots' }, 'Active shots')), list);
+
+  root.append(h('div.home', null, hero, h('div.home-side', null, farm, shots)));
+
+  // --- last frame -----------------------------------------------------------
+  let shown = null;
+  let want = null;
+  function showFrame(f) {
+    if (!f) {
+      img.hidden = true; empty.hidden = false; caption.hidden = true;
+      hero.dataset.frame = '';
+      return;
+    }
+    want = f;
+    const url = fileUrl(f.preview_url || f.thumbnail_url || f.image_url);
+    const apply = () => {
+      if (want !== f) return;  // a newer frame arrived meanwhile
+      shown = f;
+      if (img.getAttribute('src') !== url) img.src = url;
+      img.hidden = false; empty.hidden = true; caption.hidden = false;
+      stage.href = `#/shots/${encodeURIComponent(f.shot_id)}/${f.number}`;
+      hero.dataset.shotId = f.shot_id;
+      hero.dataset.frame = String(f.number);
+      const shotName = f.shot_name || (store.shots.get(f.shot_id) || {}).name || f.shot_id;
+      setText(cap.shot, shotName);
+      cap.shot.href = `#/shots/${encodeURIComponent(f.shot_id)}`;
+      setText(cap.frame, `frame ${f.number}`);
+      setText(cap.node, f.node_name || f.node_id || '—');
+      setText(cap.time, fmtDuration(f.render_time));
+      setText(cap.ago, fmtAgo(f.rendered_at));
+      cap.ago.title = f.rendered_at ? new Date(f.rendered_at * 1000).toLocaleString() : '';
+    };
+    if (!url) { apply(); return; }
+    // Decode off-screen first so the big image swaps without a blank flash.
+    const pre = new Image();
+    pre.src = url;
+    pre.decode().then(apply, apply);
+  }
+
+  function pushStrip(f) {
+    if (!f.thumbnail_url) return;
+    const href = `#/shots/${encodeURIComponent(f.shot_id)}/${f.number}`;
+    const title = `${f.shot_name || f.shot_id} · frame ${f.number} · ${fmtDuration(f.render_time)}`;
+    strip.prepend(h('a.strip-item', { href, title },
+      h('img', { src: fileUrl(f.thumbnail_url), alt: title, loading: 'lazy', decoding: 'async' }),
+      h('span', null, String(f.number))));
+    while (strip.children.length > STRIP_MAX) strip.lastChild.remove();
+    strip.hidden = false;
+  }
+
+  // --- farm -----------------------------------------------------------------
+  function renderFarm() {
+    const c = store.nodeCounts();
+    for (const k of ['rendering', 'idle', 'offline', 'disabled']) setText(stats[k], c[k] ?? 0);
+    const f = store.farm || {};
+    setText(stats.frames_queued, f.frames_queued ?? '—');
+    const active = [...store.shots.values()].filter((s) => s.status === 'active').length;
+    setText(stats.shots_active, store.loaded ? active : (f.shots_active ?? '—'));
+    stats.rendering.parentElement.classList.toggle('hot', (c.rendering || 0) > 0);
+  }
+
+  // --- active shots ---------------------------------------------------------
+  const rows = new Map();
+  function shotRow(s) {
+    const bar = progressBar(0, 0);
+    const r = {
+      el: h('a.shotrow', { href: `#/shots/${encodeURIComponent(s.id)}`, dataset: { shotId: s.id } },
+        h('span.name'), h('span.st'), bar, h('span.count.num'), h('span.eta.muted')),
+      bar,
+    };
+    return r;
+  }
+  const renderShots = rafThrottle(() => {
+    const order = { active: 0, paused: 1, queued: 2 };
+    const list_ = [...store.shots.values()].filter((s) => ACTIVE.includes(s.status))
+      .sort((a, b) => (order[a.status] - order[b.status]) || (b.priority - a.priority)
+        || (a.created_at - b.created_at));
+    if (!list_.length) {
+      fill(list, h('p.empty', null, store.loaded ? 'No active shots. The farm is waiting for work.' : 'Loading…'));
+      rows.clear();
+      return;
+    }
+    const keep = new Set();
+    const els = [];
+    for (const s of list_) {
+      let r = rows.get(s.id);
+      if (!r) { r = shotRow(s); rows.set(s.id, r); }
+      keep.add(s.id);
+      const [nameEl, stEl, , countEl, etaEl] = r.el.children;
+      setText(nameEl, s.name);
+      if (stEl.dataset.status !== s.status) { fill(stEl, statusPill(s.status)); stEl.dataset.status = s.status; }
+      updateProgress(r.bar, s.frames_done, s.frames_total, s.frames_rendering);
+      setText(countEl, `${s.frames_done ?? 0}/${s.frames_total ?? 0}`);
+      setText(etaEl, s.status === 'active' && s.eta_seconds != null ? `ETA ${fmtDuration(s.eta_seconds)}` : '');
+      els.push(r.el);
+    }
+    for (const id of rows.keys()) if (!keep.has(id)) rows.delete(id);
+    // Reorder only when needed so hover states survive live updates.
+    const same = els.length === list.children.length && els.every((e, i) => list.children[i] === e);
+    if (!same) fill(list, els);
+  });
+
+  function renderAll() {
+    showFrame(store.latest);
+    renderFarm();
+    renderShots();
+  }
+
+  const off = listen(store, {
+    reload: renderAll,
+    frame: (e) => { showFrame(e.detail); pushStrip(e.detail); },
+    shot: (e) => {
+      renderShots(); renderFarm();
+      if (e.detail.status === 'deleted' && shown && shown.shot_id === e.detail.id) showFrame(store.latest);
+    },
+    node: renderFarm,
+    farm: renderFarm,
+    tick: () => { if (shown) setText(cap.ago, fmtAgo(shown.rendered_at)); },
+  });
+  renderAll();
+  return off;
+}

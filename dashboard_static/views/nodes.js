@@ -1,0 +1,138 @@
+// Nodes: who renders — status, current job and progress, Blender, CPUs, tags, last
+// seen; enable or disable a node.
+
+import { store } from '../store.js';
+import { api } from '../api.js';
+import { act } from '../ui.js';
+import {
+  h, fill, setText, listen, fmtAgo, statusPill, rafThrottle, progressFraction,
+} from '../util.js';
+
+export const name = 'nodes';
+
+export function mount(root) {
+  const tbody = h('tbody');
+  const count = h('span.muted');
+  const table = h('table.grid-table.nodes-table', null,
+    h('thead', null, h('tr', null,
+      h('th', null, 'Node'), h('th', null, 'Status'), h('th', null, 'Current job'),
+      h('th.w-progress', null, 'Progress'), h('th', null, 'Blender'), h('th.num', null, 'CPUs'),
+      h('th', null, 'Tags'), h('th', null, 'Last seen'), h('th', null, ''))),
+    tbody);
+  const empty = h('p.empty', { hidden: true });
+  root.append(h('section.card', { 'aria-label': 'Nodes' },
+    h('div.card-head', null, h('h2', null, 'Nodes'), h('span.spacer'), count),
+    h('div.table-wrap', null, table), empty));
+
+  const jobs = new Map();  // job id → latest Job from events (frame/sample progress)
+  const rows = new Map();
+
+  function makeRow(n) {
+    const toggle = h('button.btn.small', { type: 'button' });
+    toggle.addEventListener('click', async () => {
+      const node = store.nodes.get(n.id) || n;
+      const enable = node.enabled === false;
+      toggle.disabled = true;
+      const res = await act(`${enable ? 'Enable' : 'Disable'} ${node.name}`,
+        () => api.setNodeEnabled(node.id, enable),
+        { success: `${node.name} ${enable ? 'enabled' : 'disabled'}` });
+      toggle.disabled = false;
+      if (res && res.id) store.applyNode(res);
+    });
+    const fillEl = h('i.done');
+    const cells = {
+      name: h('td.name', null, h('strong'), h('div.sub.muted')),
+      status: h('td'),
+      job: h('td.job'),
+      progress: h('td.w-progress', null, h('div.progress', null, fillEl), h('div.sub.muted')),
+      blender: h('td'),
+      cpus: h('td.num'),
+      tags: h('td.tags'),
+      seen: h('td'),
+      actions: h('td.actions', null, toggle),
+    };
+    return { tr: h('tr', { dataset: { nodeId: n.id } }, Object.values(cells)), cells, toggle, fillEl };
+  }
+
+  function updateRow(r, n) {
+    const c = r.cells;
+    setText(c.name.firstChild, n.name || n.id);
+    setText(c.name.lastChild, [n.hostname !== n.name ? n.hostname : null, n.platform].filter(Boolean).join(' · '));
+    const statusKey = `${n.status}|${n.enabled}`;
+    if (c.status.dataset.key !== statusKey) {
+      fill(c.status, statusPill(n.status), n.enabled === false ? h('span.pill', { dataset: { status: 'disabled' } }, 'disabled') : null);
+      c.status.dataset.key = statusKey;
+    }
+    const job = n.current_job_id ? jobs.get(n.current_job_id) : null;
+    if (n.current_shot_id || n.current_job_id) {
+      const shot = store.shots.get(n.current_shot_id);
+      const key = `${n.current_shot_id}|${n.current_job_id}|${shot ? shot.name : ''}`;
+      if (c.job.dataset.key !== key) {
+        fill(c.job,
+          n.current_shot_id ? h('a', { href: `#/shots/${encodeURIComponent(n.current_shot_id)}` }, shot ? shot.name : n.current_shot_id) : null,
+          n.current_job_id ? h('span.muted.mono', null, ` job ${String(n.current_job_id).slice(0, 8)}`) : null);
+        c.job.dataset.key = key;
+      }
+    } else if (c.job.dataset.key !== '') {
+      fill(c.job, h('span.muted', null, '—'));
+      c.job.dataset.key = '';
+    }
+    const p = job && job.progress ? job.progress : n.progress;
+    const frac = n.status === 'rendering' ? progressFraction(p) : null;
+    r.fillEl.style.width = frac == null ? '0%' : `${(frac * 100).toFixed(1)}%`;
+    r.fillEl.parentElement.hidden = frac == null;
+    let detail = '';
+    if (n.status === 'rendering' && p && typeof p === 'object') {
+      detail = [p.frame != null ? `frame ${p.frame}` : null,
+        p.samples ? `${p.sample ?? 0}/${p.samples} samples` : null].filter(Boolean).join(' · ');
+    } else if (frac != null) detail = `${Math.round(frac * 100)}%`;
+    setText(c.progress.lastChild, detail);
+    setText(c.blender, n.blender_version || '—');
+    setText(c.cpus, n.cpu_count ?? '—');
+    const tagKey = (n.tags || []).join('\u0000');
+    if (c.tags.dataset.key !== tagKey) {
+      fill(c.tags, (n.tags || []).map((t) => h('span.tag', null, t)));
+      c.tags.dataset.key = tagKey;
+    }
+    setText(c.seen, n.status === 'offline' || n.status === 'idle' || !n.last_seen ? fmtAgo(n.last_seen) : 'now');
+    c.seen.title = n.last_seen ? new Date(n.last_seen * 1000).toLocaleString() : '';
+    setText(r.toggle, n.enabled === false ? 'Enable' : 'Disable');
+    r.toggle.classList.toggle('primary', n.enabled === false);
+    r.tr.classList.toggle('dim', n.status === 'offline');
+  }
+
+  const order = { rendering: 0, idle: 1, offline: 2 };
+  const renderAll = rafThrottle(() => {
+    const list = [...store.nodes.values()].sort((a, b) =>
+      ((order[a.status] ?? 3) - (order[b.status] ?? 3)) || String(a.name).localeCompare(String(b.name)));
+    const trs = list.map((n) => {
+      let r = rows.get(n.id);
+      if (!r) { r = makeRow(n); rows.set(n.id, r); }
+      updateRow(r, n);
+      return r.tr;
+    });
+    const same = trs.length === tbody.children.length && trs.every((t, i) => tbody.children[i] === t);
+    if (!same) fill(tbody, trs);
+    const c = store.nodeCounts();
+    setText(count, `${c.rendering} rendering · ${c.idle} idle · ${c.offline} offline${c.disabled ? ` · ${c.disabled} disabled` : ''}`);
+    table.hidden = !list.length;
+    empty.hidden = !!list.length;
+    setText(empty, store.loaded
+      ? 'No nodes yet. Start one with: brender-node --coordinator http://<this machine>:8080 --token <farm token>'
+      : 'Loading…');
+  });
+
+  const off = listen(store, {
+    reload: renderAll,
+    node: renderAll,
+    shot: renderAll,
+    job: (e) => {
+      const j = e.detail;
+      if (j.status === 'running') jobs.set(j.id, j); else jobs.delete(j.id);
+      renderAll();
+    },
+    tick: renderAll,
+  });
+  renderAll();
+  return off;
+}
