@@ -1,0 +1,3 @@
+"""Brender coordinator: the farm's one server."""
+
+__version__ = "0.1.0"

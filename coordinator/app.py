@@ -1,0 +1,88 @@
+"""The app factory: `create_app(config)` wires storage, database, events and routes."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import AsyncIterator
+
+from aiohttp import web
+
+from . import keys, routes
+from .config import Config, resolve_token
+from .database import Database
+from .dispatch import Dispatcher
+from .events import EventBroker
+from .middleware import auth_middleware, error_middleware
+from .storage import Storage
+from .store import frames as frame_sql
+from .store import jobs as job_sql
+from .store import shots as shot_sql
+from .thumbnails import Thumbnailer
+
+log = logging.getLogger("brender")
+
+
+def create_app(config: Config, token: str | None = None) -> web.Application:
+    app = web.Application(middlewares=[error_middleware, auth_middleware],
+                          client_max_size=config.max_json_bytes)
+    app[keys.CONFIG] = config
+    app[keys.TOKEN] = token or resolve_token(config)[0]
+    app.cleanup_ctx.extend([_storage_ctx, _database_ctx, _thumbnail_ctx, _farm_ctx])
+    routes.setup(app)
+    return app
+
+
+async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[keys.STORAGE] = Storage(app[keys.CONFIG].data_dir)
+    yield
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    db = Database(app[keys.CONFIG].data_dir / "brender.db")
+    await db.open()
+    app[keys.DB] = db
+    yield
+    await db.close()
+
+
+async def _thumbnail_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[keys.CONFIG]
+    app[keys.THUMBNAILER] = Thumbnailer(config.thumbnail_workers, config.thumbnail_size)
+    yield
+    app[keys.THUMBNAILER].close()
+
+
+async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Event broker, scheduler, reaper: the background work of a running farm."""
+    config, db = app[keys.CONFIG], app[keys.DB]
+    events = EventBroker()
+    dispatcher = Dispatcher(config, db, events)
+    app[keys.EVENTS], app[keys.DISPATCHER] = events, dispatcher
+    # Nodes that held jobs when we stopped get a full lease to reconnect and resume.
+    await job_sql.renew_all_leases(db, config.lease_timeout)
+    tasks = [
+        asyncio.create_task(dispatcher.run(), name="dispatch"),
+        asyncio.create_task(dispatcher.reap_forever(min(1.0, config.lease_timeout / 4)),
+                            name="reaper"),
+        asyncio.create_task(events.flush_shots(lambda i: shot_sql.get(db, i)), name="shots"),
+        asyncio.create_task(_catch_up_thumbnails(app), name="thumbnails"),
+    ]
+    dispatcher.kick()
+    yield
+    events.close()
+    for session in list(dispatcher.sessions.values()):
+        await session.ws.close(code=1001, message=b"coordinator shutting down")
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _catch_up_thumbnails(app: web.Application) -> None:
+    """Frames recorded just before a crash still get their thumbnails."""
+    from .routes.frames import publish_frame
+
+    for frame in await frame_sql.missing_thumbnails(app[keys.DB]):
+        await publish_frame(app, frame["shot_id"], frame["number"])

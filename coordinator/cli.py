@@ -1,0 +1,77 @@
+"""`brender-coordinator`: start the farm's server, optionally with a local node."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+
+from aiohttp import web
+
+from . import __version__
+from .app import create_app
+from .config import Config, resolve_token
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="brender-coordinator", description=__doc__)
+    p.add_argument("--data-dir", default="brender-data",
+                   help="database, uploads, frames and thumbnails (default ./brender-data)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--token", help="farm token (default: $BRENDER_TOKEN, else generated)")
+    p.add_argument("--local-node", action="store_true",
+                   help="also run a render node on this machine")
+    p.add_argument("--blender", help="Blender binary for --local-node")
+    p.add_argument("--lock-reads", action="store_true",
+                   help="require the token for read-only API and dashboard data too")
+    p.add_argument("--lease-timeout", type=float, default=30.0,
+                   help="seconds a silent node keeps its job before it is requeued")
+    p.add_argument("--max-attempts", type=int, default=3)
+    p.add_argument("--max-upload-mb", type=int, default=4096)
+    p.add_argument("--target-job-seconds", type=float, default=60.0)
+    p.add_argument("--version", action="version", version=__version__)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    config = Config(data_dir=args.data_dir, host=args.host, port=args.port, token=args.token,
+                    lock_reads=args.lock_reads, lease_timeout=args.lease_timeout,
+                    max_attempts=args.max_attempts,
+                    max_upload_bytes=args.max_upload_mb * 1024 * 1024,
+                    target_job_seconds=args.target_job_seconds)
+    token, generated = resolve_token(config)
+    if generated:
+        print(f"Generated a farm token (saved in {config.data_dir / 'token'}):\n  {token}",
+              flush=True)
+    url = f"http://{args.host}:{args.port}"
+    print(f"Brender {__version__} coordinator on {url} (data: {config.data_dir})", flush=True)
+    node = _start_local_node(url, token, args.blender) if args.local_node else None
+    try:
+        web.run_app(create_app(config, token), host=args.host, port=args.port,
+                    print=None, handle_signals=True)
+    finally:
+        if node is not None and node.poll() is None:
+            node.send_signal(signal.SIGTERM)
+            try:
+                node.wait(15)
+            except subprocess.TimeoutExpired:
+                node.kill()
+
+
+def _start_local_node(url: str, token: str, blender: str | None) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "node.cli", "--coordinator", url, "--name",
+           f"{os.uname().nodename}-local"]
+    if blender:
+        cmd += ["--blender", blender]
+    env = dict(os.environ, BRENDER_TOKEN=token)
+    return subprocess.Popen(cmd, env=env)
+
+
+if __name__ == "__main__":
+    main()

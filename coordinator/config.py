@@ -1,0 +1,55 @@
+"""Coordinator settings, gathered from the command line and environment."""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Config:
+    data_dir: Path = Path("brender-data")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    token: str | None = None
+    lock_reads: bool = False
+    max_upload_bytes: int = 4 * 1024**3
+    max_json_bytes: int = 8 * 1024**2
+    # How long a lease outlives its node's silence before the job is requeued.
+    lease_timeout: float = 30.0
+    heartbeat_interval: float = 5.0
+    max_attempts: int = 3
+    # A node that fails this many jobs of one shot gets no more of them.
+    blocklist_threshold: int = 2
+    thumbnail_size: int = 240
+    thumbnail_workers: int = 2
+    # Adaptive chunks aim for jobs that last about this long (seconds).
+    target_job_seconds: float = 60.0
+    dashboard_dir: Path = field(
+        default_factory=lambda: Path(__file__).resolve().parent.parent / "dashboard_static")
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir).resolve()
+
+
+def resolve_token(config: Config) -> tuple[str, bool]:
+    """Return the farm token and whether it was generated just now.
+
+    Order: explicit --token, then BRENDER_TOKEN, then the token saved in the data
+    dir, else a new one saved there (readable by its owner only).
+    """
+    if config.token:
+        return config.token, False
+    env = os.environ.get("BRENDER_TOKEN")
+    if env:
+        return env, False
+    path = config.data_dir / "token"
+    if path.exists():
+        return path.read_text().strip(), False
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token, True

@@ -1,0 +1,155 @@
+"""The one facade around SQLite: migrations, reads, and a single write path."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterable
+
+import aiosqlite
+
+MIGRATIONS: list[str] = [
+    # 1: the frame model from the architecture document, plus jobs and nodes.
+    """
+    CREATE TABLE shots (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        blend_path TEXT NOT NULL,
+        files TEXT NOT NULL,
+        frame_start INTEGER NOT NULL,
+        frame_end INTEGER NOT NULL,
+        frame_step INTEGER NOT NULL,
+        chunk_size INTEGER NOT NULL,
+        output_format TEXT NOT NULL,
+        resolution_percentage INTEGER NOT NULL,
+        fps REAL NOT NULL,
+        submitted_by TEXT NOT NULL DEFAULT '',
+        allow_scripts INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        failure_reason TEXT
+    );
+    CREATE TABLE nodes (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        hostname TEXT NOT NULL DEFAULT '',
+        platform TEXT NOT NULL DEFAULT '',
+        blender_version TEXT NOT NULL DEFAULT '',
+        cpu_count INTEGER NOT NULL DEFAULT 0,
+        tags TEXT NOT NULL DEFAULT '[]',
+        allow_scripts INTEGER NOT NULL DEFAULT 0,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        connected_at REAL,
+        last_seen REAL
+    );
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        shot_id INTEGER NOT NULL REFERENCES shots(id) ON DELETE CASCADE,
+        ordinal INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        frames TEXT NOT NULL,
+        node_id TEXT REFERENCES nodes(id) ON DELETE SET NULL,
+        attempt_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        failures INTEGER NOT NULL DEFAULT 0,
+        lease_expires REAL,
+        started_at REAL,
+        finished_at REAL,
+        failure_reason TEXT,
+        log_tail TEXT
+    );
+    CREATE INDEX jobs_queue ON jobs(status, shot_id, ordinal);
+    CREATE INDEX jobs_shot ON jobs(shot_id, ordinal);
+    CREATE UNIQUE INDEX jobs_attempt ON jobs(attempt_id);
+    CREATE TABLE frames (
+        shot_id INTEGER NOT NULL REFERENCES shots(id) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        job_id INTEGER REFERENCES jobs(id) ON DELETE SET NULL,
+        status TEXT NOT NULL,
+        name TEXT,
+        path TEXT,
+        preview_path TEXT,
+        thumbnail_path TEXT,
+        node_id TEXT,
+        attempt_id TEXT,
+        rendered_at REAL,
+        render_time REAL,
+        size INTEGER,
+        sha256 TEXT,
+        width INTEGER,
+        height INTEGER,
+        PRIMARY KEY (shot_id, number)
+    ) WITHOUT ROWID;
+    CREATE INDEX frames_latest ON frames(rendered_at) WHERE rendered_at IS NOT NULL;
+    CREATE TABLE blocklist (
+        shot_id INTEGER NOT NULL REFERENCES shots(id) ON DELETE CASCADE,
+        node_id TEXT NOT NULL,
+        failures INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (shot_id, node_id)
+    ) WITHOUT ROWID;
+    """,
+]
+
+
+class Database:
+    """One aiosqlite connection; writes go through `transaction()` one at a time."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._conn: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        self._conn = await aiosqlite.connect(self.path, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL",
+                       "busy_timeout=5000", "temp_store=MEMORY", "cache_size=-32000"):
+            await self._conn.execute(f"PRAGMA {pragma}")
+        await self._migrate()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        assert self._conn is not None, "database is not open"
+        return self._conn
+
+    async def _migrate(self) -> None:
+        row = await self.fetchone("PRAGMA user_version")
+        version = row[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            async with self.transaction() as tx:
+                for statement in _statements(script):
+                    await tx.execute(statement)
+                await tx.execute(f"PRAGMA user_version={number}")
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The single write path: BEGIN IMMEDIATE ... COMMIT, one at a time."""
+        async with self._write_lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            else:
+                await self.conn.execute("COMMIT")
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        return list(await self.conn.execute_fetchall(sql, tuple(params)))
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        async with self.conn.execute(sql, tuple(params)) as cur:
+            return await cur.fetchone()
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]

@@ -1,0 +1,263 @@
+"""Connected nodes and the scheduler that hands them jobs; the lease reaper."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from .config import Config
+from .database import Database
+from .events import EventBroker
+from .store import jobs as job_sql
+from .store import nodes as node_sql
+from .store import shots as shot_sql
+
+log = logging.getLogger("brender.dispatch")
+
+
+@dataclass
+class NodeSession:
+    node: dict
+    ws: web.WebSocketResponse
+    ready: bool = False
+    attempt_id: str | None = None
+    job_id: int | None = None
+    shot_id: int | None = None
+    progress: dict | None = None
+    last_progress_event: float = 0.0
+    dispatched_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def node_id(self) -> str:
+        return self.node["id"]
+
+    async def send(self, message: dict) -> bool:
+        if self.ws.closed:
+            return False
+        try:
+            await self.ws.send_str(json.dumps(message))
+            return True
+        except (ConnectionError, RuntimeError):
+            return False
+
+
+class Dispatcher:
+    def __init__(self, config: Config, db: Database, events: EventBroker):
+        self.config = config
+        self.db = db
+        self.events = events
+        self.sessions: dict[str, NodeSession] = {}
+        self._wake = asyncio.Event()
+        # Dispatch latency samples (seconds from "ready" to "assign" sent), for benchmarks.
+        self.latencies: list[float] = []
+        self._rounds = 0
+
+    # -- node view ----------------------------------------------------------
+    def node_view(self, node: dict) -> dict:
+        session = self.sessions.get(node["id"])
+        d = dict(node)
+        d.pop("allow_scripts", None)
+        if session is None:
+            d.update(status="offline", current_job_id=None, current_shot_id=None, progress=None)
+        else:
+            d.update(status="rendering" if session.attempt_id else "idle",
+                     current_job_id=session.job_id, current_shot_id=session.shot_id,
+                     progress=session.progress)
+        return d
+
+    def publish_node(self, session_or_node: NodeSession | dict) -> None:
+        node = session_or_node.node if isinstance(session_or_node, NodeSession) else session_or_node
+        self.events.publish("node", self.node_view(node))
+
+    async def publish_job(self, job_id: int) -> None:
+        job = await job_sql.get(self.db, job_id)
+        if job:
+            job.pop("log_tail", None)
+            job["progress"] = self.job_progress(job)
+            self.events.publish("job", job)
+            self.events.shot_changed(job["shot_id"])
+
+    def job_progress(self, job: dict) -> dict | None:
+        session = self.sessions.get(job.get("node_id") or "")
+        if session and session.job_id == job["id"]:
+            return session.progress
+        return None
+
+    # -- sessions -----------------------------------------------------------
+    def attach(self, session: NodeSession) -> NodeSession | None:
+        """Register a node's channel; returns a previous channel of the same node."""
+        old = self.sessions.get(session.node_id)
+        self.sessions[session.node_id] = session
+        return old
+
+    def detach(self, session: NodeSession) -> None:
+        if self.sessions.get(session.node_id) is session:
+            del self.sessions[session.node_id]
+            self.publish_node(session)
+
+    def mark_ready(self, session: NodeSession) -> None:
+        session.ready = True
+        session.attempt_id = session.job_id = session.shot_id = None
+        session.progress = None
+        session.dispatched_at = time.monotonic()
+        self.publish_node(session)
+        self.kick()
+
+    def progress_changed(self, session: NodeSession) -> None:
+        """Progress comes many times a second; tell dashboards a few times at most."""
+        now = time.monotonic()
+        if now - session.last_progress_event < 0.5:
+            return
+        session.last_progress_event = now
+        self.publish_node(session)
+        if session.job_id is not None:
+            self.events.publish("job", {"id": session.job_id, "shot_id": session.shot_id,
+                                        "status": "running", "node_id": session.node_id,
+                                        "progress": session.progress})
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    # -- scheduler ----------------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.dispatch_once()
+            except Exception:  # keep dispatching whatever one round hit
+                log.exception("dispatch round failed")
+
+    async def dispatch_once(self) -> int:
+        assigned = 0
+        idle = [s for s in self.sessions.values()
+                if s.ready and not s.attempt_id and s.node["enabled"] and not s.ws.closed]
+        for session in idle:
+            assignment = await job_sql.claim(
+                self.db, session.node_id, session.node["allow_scripts"],
+                self.config.lease_timeout, self.config.blocklist_threshold,
+                self.config.target_job_seconds)
+            if assignment is None:
+                if not await self._node_specific_limits():
+                    break
+                continue
+            await self._send_assignment(session, assignment)
+            assigned += 1
+        return assigned
+
+    async def _node_specific_limits(self) -> bool:
+        """Whether some queued work may still suit another node (blocklists, scripts)."""
+        row = await self.db.fetchone(
+            """SELECT EXISTS (SELECT 1 FROM blocklist LIMIT 1)
+                   OR EXISTS (SELECT 1 FROM shots WHERE allow_scripts = 1
+                              AND status IN ('queued', 'active'))""")
+        return bool(row[0])
+
+    async def _send_assignment(self, session: NodeSession, a: job_sql.Assignment) -> None:
+        shot = a.shot
+        session.ready = False
+        session.attempt_id, session.job_id, session.shot_id = a.attempt_id, a.job_id, a.shot_id
+        session.progress = None
+        message = {"type": "assign", "job": {
+            "job_id": a.job_id, "attempt_id": a.attempt_id, "shot_id": a.shot_id,
+            "frames": a.frames, "blend_path": shot["blend_path"],
+            "files": json.loads(shot["files"]), "output_format": shot["output_format"],
+            "resolution_percentage": shot["resolution_percentage"],
+            "allow_scripts": bool(shot["allow_scripts"])}}
+        sent = await session.send(message)
+        self.latencies.append(time.monotonic() - session.dispatched_at)
+        if len(self.latencies) > 100_000:
+            del self.latencies[:50_000]
+        if not sent:
+            await self.requeue(a.attempt_id, "node went away during assignment")
+            return
+        self.publish_node(session)
+        await self.publish_job(a.job_id)
+
+    # -- attempt outcomes -----------------------------------------------------
+    async def requeue(self, attempt_id: str, why: str) -> None:
+        job = await job_sql.requeue(self.db, attempt_id)
+        if job:
+            log.info("job %s requeued: %s", job["id"], why)
+            await self.publish_job(job["id"])
+            self.kick()
+
+    async def fail(self, attempt_id: str, reason: str, log_tail: str) -> None:
+        job = await job_sql.fail(self.db, attempt_id, reason, log_tail,
+                                 self.config.max_attempts, self.config.blocklist_threshold)
+        if job:
+            log.info("job %s attempt failed: %s", job["id"], reason)
+            await self.publish_job(job["id"])
+            await self.fail_unrenderable(job["shot_id"])
+            self.kick()
+
+    async def finish(self, attempt_id: str) -> str:
+        outcome, job = await job_sql.finish(self.db, attempt_id)
+        if outcome == "missing":
+            await self.fail(attempt_id, "the node reported the job done but frames are missing",
+                            "")
+        elif job:
+            await self.publish_job(job["id"])
+        return outcome
+
+    async def fail_unrenderable(self, shot_id: int) -> None:
+        """A shot that every node is blocklisted for fails now, with the reason."""
+        if not self.sessions:
+            return
+        rows = await self.db.fetchall(
+            "SELECT node_id FROM blocklist WHERE shot_id = ? AND failures >= ?",
+            (shot_id, self.config.blocklist_threshold))
+        blocked = {r["node_id"] for r in rows}
+        usable = [s for s in self.sessions.values()
+                  if s.node["enabled"] and s.node_id not in blocked]
+        if usable:
+            return
+        status = await shot_sql.status_of(self.db, shot_id)
+        if status not in ("queued", "active"):
+            return
+        last = await self.db.fetchone(
+            """SELECT failure_reason FROM jobs WHERE shot_id = ? AND failure_reason IS NOT NULL
+               ORDER BY finished_at DESC LIMIT 1""", (shot_id,))
+        async with self.db.transaction() as tx:
+            await shot_sql.set_status(
+                tx, shot_id, shot_sql.ShotStatus.FAILED,
+                "every online node failed this shot repeatedly; last error: "
+                + (last["failure_reason"] if last else "unknown"))
+        self.events.shot_changed(shot_id)
+
+    async def cancel_attempts(self, shot_id: int, attempts: list[dict[str, Any]]) -> None:
+        for job in attempts:
+            session = self.sessions.get(job["node_id"] or "")
+            if session and session.attempt_id == job["attempt_id"]:
+                await session.send({"type": "cancel", "attempt_id": job["attempt_id"]})
+
+    # -- reaper -----------------------------------------------------------------
+    async def reap_forever(self, interval: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reap(time.time())
+            except Exception:
+                log.exception("reaper round failed")
+
+    async def reap(self, now: float) -> int:
+        """Renew the leases of connected nodes; requeue those whose node went silent.
+
+        A connection counts as alive while its WebSocket answers pings, so a node
+        that is killed or unplugged stops renewing and loses its job after the
+        lease timeout; one that reconnects in time resumes it.
+        """
+        live = [s.node_id for s in self.sessions.values() if not s.ws.closed]
+        await job_sql.extend_leases(self.db, live, self.config.lease_timeout)
+        expired = await job_sql.expired_attempts(self.db, now)
+        for attempt_id in expired:
+            await self.requeue(attempt_id, "lease expired: the node went silent")
+        self._rounds += 1
+        if self._rounds % 10 == 0:
+            await node_sql.touch(self.db, live)
+        return len(expired)

@@ -1,0 +1,22 @@
+"""Typed application keys: everything the routes share lives behind one of these."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .database import Database
+    from .dispatch import Dispatcher
+    from .events import EventBroker
+    from .storage import Storage
+    from .thumbnails import Thumbnailer
+
+CONFIG = web.AppKey("config", "Config")
+TOKEN = web.AppKey("token", str)
+DB = web.AppKey("db", "Database")
+STORAGE = web.AppKey("storage", "Storage")
+EVENTS = web.AppKey("events", "EventBroker")
+DISPATCHER = web.AppKey("dispatcher", "Dispatcher")
+THUMBNAILER = web.AppKey("thumbnailer", "Thumbnailer")

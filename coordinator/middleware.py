@@ -1,0 +1,78 @@
+"""JSON errors for every failure, and the farm-token gate."""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+
+from aiohttp import web
+
+from . import keys
+from .storage import DigestMismatch, OutsideDataDir, TooLarge
+from .validation import ValidationError
+
+log = logging.getLogger("brender.http")
+
+OPEN_PATHS = ("/api/openapi.json", "/api/version")
+
+
+def json_error(status: int, message: str, **extra) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def token_ok(request: web.Request) -> bool:
+    expected = request.app[keys.TOKEN]
+    header = request.headers.get("Authorization", "")
+    given = header[7:] if header.startswith("Bearer ") else request.query.get("token", "")
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler):
+    path = request.path
+    guarded = path.startswith(("/api/", "/files/"))
+    if guarded and path not in OPEN_PATHS:
+        read = request.method in ("GET", "HEAD", "OPTIONS")
+        needs_token = not read or request.app[keys.CONFIG].lock_reads or path == "/api/auth" \
+            or path == "/api/node/ws"
+        if needs_token and not token_ok(request):
+            return json_error(401, "missing or wrong farm token")
+    return await handler(request)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") \
+            else exc.reason
+        return json_error(exc.status, message or exc.reason)
+    except ValidationError as exc:
+        return json_error(400, exc.message and f"{exc.field}: {exc.message}", field=exc.field)
+    except json.JSONDecodeError as exc:
+        return json_error(400, f"malformed JSON: {exc.msg}")
+    except TooLarge as exc:
+        return json_error(413, str(exc))
+    except DigestMismatch as exc:
+        return json_error(422, str(exc))
+    except OutsideDataDir:
+        return json_error(404, "no such file")
+    except OSError as exc:
+        # Disk full and friends: the upload is refused whole; the client retries later.
+        log.error("storage error on %s: %s", request.path, exc)
+        return json_error(507, f"the coordinator could not store the data: {exc.strerror}")
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_error(500, "internal error; see the coordinator log")
+
+
+async def read_json(request: web.Request) -> object:
+    if request.content_type not in ("application/json", ""):
+        raise web.HTTPUnsupportedMediaType(text="send JSON (Content-Type: application/json)")
+    body = await request.read()
+    if not body:
+        return {}
+    return json.loads(body)

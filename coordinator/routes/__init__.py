@@ -1,0 +1,12 @@
+"""One route module per resource; `setup` wires them onto the app."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import blobs, events, frames, meta, node_ws, nodes, shots
+
+
+def setup(app: web.Application) -> None:
+    for module in (meta, blobs, shots, frames, nodes, events, node_ws):
+        app.router.add_routes(module.routes)
+    meta.setup_static(app)

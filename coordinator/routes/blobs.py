@@ -1,0 +1,49 @@
+"""Content-addressed uploads: a .blend and every file it needs, by sha256."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from .. import keys
+from ..middleware import read_json
+from ..validation import ValidationError, sha256
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/api/blobs/missing")
+async def missing_blobs(request: web.Request) -> web.Response:
+    """Which of these sha256 digests the coordinator does not have yet."""
+    body = await read_json(request)
+    digests = body.get("sha256") if isinstance(body, dict) else None
+    if not isinstance(digests, list) or len(digests) > 100_000:
+        raise ValidationError("sha256", "must be a list of digests")
+    storage = request.app[keys.STORAGE]
+    missing = [d for d in (sha256(x) for x in digests) if not storage.has_blob(d)]
+    return web.json_response({"missing": missing})
+
+
+@routes.put("/api/blobs/{sha256}")
+async def put_blob(request: web.Request) -> web.Response:
+    """Upload one file; its bytes must hash to the sha256 in the path."""
+    digest = sha256(request.match_info["sha256"])
+    storage = request.app[keys.STORAGE]
+    path = storage.blob_path(digest)
+    if path.is_file():
+        await request.content.readany()
+        return web.json_response({"sha256": digest, "size": path.stat().st_size, "new": False})
+    limit = request.app[keys.CONFIG].max_upload_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length,
+                                            text=f"body is larger than {limit} bytes")
+    _, size = await storage.receive(request.content.iter_chunked(256 * 1024), path, limit,
+                                    expected_sha=digest)
+    return web.json_response({"sha256": digest, "size": size, "new": True}, status=201)
+
+
+@routes.get("/api/blobs/{sha256}")
+async def get_blob(request: web.Request) -> web.StreamResponse:
+    """Download a file by its sha256 (nodes fetch .blend files this way)."""
+    path = request.app[keys.STORAGE].blob_path(sha256(request.match_info["sha256"]))
+    if not path.is_file():
+        raise web.HTTPNotFound(text="no file with that sha256")
+    return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})

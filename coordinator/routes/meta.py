@@ -1,0 +1,105 @@
+"""The farm itself: version, overview, token check, API document, add-on, dashboard."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from aiohttp import web
+
+from .. import __version__, keys
+from ..openapi import openapi_document
+from ..store import jobs as job_sql
+from ..store import nodes as node_sql
+
+log = logging.getLogger("brender.meta")
+routes = web.RouteTableDef()
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@routes.get("/api/version")
+async def version(request: web.Request) -> web.Response:
+    """Coordinator version and how many nodes are connected."""
+    return web.json_response({"version": __version__,
+                              "nodes_online": len(request.app[keys.DISPATCHER].sessions)})
+
+
+@routes.get("/api/auth")
+async def check_auth(request: web.Request) -> web.Response:
+    """200 when the Authorization header carries the farm token."""
+    return web.json_response({"ok": True})
+
+
+@routes.get("/api/farm")
+async def farm(request: web.Request) -> web.Response:
+    """The farm at a glance: nodes by status, frames waiting, active shots."""
+    dispatcher, db = request.app[keys.DISPATCHER], request.app[keys.DB]
+    counts = {"idle": 0, "rendering": 0, "offline": 0, "disabled": 0}
+    for node in await node_sql.list_all(db):
+        view = dispatcher.node_view(node)
+        counts[view["status"]] += 1
+        if not node["enabled"]:
+            counts["disabled"] += 1
+    active = await db.fetchone("SELECT COUNT(*) FROM shots WHERE status IN ('queued', 'active')")
+    return web.json_response({"version": __version__, "nodes": counts,
+                              "frames_queued": await job_sql.frames_queued(db),
+                              "shots_active": active[0]})
+
+
+@routes.get("/api/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    """This API as an OpenAPI 3.1 document."""
+    return web.json_response(openapi_document(request.app))
+
+
+@routes.get("/addon/brender_addon.zip")
+async def addon_zip(request: web.Request) -> web.StreamResponse:
+    """The current Blender add-on, built on first request when no zip exists."""
+    dist = REPO_ROOT / "dist"
+    zips = sorted(dist.glob("brender_addon-*.zip"), key=lambda p: p.stat().st_mtime)
+    if not zips:
+        try:
+            zips = [await asyncio.to_thread(_build_addon, dist)]
+        except Exception as exc:
+            log.error("could not build the add-on: %s", exc)
+            raise web.HTTPNotFound(text="the add-on zip is not available") from None
+    return web.FileResponse(zips[-1], headers={
+        "Content-Type": "application/zip",
+        "Content-Disposition": f'attachment; filename="{zips[-1].name}"'})
+
+
+def _build_addon(dist: Path) -> Path:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_addon", REPO_ROOT / "build_addon.py")
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError("build_addon.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build(dist)
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    """The dashboard."""
+    path = request.app[keys.CONFIG].dashboard_dir / "index.html"
+    if not path.is_file():
+        return web.Response(text="Brender coordinator: the dashboard is not installed.")
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+
+async def dashboard_file(request: web.Request) -> web.StreamResponse:
+    """A file of the dashboard (scripts, styles, images)."""
+    root = request.app[keys.CONFIG].dashboard_dir.resolve()
+    relative = request.match_info["path"]
+    if relative.startswith("static/"):
+        relative = relative[len("static/"):]
+    path = (root / relative).resolve()
+    if root not in path.parents or not path.is_file():
+        raise web.HTTPNotFound(text="no such page")
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+
+def setup_static(app: web.Application) -> None:
+    # Registered last, so every /api and /files route wins over the dashboard's files.
+    app.router.add_get("/", index)
+    app.router.add_get("/{path:(?!api/|files/).+}", dashboard_file)

@@ -1,0 +1,152 @@
+"""The node control channel: the double handshake, then job traffic, on a WebSocket."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from .. import keys
+from ..dispatch import Dispatcher, NodeSession
+from ..store import jobs as job_sql
+from ..store import nodes as node_sql
+from ..validation import ValidationError
+
+log = logging.getLogger("brender.nodes")
+routes = web.RouteTableDef()
+MAX_MESSAGE = 1 << 20
+
+
+def parse_hello(msg: Any) -> dict:
+    if not isinstance(msg, dict) or msg.get("type") != "hello":
+        raise ValidationError("type", "the first message must be a hello")
+
+    def text(key: str, default: str = "", limit: int = 200) -> str:
+        value = msg.get(key, default)
+        if not isinstance(value, str) or len(value) > limit:
+            raise ValidationError(key, f"must be a string of at most {limit} characters")
+        return value
+
+    name = text("name").strip()
+    if not name:
+        raise ValidationError("name", "must not be empty")
+    tags = msg.get("tags", [])
+    if not isinstance(tags, list) or len(tags) > 50 or \
+            not all(isinstance(t, str) and 0 < len(t) <= 50 for t in tags):
+        raise ValidationError("tags", "must be a list of short strings")
+    cpu = msg.get("cpu_count", 0)
+    if isinstance(cpu, bool) or not isinstance(cpu, int) or not 0 <= cpu <= 100_000:
+        raise ValidationError("cpu_count", "must be a whole number")
+    node_id = msg.get("node_id")
+    if node_id is not None and (not isinstance(node_id, str) or len(node_id) != 32):
+        node_id = None
+    running = msg.get("running_attempt")
+    return {"node_id": node_id, "name": name, "hostname": text("hostname"),
+            "platform": text("platform"), "blender_version": text("blender_version"),
+            "cpu_count": cpu, "tags": tags, "allow_scripts": msg.get("allow_scripts") is True,
+            "running_attempt": running if isinstance(running, str) else None}
+
+
+@routes.get("/api/node/ws")
+async def node_channel(request: web.Request) -> web.WebSocketResponse:
+    """WebSocket for nodes (token required): hello/welcome, ready/assign, reports."""
+    config = request.app[keys.CONFIG]
+    ws = web.WebSocketResponse(heartbeat=config.heartbeat_interval, max_msg_size=MAX_MESSAGE)
+    await ws.prepare(request)
+    dispatcher = request.app[keys.DISPATCHER]
+    session = None
+    try:
+        first = await ws.receive(timeout=30)
+        hello = parse_hello(_decode(first))
+        session = await _handshake(request.app, dispatcher, ws, hello)
+        async for message in ws:
+            if message.type != WSMsgType.TEXT:
+                break
+            try:
+                await _handle(dispatcher, session, _decode(message))
+            except ValidationError as exc:
+                await session.send({"type": "error", "error": str(exc)})
+    except ValidationError as exc:
+        await ws.send_str(json.dumps({"type": "error", "error": str(exc)}))
+        await ws.close(code=4400, message=str(exc)[:100].encode())
+    except TimeoutError:
+        await ws.close(code=4408, message=b"no hello")
+    finally:
+        if session is not None:
+            dispatcher.detach(session)
+            log.info("node %s (%s) disconnected", session.node["name"], session.node_id)
+    return ws
+
+
+def _decode(message: Any) -> Any:
+    if message.type != WSMsgType.TEXT:
+        raise ValidationError("message", "expected a JSON text message")
+    try:
+        return json.loads(message.data)
+    except ValueError:
+        raise ValidationError("message", "malformed JSON") from None
+
+
+async def _handshake(app: web.Application, dispatcher: Dispatcher,
+                     ws: web.WebSocketResponse, hello: dict) -> NodeSession:
+    """Check the identity, add or update the node, confirm with its id."""
+    db = app[keys.DB]
+    node = await node_sql.upsert(db, hello)
+    session = NodeSession(node=node, ws=ws)
+    old = dispatcher.attach(session)
+    if old is not None and old.ws is not ws:
+        await old.ws.close(code=4409, message=b"replaced by a newer connection")
+    held = await job_sql.running_attempt_of(db, node["id"])
+    resume = held is not None and held == hello["running_attempt"]
+    if held and not resume:
+        # The node came back without the job we think it has: fence that attempt.
+        await dispatcher.requeue(held, "node reconnected without its job")
+    if resume:
+        job = await job_sql.by_attempt(db, held)
+        session.attempt_id, session.job_id = held, job["id"]
+        session.shot_id = job["shot_id"]
+    await session.send({"type": "welcome", "node_id": node["id"],
+                        "heartbeat_interval": app[keys.CONFIG].heartbeat_interval,
+                        "resume_attempt": resume})
+    log.info("node %s (%s) connected%s", node["name"], node["id"],
+             ", resuming its job" if resume else "")
+    dispatcher.publish_node(session)
+    return session
+
+
+async def _handle(dispatcher: Dispatcher, session: NodeSession, msg: Any) -> None:
+    if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+        raise ValidationError("type", "each message is an object with a type")
+    kind = msg["type"]
+    if kind == "ready":
+        if session.attempt_id is None:
+            dispatcher.mark_ready(session)
+        return
+    if kind == "heartbeat":
+        return
+    if kind == "goodbye":
+        if session.attempt_id:
+            await dispatcher.requeue(session.attempt_id, "node handed its job back")
+            session.attempt_id = None
+        await session.ws.close()
+        return
+    attempt_id = msg.get("attempt_id")
+    if not isinstance(attempt_id, str) or attempt_id != session.attempt_id:
+        # Late news about an attempt this node no longer holds: ignore it.
+        return
+    if kind == "progress":
+        session.progress = {k: msg.get(k) for k in ("frame", "sample", "samples")
+                            if isinstance(msg.get(k), int)}
+        dispatcher.progress_changed(session)
+    elif kind == "job_done":
+        await dispatcher.finish(attempt_id)
+        session.attempt_id = None
+        dispatcher.publish_node(session)
+    elif kind == "job_failed":
+        reason = str(msg.get("reason") or "unknown")[:500]
+        await dispatcher.fail(attempt_id, reason, str(msg.get("log_tail") or "")[-20_000:])
+        session.attempt_id = None
+        dispatcher.publish_node(session)
+    else:
+        raise ValidationError("type", f"unknown message type {kind[:40]!r}")

@@ -1,0 +1,48 @@
+"""Nodes: list them with live status; enable or disable one."""
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from .. import keys
+from ..store import nodes as node_sql
+
+routes = web.RouteTableDef()
+NODE_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@routes.get("/api/nodes")
+async def list_nodes(request: web.Request) -> web.Response:
+    """Every node the farm has seen, with live status and progress."""
+    dispatcher = request.app[keys.DISPATCHER]
+    nodes = await node_sql.list_all(request.app[keys.DB])
+    return web.json_response({"nodes": [dispatcher.node_view(n) for n in nodes]})
+
+
+async def _set_enabled(request: web.Request, enabled: bool) -> web.Response:
+    node_id = request.match_info["node_id"]
+    if not NODE_ID.match(node_id):
+        raise web.HTTPNotFound(text="no such node")
+    node = await node_sql.set_enabled(request.app[keys.DB], node_id, enabled)
+    if node is None:
+        raise web.HTTPNotFound(text="no such node")
+    dispatcher = request.app[keys.DISPATCHER]
+    session = dispatcher.sessions.get(node_id)
+    if session:
+        session.node["enabled"] = enabled
+    dispatcher.publish_node(node)
+    dispatcher.kick()
+    return web.json_response(dispatcher.node_view(node))
+
+
+@routes.post("/api/nodes/{node_id}/enable")
+async def enable_node(request: web.Request) -> web.Response:
+    """Let the node take jobs again."""
+    return await _set_enabled(request, True)
+
+
+@routes.post("/api/nodes/{node_id}/disable")
+async def disable_node(request: web.Request) -> web.Response:
+    """Give the node no new jobs; a job it is rendering finishes."""
+    return await _set_enabled(request, False)

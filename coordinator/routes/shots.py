@@ -1,0 +1,175 @@
+"""Shots: submit, list, read, change priority, pause/resume/cancel/requeue, delete."""
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from .. import keys, validation
+from ..chunking import chunk_frames, frame_numbers
+from ..middleware import read_json
+from ..store import frames as frame_sql
+from ..store import jobs as job_sql
+from ..store import shots as shot_sql
+
+routes = web.RouteTableDef()
+
+BLEND_MAGIC = (b"BLENDER", b"\x1f\x8b", b"\x28\xb5\x2f\xfd")  # plain, gzip, zstd
+
+
+def shot_id_of(request: web.Request) -> int:
+    return validation.positive_id(request.match_info["shot_id"], "shot_id")
+
+
+async def shot_or_404(request: web.Request, with_files: bool = False) -> dict:
+    shot_id = shot_id_of(request)
+    shot = await shot_sql.get(request.app[keys.DB], shot_id, with_files)
+    if shot is None:
+        raise web.HTTPNotFound(text=f"no shot {shot_id}")
+    return shot
+
+
+@routes.post("/api/shots")
+async def create_shot(request: web.Request) -> web.Response:
+    """Submit a shot whose files were uploaded as blobs; jobs are made at once."""
+    spec = validation.shot_spec(await read_json(request))
+    storage = request.app[keys.STORAGE]
+    missing = [f["path"] for f in spec.files if not storage.has_blob(f["sha256"])]
+    if missing:
+        raise validation.ValidationError(
+            "files", f"upload these first (PUT /api/blobs/<sha256>): {', '.join(missing[:20])}")
+    blend = next(f for f in spec.files if f["path"] == spec.blend_path)
+    with open(storage.blob_path(blend["sha256"]), "rb") as f:
+        head = f.read(8)
+    if not head.startswith(BLEND_MAGIC):
+        raise validation.ValidationError("blend_path", f"{spec.blend_path} is not a .blend file")
+    frames = frame_numbers(spec.frame_start, spec.frame_end, spec.frame_step)
+    jobs = chunk_frames(frames, spec.chunk_size)
+    db = request.app[keys.DB]
+    shot_id = await shot_sql.create(db, spec, jobs)
+    shot = await shot_sql.get(db, shot_id, with_files=True)
+    request.app[keys.EVENTS].shot_changed(shot_id)
+    request.app[keys.DISPATCHER].kick()
+    return web.json_response(shot, status=201)
+
+
+@routes.get("/api/shots")
+async def list_shots(request: web.Request) -> web.Response:
+    """Every shot, newest first, with progress; `?status=` filters."""
+    status = request.query.get("status")
+    if status is not None and status not in {s.value for s in shot_sql.ShotStatus}:
+        raise validation.ValidationError("status", f"unknown status {status[:40]!r}")
+    shots = await shot_sql.list_all(request.app[keys.DB], status)
+    return web.json_response({"shots": shots})
+
+
+@routes.get("/api/shots/{shot_id}")
+async def get_shot(request: web.Request) -> web.Response:
+    """One shot with progress and its file manifest."""
+    return web.json_response(await shot_or_404(request, with_files=True))
+
+
+@routes.patch("/api/shots/{shot_id}")
+async def patch_shot(request: web.Request) -> web.Response:
+    """Change a shot's priority (0-100, higher first)."""
+    shot = await shot_or_404(request)
+    priority = validation.priority(await read_json(request))
+    await shot_sql.set_priority(request.app[keys.DB], shot["id"], priority)
+    return await _changed(request, shot["id"])
+
+
+@routes.delete("/api/shots/{shot_id}")
+async def delete_shot(request: web.Request) -> web.Response:
+    """Delete a shot with its frames and thumbnails; running jobs are stopped."""
+    shot = await shot_or_404(request)
+    db, dispatcher = request.app[keys.DB], request.app[keys.DISPATCHER]
+    running = await job_sql.running_attempts_of_shot(db, shot["id"])
+    await dispatcher.cancel_attempts(shot["id"], running)
+    await shot_sql.delete(db, shot["id"])
+    await asyncio.to_thread(request.app[keys.STORAGE].delete_shot, shot["id"])
+    request.app[keys.EVENTS].shot_changed(shot["id"])
+    return web.json_response({"deleted": shot["id"]})
+
+
+@routes.post("/api/shots/{shot_id}/pause")
+async def pause_shot(request: web.Request) -> web.Response:
+    """Stop handing out this shot's jobs; running jobs finish."""
+    shot = await shot_or_404(request)
+    await _transition(request, job_sql.set_paused(request.app[keys.DB], shot["id"], True))
+    return await _changed(request, shot["id"])
+
+
+@routes.post("/api/shots/{shot_id}/resume")
+async def resume_shot(request: web.Request) -> web.Response:
+    """Hand out a paused shot's jobs again."""
+    shot = await shot_or_404(request)
+    await _transition(request, job_sql.set_paused(request.app[keys.DB], shot["id"], False))
+    return await _changed(request, shot["id"])
+
+
+@routes.post("/api/shots/{shot_id}/cancel")
+async def cancel_shot(request: web.Request) -> web.Response:
+    """Cancel the shot; nodes rendering it stop at once."""
+    shot = await shot_or_404(request)
+    db = request.app[keys.DB]
+    running = await job_sql.running_attempts_of_shot(db, shot["id"])
+    await _transition(request, job_sql.cancel_shot(db, shot["id"]))
+    await request.app[keys.DISPATCHER].cancel_attempts(shot["id"], running)
+    return await _changed(request, shot["id"])
+
+
+@routes.post("/api/shots/{shot_id}/requeue")
+async def requeue_shot(request: web.Request) -> web.Response:
+    """Put the shot's failed jobs back in the queue and clear its blocklist."""
+    shot = await shot_or_404(request)
+    if shot["status"] in ("completed", "cancelled"):
+        raise web.HTTPConflict(text=f"a {shot['status']} shot has nothing to requeue")
+    await _transition(request, job_sql.requeue_failed(request.app[keys.DB], shot["id"]))
+    return await _changed(request, shot["id"])
+
+
+@routes.get("/api/shots/{shot_id}/frames")
+async def shot_frames(request: web.Request) -> web.Response:
+    """A shot's frames in order, with status and image URLs; `?offset=&limit=` pages."""
+    shot = await shot_or_404(request)
+    offset = validation.positive_id(request.query.get("offset", "0"), "offset")
+    limit = request.query.get("limit")
+    count = validation.positive_id(limit, "limit") if limit is not None else -1
+    frames, total = await frame_sql.for_shot(request.app[keys.DB], shot["id"], offset, count)
+    return web.json_response({"frames": frames, "total": total})
+
+
+@routes.get("/api/shots/{shot_id}/jobs")
+async def shot_jobs(request: web.Request) -> web.Response:
+    """A shot's jobs with node, attempts and live progress."""
+    shot = await shot_or_404(request)
+    dispatcher = request.app[keys.DISPATCHER]
+    jobs = await job_sql.for_shot(request.app[keys.DB], shot["id"])
+    for job in jobs:
+        job["progress"] = dispatcher.job_progress(job)
+    return web.json_response({"jobs": jobs})
+
+
+@routes.get("/api/jobs/{job_id}")
+async def get_job(request: web.Request) -> web.Response:
+    """One job with the tail of its last failed attempt's log."""
+    job_id = validation.positive_id(request.match_info["job_id"], "job_id")
+    job = await job_sql.get(request.app[keys.DB], job_id)
+    if job is None:
+        raise web.HTTPNotFound(text=f"no job {job_id}")
+    job["progress"] = request.app[keys.DISPATCHER].job_progress(job)
+    return web.json_response(job)
+
+
+async def _transition(request: web.Request, change) -> None:
+    try:
+        await change
+    except ValueError as exc:
+        raise web.HTTPConflict(text=str(exc)) from None
+
+
+async def _changed(request: web.Request, shot_id: int) -> web.Response:
+    shot = await shot_sql.get(request.app[keys.DB], shot_id, with_files=True)
+    request.app[keys.EVENTS].shot_changed(shot_id)
+    request.app[keys.DISPATCHER].kick()
+    return web.json_response(shot)

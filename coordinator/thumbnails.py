@@ -1,0 +1,123 @@
+"""Thumbnails and browser previews, made in worker processes off the event loop."""
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+JPEG_QUALITY = 85
+
+
+@dataclass
+class ThumbResult:
+    thumbnail: Path
+    preview: Path | None
+    width: int
+    height: int
+
+
+def thumbnail_name(frame_name: str, alpha: bool) -> str:
+    return f"{Path(frame_name).stem}_thumbnail.{'png' if alpha else 'jpg'}"
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    if img.mode not in ("RGBA", "LA", "PA") and "transparency" not in img.info:
+        return False
+    alpha = img.getchannel("A") if img.mode in ("RGBA", "LA", "PA") else img.convert("RGBA").getchannel("A")
+    return alpha.getextrema()[0] < 255
+
+
+def _pick_rgba(path: Path) -> np.ndarray:
+    """Read an EXR (single or multilayer) and return float RGBA, H x W x 4."""
+    import OpenEXR
+
+    with OpenEXR.File(str(path), separate_channels=True) as exr:
+        channels = exr.channels()
+        names = list(channels)
+
+        def find(letter: str) -> str | None:
+            # Prefer the beauty pass: bare R/G/B, then "...Combined.R", then any "*.R".
+            for candidate in (letter, f"Combined.{letter}"):
+                if candidate in channels:
+                    return candidate
+            for n in names:
+                if n.endswith(f"Combined.{letter}"):
+                    return n
+            for n in names:
+                if n.endswith(f".{letter}"):
+                    return n
+            return None
+
+        picked = [find(c) for c in "RGBA"]
+        if picked[0] is None:
+            first = channels[names[0]].pixels.astype(np.float32)
+            rgb = np.stack([first] * 3, axis=-1)
+            return np.concatenate([rgb, np.ones(first.shape + (1,), np.float32)], axis=-1)
+        planes = [channels[n].pixels.astype(np.float32) if n else None for n in picked]
+        r = planes[0]
+        g = planes[1] if planes[1] is not None else r
+        b = planes[2] if planes[2] is not None else r
+        a = planes[3] if planes[3] is not None else np.ones_like(r)
+        return np.stack([r, g, b, a], axis=-1)
+
+
+def tone_map(rgba: np.ndarray) -> Image.Image:
+    """Linear scene light to display sRGB: Reinhard on exposure-normalised values."""
+    rgb = np.nan_to_num(rgba[..., :3], nan=0.0, posinf=1e4, neginf=0.0).clip(0, None)
+    mapped = rgb / (1.0 + rgb)
+    # Reinhard halves mid-grey; scale back so a value of 1.0 stays near white.
+    mapped = np.clip(mapped * 2.0, 0.0, 1.0)
+    srgb = np.where(mapped <= 0.0031308, mapped * 12.92,
+                    1.055 * np.power(mapped, 1 / 2.4) - 0.055)
+    out = (srgb * 255 + 0.5).astype(np.uint8)
+    alpha = (np.clip(rgba[..., 3], 0, 1) * 255 + 0.5).astype(np.uint8)
+    return Image.fromarray(np.dstack([out, alpha]), "RGBA")
+
+
+def make(frame: Path, thumb_dir: Path, preview_dir: Path, size: int) -> ThumbResult:
+    """Runs in a worker process: decode at reduced size where the format allows."""
+    preview = None
+    if frame.suffix.lower() == ".exr":
+        img = tone_map(_pick_rgba(frame))
+        width, height = img.size
+        preview_dir.mkdir(parents=True, exist_ok=True)
+        preview = preview_dir / f"{frame.stem}_preview.jpg"
+        _save_atomic(img.convert("RGB"), preview, "JPEG")
+    else:
+        img = Image.open(frame)
+        width, height = img.size
+        # JPEG decodes straight to a smaller scale; a no-op for PNG.
+        img.draft("RGB", (size, size))
+    alpha = _has_alpha(img)
+    img = img.convert("RGBA" if alpha else "RGB")
+    img.thumbnail((size, size), Image.Resampling.LANCZOS)
+    thumb_dir.mkdir(parents=True, exist_ok=True)
+    thumb = thumb_dir / thumbnail_name(frame.name, alpha)
+    _save_atomic(img, thumb, "PNG" if alpha else "JPEG")
+    return ThumbResult(thumb, preview, width, height)
+
+
+def _save_atomic(img: Image.Image, dest: Path, fmt: str) -> None:
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    kwargs = {"quality": JPEG_QUALITY} if fmt == "JPEG" else {}
+    img.save(tmp, fmt, **kwargs)
+    os.replace(tmp, dest)
+
+
+class Thumbnailer:
+    def __init__(self, workers: int, size: int):
+        self.size = size
+        self.pool = ProcessPoolExecutor(max_workers=max(1, workers))
+
+    async def make(self, frame: Path, thumb_dir: Path, preview_dir: Path) -> ThumbResult:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, make, frame, thumb_dir, preview_dir,
+                                          self.size)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,240 @@
+"""The node agent: dial the coordinator, shake hands, take jobs, report back."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import platform
+import random
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from . import __version__
+from .blender import BlenderFailed, blender_version
+from .runner import LeaseLost, NodeOptions, Renderer
+
+log = logging.getLogger("brender.node")
+
+
+@dataclass
+class AgentConfig:
+    coordinator: str
+    token: str
+    name: str
+    options: NodeOptions
+    tags: list[str] = field(default_factory=list)
+    max_backoff: float = 10.0
+
+
+class Agent:
+    def __init__(self, config: AgentConfig):
+        self.config = config
+        self.base = config.coordinator.rstrip("/")
+        self.renderer = Renderer(config.options)
+        self.node_id = self._load_id()
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.job: dict | None = None
+        self.job_task: asyncio.Task | None = None
+        self.pending_report: dict | None = None
+        self.stopping = asyncio.Event()
+        self.blender_version = ""
+        self.jobs_done = 0
+
+    # -- identity --------------------------------------------------------------
+    @property
+    def _id_file(self) -> Path:
+        return self.config.options.work_dir / "node_id"
+
+    def _load_id(self) -> str | None:
+        try:
+            return self._id_file.read_text().strip() or None
+        except OSError:
+            return None
+
+    def _save_id(self, node_id: str) -> None:
+        self._id_file.parent.mkdir(parents=True, exist_ok=True)
+        self._id_file.write_text(node_id)
+        self.node_id = node_id
+
+    def hello(self) -> dict:
+        return {"type": "hello", "node_id": self.node_id, "name": self.config.name,
+                "hostname": socket.gethostname(), "platform": platform.platform(terse=True),
+                "blender_version": self.blender_version, "cpu_count": os.cpu_count() or 1,
+                "tags": self.config.tags, "allow_scripts": self.config.options.allow_scripts,
+                "running_attempt": self.job["attempt_id"] if self.job else None,
+                "agent_version": __version__}
+
+    # -- main loop ---------------------------------------------------------------
+    async def run(self) -> None:
+        self.blender_version = await blender_version(self.config.options.blender)
+        headers = {"Authorization": f"Bearer {self.config.token}"}
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+        async with aiohttp.ClientSession(headers=headers, timeout=timeout) as http:
+            self.http = http
+            backoff = 0.5
+            while not self.stopping.is_set():
+                try:
+                    await self._connect_once(http)
+                    backoff = 0.5
+                except PermissionError as exc:
+                    log.error("%s", exc)
+                    raise
+                except aiohttp.WSServerHandshakeError as exc:
+                    if exc.status == 401:
+                        log.error("the coordinator refused our farm token")
+                        raise PermissionError("wrong farm token") from None
+                    log.info("handshake failed (%s); retrying", exc.status)
+                except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+                    log.info("coordinator unreachable (%s); retrying in %.1f s",
+                             exc or type(exc).__name__, backoff)
+                if self.stopping.is_set():
+                    break
+                await self._sleep(backoff * (0.75 + random.random() / 2))
+                backoff = min(backoff * 2, self.config.max_backoff)
+            await self._shutdown()
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _connect_once(self, http: aiohttp.ClientSession) -> None:
+        async with http.ws_connect(f"{self.base}/api/node/ws", heartbeat=10,
+                                   max_msg_size=1 << 24) as ws:
+            await ws.send_json(self.hello())
+            welcome = await ws.receive_json(timeout=30)
+            if welcome.get("type") != "welcome":
+                raise aiohttp.ClientError(f"handshake refused: {welcome.get('error')}")
+            self._save_id(welcome["node_id"])
+            self.ws = ws
+            log.info("connected to %s as %s (%s)", self.base, self.config.name, self.node_id)
+            if self.job and not welcome.get("resume_attempt"):
+                log.info("the coordinator took our job back; stopping it")
+                await self._stop_job()
+            if self.pending_report and self.job and welcome.get("resume_attempt"):
+                await self._send(self.pending_report)
+                self._job_finished()
+            self.pending_report = None
+            if self.job is None:
+                await self._send({"type": "ready"})
+            beat = asyncio.create_task(self._heartbeat(welcome.get("heartbeat_interval", 5)))
+            try:
+                async for msg in ws:
+                    if msg.type == aiohttp.WSMsgType.TEXT:
+                        await self._on_message(json.loads(msg.data))
+                    elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.ERROR):
+                        break
+            finally:
+                beat.cancel()
+                self.ws = None
+
+    async def _heartbeat(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self._send({"type": "heartbeat"})
+
+    async def _send(self, message: dict) -> bool:
+        ws = self.ws
+        if ws is None or ws.closed:
+            return False
+        try:
+            await ws.send_json(message)
+            return True
+        except (ConnectionError, RuntimeError, aiohttp.ClientError):
+            return False
+
+    async def _on_message(self, msg: dict) -> None:
+        kind = msg.get("type")
+        if kind == "assign":
+            if self.job is not None:
+                log.warning("assigned a job while busy; ignoring")
+                return
+            self.job = msg["job"]
+            self.job_task = asyncio.create_task(self._run_job(self.job))
+        elif kind == "cancel":
+            if self.job and msg.get("attempt_id") == self.job["attempt_id"]:
+                log.info("job %s cancelled by the coordinator", self.job["job_id"])
+                await self._stop_job()
+                await self._send({"type": "ready"})
+        elif kind == "error":
+            log.warning("coordinator says: %s", msg.get("error"))
+
+    # -- jobs --------------------------------------------------------------------
+    async def _run_job(self, job: dict) -> None:
+        attempt = job["attempt_id"]
+        log.info("job %s: frames %s of shot %s", job["job_id"], _span(job["frames"]),
+                 job["shot_id"])
+
+        def progress(frame: int, sample: int, samples: int) -> None:
+            message = {"type": "progress", "attempt_id": attempt, "frame": frame,
+                       "sample": sample, "samples": samples}
+            asyncio.get_running_loop().create_task(self._send(message))
+
+        report: dict | None
+        try:
+            await self.renderer.run(job, self.http, self.base, progress)
+            report = {"type": "job_done", "attempt_id": attempt}
+            self.jobs_done += 1
+        except LeaseLost:
+            log.info("job %s: our lease was taken back; dropping it", job["job_id"])
+            report = None
+        except BlenderFailed as exc:
+            log.warning("job %s failed: %s", job["job_id"], exc.reason)
+            report = {"type": "job_failed", "attempt_id": attempt, "reason": exc.reason,
+                      "log_tail": exc.log_tail}
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # report anything else rather than go silent
+            log.exception("job %s crashed the runner", job["job_id"])
+            report = {"type": "job_failed", "attempt_id": attempt,
+                      "reason": f"node error: {type(exc).__name__}: {exc}", "log_tail": ""}
+        if report is None:
+            self._job_finished()
+            await self._send({"type": "ready"})
+        elif await self._send(report):
+            self._job_finished()
+            await self._send({"type": "ready"})
+        else:
+            # Disconnected: keep the job and report once the coordinator resumes it.
+            self.pending_report = report
+
+    def _job_finished(self) -> None:
+        self.job, self.job_task = None, None
+
+    async def _stop_job(self) -> None:
+        task = self.job_task
+        self._job_finished()
+        self.pending_report = None
+        if task and not task.done():
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        await self.renderer.close()
+
+    # -- stopping ------------------------------------------------------------------
+    def request_stop(self) -> None:
+        self.stopping.set()
+        if self.ws is not None:
+            asyncio.get_running_loop().create_task(self._goodbye())
+
+    async def _goodbye(self) -> None:
+        """SIGTERM: stop Blender, hand the job back, say goodbye."""
+        await self._stop_job()
+        await self._send({"type": "goodbye"})
+        if self.ws is not None:
+            await self.ws.close()
+
+    async def _shutdown(self) -> None:
+        await self._stop_job()
+        await self.renderer.close()
+
+
+def _span(frames: list[int]) -> str:
+    return f"{frames[0]}-{frames[-1]}" if len(frames) > 1 else str(frames[0]) if frames else "-"

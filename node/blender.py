@@ -1,0 +1,195 @@
+"""Blender processes: a warm session per shot, or one process per chunk."""
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import re
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Awaitable, Callable
+
+DRIVER = Path(__file__).with_name("blender_driver.py")
+PROGRESS = re.compile(r"^Fra:(-?\d+) .*?Sample (\d+)/(\d+)")
+LOG_LINES = 300
+
+FrameCallback = Callable[[int, Path, float], Awaitable[None]]
+ProgressCallback = Callable[[int, int, int], None]
+
+
+class BlenderFailed(Exception):
+    def __init__(self, reason: str, log_tail: str):
+        super().__init__(reason)
+        self.reason = reason
+        self.log_tail = log_tail
+
+
+def classify(lines: list[str], returncode: int | None) -> str:
+    """The common causes of a failed render, named from Blender's log."""
+    text = "\n".join(lines)
+    checks = [
+        (r"Cannot read file|Unable to open|No such file or directory|not found: ",
+         "missing file"),
+        (r"Malloc returns null|out of memory|CUDA error: Out of memory|std::bad_alloc|"
+         r"Killed", "out of memory"),
+        (r"Traceback \(most recent call last\)|BRENDER_ERROR|Python script failed",
+         "Python error"),
+        (r"Segmentation fault|Aborted|Error: EXCEPTION_|SIGSEGV|backtrace", "Blender crashed"),
+    ]
+    for pattern, label in checks:
+        match = re.search(pattern, text)
+        if match:
+            line = next((ln for ln in reversed(lines) if re.search(pattern, ln)), match.group(0))
+            return f"{label}: {line.strip()[:300]}"
+    if returncode is not None and returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = str(-returncode)
+        return f"Blender crashed: killed by signal {name}"
+    if returncode:
+        return f"Blender exited with code {returncode}"
+    return "Blender stopped unexpectedly"
+
+
+@dataclass
+class RenderSettings:
+    blend_file: Path
+    outdir: Path
+    output_format: str
+    resolution_percentage: int
+    allow_scripts: bool
+
+
+class BlenderProcess:
+    """One Blender process running the driver; `serve` keeps it for many requests."""
+
+    def __init__(self, blender: str, settings: RenderSettings, serve: bool,
+                 hang_timeout: float, frames: list[int] | None = None):
+        self.blender = blender
+        self.settings = settings
+        self.serve = serve
+        self.hang_timeout = hang_timeout
+        self.frames = frames or []
+        self.proc: asyncio.subprocess.Process | None = None
+        self.log: collections.deque[str] = collections.deque(maxlen=LOG_LINES)
+        self.frames_rendered = 0
+
+    def command(self) -> list[str]:
+        s = self.settings
+        cmd = [self.blender, "-b", "--factory-startup",
+               "--enable-autoexec" if s.allow_scripts else "--disable-autoexec",
+               str(s.blend_file), "--python-exit-code", "1", "--python", str(DRIVER), "--",
+               "--outdir", str(s.outdir), "--format", s.output_format,
+               "--resolution", str(s.resolution_percentage)]
+        if self.serve:
+            cmd.append("--serve")
+        else:
+            cmd += ["--frames", ",".join(str(f) for f in self.frames)]
+        return cmd
+
+    async def start(self) -> None:
+        self.settings.outdir.mkdir(parents=True, exist_ok=True)
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.command(), stdin=asyncio.subprocess.PIPE if self.serve else None,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True, limit=1 << 20)
+        event, _ = await self._next_event(None)
+        if event != "READY":
+            raise BlenderFailed(f"Blender did not start: {classify(list(self.log), None)}",
+                                self.log_tail())
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(list(self.log)[-lines:])
+
+    async def render_into(self, frames: list[int], outdir: Path, on_frame: FrameCallback,
+                          on_progress: ProgressCallback) -> None:
+        """Ask a warm session for `frames`, written into `outdir`."""
+        assert self.proc is not None and self.proc.stdin is not None
+        request = {"frames": frames, "outdir": str(outdir)}
+        try:
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            await self.proc.stdin.drain()
+        except ConnectionError:
+            code = await self.proc.wait()
+            raise BlenderFailed(classify(list(self.log), code), self.log_tail()) from None
+        await self.render(frames, on_frame, on_progress)
+
+    async def render(self, frames: list[int], on_frame: FrameCallback,
+                     on_progress: ProgressCallback) -> None:
+        """Read events until the request is done, calling back as each file is written."""
+        assert self.proc is not None
+        while True:
+            event, data = await self._next_event(on_progress)
+            if event == "FRAME":
+                self.frames_rendered += 1
+                await on_frame(int(data["frame"]), Path(data["path"]), float(data["seconds"]))
+            elif event == "DONE":
+                return
+
+    async def _next_event(self, on_progress: ProgressCallback | None) -> tuple[str, dict]:
+        assert self.proc is not None and self.proc.stdout is not None
+        while True:
+            try:
+                raw = await asyncio.wait_for(self.proc.stdout.readline(), self.hang_timeout)
+            except asyncio.TimeoutError:
+                await self.kill()
+                raise BlenderFailed(
+                    f"Blender hung: no output for {self.hang_timeout:.0f} s; killed",
+                    self.log_tail()) from None
+            if not raw:
+                code = await self.proc.wait()
+                raise BlenderFailed(classify(list(self.log), code), self.log_tail())
+            line = raw.decode(errors="replace").rstrip()
+            self.log.append(line)
+            if line.startswith("BRENDER_"):
+                kind, _, payload = line[8:].partition(" ")
+                data = json.loads(payload) if payload.startswith("{") else {}
+                if kind == "ERROR":
+                    continue  # the exit that follows carries the failure
+                return kind, data
+            if on_progress:
+                match = PROGRESS.match(line)
+                if match:
+                    on_progress(*(int(g) for g in match.groups()))
+
+    async def close(self) -> None:
+        if not self.alive:
+            return
+        assert self.proc is not None
+        if self.serve and self.proc.stdin is not None:
+            try:
+                self.proc.stdin.write(b'{"quit": true}\n')
+                await self.proc.stdin.drain()
+                await asyncio.wait_for(self.proc.wait(), 10)
+                return
+            except (ConnectionError, asyncio.TimeoutError):
+                pass
+        await self.kill()
+
+    async def kill(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        await self.proc.wait()
+
+
+async def blender_version(blender: str) -> str:
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            blender, "--version", stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL)
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    except (OSError, asyncio.TimeoutError):
+        return ""
+    match = re.search(r"Blender (\S+)", out.decode(errors="replace"))
+    return match.group(1) if match else ""

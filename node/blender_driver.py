@@ -1,0 +1,85 @@
+"""Runs inside Blender (`--python`): renders frames on request, keeping the file loaded.
+
+Started as `blender -b FILE --python blender_driver.py -- --outdir D --format F ...`.
+With `--frames 1,2,3` it renders those frames and exits (one process per chunk).
+With `--serve` it stays up, reading one JSON request per line from stdin
+(`{"frames": [..]}` or `{"quit": true}`), so Blender starts once per shot, not
+once per frame. Every line meant for the node starts with BRENDER_.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import bpy
+
+FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "OPEN_EXR": "OPEN_EXR",
+           "OPEN_EXR_MULTILAYER": "OPEN_EXR_MULTILAYER"}
+
+
+def emit(kind, **data):
+    print(f"BRENDER_{kind} {json.dumps(data)}", flush=True)
+
+
+def configure(args):
+    scene = bpy.context.scene
+    render = scene.render
+    render.use_file_extension = True
+    render.image_settings.file_format = FORMATS[args.format]
+    if args.format in ("OPEN_EXR", "OPEN_EXR_MULTILAYER"):
+        render.image_settings.color_depth = "16"
+        render.image_settings.exr_codec = "ZIP"
+    elif args.format == "PNG":
+        render.image_settings.color_mode = "RGBA" if render.film_transparent else "RGB"
+    if args.resolution:
+        render.resolution_percentage = args.resolution
+    # The farm renders stills into its own folder; never a movie container.
+    render.use_overwrite = True
+    render.use_placeholder = False
+    return scene
+
+
+def render_frame(scene, number, outdir):
+    base = os.path.join(outdir, f"frame_{'-' if number < 0 else ''}{abs(number):06d}")
+    scene.render.filepath = base
+    scene.frame_set(number)
+    started = time.perf_counter()
+    bpy.ops.render.render(write_still=True)
+    seconds = time.perf_counter() - started
+    path = base + scene.render.file_extension
+    if not os.path.isfile(path):
+        raise RuntimeError(f"Blender wrote no file for frame {number} ({path})")
+    emit("FRAME", frame=number, path=path, seconds=round(seconds, 4))
+
+
+def main():
+    argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
+    parser = argparse.ArgumentParser(prog="blender_driver")
+    parser.add_argument("--outdir", required=True)
+    parser.add_argument("--format", default="PNG", choices=sorted(FORMATS))
+    parser.add_argument("--resolution", type=int, default=0)
+    parser.add_argument("--frames", default="")
+    parser.add_argument("--serve", action="store_true")
+    args = parser.parse_args(argv)
+    scene = configure(args)
+    emit("READY", blender=bpy.app.version_string, file=bpy.data.filepath)
+    if not args.serve:
+        for number in (int(x) for x in args.frames.split(",") if x.strip()):
+            render_frame(scene, number, args.outdir)
+        emit("DONE")
+        return
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request.get("quit"):
+            break
+        for number in request["frames"]:
+            render_frame(scene, number, request.get("outdir", args.outdir))
+        emit("DONE")
+
+
+try:
+    main()
+except Exception as exc:  # report, then let --python-exit-code turn it into a failure
+    emit("ERROR", error=f"{type(exc).__name__}: {exc}")
+    raise

@@ -1,0 +1,162 @@
+"""Running one assignment: files, Blender, frame uploads as each frame lands."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import aiohttp
+
+from .blender import BlenderFailed, BlenderProcess, RenderSettings
+from .cache import BlobCache, CacheError
+
+log = logging.getLogger("brender.node.runner")
+UPLOAD_TRIES = 8
+
+
+class LeaseLost(Exception):
+    """The coordinator fenced our attempt; stop without reporting."""
+
+
+@dataclass
+class NodeOptions:
+    blender: str
+    work_dir: Path
+    hang_timeout: float = 300.0
+    warm_sessions: bool = True
+    recycle_after: int = 500
+    allow_scripts: bool = False
+
+
+class Renderer:
+    """Owns the warm Blender session, reused across jobs of the same shot."""
+
+    def __init__(self, options: NodeOptions):
+        self.options = options
+        self.cache = BlobCache(options.work_dir / "cache")
+        self.session: BlenderProcess | None = None
+        self.session_key: tuple | None = None
+        self.warm_broken = False
+
+    async def close(self) -> None:
+        if self.session:
+            await self.session.close()
+        self.session, self.session_key = None, None
+
+    async def run(self, job: dict, http: aiohttp.ClientSession, base_url: str,
+                  progress: Callable[[int, int, int], None]) -> None:
+        """Render and upload every frame of `job`; raises BlenderFailed or LeaseLost."""
+        try:
+            await self.cache.ensure(http, base_url, job["files"])
+        except (CacheError, aiohttp.ClientError) as exc:
+            raise BlenderFailed(f"could not fetch the shot's files: {exc}", "") from exc
+        project = self.options.work_dir / "projects" / str(job["shot_id"])
+        self.cache.materialize(project, job["files"])
+        outdir = self.options.work_dir / "output" / job["attempt_id"]
+        settings = RenderSettings(project / job["blend_path"], outdir, job["output_format"],
+                                  job["resolution_percentage"],
+                                  job["allow_scripts"] and self.options.allow_scripts)
+        uploads = Uploads(http, base_url, job["attempt_id"])
+
+        async def on_frame(number: int, path: Path, seconds: float) -> None:
+            uploads.add(number, path, seconds)
+
+        try:
+            await self._render(settings, job["frames"], on_frame, progress)
+            await uploads.finish()
+        finally:
+            uploads.cancel()
+            shutil.rmtree(outdir, ignore_errors=True)
+
+    async def _render(self, settings: RenderSettings, frames: list[int], on_frame,
+                      progress) -> None:
+        if not self.options.warm_sessions or self.warm_broken:
+            await self._render_cold(settings, frames, on_frame, progress)
+            return
+        key = (str(settings.blend_file), settings.output_format,
+               settings.resolution_percentage, settings.allow_scripts)
+        if self.session is None or self.session_key != key or not self.session.alive or \
+                self.session.frames_rendered >= self.options.recycle_after:
+            await self.close()
+            self.session = BlenderProcess(self.options.blender, settings, serve=True,
+                                          hang_timeout=self.options.hang_timeout)
+            self.session_key = key
+            try:
+                await self.session.start()
+            except BlenderFailed:
+                # A file a warm session cannot load may still render the classic way.
+                log.warning("warm Blender session failed to start; one process per chunk")
+                await self.close()
+                await self._render_cold(settings, frames, on_frame, progress)
+                return
+        self.session.settings.outdir = settings.outdir
+        settings.outdir.mkdir(parents=True, exist_ok=True)
+        try:
+            await self.session.render_into(frames, settings.outdir, on_frame, progress)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _render_cold(self, settings: RenderSettings, frames: list[int], on_frame,
+                           progress) -> None:
+        proc = BlenderProcess(self.options.blender, settings, serve=False,
+                              hang_timeout=self.options.hang_timeout, frames=frames)
+        try:
+            await proc.start()
+            await proc.render(frames, on_frame, progress)
+            code = await proc.proc.wait() if proc.proc else 0
+            if code:
+                raise BlenderFailed(f"Blender exited with code {code}", proc.log_tail())
+        finally:
+            await proc.kill()
+
+
+class Uploads:
+    """Frames go up in order of arrival while Blender renders the next one."""
+
+    def __init__(self, http: aiohttp.ClientSession, base_url: str, attempt_id: str):
+        self.http, self.base_url, self.attempt_id = http, base_url, attempt_id
+        self.queue: asyncio.Queue[tuple[int, Path, float] | None] = asyncio.Queue()
+        self.task = asyncio.create_task(self._worker())
+
+    def add(self, number: int, path: Path, seconds: float) -> None:
+        self.queue.put_nowait((number, path, seconds))
+
+    async def finish(self) -> None:
+        self.queue.put_nowait(None)
+        await self.task
+
+    def cancel(self) -> None:
+        self.task.cancel()
+
+    async def _worker(self) -> None:
+        while (item := await self.queue.get()) is not None:
+            await self._upload(*item)
+
+    async def _upload(self, number: int, path: Path, seconds: float) -> None:
+        data = await asyncio.to_thread(path.read_bytes)
+        sha = hashlib.sha256(data).hexdigest()
+        url = f"{self.base_url}/api/attempts/{self.attempt_id}/frames/{number}"
+        headers = {"X-Sha256": sha, "X-Render-Time": f"{seconds:.4f}",
+                   "X-Filename": path.name, "Content-Type": "application/octet-stream"}
+        delay, last = 0.5, ""
+        for _ in range(UPLOAD_TRIES):
+            try:
+                async with self.http.put(url, data=data, headers=headers) as resp:
+                    if resp.status in (200, 201):
+                        return
+                    body = await resp.text()
+                    if resp.status == 409:
+                        raise LeaseLost(body)
+                    if resp.status < 500 and resp.status != 429:
+                        raise BlenderFailed(f"upload of frame {number} refused: {body}", "")
+                    last = f"HTTP {resp.status}: {body[:200]}"
+            except aiohttp.ClientError as exc:
+                last = str(exc) or type(exc).__name__
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10)
+        raise BlenderFailed(f"upload of frame {number} failed: {last}", "")
