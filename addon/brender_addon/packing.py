@@ -1,0 +1,205 @@
+"""Pack a .blend and everything it needs into a directory tree the node can open.
+
+bpy-free, built on Blender Asset Tracer (BAT, the packer Flamenco uses): it
+follows every external file the .blend references (images and image sequences,
+linked libraries and what *they* reference, sounds, fonts, caches...), copies
+them into `out_dir` and rewrites the paths inside the copied .blend files so they
+are relative. Files inside the project directory (by default the folder holding
+the .blend) keep their place in the tree; files outside it go under
+`_outside_project/<their absolute path>`.
+
+Blender's own Python does not ship BAT, so the add-on zip carries a copy in
+`vendor/`; it is used only when `blender_asset_tracer` is not importable already.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+log = logging.getLogger(__name__)
+
+VENDOR_DIR = Path(__file__).resolve().parent / "vendor"
+PACK_INFO = "pack-info.txt"
+
+# progress(message, fraction): fraction in [0, 1], or None when unknown.
+ProgressFn = Callable[[str, Optional[float]], None]
+
+
+class PackError(Exception):
+    """Packing failed (unreadable .blend, disk full...)."""
+
+
+class PackCancelled(PackError):
+    """`cancelled()` answered True while packing."""
+
+
+@dataclass
+class PackResult:
+    root: Path                      # the packed tree (out_dir)
+    blend_path: str                 # the .blend to open, relative to root, '/'-separated
+    files: list[dict] = field(default_factory=list)   # [{path, sha256, size}], sorted by path
+    missing: list[str] = field(default_factory=list)  # absolute paths of referenced files that do not exist
+
+    @property
+    def total_size(self) -> int:
+        return sum(f["size"] for f in self.files)
+
+
+def import_bat() -> Any:
+    """Import blender_asset_tracer, from the add-on's vendor/ copy if need be."""
+    had_mp_main = "__mp_main__" in sys.modules
+    try:
+        return _import_bat()
+    finally:
+        # BAT imports multiprocessing, which aliases sys.modules["__mp_main__"] to
+        # the current __main__. In Blender that can be a `--python` script's
+        # temporary module, freed when the script ends: Blender then crashes on
+        # exit while scanning sys.modules (seen with Blender 3.4). Nothing here
+        # spawns processes, so drop the alias.
+        if not had_mp_main and "bpy" in sys.modules:
+            sys.modules.pop("__mp_main__", None)
+
+
+def _import_bat() -> Any:
+    try:
+        import blender_asset_tracer  # noqa: F401
+    except ImportError:
+        if not (VENDOR_DIR / "blender_asset_tracer").is_dir():
+            raise PackError(
+                "Blender Asset Tracer is missing: install the add-on from the zip that "
+                "build_addon.py makes (it carries BAT), or `pip install blender-asset-tracer`."
+            ) from None
+        if str(VENDOR_DIR) not in sys.path:
+            sys.path.append(str(VENDOR_DIR))
+        import blender_asset_tracer  # noqa: F401
+    import blender_asset_tracer.pack
+    import blender_asset_tracer.pack.progress
+    return blender_asset_tracer
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _make_callback(bat: Any, progress: ProgressFn | None) -> Any:
+    base = bat.pack.progress.Callback
+
+    class Callback(base):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            super().__init__()
+            self.traced = 0
+
+        def _say(self, message: str, fraction: float | None = None) -> None:
+            if progress is not None:
+                progress(message, fraction)
+
+        def trace_blendfile(self, filename: Path) -> None:
+            self._say(f"Reading {Path(filename).name}")
+
+        def trace_asset(self, filename: Path) -> None:
+            self.traced += 1
+            self._say(f"Found {self.traced} files ({Path(filename).name})")
+
+        def rewrite_blendfile(self, orig_filename: Path) -> None:
+            self._say(f"Making paths relative in {Path(orig_filename).name}")
+
+        def transfer_file(self, src: Path, dst: Any) -> None:
+            self._say(f"Copying {Path(str(dst)).name}")
+
+        def transfer_progress(self, total_bytes: int, transferred_bytes: int) -> None:
+            if total_bytes:
+                self._say("Copying files", min(1.0, transferred_bytes / total_bytes))
+
+    return Callback()
+
+
+def pack_blend(blend_path: Path, out_dir: Path,
+               progress: ProgressFn | None = None,
+               cancelled: Callable[[], bool] | None = None,
+               *, project: Path | None = None) -> PackResult:
+    """Pack `blend_path` and its dependencies into `out_dir` (empty or new).
+
+    `progress(message, fraction)` is called from this thread as packing goes;
+    `cancelled()` is polled and, once it answers True, packing stops with
+    `PackCancelled`. `project` is the folder whose layout is kept (default: the
+    .blend's folder). Missing files do not stop packing: they are listed in
+    `PackResult.missing` for the caller to decide.
+    """
+    bat = import_bat()
+    from blender_asset_tracer import blendfile
+    from blender_asset_tracer.pack import Aborted, Packer
+
+    blend_path = Path(blend_path).absolute()
+    out_dir = Path(out_dir).absolute()
+    project = Path(project).absolute() if project else blend_path.parent
+    if not blend_path.is_file():
+        raise PackError(f"{blend_path} does not exist")
+    try:
+        blend_path.relative_to(project)
+    except ValueError:
+        raise PackError(f"{blend_path} is not inside the project folder {project}") from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if any(out_dir.iterdir()):
+        raise PackError(f"{out_dir} is not empty")
+
+    stop = threading.Event()
+    try:
+        with Packer(blend_path, project, str(out_dir)) as packer:
+            packer.progress_cb = _make_callback(bat, progress)
+            watcher = None
+            if cancelled is not None:
+                def watch() -> None:
+                    while not stop.wait(0.1):
+                        if cancelled():
+                            packer.abort("cancelled")
+                            return
+                watcher = threading.Thread(target=watch, name="brender-pack-cancel", daemon=True)
+                watcher.start()
+            try:
+                packer.strategise()
+                packer.execute()
+            except Aborted as err:
+                if cancelled is not None and cancelled():
+                    raise PackCancelled("Packing cancelled") from None
+                raise PackError(f"Packing failed: {err}") from None
+            finally:
+                stop.set()
+                if watcher is not None:
+                    watcher.join()
+            missing = sorted(str(p) for p in packer.missing_files)
+            packed_blend = Path(packer.output_path)
+    except (PackError, OSError) as err:
+        if isinstance(err, PackError):
+            raise
+        raise PackError(f"Packing failed: {err}") from err
+    except Exception as err:  # BAT raises its own errors for unreadable .blend files
+        raise PackError(f"Packing failed: {type(err).__name__}: {err}") from err
+    finally:
+        # BAT keeps the .blend files it read open in a cache; close them so the
+        # next pack sees fresh files (and Windows can delete them).
+        blendfile.close_all_cached()
+
+    (out_dir / PACK_INFO).unlink(missing_ok=True)
+    if progress:
+        progress("Hashing files", None)
+    files = []
+    for dirpath, _dirs, names in os.walk(out_dir):
+        for name in names:
+            path = Path(dirpath) / name
+            rel = path.relative_to(out_dir).as_posix()
+            files.append({"path": rel, "sha256": sha256_file(path), "size": path.stat().st_size})
+            if cancelled is not None and cancelled():
+                raise PackCancelled("Packing cancelled")
+    files.sort(key=lambda f: f["path"])
+    return PackResult(root=out_dir, blend_path=packed_blend.relative_to(out_dir).as_posix(),
+                      files=files, missing=missing)
