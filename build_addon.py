@@ -40,9 +40,14 @@ class BuildError(Exception):
 def bl_info_version(addon_dir: Path = ADDON_DIR) -> str:
     tree = ast.parse((addon_dir / "__init__.py").read_text(encoding="utf-8"))
     for node in tree.body:
-        targets = [node.target] if isinstance(node, ast.AnnAssign) else getattr(node, "targets", [])
-        if any(isinstance(t, ast.Name) and t.id == "bl_info" for t in targets) and node.value is not None:
-            info = ast.literal_eval(node.value)
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        if any(isinstance(t, ast.Name) and t.id == "bl_info" for t in targets):
+            info = ast.literal_eval(value)
             return ".".join(str(part) for part in info["version"])
     raise BuildError("no bl_info in __init__.py")
 

@@ -7,7 +7,7 @@ same job runs to completion in-line instead.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import bpy
 from bpy.props import BoolProperty
@@ -15,6 +15,9 @@ from bpy.props import BoolProperty
 from . import gather, jobs, preferences, runtime
 from .properties import settings_of
 from .shot_spec import SpecError
+
+# What an operator's execute/invoke/modal may answer.
+Result = set[Literal["RUNNING_MODAL", "CANCELLED", "FINISHED", "PASS_THROUGH", "INTERFACE"]]
 
 
 class _ThreadedOperator:
@@ -26,10 +29,10 @@ class _ThreadedOperator:
     def on_message(self, context: Any, kind: str, payload: Any) -> None:
         pass
 
-    def finish(self, context: Any, job: Any) -> set[str]:
+    def finish(self, context: Any, job: Any) -> Result:
         raise NotImplementedError
 
-    def run_job(self, context: Any, job: jobs.Job) -> set[str]:
+    def run_job(self, context: Any, job: jobs.Job) -> Result:
         if bpy.app.background or context.window is None:
             job.run()                     # in-line: the same code path, synchronously
             for kind, payload in job.drain():
@@ -42,7 +45,7 @@ class _ThreadedOperator:
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
-    def modal(self, context: Any, event: Any) -> set[str]:
+    def modal(self, context: Any, event: Any) -> Result:
         job = self._job
         if job is None or event.type != "TIMER":
             return {"PASS_THROUGH"}
@@ -83,11 +86,12 @@ class BRENDER_OT_submit(_ThreadedOperator, bpy.types.Operator):
         return not runtime.state.submitting
 
     def draw(self, context: Any) -> None:
-        col = self.layout.column()
+        layout: Any = self.layout
+        col = layout.column()
         col.label(text="This file has unsaved changes.", icon="ERROR")
         col.label(text="Save it and submit the saved file?")
 
-    def invoke(self, context: Any, event: Any) -> set[str]:
+    def invoke(self, context: Any, event: Any) -> Result:
         if not bpy.data.filepath:
             self.report({"ERROR"}, str(gather.NeverSaved(
                 "This file was never saved: save it, then submit again.")))
@@ -95,11 +99,11 @@ class BRENDER_OT_submit(_ThreadedOperator, bpy.types.Operator):
             return {"CANCELLED"}
         if bpy.data.is_dirty:
             self.save_first = True
-            result: set[str] = context.window_manager.invoke_props_dialog(self, width=320)
+            result: Result = context.window_manager.invoke_props_dialog(self, width=320)
             return result
         return self.execute(context)
 
-    def execute(self, context: Any) -> set[str]:
+    def execute(self, context: Any) -> Result:
         state = runtime.state
         if state.submitting:
             self.report({"ERROR"}, "A submission is already running")
@@ -133,7 +137,7 @@ class BRENDER_OT_submit(_ThreadedOperator, bpy.types.Operator):
             if bpy.app.background:
                 print(f"Brender: {text}", flush=True)
 
-    def finish(self, context: Any, job: Any) -> set[str]:
+    def finish(self, context: Any, job: Any) -> Result:
         state = runtime.state
         _status_text(context, None)
         state.progress_text = ""
@@ -164,7 +168,7 @@ class BRENDER_OT_cancel_submit(bpy.types.Operator):
     def poll(cls, context: Any) -> bool:
         return runtime.state.submitting
 
-    def execute(self, context: Any) -> set[str]:
+    def execute(self, context: Any) -> Result:
         job = runtime.state.submit_job
         if job is not None:
             job.cancel()
@@ -178,7 +182,7 @@ class BRENDER_OT_clear_status(bpy.types.Operator):
     bl_idname = "brender.clear_status"
     bl_label = "Stop Following"
 
-    def execute(self, context: Any) -> set[str]:
+    def execute(self, context: Any) -> Result:
         runtime.stop_watching()
         state = runtime.state
         state.shot = None
@@ -194,13 +198,13 @@ class BRENDER_OT_test_connection(_ThreadedOperator, bpy.types.Operator):
     bl_idname = "brender.test_connection"
     bl_label = "Test Connection"
 
-    def execute(self, context: Any) -> set[str]:
+    def execute(self, context: Any) -> Result:
         state = runtime.state
         state.connection_busy = True
         state.connection_text = ""
         return self.run_job(context, jobs.ConnectionCheck(preferences.client(context, timeout=10.0)))
 
-    def finish(self, context: Any, job: Any) -> set[str]:
+    def finish(self, context: Any, job: Any) -> Result:
         state = runtime.state
         state.connection_busy = False
         if job.error is not None:
@@ -223,7 +227,7 @@ class BRENDER_OT_open_dashboard(bpy.types.Operator):
     bl_idname = "brender.open_dashboard"
     bl_label = "Open Dashboard"
 
-    def execute(self, context: Any) -> set[str]:
+    def execute(self, context: Any) -> Result:
         url = preferences.preferences(context).url.strip().rstrip("/") + "/"
         shot = runtime.state.shot
         if shot and shot.get("id") is not None:

@@ -123,6 +123,31 @@ def _make_callback(bat: Any, progress: ProgressFn | None) -> Any:
     return Callback()
 
 
+def _packer_class(bat: Any) -> Any:
+    """BAT's Packer, except that files referenced by an *absolute* path inside
+    the project keep their place in the project tree (BAT sends every rewritten
+    path to `_outside_project/`, even those inside the project)."""
+    from blender_asset_tracer import bpathlib
+    from blender_asset_tracer.pack import Packer
+
+    class ProjectPacker(Packer):
+        def _find_new_paths(self) -> None:
+            project = bpathlib.make_absolute(self.project)
+            for path in self._new_location_paths:
+                action = self._actions[path]
+                try:
+                    relpath = bpathlib.make_absolute(path).relative_to(project)
+                except ValueError:
+                    action.new_path = Path(self._target_path, "_outside_project",
+                                           bpathlib.strip_root(path))
+                else:
+                    action.new_path = Path(self._target_path, relpath)
+
+    if not all(hasattr(Packer, name) for name in ("_find_new_paths", "_path_in_project")):
+        return Packer   # a BAT whose internals changed: its own layout is still correct
+    return ProjectPacker
+
+
 def pack_blend(blend_path: Path, out_dir: Path,
                progress: ProgressFn | None = None,
                cancelled: Callable[[], bool] | None = None,
@@ -137,7 +162,8 @@ def pack_blend(blend_path: Path, out_dir: Path,
     """
     bat = import_bat()
     from blender_asset_tracer import blendfile
-    from blender_asset_tracer.pack import Aborted, Packer
+    from blender_asset_tracer.pack import Aborted
+    Packer = _packer_class(bat)
 
     blend_path = Path(blend_path).absolute()
     out_dir = Path(out_dir).absolute()
@@ -192,7 +218,7 @@ def pack_blend(blend_path: Path, out_dir: Path,
     (out_dir / PACK_INFO).unlink(missing_ok=True)
     if progress:
         progress("Hashing files", None)
-    files = []
+    files: list[dict[str, Any]] = []
     for dirpath, _dirs, names in os.walk(out_dir):
         for name in names:
             path = Path(dirpath) / name

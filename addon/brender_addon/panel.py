@@ -42,7 +42,7 @@ class BRENDER_PT_output(bpy.types.Panel):
     bl_context = "output"
 
     def draw(self, context: Any) -> None:
-        layout = self.layout
+        layout: Any = self.layout
         layout.use_property_split = True
         layout.use_property_decorate = False
         scene = context.scene

@@ -48,7 +48,7 @@ class BrenderPreferences(bpy.types.AddonPreferences):
 
 
 def preferences(context: Any = None) -> BrenderPreferences:
-    ctx = context or bpy.context
+    ctx: Any = context or bpy.context
     prefs: BrenderPreferences = ctx.preferences.addons[ADDON_ID].preferences
     return prefs
 

@@ -1,0 +1,116 @@
+"""Drive the installed add-on inside a real Blender, as an artist would.
+
+    blender -b --factory-startup --python-exit-code 1 --python addon_driver.py -- plan.json
+    python addon_driver.py -- plan.json        # PyPI's bpy (Blender 5 as a module)
+
+plan.json: {"zip", "mode": "legacy" | "extension", "url", "token", "out", "steps": [...]}
+Each step is a dict with "do":
+  open {path}            open a .blend
+  new                    a new, never saved file
+  exec {code}            run Python (names: bpy, props = scene.brender, prefs)
+  prefs {url?, token?}   set the add-on preferences
+  test_connection        run brender.test_connection
+  submit {save_first?}   run brender.submit
+  wait {timeout}         follow the submitted shot until it ends (runtime.wait_for_shot)
+  dashboard              run brender.open_dashboard
+Results (one dict per step, plus the add-on's module name) go to "out" as JSON;
+the pytest side makes the assertions.
+"""
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import bpy
+
+argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else sys.argv[1:]
+plan = json.loads(Path(argv[0]).read_text())
+results = {"steps": [], "blender": bpy.app.version_string}
+
+
+def install():
+    zip_path = plan["zip"]
+    if plan["mode"] == "extension":
+        bpy.ops.extensions.package_install_files(
+            filepath=zip_path, repo="user_default", enable_on_install=True)
+        module = "bl_ext.user_default.brender_addon"
+    else:
+        bpy.ops.preferences.addon_install(filepath=zip_path, overwrite=True)
+        bpy.ops.preferences.addon_enable(module="brender_addon")
+        module = "brender_addon"
+    if module not in bpy.context.preferences.addons:
+        raise RuntimeError(f"{module} is not enabled; enabled: {list(bpy.context.preferences.addons.keys())}")
+    results["module"] = module
+    results["module_file"] = sys.modules[module].__file__
+    return module
+
+
+module = install()
+runtime = sys.modules[module + ".runtime"]
+state = runtime.state
+
+
+def prefs():
+    return bpy.context.preferences.addons[module].preferences
+
+
+def snapshot(extra):
+    out = {
+        "last_error": state.last_error,
+        "last_info": state.last_info,
+        "shot": state.shot,
+        "connection_text": state.connection_text,
+        "connection_error": state.connection_error,
+        "thumbnail_path": state.thumbnail_path,
+        "thumbnail_frame": state.thumbnail_frame,
+        "thumbnail_icon": state.thumbnail_icon,
+        "dirty": bpy.data.is_dirty,
+        "filepath": bpy.data.filepath,
+    }
+    out.update(extra)
+    return out
+
+
+prefs().url = plan["url"]
+prefs().token = plan["token"]
+prefs().poll_interval = 0.5
+
+for step in plan["steps"]:
+    kind = step["do"]
+    extra = {"do": kind}
+    try:
+        if kind == "open":
+            bpy.ops.wm.open_mainfile(filepath=step["path"])
+        elif kind == "new":
+            bpy.ops.wm.read_homefile(use_empty=False)
+        elif kind == "exec":
+            exec(step["code"], {"bpy": bpy, "props": bpy.context.scene.brender, "prefs": prefs()})
+        elif kind == "prefs":
+            for key in ("url", "token"):
+                if key in step:
+                    setattr(prefs(), key, step[key])
+        elif kind == "test_connection":
+            extra["result"] = sorted(bpy.ops.brender.test_connection())
+        elif kind == "submit":
+            state.shot = None
+            started = time.monotonic()
+            extra["result"] = sorted(bpy.ops.brender.submit(save_first=step.get("save_first", False)))
+            extra["seconds"] = time.monotonic() - started
+        elif kind == "wait":
+            shot = runtime.wait_for_shot(step.get("timeout", 60))
+            extra["status"] = shot and shot.get("status")
+        elif kind == "dashboard":
+            extra["result"] = sorted(bpy.ops.brender.open_dashboard())
+            extra["url"] = state.dashboard_url
+        else:
+            raise ValueError(f"unknown step {kind}")
+    except Exception as err:
+        extra["exception"] = f"{type(err).__name__}: {err}"
+        traceback.print_exc()
+    results["steps"].append(snapshot(extra))
+    print("BRENDER-STEP", json.dumps(results["steps"][-1], default=str), flush=True)
+
+runtime.stop_watching()
+Path(plan["out"]).write_text(json.dumps(results, indent=1, default=str))
+print("BRENDER-DRIVER-DONE", flush=True)
