@@ -16,6 +16,7 @@ from ..validation import ValidationError
 log = logging.getLogger("brender.nodes")
 routes = web.RouteTableDef()
 MAX_MESSAGE = 1 << 20
+KNOWN = {"ready", "heartbeat", "goodbye", "progress", "job_done", "job_failed"}
 
 
 def parse_hello(msg: Any) -> dict:
@@ -119,6 +120,8 @@ async def _handle(dispatcher: Dispatcher, session: NodeSession, msg: Any) -> Non
     if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
         raise ValidationError("type", "each message is an object with a type")
     kind = msg["type"]
+    if kind not in KNOWN:
+        raise ValidationError("type", f"unknown message type {kind[:40]!r}")
     if kind == "ready":
         if session.attempt_id is None:
             dispatcher.mark_ready(session)
@@ -148,5 +151,3 @@ async def _handle(dispatcher: Dispatcher, session: NodeSession, msg: Any) -> Non
         await dispatcher.fail(attempt_id, reason, str(msg.get("log_tail") or "")[-20_000:])
         session.attempt_id = None
         dispatcher.publish_node(session)
-    else:
-        raise ValidationError("type", f"unknown message type {kind[:40]!r}")

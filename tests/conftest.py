@@ -1,0 +1,71 @@
+"""Shared fixtures: real farms (coordinator + nodes as processes) and test scenes."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+# Shared 2-core CI machines make wall-clock deadlines flaky; examples still run in full.
+settings.register_profile("brender", deadline=None, max_examples=100)
+settings.load_profile("brender")
+
+from tests.farm import BLENDER, Farm, make_scene
+
+IN_CI = bool(os.environ.get("CI"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without Blender, skip its tests on a developer's machine; in CI, fail them."""
+    if shutil.which(BLENDER) or os.path.exists(BLENDER) or IN_CI:
+        return
+    skip = pytest.mark.skip(reason="Debian's blender is not installed")
+    for item in items:
+        if "blender" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def farm_factory(tmp_path):
+    """Start farms with custom coordinator flags; all are stopped after the test."""
+    farms: list[Farm] = []
+
+    def start(nodes: int = 0, node_args: tuple = (), **coordinator_args) -> Farm:
+        farm = Farm(tmp_path / f"farm{len(farms)}", **coordinator_args)
+        farms.append(farm)
+        farm.start_coordinator()
+        for i in range(nodes):
+            farm.add_node(f"node{i + 1}", *node_args)
+        if nodes:
+            farm.wait_nodes_online(nodes)
+        return farm
+
+    yield start
+    for farm in farms:
+        farm.close()
+
+
+@pytest.fixture
+def farm(farm_factory) -> Farm:
+    """A coordinator with two real nodes."""
+    return farm_factory(nodes=2)
+
+
+@pytest.fixture(scope="session")
+def scene_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("scenes")
+
+
+@pytest.fixture(scope="session")
+def scene(scene_dir) -> Path:
+    """A 64x36 Cycles scene, 10 frames, a cube moving left to right."""
+    return make_scene(scene_dir / "scene.blend")
+
+
+@pytest.fixture(scope="session")
+def make_test_scene(scene_dir):
+    def make(name: str, **opts) -> Path:
+        return make_scene(scene_dir / name, **opts)
+    return make
