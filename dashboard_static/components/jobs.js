@@ -5,7 +5,7 @@ import { api } from '../api.js';
 import { h, fill, setText, fmtDuration, fmtFrames, statusPill, rafThrottle, progressFraction } from '../util.js';
 
 const FILTERS = ['all', 'running', 'failed', 'queued', 'done', 'cancelled'];
-const SHOW = 200;   // rows drawn before "show all"
+const SHOW = 100;   // rows drawn before "show all"
 
 export class JobsPanel {
   constructor(shotId, { onPickFrame } = {}) {
@@ -112,9 +112,7 @@ export class JobsPanel {
       h('td.mono.muted', { title: j.id }, String(j.id).slice(0, 8)),
       h('td.actions', null, h('button.btn.small', { type: 'button', onclick: () => this.toggleLog(j.id) }, open ? 'Hide log' : 'Log'))));
       if (open) {
-        rows.push(h('tr.logrow', null, h('td', { colspan: 8 },
-          j.failure_reason && !this.logs.get(j.id).childElementCount ? h('div.failure', null, j.failure_reason) : null,
-          this.logs.get(j.id))));
+        rows.push(h('tr.logrow', null, h('td', { colspan: 8 }, this.logs.get(j.id))));
       }
     }
     fill(this.tbody, rows);

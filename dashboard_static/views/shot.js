@@ -193,7 +193,7 @@ export function mount(root, { id, frame: wantFrame }) {
       else if (parts) prio.value = parts.shot.priority;
     }
     prio.addEventListener('change', setPriority);
-    prio.addEventListener('keydown', (e) => { if (e.key === 'Enter') prio.blur(); });
+    prio.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); prio.blur(); } });
 
     const el = h('section.card.shot-head', { dataset: { shotId: shot.id } },
       h('div.shot-title', null,
