@@ -51,23 +51,24 @@ def default_name() -> str:
     return Path(bpy.data.filepath).stem if bpy.data.filepath else ""
 
 
-def check_saved() -> Path:
+def check_saved(just_saved: bool = False) -> Path:
     if not bpy.data.filepath:
         raise NeverSaved("This file was never saved: save it first (File › Save As), "
                          "the farm renders the saved file.")
-    if bpy.data.is_dirty:
+    # Blender 3.4 in background mode still says is_dirty right after a save.
+    if bpy.data.is_dirty and not just_saved:
         raise UnsavedChanges("This file has unsaved changes: save it first, the farm "
                              "renders the saved file.")
     return Path(bpy.data.filepath)
 
 
-def gather(scene: Any) -> tuple[shot_spec.ShotSettings, Path]:
+def gather(scene: Any, just_saved: bool = False) -> tuple[shot_spec.ShotSettings, Path]:
     """Check the file and scene; return the shot settings and the .blend path.
 
     Raises `SpecError` (or its subclasses `NeverSaved`, `UnsavedChanges`) with a
     message for the artist.
     """
-    blend = check_saved()
+    blend = check_saved(just_saved)
     if scene.camera is None:
         raise SpecError(f"Scene '{scene.name}' has no active camera: the farm cannot "
                         "render it. Set one in Scene Properties.", "camera")

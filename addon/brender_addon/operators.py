@@ -108,12 +108,13 @@ class BRENDER_OT_submit(_ThreadedOperator, bpy.types.Operator):
         if state.submitting:
             self.report({"ERROR"}, "A submission is already running")
             return {"CANCELLED"}
+        saved = False
         if self.save_first and bpy.data.filepath and bpy.data.is_dirty:
-            bpy.ops.wm.save_mainfile()
+            saved = "FINISHED" in bpy.ops.wm.save_mainfile()
         state.last_error = ""
         state.last_info = ""
         try:
-            settings, blend = gather.gather(context.scene)
+            settings, blend = gather.gather(context.scene, just_saved=saved)
         except SpecError as err:
             state.last_error = str(err)
             self.report({"ERROR"}, str(err))

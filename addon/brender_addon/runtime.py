@@ -143,16 +143,18 @@ def drain() -> float | None:
     return 0.5
 
 
-def wait_for_shot(timeout: float, statuses: tuple[str, ...] = jobs.FINAL_STATUSES) -> dict | None:
-    """Drain the watcher until the shot reaches one of `statuses` (for scripts
-    and `blender -b`, where timers do not run). Returns the last shot seen."""
+def wait_for_shot(timeout: float) -> dict | None:
+    """Drain the watcher until the shot ends or `timeout` seconds pass (for
+    scripts and `blender -b`, where timers do not run). Returns the last shot seen."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        watcher = state.watcher
+        if watcher is None:
+            return state.shot
+        alive = watcher.is_alive()
         drain()
-        if state.shot and state.shot.get("status") in statuses:
-            if state.watcher is None or not state.watcher.is_alive():
-                drain()
-                return state.shot
+        if not alive:
+            return state.shot
         time.sleep(0.2)
     return state.shot
 

@@ -7,7 +7,8 @@ plan.json: {"zip", "mode": "legacy" | "extension", "url", "token", "out", "steps
 Each step is a dict with "do":
   open {path}            open a .blend
   new                    a new, never saved file
-  exec {code}            run Python (names: bpy, props = scene.brender, prefs)
+  exec {code}            run Python (names: bpy, props = scene.brender, prefs); Python
+                         edits do not mark the file modified, bpy.ops.ed.undo_push() does
   prefs {url?, token?}   set the add-on preferences
   test_connection        run brender.test_connection
   submit {save_first?}   run brender.submit
@@ -17,6 +18,7 @@ Results (one dict per step, plus the add-on's module name) go to "out" as JSON;
 the pytest side makes the assertions.
 """
 import json
+import shutil
 import sys
 import time
 import traceback
@@ -100,11 +102,23 @@ for step in plan["steps"]:
         elif kind == "wait":
             shot = runtime.wait_for_shot(step.get("timeout", 60))
             extra["status"] = shot and shot.get("status")
+            if state.thumbnail_path:     # the add-on deletes its temp files when Blender quits
+                keep = Path(plan["out"]).parent / ("thumbnail" + Path(state.thumbnail_path).suffix)
+                shutil.copyfile(state.thumbnail_path, keep)
+                extra["thumbnail_copy"] = str(keep)
         elif kind == "dashboard":
             extra["result"] = sorted(bpy.ops.brender.open_dashboard())
             extra["url"] = state.dashboard_url
         else:
             raise ValueError(f"unknown step {kind}")
+    except RuntimeError as err:
+        if kind in ("submit", "test_connection") and str(err).startswith("Error:"):
+            # bpy.ops raises when an operator reports an ERROR; the operator cancelled.
+            extra["result"] = ["CANCELLED"]
+            extra["report"] = str(err)
+        else:
+            extra["exception"] = f"{type(err).__name__}: {err}"
+            traceback.print_exc()
     except Exception as err:
         extra["exception"] = f"{type(err).__name__}: {err}"
         traceback.print_exc()

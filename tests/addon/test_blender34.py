@@ -1,0 +1,162 @@
+"""The add-on in real Blender 3.4 (Debian's binary) against a live farm.
+
+Blender runs with `-b --factory-startup --python-exit-code 1`, its user config
+and scripts in temp dirs; the add-on is installed from the built zip, enabled,
+pointed at a real coordinator, and the submit operator sends a scene whose
+material uses an external texture and which links an object from a second
+.blend outside the project. A real node renders it; the frame must match a
+local render of the same frame.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import colour_fractions, drive, mean_abs_diff, render_local
+
+pytestmark = pytest.mark.blender
+
+
+def copy_project(project: dict[str, Path], dest: Path) -> dict[str, Path]:
+    """A private copy of the project folder (the library stays where it is:
+    the shot links it by absolute path)."""
+    shutil.copytree(project["blend"].parent, dest)
+    return dict(project, blend=dest / project["blend"].name)
+
+
+def assert_thumbnail(path: Path) -> None:
+    from PIL import Image
+    with Image.open(path) as image:
+        assert image.format in ("JPEG", "PNG")
+        assert 0 < image.width <= 64 and 0 < image.height <= 36
+
+
+def check_farm_render(farm, shot: dict, reference: Path, workdir: Path) -> None:
+    """The farm's frame shows the texture and the linked cube, like the local render."""
+    client = farm.client()
+    frames = {f["number"]: f for f in client.frames(shot["id"])}
+    assert set(frames) == {1, 2}
+    assert all(f["status"] == "done" for f in frames.values())
+    rendered = workdir / "farm_frame_1.png"
+    rendered.write_bytes(client.download_url(frames[1]["image_url"]))
+    colours = colour_fractions(rendered)
+    assert colours["magenta"] == 0.0, f"a texture is missing on the node: {colours}"
+    assert colours["red"] > 0.05, f"the linked cube is missing: {colours}"
+    assert colours["green"] > 0.1 and colours["blue"] > 0.1, f"the checker texture is missing: {colours}"
+    diff = mean_abs_diff(rendered, reference)
+    assert diff < 2.0, f"the farm's frame differs from the local render by {diff:.2f}/255 on average"
+
+
+def test_submit_from_blender_renders_on_the_farm(farm_factory, addon_zip, project, tmp_path):
+    farm = farm_factory(nodes=1)
+    mine = copy_project(project, tmp_path / "project")
+    results = drive({
+        "zip": str(addon_zip), "mode": "legacy", "url": farm.url, "token": farm.token,
+        "steps": [
+            {"do": "test_connection"},
+            {"do": "open", "path": str(mine["blend"])},
+            {"do": "exec", "code": "props.shot_name = 'addon-34'\n"
+                                   "props.use_scene_range = False\n"
+                                   "props.frame_start = 1\nprops.frame_end = 2\n"
+                                   "props.chunk_size = 2\nprops.priority = 70\n"
+                                   "bpy.ops.ed.undo_push(message='Brender settings')"},
+            {"do": "submit", "save_first": True},     # the settings dirtied the file: save, then submit
+            {"do": "wait", "timeout": 150},
+            {"do": "dashboard"},
+        ]}, tmp_path / "blender-home")
+    steps = results["steps"]
+    assert results["module"] == "brender_addon"
+    assert "/vendor/" not in results["module_file"]
+    connection, _, edit, submit, wait, dashboard = steps
+    assert connection["result"] == ["FINISHED"]
+    assert not connection["connection_error"]
+    assert "1 node online" in connection["connection_text"]
+    assert submit["result"] == ["FINISHED"], submit["last_error"]
+    assert edit["dirty"] is True
+    # It saved first (Blender -b keeps saying is_dirty after a save, so look at the file).
+    assert mine["blend"].read_bytes() != project["blend"].read_bytes()
+    shot = submit["shot"]
+    assert shot["name"] == "addon-34" and shot["priority"] == 70
+    assert (shot["frame_start"], shot["frame_end"], shot["chunk_size"]) == (1, 2, 2)
+    assert wait["status"] == "completed", farm.debug_dump(shot["id"])
+    # The panel's live status followed the shot to the end and fetched a thumbnail.
+    assert wait["shot"]["status"] == "completed" and wait["shot"]["frames_done"] == 2
+    assert wait["thumbnail_frame"] in (1, 2)
+    assert_thumbnail(Path(wait["thumbnail_copy"]))
+    assert dashboard["url"].startswith(farm.url)
+
+    on_farm = farm.client().shot(shot["id"])
+    assert on_farm["blend_path"] == "shot.blend"
+    paths = sorted(f["path"] for f in on_farm["files"])
+    assert "textures/checker.png" in paths
+    assert [Path(p).name for p in paths if p.startswith("_outside_project/")] == ["library.blend", "red.png"]
+
+    reference = render_local(project["blend"], 1, tmp_path / "local_frame_1.png", tmp_path / "render-home")
+    check_farm_render(farm, shot, reference, tmp_path)
+
+
+def test_clear_reports_before_anything_is_uploaded(farm_factory, addon_zip, project, project_missing,
+                                                   tmp_path):
+    farm = farm_factory(nodes=0)
+    mine = copy_project(project, tmp_path / "project")
+    missing = copy_project(project_missing, tmp_path / "project-missing")
+    folder = mine["blend"].parent
+
+    def variant(name: str, code: str) -> list[dict]:
+        """Open the good file, change it, save it as `name`, submit that."""
+        return [{"do": "open", "path": str(mine["blend"])},
+                {"do": "exec", "code": code + f"\nbpy.ops.wm.save_as_mainfile(filepath={str(folder / name)!r})"},
+                {"do": "submit"}]
+
+    steps = [
+        {"do": "new"}, {"do": "submit"},                                              # 1 never saved
+        {"do": "open", "path": str(mine["blend"])},
+        {"do": "exec", "code": "bpy.context.scene.render.resolution_x = 80\n"
+                               "bpy.ops.ed.undo_push(message='edit')"},
+        {"do": "submit"},                                                             # 4 unsaved changes
+        *variant("nocam.blend", "bpy.context.scene.camera = None"),                   # 7 no camera
+        *variant("movie.blend", "bpy.context.scene.render.image_settings.file_format = 'FFMPEG'"),  # 10
+        *variant("empty.blend", "props.use_scene_range = False\nprops.frame_start = 10\n"
+                                "props.frame_end = 5"),                               # 13 empty range
+        {"do": "open", "path": str(mine["blend"])},
+        {"do": "prefs", "url": "http://127.0.0.1:9"},
+        {"do": "submit"},                                                             # 16 unreachable
+        {"do": "test_connection"},                                                    # 17
+        {"do": "prefs", "url": farm.url, "token": "not-the-token"},
+        {"do": "submit"},                                                             # 19 wrong token
+        {"do": "test_connection"},                                                    # 20
+        {"do": "prefs", "token": farm.token},
+        {"do": "open", "path": str(missing["blend"])},
+        {"do": "submit"},                                                             # 23 missing files
+    ]
+    results = drive({"zip": str(addon_zip), "mode": "legacy", "url": farm.url, "token": farm.token,
+                     "steps": steps}, tmp_path / "blender-home")
+    got = results["steps"]
+    expected = {
+        1: "never saved",
+        4: "unsaved changes",
+        7: "has no active camera",
+        10: "movie (FFMPEG)",
+        13: "frame range 10-5 is empty",
+        16: "Cannot reach the coordinator at http://127.0.0.1:9",
+        19: "refused the farm token",
+        23: "does_not_exist.png",
+    }
+    for index, words in expected.items():
+        step = got[index]
+        assert step["do"] == "submit"
+        assert step["result"] == ["CANCELLED"], (index, step)
+        assert words in step["last_error"], (index, step["last_error"])
+        assert step["shot"] is None
+    assert "missing" in got[23]["last_error"]
+    assert got[17]["connection_error"] and "Cannot reach" in got[17]["connection_text"]
+    assert got[20]["connection_error"] and "token" in got[20]["connection_text"]
+    # Nothing reached the coordinator: no shot, and not one of the files' blobs.
+    client = farm.client()
+    assert client._request("GET", "/api/shots")["shots"] == []
+    from brender_addon.client import sha256_file
+    digests = [sha256_file(p) for p in (mine["blend"], project["texture"], project["library"],
+                                        project["library_texture"], missing["blend"])]
+    assert sorted(client.missing_blobs(digests)) == sorted(set(digests))
