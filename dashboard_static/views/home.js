@@ -11,6 +11,7 @@ export const name = 'home';
 
 const ACTIVE = ['active', 'queued', 'paused'];
 const STRIP_MAX = 12;
+const RECENT_MAX = 5;   // rows in the shots panel when few are active
 
 export function mount(root) {
   const img = h('img.hero-img', { alt: 'Last rendered frame', decoding: 'async' });
@@ -46,8 +47,10 @@ export function mount(root) {
   // --- last frame -----------------------------------------------------------
   let shown = null;
   let want = null;
+  let loading = false;
   function showFrame(f) {
     if (!f) {
+      want = null;
       img.hidden = true; empty.hidden = false; caption.hidden = true;
       hero.dataset.frame = '';
       return;
@@ -72,10 +75,18 @@ export function mount(root) {
       cap.ago.title = f.rendered_at ? new Date(f.rendered_at * 1000).toLocaleString() : '';
     };
     if (!url) { apply(); return; }
-    // Decode off-screen first so the big image swaps without a blank flash.
+    // Decode off-screen first so the big image swaps without a blank flash. One image
+    // loads at a time: when frames land faster than that, only the newest is shown.
+    if (loading) return;
+    loading = true;
     const pre = new Image();
     pre.src = url;
-    pre.decode().then(apply, apply);
+    const done = () => {
+      loading = false;
+      apply();
+      if (want !== f) showFrame(want);
+    };
+    pre.decode().then(done, done);
   }
 
   function pushStrip(f) {
@@ -111,33 +122,47 @@ export function mount(root) {
     };
     return r;
   }
+  function updateRow(r, s) {
+    const [nameEl, stEl, , countEl, etaEl] = r.el.children;
+    setText(nameEl, s.name);
+    if (stEl.dataset.status !== s.status) { fill(stEl, statusPill(s.status)); stEl.dataset.status = s.status; }
+    updateProgress(r.bar, s.frames_done, s.frames_total, s.frames_rendering);
+    setText(countEl, `${s.frames_done ?? 0}/${s.frames_total ?? 0}`);
+    let note = '';
+    if (s.status === 'active' && s.eta_seconds != null) note = `ETA ${fmtDuration(s.eta_seconds)}`;
+    else if (s.finished_at) note = `ended ${fmtAgo(s.finished_at)}`;
+    setText(etaEl, note);
+    r.el.classList.toggle('dim', !ACTIVE.includes(s.status));
+  }
+
   const renderShots = rafThrottle(() => {
     const order = { active: 0, paused: 1, queued: 2 };
-    const list_ = [...store.shots.values()].filter((s) => ACTIVE.includes(s.status))
+    const all = [...store.shots.values()];
+    const active = all.filter((s) => ACTIVE.includes(s.status))
       .sort((a, b) => (order[a.status] - order[b.status]) || (b.priority - a.priority)
         || (a.created_at - b.created_at));
-    if (!list_.length) {
-      fill(list, h('p.empty', null, store.loaded ? 'No active shots. The farm is waiting for work.' : 'Loading…'));
-      rows.clear();
-      return;
-    }
+    // With little going on, the shots that just ended keep the panel useful.
+    const recent = active.length >= RECENT_MAX ? [] : all.filter((s) => !ACTIVE.includes(s.status))
+      .sort((a, b) => (b.finished_at ?? b.created_at ?? 0) - (a.finished_at ?? a.created_at ?? 0))
+      .slice(0, RECENT_MAX - active.length);
     const keep = new Set();
-    const els = [];
-    for (const s of list_) {
+    const rowEls = (shots_) => shots_.map((s) => {
       let r = rows.get(s.id);
       if (!r) { r = shotRow(s); rows.set(s.id, r); }
       keep.add(s.id);
-      const [nameEl, stEl, , countEl, etaEl] = r.el.children;
-      setText(nameEl, s.name);
-      if (stEl.dataset.status !== s.status) { fill(stEl, statusPill(s.status)); stEl.dataset.status = s.status; }
-      updateProgress(r.bar, s.frames_done, s.frames_total, s.frames_rendering);
-      setText(countEl, `${s.frames_done ?? 0}/${s.frames_total ?? 0}`);
-      setText(etaEl, s.status === 'active' && s.eta_seconds != null ? `ETA ${fmtDuration(s.eta_seconds)}` : '');
-      els.push(r.el);
+      updateRow(r, s);
+      return r.el;
+    });
+    const els = rowEls(active);
+    if (!active.length) {
+      els.push(h('p.empty', null, store.loaded ? 'No active shots. The farm is waiting for work.' : 'Loading…'));
     }
-    for (const id of rows.keys()) if (!keep.has(id)) rows.delete(id);
-    // Reorder only when needed so hover states survive live updates.
-    const same = els.length === list.children.length && els.every((e, i) => list.children[i] === e);
+    if (recent.length) els.push(h('h3.sub-head', null, 'Recently ended'), ...rowEls(recent));
+    for (const id of [...rows.keys()]) if (!keep.has(id)) rows.delete(id);
+    // Rebuild only when the rows changed so hover states survive live updates.
+    const same = els.length === list.children.length
+      && els.every((e, i) => list.children[i] === e || (e.tagName !== 'A' && list.children[i].tagName === e.tagName
+        && list.children[i].textContent === e.textContent));
     if (!same) fill(list, els);
   });
 
@@ -156,7 +181,7 @@ export function mount(root) {
     },
     node: renderFarm,
     farm: renderFarm,
-    tick: () => { if (shown) setText(cap.ago, fmtAgo(shown.rendered_at)); },
+    tick: () => { if (shown) setText(cap.ago, fmtAgo(shown.rendered_at)); renderShots(); },
   });
   renderAll();
   return off;

@@ -94,8 +94,12 @@ export function mount(root) {
       fill(c.tags, (n.tags || []).map((t) => h('span.tag', null, t)));
       c.tags.dataset.key = tagKey;
     }
-    setText(c.seen, n.status === 'offline' || n.status === 'idle' || !n.last_seen ? fmtAgo(n.last_seen) : 'now');
-    c.seen.title = n.last_seen ? new Date(n.last_seen * 1000).toLocaleString() : '';
+    // A connected node is seen now; an offline one when it was last heard of.
+    const online = n.status !== 'offline';
+    setText(c.seen, online ? 'now' : fmtAgo(n.last_seen));
+    c.seen.title = online && n.connected_at
+      ? `connected since ${new Date(n.connected_at * 1000).toLocaleString()}`
+      : (n.last_seen ? new Date(n.last_seen * 1000).toLocaleString() : '');
     setText(r.toggle, n.enabled === false ? 'Enable' : 'Disable');
     r.toggle.classList.toggle('primary', n.enabled === false);
     r.tr.classList.toggle('dim', n.status === 'offline');
