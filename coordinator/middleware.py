@@ -4,6 +4,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import sqlite3
 
 from aiohttp import web
 
@@ -60,6 +61,11 @@ async def error_middleware(request: web.Request, handler):
         return json_error(422, str(exc))
     except OutsideDataDir:
         return json_error(404, "no such file")
+    except sqlite3.OperationalError as exc:
+        if "full" not in str(exc):
+            raise
+        log.error("database write failed on %s: %s", request.path, exc)
+        return json_error(507, "the coordinator's disk is full; try again later")
     except OSError as exc:
         # Disk full and friends: the upload is refused whole; the client retries later.
         log.error("storage error on %s: %s", request.path, exc)

@@ -95,7 +95,7 @@ class BlenderProcess:
         self.proc = await asyncio.create_subprocess_exec(
             *self.command(), stdin=asyncio.subprocess.PIPE if self.serve else None,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True, limit=1 << 20)
+            start_new_session=True, limit=1 << 20, preexec_fn=_die_with_parent)
         event, _ = await self._next_event(None)
         if event != "READY":
             raise BlenderFailed(f"Blender did not start: {classify(list(self.log), None)}",
@@ -181,6 +181,17 @@ class BlenderProcess:
         except ProcessLookupError:
             pass
         await self.proc.wait()
+
+
+def _die_with_parent() -> None:
+    """Linux: Blender gets SIGKILL if the node dies, so no orphan keeps rendering."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 async def blender_version(blender: str) -> str:

@@ -34,6 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="start Blender for every chunk instead of keeping it per shot")
     p.add_argument("--recycle-after", type=int, default=500,
                    help="restart a warm Blender session after this many frames")
+    p.add_argument("--upload-tries", type=int, default=8,
+                   help="tries per frame upload before the job is failed and retried")
     p.add_argument("--version", action="version", version=__version__)
     return p.parse_args(argv)
 
@@ -49,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     work_dir = Path(args.work_dir or Path.home() / ".cache" / "brender-node" / args.name)
     options = NodeOptions(blender=blender, work_dir=work_dir.resolve(),
                           hang_timeout=args.hang_timeout, warm_sessions=not args.no_warm,
-                          recycle_after=args.recycle_after, allow_scripts=args.allow_scripts)
+                          recycle_after=args.recycle_after, allow_scripts=args.allow_scripts,
+                          upload_tries=max(1, args.upload_tries))
     agent = Agent(AgentConfig(coordinator=args.coordinator, token=args.token, name=args.name,
                               options=options,
                               tags=[t.strip() for t in args.tags.split(",") if t.strip()]))

@@ -30,6 +30,7 @@ class NodeOptions:
     warm_sessions: bool = True
     recycle_after: int = 500
     allow_scripts: bool = False
+    upload_tries: int = UPLOAD_TRIES
 
 
 class Renderer:
@@ -60,7 +61,7 @@ class Renderer:
         settings = RenderSettings(project / job["blend_path"], outdir, job["output_format"],
                                   job["resolution_percentage"],
                                   job["allow_scripts"] and self.options.allow_scripts)
-        uploads = Uploads(http, base_url, job["attempt_id"])
+        uploads = Uploads(http, base_url, job["attempt_id"], self.options.upload_tries)
 
         async def on_frame(number: int, path: Path, seconds: float) -> None:
             uploads.add(number, path, seconds)
@@ -118,8 +119,10 @@ class Renderer:
 class Uploads:
     """Frames go up in order of arrival while Blender renders the next one."""
 
-    def __init__(self, http: aiohttp.ClientSession, base_url: str, attempt_id: str):
+    def __init__(self, http: aiohttp.ClientSession, base_url: str, attempt_id: str,
+                 tries: int = UPLOAD_TRIES):
         self.http, self.base_url, self.attempt_id = http, base_url, attempt_id
+        self.tries = tries
         self.queue: asyncio.Queue[tuple[int, Path, float] | None] = asyncio.Queue()
         self.task = asyncio.create_task(self._worker())
 
@@ -144,7 +147,7 @@ class Uploads:
         headers = {"X-Sha256": sha, "X-Render-Time": f"{seconds:.4f}",
                    "X-Filename": path.name, "Content-Type": "application/octet-stream"}
         delay, last = 0.5, ""
-        for _ in range(UPLOAD_TRIES):
+        for _ in range(self.tries):
             try:
                 async with self.http.put(url, data=data, headers=headers) as resp:
                     if resp.status in (200, 201):
