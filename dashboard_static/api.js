@@ -3,7 +3,7 @@
 // Contract: docs/api.md.
 
 import { store } from './store.js';
-import { debounce } from './util.js';
+import { throttle } from './util.js';
 
 const TOKEN_KEY = 'brender.token';
 
@@ -109,11 +109,11 @@ export async function reloadAll() {
   }
 }
 
-// The farm summary's queue counts change with shots; fetch it again after a burst of
-// shot events (event driven, not polled).
-const refreshFarm = debounce(async () => {
+// The farm summary's queue counts change with shots: fetch it again when shot events
+// arrive, at most once a second (event driven, not polled).
+const refreshFarm = throttle(async () => {
   try { store.setFarm(await api.farm()); } catch { /* next event retries */ }
-}, 1500);
+}, 1000);
 
 let es = null;
 let retryMs = 1000;

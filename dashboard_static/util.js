@@ -109,10 +109,16 @@ export function rafThrottle(fn) {
   };
 }
 
-/** Call fn once, `ms` after the last call. */
-export function debounce(fn, ms) {
-  let t = null;
-  return (...args) => { clearTimeout(t); t = setTimeout(() => fn(...args), ms); };
+/** Call fn at most once per `ms`, and once more after the last call (trailing). */
+export function throttle(fn, ms) {
+  let last = 0, timer = null;
+  return (...args) => {
+    const wait = last + ms - Date.now();
+    if (wait <= 0 && !timer) { last = Date.now(); fn(...args); return; }
+    if (!timer) {
+      timer = setTimeout(() => { timer = null; last = Date.now(); fn(...args); }, Math.max(0, wait));
+    }
+  };
 }
 
 /** Subscribe to events on target; returns one function that removes them all. */
