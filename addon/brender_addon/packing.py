@@ -80,7 +80,33 @@ def _import_bat() -> Any:
         import blender_asset_tracer  # noqa: F401
     import blender_asset_tracer.pack
     import blender_asset_tracer.pack.progress
+    _fix_material_node_trees()
     return blender_asset_tracer
+
+
+def _fix_material_node_trees() -> None:
+    """Work around BAT 1.23 missing the images of materials in *linked* Blender
+    5.0 libraries: its shared node-tree expander looks for the Scene's new
+    `compositing_node_group` field on every ID in 5.0 files, finds none on a
+    Material or World, and so never follows their node trees. Use that field
+    only where the DNA has it, `nodetree` elsewhere."""
+    from blender_asset_tracer.trace import expanders
+    original = getattr(expanders, "_expand_generic_nodetree_id", None)
+    expand_tree = getattr(expanders, "_expand_generic_nodetree", None)
+    if original is None or expand_tree is None or getattr(original, "brender_fixed", False):
+        return
+
+    def expand_nodetree_id(block: Any) -> Any:
+        field = b"compositing_node_group" if block.dna_type.has_field(b"compositing_node_group") \
+            else b"nodetree"
+        if not block.dna_type.has_field(field):
+            return
+        tree = block.get_pointer(field, None)
+        if tree is not None:
+            yield from expand_tree(tree)
+
+    setattr(expand_nodetree_id, "brender_fixed", True)
+    setattr(expanders, "_expand_generic_nodetree_id", expand_nodetree_id)
 
 
 def sha256_file(path: Path) -> str:

@@ -1,0 +1,98 @@
+"""The add-on in Blender 5: PyPI's bpy 5.0.1 in its own venv (.ci/setup_addon.sh).
+
+The same zip is installed as a 4.2+ *extension* (module
+`bl_ext.user_default.brender_addon`), the scene is made and saved by Blender 5,
+and the farm's node renders with Blender 5 too (Debian's 3.4 cannot open 5.x
+files): `bpy5_blender.py` gives the node a `blender` command made of bpy.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from brender_addon import packing
+
+from .conftest import (BPY5_PYTHON, SCRIPTS, colour_fractions, drive, make_project, mean_abs_diff,
+                       render_local, require_bpy5)
+from .test_blender34 import assert_thumbnail, copy_project
+
+pytestmark = [pytest.mark.bpy5, pytest.mark.blender]
+
+
+@pytest.fixture(scope="module")
+def project5(tmp_path_factory) -> dict[str, Path]:
+    require_bpy5()
+    root = tmp_path_factory.mktemp("project5")
+    return make_project(root / "p", root / "home", bpy5=True)
+
+
+@pytest.fixture
+def bpy5_blender(tmp_path) -> str:
+    """An executable `blender` for the node agent, running bpy 5."""
+    wrapper = tmp_path / "blender5"
+    wrapper.write_text(f'#!/bin/sh\nexec "{BPY5_PYTHON}" "{SCRIPTS / "bpy5_blender.py"}" "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return str(wrapper)
+
+
+def test_blender5_files_pack_with_library_textures(project5, tmp_path):
+    """Blender 5.0 files (new file header, longer ID names) pack completely,
+    including the image a linked library's material uses."""
+    assert project5["blend"].read_bytes()[:17] == b"BLENDER17-01v0500"
+    result = packing.pack_blend(project5["blend"], tmp_path / "pack")
+    names = sorted(Path(f["path"]).name for f in result.files)
+    assert names == ["checker.png", "library.blend", "red.png", "shot.blend"]
+    assert result.missing == []
+
+
+def test_submit_from_blender5_renders_on_the_farm(farm_factory, addon_zip, project5, bpy5_blender,
+                                                  tmp_path):
+    farm = farm_factory(nodes=0)
+    farm.add_node("blender5", blender=bpy5_blender)
+    farm.wait_nodes_online(1, timeout=90)
+    node = farm.client()._request("GET", "/api/nodes")["nodes"][0]
+    assert node["blender_version"].startswith("5.0")
+
+    mine = copy_project(project5, tmp_path / "project")
+    results = drive({
+        "zip": str(addon_zip), "mode": "extension", "url": farm.url, "token": farm.token,
+        "steps": [
+            {"do": "test_connection"},
+            {"do": "prefs", "token": "wrong"},
+            {"do": "open", "path": str(mine["blend"])},
+            {"do": "submit", "save_first": True},          # refused: wrong token
+            {"do": "prefs", "token": farm.token},
+            {"do": "exec", "code": "props.shot_name = 'addon-5'\nprops.use_scene_range = False\n"
+                                   "props.frame_start = 1\nprops.frame_end = 2\nprops.chunk_size = 1"},
+            # bpy as a module always reports unsaved changes: save, then submit.
+            {"do": "submit", "save_first": True},
+            {"do": "wait", "timeout": 180},
+        ]}, tmp_path / "blender-home", bpy5=True, timeout=400)
+    assert results["blender"].startswith("5.0")
+    assert results["module"] == "bl_ext.user_default.brender_addon"
+    assert os.sep + "extensions" + os.sep in results["module_file"]
+    connection, _, _, refused, _, _, submit, wait = results["steps"]
+    assert "1 node online" in connection["connection_text"], connection
+    assert refused["result"] == ["CANCELLED"] and "token" in refused["last_error"]
+    assert submit["result"] == ["FINISHED"], submit["last_error"]
+    shot = submit["shot"]
+    assert shot["name"] == "addon-5"
+    assert wait["status"] == "completed", farm.debug_dump(shot["id"])
+    assert_thumbnail(Path(wait["thumbnail_copy"]))
+
+    client = farm.client()
+    names = sorted(Path(f["path"]).name for f in client.shot(shot["id"])["files"])
+    assert names == ["checker.png", "library.blend", "red.png", "shot.blend"]
+    frames = {f["number"]: f for f in client.frames(shot["id"])}
+    rendered = tmp_path / "farm_frame_1.png"
+    rendered.write_bytes(client.download_url(frames[1]["image_url"]))
+    colours = colour_fractions(rendered)
+    assert colours["magenta"] < 0.01, f"a texture is missing on the node: {colours}"
+    assert colours["red"] > 0.05 and colours["green"] > 0.1 and colours["blue"] > 0.1, colours
+    reference = render_local(project5["blend"], 1, tmp_path / "local_frame_1.png",
+                             tmp_path / "render-home", bpy5=True)
+    diff = mean_abs_diff(rendered, reference)
+    assert diff < 2.0, f"the farm's frame differs from the local render by {diff:.2f}/255"
