@@ -84,18 +84,24 @@ export function pct(done, total) {
   return total > 0 ? Math.max(0, Math.min(100, (100 * done) / total)) : 0;
 }
 
-/** Frame ranges such as [1,2,3,5] → "1–3, 5". */
+/** Frame lists as ranges: [1,2,3,5] → "1–3, 5"; [1,3,5,7] → "1–7 by 2". */
 export function fmtFrames(list) {
   if (!list || !list.length) return '—';
   const out = [];
-  let a = list[0], b = list[0], step = null;
-  const flush = () => out.push(a === b ? `${a}` : `${a}–${b}`);
-  for (let i = 1; i < list.length; i++) {
-    const d = list[i] - b;
-    if (step == null ? d > 0 : d === step) { step = d; b = list[i]; }
-    else { flush(); a = b = list[i]; step = null; }
+  let i = 0;
+  while (i < list.length) {
+    const step = list[i + 1] - list[i];
+    let j = i;
+    if (step > 0) while (j + 1 < list.length && list[j + 1] - list[j] === step) j++;
+    const len = j - i + 1;
+    if (len >= 3 || (len === 2 && step === 1)) {
+      out.push(step === 1 ? `${list[i]}–${list[j]}` : `${list[i]}–${list[j]} by ${step}`);
+      i = j + 1;
+    } else {
+      out.push(String(list[i]));
+      i++;
+    }
   }
-  flush();
   return out.join(', ');
 }
 

@@ -92,7 +92,9 @@ export class JobsPanel {
     for (const j of shown) {
       const frac = j.status === 'running' ? progressFraction(j.progress) : null;
       const p = j.progress;
-      const time = j.started_at ? ((j.finished_at || Date.now() / 1000) - j.started_at) : null;
+      // Running: time so far; ended: how long it took; queued (maybe requeued): nothing.
+      const time = !j.started_at ? null : j.status === 'running' ? Date.now() / 1000 - j.started_at
+        : j.finished_at && j.status !== 'queued' ? j.finished_at - j.started_at : null;
       const open = this.open.has(j.id);
       const first = j.frames && j.frames.length ? j.frames[0] : null;
       rows.push(h('tr', { class: `clickable${open ? ' open' : ''}`, dataset: { jobId: j.id, status: j.status }, onclick: (e) => {

@@ -121,7 +121,10 @@ export function mount(root, { id, frame: wantFrame }) {
 
     const onKey = (e) => {
       if (e.target.closest('input, textarea, select, dialog') || e.ctrlKey || e.metaKey || e.altKey) return;
-      if (e.key === ' ') { e.preventDefault(); player.toggle(); }
+      if (e.key === ' ') {
+        if (e.target.closest('button, a')) return;  // space presses the focused button
+        e.preventDefault(); player.toggle();
+      }
       else if (e.key === 'ArrowLeft') { e.preventDefault(); player.step(-1); }
       else if (e.key === 'ArrowRight') { e.preventDefault(); player.step(1); }
     };
