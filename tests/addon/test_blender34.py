@@ -65,11 +65,12 @@ def test_submit_from_blender_renders_on_the_farm(farm_factory, addon_zip, projec
             {"do": "submit", "save_first": True},     # the settings dirtied the file: save, then submit
             {"do": "wait", "timeout": 150},
             {"do": "dashboard"},
+            {"do": "draw"},
         ]}, tmp_path / "blender-home")
     steps = results["steps"]
     assert results["module"] == "brender_addon"
     assert "/vendor/" not in results["module_file"]
-    connection, _, edit, submit, wait, dashboard = steps
+    connection, _, edit, submit, wait, dashboard, drawn = steps
     assert connection["result"] == ["FINISHED"]
     assert not connection["connection_error"]
     assert "1 node online" in connection["connection_text"]
@@ -85,7 +86,14 @@ def test_submit_from_blender_renders_on_the_farm(farm_factory, addon_zip, projec
     assert wait["shot"]["status"] == "completed" and wait["shot"]["frames_done"] == 2
     assert wait["thumbnail_frame"] in (1, 2)
     assert_thumbnail(Path(wait["thumbnail_copy"]))
-    assert dashboard["url"].startswith(farm.url)
+    assert dashboard["url"] == f"{farm.url}/#/shots/{shot['id']}"
+    # The panel shows the shot's end state.
+    assert "exception" not in drawn, drawn.get("exception")
+    panel = drawn["drawn"]
+    assert ["label", f"addon-34 (#{shot['id']}): completed", "CHECKMARK"] in panel
+    assert ["progress", 1.0, "2 of 2 frames"] in panel or ["label", "2 of 2 frames (100%)", "NONE"] in panel
+    assert ["operator", "brender.submit", None] in panel
+    assert ["operator", "brender.test_connection", None] in panel
 
     on_farm = farm.client().shot(shot["id"])
     assert on_farm["blend_path"] == "shot.blend"
@@ -117,19 +125,23 @@ def test_clear_reports_before_anything_is_uploaded(farm_factory, addon_zip, proj
                                "bpy.ops.ed.undo_push(message='edit')"},
         {"do": "submit"},                                                             # 4 unsaved changes
         *variant("nocam.blend", "bpy.context.scene.camera = None"),                   # 7 no camera
-        *variant("movie.blend", "bpy.context.scene.render.image_settings.file_format = 'FFMPEG'"),  # 10
+        {"do": "draw"},                                                               # 8
+        *variant("movie.blend", "bpy.context.scene.render.image_settings.file_format = 'FFMPEG'"),  # 11
+        {"do": "draw"},                                                               # 12
         *variant("empty.blend", "props.use_scene_range = False\nprops.frame_start = 10\n"
-                                "props.frame_end = 5"),                               # 13 empty range
+                                "props.frame_end = 5"),                               # 15 empty range
+        {"do": "draw"},                                                               # 16
         {"do": "open", "path": str(mine["blend"])},
         {"do": "prefs", "url": "http://127.0.0.1:9"},
-        {"do": "submit"},                                                             # 16 unreachable
-        {"do": "test_connection"},                                                    # 17
-        {"do": "prefs", "url": farm.url, "token": "not-the-token"},
-        {"do": "submit"},                                                             # 19 wrong token
+        {"do": "submit"},                                                             # 19 unreachable
         {"do": "test_connection"},                                                    # 20
+        {"do": "prefs", "url": farm.url, "token": "not-the-token"},
+        {"do": "submit"},                                                             # 22 wrong token
+        {"do": "test_connection"},                                                    # 23
         {"do": "prefs", "token": farm.token},
         {"do": "open", "path": str(missing["blend"])},
-        {"do": "submit"},                                                             # 23 missing files
+        {"do": "submit"},                                                             # 26 missing files
+        {"do": "draw"},                                                               # 27
     ]
     results = drive({"zip": str(addon_zip), "mode": "legacy", "url": farm.url, "token": farm.token,
                      "steps": steps}, tmp_path / "blender-home")
@@ -138,11 +150,11 @@ def test_clear_reports_before_anything_is_uploaded(farm_factory, addon_zip, proj
         1: "never saved",
         4: "unsaved changes",
         7: "has no active camera",
-        10: "movie (FFMPEG)",
-        13: "frame range 10-5 is empty",
-        16: "Cannot reach the coordinator at http://127.0.0.1:9",
-        19: "refused the farm token",
-        23: "does_not_exist.png",
+        11: "movie (FFMPEG)",
+        15: "frame range 10-5 is empty",
+        19: "Cannot reach the coordinator at http://127.0.0.1:9",
+        22: "refused the farm token",
+        26: "does_not_exist.png",
     }
     for index, words in expected.items():
         step = got[index]
@@ -150,9 +162,17 @@ def test_clear_reports_before_anything_is_uploaded(farm_factory, addon_zip, proj
         assert step["result"] == ["CANCELLED"], (index, step)
         assert words in step["last_error"], (index, step["last_error"])
         assert step["shot"] is None
-    assert "missing" in got[23]["last_error"]
-    assert got[17]["connection_error"] and "Cannot reach" in got[17]["connection_text"]
-    assert got[20]["connection_error"] and "token" in got[20]["connection_text"]
+    assert "missing" in got[26]["last_error"]
+    assert got[20]["connection_error"] and "Cannot reach" in got[20]["connection_text"]
+    assert got[23]["connection_error"] and "token" in got[23]["connection_text"]
+    # The panel warns before Submit is pressed, and shows the last report.
+    for index, warning in ((8, "The scene has no camera"),
+                           (12, "Output format FFMPEG is not an image format for the farm"),
+                           (16, "The frame range is empty")):
+        assert "exception" not in got[index], got[index]["exception"]
+        assert ["label", warning, "ERROR"] in got[index]["drawn"], (index, got[index]["drawn"])
+    labels = [entry[1] for entry in got[27]["drawn"] if entry[0] == "label"]
+    assert any("does_not_exist.png" in label for label in labels), labels
     # Nothing reached the coordinator: no shot, and not one of the files' blobs.
     client = farm.client()
     assert client._request("GET", "/api/shots")["shots"] == []

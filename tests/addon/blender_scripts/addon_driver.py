@@ -14,6 +14,8 @@ Each step is a dict with "do":
   submit {save_first?}   run brender.submit
   wait {timeout}         follow the submitted shot until it ends (runtime.wait_for_shot)
   dashboard              run brender.open_dashboard
+  draw                   draw the Output panel and the preferences into a recording
+                         layout that checks every property, operator and icon exists
 Results (one dict per step, plus the add-on's module name) go to "out" as JSON;
 the pytest side makes the assertions.
 """
@@ -74,6 +76,82 @@ def snapshot(extra):
     return out
 
 
+class RecordingLayout:
+    """Stands in for bpy.types.UILayout (there is no UI under -b): records what
+    the panel draws and checks it against Blender's RNA, as drawing would."""
+
+    icons = set(bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items.keys())
+
+    def __init__(self, log):
+        self.log = log
+
+    settable = set(bpy.types.UILayout.bl_rna.properties.keys())
+
+    def __setattr__(self, name, value):
+        if name != "log" and name not in self.settable:
+            raise AttributeError(f"UILayout has no attribute {name}")
+        object.__setattr__(self, name, value)
+
+    def _icon(self, icon):
+        if icon not in self.icons:
+            raise ValueError(f"unknown icon {icon!r}")
+
+    def _sub(self, *args, **kwargs):
+        return RecordingLayout(self.log)
+
+    row = column = box = split = _sub
+
+    def prop(self, data, name, text=None, icon="NONE", **kwargs):
+        self._icon(icon)
+        if name not in data.bl_rna.properties.keys():
+            raise KeyError(f"{data.bl_rna.identifier} has no property {name!r}")
+        self.log.append(["prop", name, text])
+
+    def label(self, text="", icon="NONE", **kwargs):
+        self._icon(icon)
+        self.log.append(["label", text, icon])
+
+    def operator(self, idname, text=None, icon="NONE", **kwargs):
+        self._icon(icon)
+        module, name = idname.split(".")
+        if not hasattr(getattr(bpy.ops, module), name):
+            raise KeyError(f"no operator {idname}")
+        self.log.append(["operator", idname, text])
+
+    def progress(self, factor=0.0, type="BAR", text=""):
+        self.log.append(["progress", round(factor, 3), text])
+
+    def template_icon(self, icon_value=0, scale=1.0):
+        self.log.append(["icon", icon_value])
+
+
+class Proxy:
+    """`self` for a draw() called outside Blender's UI: a layout plus the real object."""
+
+    def __init__(self, real, layout):
+        object.__setattr__(self, "_real", real)
+        object.__setattr__(self, "layout", layout)
+
+    def __getattr__(self, name):
+        value = getattr(type(self._real), name, None)
+        if callable(value) and not isinstance(value, type):
+            return lambda *a, **k: value(self, *a, **k)
+        return getattr(self._real, name)
+
+
+def draw_everything():
+    log = []
+    panel_cls = getattr(bpy.types, "BRENDER_PT_output")
+    ns = Proxy(bpy.context.scene, RecordingLayout(log))
+    object.__setattr__(ns, "draw_warnings", lambda layout, scene: panel_cls.draw_warnings(ns, layout, scene))
+    object.__setattr__(ns, "draw_state", lambda layout: panel_cls.draw_state(ns, layout))
+    panel_cls.draw(ns, bpy.context)
+    log.append(["--- preferences"])
+    real = prefs()
+    type(real).draw(Proxy(real, RecordingLayout(log)), bpy.context)
+    return log
+
+
 prefs().url = plan["url"]
 prefs().token = plan["token"]
 prefs().poll_interval = 0.5
@@ -106,6 +184,8 @@ for step in plan["steps"]:
                 keep = Path(plan["out"]).parent / ("thumbnail" + Path(state.thumbnail_path).suffix)
                 shutil.copyfile(state.thumbnail_path, keep)
                 extra["thumbnail_copy"] = str(keep)
+        elif kind == "draw":
+            extra["drawn"] = draw_everything()
         elif kind == "dashboard":
             extra["result"] = sorted(bpy.ops.brender.open_dashboard())
             extra["url"] = state.dashboard_url
