@@ -160,6 +160,16 @@ export function progressFraction(p) {
   return null;
 }
 
+/** A job's overall progress 0..1 from {frame, sample, samples} and its frame list. */
+export function jobFraction(job, progress = job && job.progress) {
+  const f = progressFraction(progress);
+  if (f == null) return null;
+  const frames = job && job.frames;
+  if (!frames || !frames.length || typeof progress !== 'object' || progress.frame == null) return f;
+  const k = frames.indexOf(progress.frame);
+  return k < 0 ? f : (k + f) / frames.length;
+}
+
 // Small inline icons (no icon font: glyphs like ⏮ are missing from many system fonts).
 const ICONS = {
   play: '<path d="M4 2.5v11l9-5.5z"/>',

@@ -2,7 +2,7 @@
 // (GET /api/jobs/{id}, which carries the full log tail).
 
 import { api } from '../api.js';
-import { h, fill, setText, fmtDuration, fmtFrames, statusPill, rafThrottle, progressFraction } from '../util.js';
+import { h, fill, setText, fmtDuration, fmtFrames, statusPill, rafThrottle, jobFraction } from '../util.js';
 
 const FILTERS = ['all', 'running', 'failed', 'queued', 'done', 'cancelled'];
 const SHOW = 100;   // rows drawn before "show all"
@@ -90,7 +90,7 @@ export class JobsPanel {
     const shown = this.showAll ? list : list.slice(0, SHOW);
     const rows = [];
     for (const j of shown) {
-      const frac = j.status === 'running' ? progressFraction(j.progress) : null;
+      const frac = j.status === 'running' ? jobFraction(j) : null;
       const p = j.progress;
       // Running: time so far; ended: how long it took; queued (maybe requeued): nothing.
       const time = !j.started_at ? null : j.status === 'running' ? Date.now() / 1000 - j.started_at

@@ -5,7 +5,7 @@ import { store } from '../store.js';
 import { api } from '../api.js';
 import { act } from '../ui.js';
 import {
-  h, fill, setText, listen, fmtAgo, statusPill, rafThrottle, progressFraction,
+  h, fill, setText, listen, fmtAgo, statusPill, rafThrottle, jobFraction,
 } from '../util.js';
 
 export const name = 'nodes';
@@ -78,7 +78,7 @@ export function mount(root) {
       c.job.dataset.key = '';
     }
     const p = job && job.progress ? job.progress : n.progress;
-    const frac = n.status === 'rendering' ? progressFraction(p) : null;
+    const frac = n.status === 'rendering' ? jobFraction(job, p) : null;
     r.fillEl.style.width = frac == null ? '0%' : `${(frac * 100).toFixed(1)}%`;
     r.fillEl.parentElement.hidden = frac == null;
     let detail = '';
@@ -132,7 +132,8 @@ export function mount(root) {
     shot: renderAll,
     job: (e) => {
       const j = e.detail;
-      if (j.status === 'running') jobs.set(j.id, j); else jobs.delete(j.id);
+      // Progress events are partial: merge them into what the status event said.
+      if (j.status === 'running') jobs.set(j.id, { ...(jobs.get(j.id) || {}), ...j }); else jobs.delete(j.id);
       renderAll();
     },
     tick: renderAll,
