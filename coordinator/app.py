@@ -49,6 +49,7 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _thumbnail_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
     app[keys.THUMBNAILER] = Thumbnailer(config.thumbnail_workers, config.thumbnail_size)
+    await app[keys.THUMBNAILER].warm_up()
     yield
     app[keys.THUMBNAILER].close()
 

@@ -141,7 +141,13 @@ class Database:
                 await self.conn.execute("ROLLBACK")
                 raise
             else:
-                await self.conn.execute("COMMIT")
+                try:
+                    await self.conn.execute("COMMIT")
+                except BaseException:
+                    # A failed COMMIT (disk full) leaves the transaction open.
+                    if self.conn.in_transaction:
+                        await self.conn.execute("ROLLBACK")
+                    raise
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         return list(await self.conn.execute_fetchall(sql, tuple(params)))

@@ -130,8 +130,10 @@ class Dispatcher:
             self._wake.clear()
             try:
                 await self.dispatch_once()
-            except Exception:  # keep dispatching whatever one round hit
-                log.exception("dispatch round failed")
+            except Exception as exc:  # keep dispatching whatever one round hit
+                log.error("dispatch round failed (%s); retrying in a second", exc)
+                await asyncio.sleep(1)
+                self.kick()
 
     async def dispatch_once(self) -> int:
         assigned = 0
@@ -242,8 +244,8 @@ class Dispatcher:
             await asyncio.sleep(interval)
             try:
                 await self.reap(time.time())
-            except Exception:
-                log.exception("reaper round failed")
+            except Exception as exc:
+                log.error("reaper round failed: %s", exc)
 
     async def reap(self, now: float) -> int:
         """Renew the leases of connected nodes; requeue those whose node went silent.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -109,10 +110,29 @@ def _save_atomic(img: Image.Image, dest: Path, fmt: str) -> None:
     os.replace(tmp, dest)
 
 
+def _worker_init() -> None:
+    """Die with the coordinator: an orphaned worker would keep its port and files."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Thumbnailer:
     def __init__(self, workers: int, size: int):
         self.size = size
-        self.pool = ProcessPoolExecutor(max_workers=max(1, workers))
+        # "spawn": workers must not inherit the listening socket or the database.
+        self.pool = ProcessPoolExecutor(max_workers=max(1, workers),
+                                        mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_worker_init)
+
+    async def warm_up(self) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self.pool, _worker_init)
+                               for _ in range(self.pool._max_workers)))
 
     async def make(self, frame: Path, thumb_dir: Path, preview_dir: Path) -> ThumbResult:
         loop = asyncio.get_running_loop()

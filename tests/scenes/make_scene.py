@@ -2,7 +2,8 @@
 
 Options (JSON): width, height, samples, frame_end, transparent, engine, texture
 (an image path the cube's material uses), link (a .blend whose object "Linked"
-is linked in), object_name (rename the cube), fail_python (a driver that raises).
+is linked in), object_name (rename the cube), script (Python run on load when auto-exec is on),
+noise_world (per-pixel noise background: big, incompressible frames).
 """
 import json
 import sys
@@ -51,10 +52,27 @@ if opts.get("link"):
     for obj in dst.objects:
         scene.collection.objects.link(obj)
 
-if opts.get("fail_python"):
-    # A registered driver that raises: only runs when auto-exec is enabled.
-    text = bpy.data.texts.new("fail.py")
-    text.write("raise RuntimeError('scene script ran')\n")
+if opts.get("noise_world"):
+    # Per-pixel white noise behind the scene: frames that do not compress.
+    world = scene.world or bpy.data.worlds.new("World")
+    scene.world = world
+    world.use_nodes = True
+    nodes, links = world.node_tree.nodes, world.node_tree.links
+    coord = nodes.new("ShaderNodeTexCoord")
+    scale = nodes.new("ShaderNodeVectorMath")
+    scale.operation = "SCALE"
+    scale.inputs["Scale"].default_value = 100000.0
+    noise = nodes.new("ShaderNodeTexWhiteNoise")
+    noise.noise_dimensions = "2D"
+    links.new(coord.outputs["Window"], scale.inputs[0])
+    links.new(scale.outputs["Vector"], noise.inputs["Vector"])
+    links.new(noise.outputs["Color"], nodes["Background"].inputs["Color"])
+
+if opts.get("script"):
+    # A text block registered as a module: Blender runs it on load only when
+    # auto-exec is enabled, exactly like a rig's or an add-on's embedded script.
+    text = bpy.data.texts.new("scene_script.py")
+    text.write(opts["script"])
     text.use_module = True
 
 bpy.ops.wm.save_as_mainfile(filepath=out, relative_remap=True)

@@ -1,0 +1,108 @@
+"""The coordinator dies mid-shot, or its disk fills: nothing is lost or half-written."""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+from PIL import Image
+
+from tests.farm import Farm, wait_for
+from tests.reliability.test_node_faults import assert_each_frame_once, done_frames, jobs
+
+pytestmark = pytest.mark.blender
+
+
+def start_half_upload(farm: Farm, attempt_id: str, number: int) -> socket.socket:
+    """Send the headers and a tenth of a frame's body, then stall."""
+    sock = socket.create_connection(("127.0.0.1", farm.port))
+    head = (f"PUT /api/attempts/{attempt_id}/frames/{number} HTTP/1.1\r\n"
+            f"Host: 127.0.0.1\r\nAuthorization: Bearer {farm.token}\r\n"
+            f"X-Sha256: {'e' * 64}\r\nContent-Length: 100000\r\n\r\n")
+    sock.sendall(head.encode() + b"\x89PNG" + b"\x00" * 9996)
+    return sock
+
+
+def test_coordinator_sigkill_mid_shot_loses_nothing(farm_factory, slow_scene):
+    farm = farm_factory(nodes=2)
+    shot = farm.submit(slow_scene, frame_end=16, chunk_size=4)
+    wait_for(lambda: len(done_frames(farm, shot["id"])) >= 4, 90, what="4 frames")
+    running = next(j for j in jobs(farm, shot["id"]) if j["status"] == "running")
+    pending = [n for n in running["frames"] if n not in done_frames(farm, shot["id"])]
+    half = start_half_upload(farm, running["attempt_id"], pending[-1])
+    time.sleep(0.3)
+    before = done_frames(farm, shot["id"])
+    farm.stop_coordinator(signal.SIGKILL)
+    half.close()
+    assert any(p.name.startswith("upload-") or p.name.startswith("frame-")
+               for p in (farm.data_dir / "tmp").iterdir()), "the half upload was in flight"
+    time.sleep(2)
+    farm.start_coordinator()  # same port, same data dir; nodes find it by themselves
+    assert list((farm.data_dir / "tmp").iterdir()) == [], "half-written uploads are dropped"
+    shot = farm.wait_shot(shot["id"], 150)
+    assert shot["status"] == "completed", farm.debug_dump(shot["id"])
+    assert_each_frame_once(farm, shot)
+    after = done_frames(farm, shot["id"])
+    for number, frame in before.items():
+        assert after[number]["sha256"] == frame["sha256"], "recorded frames survive the crash"
+    frames_dir = farm.data_dir / "shots" / str(shot["id"]) / "frames"
+    for frame in after.values():
+        data = (frames_dir / frame["name"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == frame["sha256"]
+        with Image.open(frames_dir / frame["name"]) as img:
+            img.load()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 8 MB filesystem for the coordinator's data dir (needs root)."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
+                            capture_output=True)
+    if result.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount a tmpfs: {result.stderr.decode()}")
+        pytest.skip("mounting a tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)])
+
+
+@pytest.fixture(scope="module")
+def noisy_scene(tmp_path_factory):
+    """960x540 frames of white noise: about 1.5 MB each, whatever PNG tries."""
+    from tests.farm import make_scene
+    return make_scene(tmp_path_factory.mktemp("noisy") / "noisy.blend", width=960, height=540,
+                      samples=1, frame_end=3, noise_world=True)
+
+
+def test_full_disk_fails_uploads_cleanly_and_the_job_is_retried(small_disk, tmp_path,
+                                                               noisy_scene):
+    farm = Farm(tmp_path / "farm")
+    farm.data_dir = small_disk / "data"
+    try:
+        farm.start_coordinator()
+        shot = farm.submit(noisy_scene, frame_end=2, chunk_size=2)
+        filler = small_disk / "filler"
+        free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+        with open(filler, "wb") as f:
+            # Room for the database's writes, not for a 1.5 MB frame.
+            f.write(b"\0" * max(0, free - 512 * 1024))
+        farm.add_node("node1", "--upload-tries", "2")
+        wait_for(lambda: any(j["failures"] for j in jobs(farm, shot["id"])), 60,
+                 what="an upload to fail")
+        failed = farm.client()._request("GET", f"/api/jobs/{jobs(farm, shot['id'])[0]['id']}")
+        assert "507" in failed["failure_reason"] or "could not store" in failed["failure_reason"]
+        assert list((farm.data_dir / "tmp").iterdir()) == [], "no partial file remains"
+        frames_dir = farm.data_dir / "shots" / str(shot["id"]) / "frames"
+        assert not frames_dir.exists() or list(frames_dir.iterdir()) == []
+        filler.unlink()  # the admin frees space; the retried job now lands
+        shot = farm.wait_shot(shot["id"], 120)
+        assert shot["status"] == "completed", farm.debug_dump(shot["id"])
+        assert_each_frame_once(farm, shot)
+    finally:
+        farm.close()
