@@ -115,6 +115,10 @@ const refreshFarm = throttle(async () => {
   try { store.setFarm(await api.farm()); } catch { /* next event retries */ }
 }, 1000);
 
+async function refreshLatest() {
+  try { store.setLatest(await api.latestFrame()); } catch { /* shown on the next frame */ }
+}
+
 let es = null;
 let retryMs = 1000;
 let retryTimer = null;
@@ -140,7 +144,14 @@ function connect() {
     reloadAll();  // first connect, or the coordinator may have restarted: reload state
   });
   src.addEventListener('frame', (e) => { const d = parse(e); if (d) store.applyFrame(d); });
-  src.addEventListener('shot', (e) => { const d = parse(e); if (d) { store.applyShot(d); refreshFarm(); } });
+  src.addEventListener('shot', (e) => {
+    const d = parse(e);
+    if (!d) return;
+    const hadLatest = store.latest && store.latest.shot_id === d.id;
+    store.applyShot(d);
+    refreshFarm();
+    if (d.status === 'deleted' && hadLatest) refreshLatest();
+  });
   src.addEventListener('job', (e) => { const d = parse(e); if (d) store.applyJob(d); });
   src.addEventListener('node', (e) => { const d = parse(e); if (d) store.applyNode(d); });
   src.onerror = () => {

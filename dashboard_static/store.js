@@ -7,6 +7,7 @@
 //   frame    detail: Frame (+ shot_name), a frame just finished
 //   job      detail: Job
 //   farm     detail: the farm summary changed
+//   latest   detail: Frame | null, the last frame was replaced (its shot was deleted)
 //   conn     detail: "connecting" | "live" | "reconnecting" | "offline"
 //   auth     detail: {reason}: reads need the token (coordinator runs with --lock-reads)
 
@@ -51,8 +52,7 @@ class Store extends EventTarget {
 
   applyShot(shot) {
     if (shot.status === 'deleted') {
-      this.shots.delete(shot.id);
-      if (this.latest && this.latest.shot_id === shot.id) this.latest = null;
+      this.shots.delete(shot.id);  // (api.js then fetches the last frame again if it was this shot's)
     } else {
       const old = this.shots.get(shot.id);
       this.shots.set(shot.id, old ? { ...old, ...shot } : shot);
@@ -71,6 +71,12 @@ class Store extends EventTarget {
     const cur = this.latest;
     if (!cur || (frame.rendered_at ?? Infinity) >= (cur.rendered_at ?? 0)) this.latest = frame;
     this.emit('frame', frame);
+  }
+
+  /** The last rendered frame changed other than by a `frame` event (its shot was deleted). */
+  setLatest(frame) {
+    this.latest = frame;
+    this.emit('latest', frame);
   }
 
   applyJob(job) {

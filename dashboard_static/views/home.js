@@ -93,7 +93,7 @@ export function mount(root) {
     if (!f.thumbnail_url) return;
     const href = `#/shots/${encodeURIComponent(f.shot_id)}/${f.number}`;
     const title = `${f.shot_name || f.shot_id} · frame ${f.number} · ${fmtDuration(f.render_time)}`;
-    strip.prepend(h('a.strip-item', { href, title },
+    strip.prepend(h('a.strip-item', { href, title, dataset: { shotId: f.shot_id } },
       h('img', { src: fileUrl(f.thumbnail_url), alt: title, loading: 'lazy', decoding: 'async' }),
       h('span', null, String(f.number))));
     while (strip.children.length > STRIP_MAX) strip.lastChild.remove();
@@ -177,8 +177,12 @@ export function mount(root) {
     frame: (e) => { showFrame(e.detail); pushStrip(e.detail); },
     shot: (e) => {
       renderShots(); renderFarm();
-      if (e.detail.status === 'deleted' && shown && shown.shot_id === e.detail.id) showFrame(store.latest);
+      if (e.detail.status === 'deleted') {
+        for (const el of strip.querySelectorAll(`[data-shot-id="${e.detail.id}"]`)) el.remove();
+        strip.hidden = !strip.children.length;
+      }
     },
+    latest: () => showFrame(store.latest),
     node: renderFarm,
     farm: renderFarm,
     tick: () => { if (shown) setText(cap.ago, fmtAgo(shown.rendered_at)); renderShots(); },
