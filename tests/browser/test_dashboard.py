@@ -17,7 +17,8 @@ from tests.farm import Farm, wait_for
 
 from .conftest import TOKEN_KEY
 
-pytestmark = [pytest.mark.browser, pytest.mark.blender]
+pytestmark = pytest.mark.browser
+needs_blender = pytest.mark.blender   # the tests whose farm has a real node
 
 LIVE_TIMEOUT = 90_000   # ms: a frame rendered by a real node on a busy CI machine
 
@@ -48,6 +49,7 @@ def set_node(farm: Farm, enabled: bool) -> None:
 
 # --- views ---------------------------------------------------------------------------
 
+@needs_blender
 def test_home_shows_the_last_frame(live, page, new_page):
     latest = live.client().latest_frame()
     page.goto(live.url + "/")
@@ -74,6 +76,7 @@ def test_home_shows_the_last_frame(live, page, new_page):
     wall.screenshot("home-wall")
 
 
+@needs_blender
 def test_shots_table(live, page):
     page.goto(live.url + "/#/shots")
     row = page.locator(f"tr[data-shot-id='{live.shot['id']}']")
@@ -88,6 +91,7 @@ def test_shots_table(live, page):
     expect(page.page).to_have_url(re.compile(rf"#/shots/{live.shot['id']}(/\d+)?$"))
 
 
+@needs_blender
 def test_shot_page_thumbnails_chart_and_jobs(live, page):
     shot = live.shot
     page.goto(f"{live.url}/#/shots/{shot['id']}")
@@ -114,6 +118,7 @@ def test_shot_page_thumbnails_chart_and_jobs(live, page):
     page.screenshot("shot", full_page=True)
 
 
+@needs_blender
 def test_animated_preview_plays_in_order(live, page):
     page.goto(f"{live.url}/#/shots/{live.shot['id']}/1")
     thumbnails_ready(page, 12)
@@ -149,6 +154,7 @@ def test_animated_preview_plays_in_order(live, page):
     expect(player).to_have_attribute("data-frame", "8")
 
 
+@needs_blender
 def test_a_frame_appears_without_a_reload(live, page, new_page):
     set_node(live, False)
     try:
@@ -176,6 +182,7 @@ def test_a_frame_appears_without_a_reload(live, page, new_page):
     page.screenshot("shot-live")
 
 
+@needs_blender
 def test_nodes_view_and_enable_disable(live, new_page):
     page = new_page(token=live.token)
     page.goto(live.url + "/#/nodes")
@@ -200,6 +207,7 @@ def test_nodes_view_and_enable_disable(live, new_page):
 
 # --- actions -------------------------------------------------------------------------
 
+@needs_blender
 def test_actions_are_refused_without_the_token(live, page):
     shot = live.shot
     message = refusal_message(live)
@@ -227,6 +235,7 @@ def test_actions_are_refused_without_the_token(live, page):
     assert live.client().shot(shot["id"])["status"] == "completed"
 
 
+@needs_blender
 def test_actions_take_effect(live, new_page):
     page = new_page()
     set_node(live, False)   # keep the shot queued while we act on it
@@ -331,6 +340,7 @@ def test_reconnects_after_a_coordinator_restart(bare, page):
     assert page.evaluate("window.__sameDocument") is True
 
 
+@needs_blender
 def test_locked_reads_ask_for_the_token(farm_factory, page, make_test_scene):
     farm = farm_factory(nodes=1, lock_reads=True)
     shot = farm.submit(make_test_scene("locked.blend", frame_end=2), name="locked",
