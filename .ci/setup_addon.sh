@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # Install what the add-on tests need beyond the project's pip `test` extras and
-# Debian's `blender`: a Python 3.11 venv holding PyPI's `bpy==5.0.1` (Blender 5 as
-# a Python module), used by tests/addon/test_blender5.py.
-# Idempotent: a venv that already imports bpy 5.0.1 is left alone.
+# Debian's `blender`:
+# - xvfb, for tests/addon/test_blender34_gui.py (Blender's real UI, headless);
+# - a Python 3.11 venv holding PyPI's `bpy==5.0.1` (Blender 5 as a Python
+#   module), for tests/addon/test_blender5.py.
+# Idempotent and quick when everything is there already.
 set -euo pipefail
+
+if ! command -v xvfb-run >/dev/null; then
+    echo "setup_addon: installing xvfb"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends xvfb xauth >/dev/null
+fi
 
 BPY5_VENV="${BRENDER_BPY5_VENV:-/opt/brender-bpy5}"
 BPY5_VERSION="5.0.1"
