@@ -107,6 +107,14 @@ def project_missing(tmp_path_factory) -> dict[str, Path]:
     return make_project(root / "p", root / "home", missing=True)
 
 
+@pytest.fixture(scope="session")
+def project_extras(tmp_path_factory) -> dict[str, Path]:
+    """Like `project`, plus an image sequence, a sound, a font by absolute path
+    and a particle disk cache."""
+    root = tmp_path_factory.mktemp("project34-extras")
+    return make_project(root / "p", root / "home", extras=True)
+
+
 def mean_abs_diff(a: Path, b: Path) -> float:
     """Mean absolute difference of two images' RGB, in 0..255."""
     import numpy as np

@@ -61,23 +61,51 @@ def test_manifest_lists_every_file_with_its_hash(project, tmp_path):
     assert messages and all(f is None or 0.0 <= f <= 1.0 for _, f in messages)
 
 
+def rebuild_tree(result: packing.PackResult, node: Path) -> Path:
+    """Lay the manifest's files out elsewhere, as the node does; return the .blend."""
+    for f in result.files:
+        dest = node / f["path"]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(result.root / f["path"], dest)
+    return node / result.blend_path
+
+
+def assert_stands_alone(blend: Path, node: Path) -> list[Path]:
+    """Every path in every .blend resolves inside `node` (sequences and caches,
+    given as globs, match at least one file there)."""
+    deps = deps_of(blend)
+    for dep in deps:
+        assert dep.resolve().parent.is_relative_to(node.resolve()), f"{dep} escapes the packed tree"
+        if "*" in dep.name:
+            assert list(dep.parent.glob(dep.name)), f"nothing matches {dep}"
+        else:
+            assert dep.is_file(), dep
+    return deps
+
+
 def test_the_packed_tree_stands_alone(project, tmp_path):
     """Rebuild the tree from the manifest elsewhere, as the node does: every path
     in every .blend resolves inside it (relative), nothing points back home."""
     result = packing.pack_blend(project["blend"], tmp_path / "pack")
     node = tmp_path / "node-tree"
-    for f in result.files:
-        dest = node / f["path"]
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(result.root / f["path"], dest)
-    deps = deps_of(node / result.blend_path)
+    deps = assert_stands_alone(rebuild_tree(result, node), node)
     assert len(deps) == 3          # checker.png, library.blend, red.png (through the library)
-    for dep in deps:
-        assert dep.is_file(), dep
-        assert dep.resolve().is_relative_to(node.resolve()), f"{dep} escapes the packed tree"
     # And the original, for contrast, depends on files outside its folder.
     assert any(not d.resolve().is_relative_to(project["blend"].parent.resolve())
                for d in deps_of(project["blend"]))
+
+
+def test_sequences_sounds_fonts_and_caches_are_packed(project_extras, tmp_path):
+    result = packing.pack_blend(project_extras["blend"], tmp_path / "pack")
+    paths = [f["path"] for f in result.files]
+    assert result.missing == []
+    assert [p for p in paths if p.startswith("seq/")] == [f"seq/frame_{n:04d}.png" for n in (1, 2, 3)]
+    assert "audio/beep.wav" in paths
+    assert "_outside_project/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf" in paths
+    caches = [p for p in paths if p.startswith("blendcache_shot/")]
+    assert len(caches) == 3 and all(p.endswith(".bphys") for p in caches)
+    node = tmp_path / "node-tree"
+    assert_stands_alone(rebuild_tree(result, node), node)
 
 
 def test_missing_files_are_reported(project_missing, tmp_path):
@@ -118,6 +146,8 @@ def test_project_folder_keeps_its_layout(project, tmp_path):
     assert result.blend_path == "project/shot.blend"
     assert sorted(paths) == ["assets/library.blend", "assets/tex/red.png",
                              "project/shot.blend", "project/textures/checker.png"]
+    node = tmp_path / "node-tree"
+    assert_stands_alone(rebuild_tree(result, node), node)
 
 
 def test_vendored_bat_is_used_without_an_installed_one(addon_zip, project, tmp_path):

@@ -9,7 +9,9 @@ Layout under root:
     project/textures/checker.png  green/blue checker, referenced as //textures/checker.png
     assets/library.blend          "LinkedCube", linked by absolute path (outside the project)
     assets/tex/red.png            the cube's texture, //tex/red.png from library.blend
-Options: "missing": true adds an image that does not exist; "movie": true sets
+Options: "missing": true adds an image that does not exist; "extras": true adds
+an image sequence, a sound, a font (absolute path) and a particle disk cache;
+"movie": true sets
 FFMPEG output; "no_camera": true removes the camera; "frames": [start, end].
 Renders are tiny (64x36), Cycles, 4 samples, no denoising, emission shading
 (no lights needed, nearly noise free).
@@ -132,6 +134,51 @@ with bpy.data.libraries.load(str(assets / "library.blend"), link=True, relative=
     dst.objects = ["LinkedCube"]
 for obj in dst.objects:
     scene.collection.objects.link(obj)
+
+if opts.get("extras"):
+    # More kinds of external files, for the packing tests (not rendered):
+    # an image sequence, a sound, a font by absolute path, a particle disk cache.
+    seq_dir = project / "seq"
+    seq_dir.mkdir(exist_ok=True)
+    for n in (1, 2, 3):
+        save_png(seq_dir / f"frame_{n:04d}.png", 4, lambda x, y, n=n: (n / 3, 0.5, 0.5, 1.0))
+    seq = bpy.data.images.load(str(seq_dir / "frame_0001.png"))
+    seq.source = "SEQUENCE"
+    seq.filepath = "//seq/frame_0001.png"
+    node = mat.node_tree.nodes.new("ShaderNodeTexImage")
+    node.image = seq
+    node.image_user.frame_duration = 3
+
+    import wave
+    (project / "audio").mkdir(exist_ok=True)
+    with wave.open(str(project / "audio" / "beep.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(bytes(1600))
+    editor = scene.sequence_editor_create()
+    strips = getattr(editor, "strips", None) or editor.sequences
+    strip = strips.new_sound("beep", str(project / "audio" / "beep.wav"), 1, 1)
+    strip.sound.filepath = "//audio/beep.wav"
+
+    curve = bpy.data.curves.new("Title", "FONT")
+    curve.body = "Brender"
+    curve.font = bpy.data.fonts.load("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    scene.collection.objects.link(bpy.data.objects.new("Title", curve))
+
+    emitter = bpy.data.objects.new("Emitter", bpy.data.meshes.new("EmitterMesh"))
+    emitter.data.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+    scene.collection.objects.link(emitter)
+    emitter.modifiers.new("Particles", "PARTICLE_SYSTEM")
+    psys = emitter.particle_systems[0]
+    psys.settings.count = 10
+    psys.settings.frame_start, psys.settings.frame_end = 1, 2
+    psys.point_cache.use_disk_cache = True
+    save_as(project / "shot.blend")          # a disk cache needs a saved file
+    scene.frame_end = 3
+    override = {"scene": scene, "point_cache": psys.point_cache}
+    with bpy.context.temp_override(**override):
+        bpy.ops.ptcache.bake(bake=True)
 
 if opts.get("movie"):
     scene.render.image_settings.file_format = "FFMPEG"
