@@ -59,6 +59,8 @@ class Page:
     def screenshot(self, name: str, full_page: bool = False) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
+        if full_page:
+            self.page.evaluate("window.scrollTo(0, 0)")   # the header is sticky
         self.page.screenshot(path=str(path), full_page=full_page)
         return path
 
@@ -102,9 +104,10 @@ def new_page(browser):
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    """A farm with one real node and a shot of 12 rendered frames ("spin", 12 fps)."""
+    """A farm with one real node and a shot of 12 rendered frames ("spin", 12 fps).
+    A job fails at its first failed attempt (so a broken shot fails fast)."""
     root = tmp_path_factory.mktemp("live")
-    farm = Farm(root / "farm")
+    farm = Farm(root / "farm", max_attempts=1)
     try:
         farm.start_coordinator()
         farm.add_node("node1")

@@ -285,6 +285,35 @@ def test_actions_take_effect(live, new_page):
         set_node(live, True)
 
 
+@needs_blender
+def test_requeue_failed_jobs(live, new_page):
+    client = live.client()
+    blend = b"BLENDER-v304" + bytes(256)   # Blender cannot open it
+    sha = hashlib.sha256(blend).hexdigest()
+    client._request("PUT", f"/api/blobs/{sha}", data=blend,
+                    headers={"Content-Type": "application/octet-stream"})
+    shot = client.create_shot({"name": "broken", "blend_path": "broken.blend",
+                               "files": [{"path": "broken.blend", "sha256": sha,
+                                          "size": len(blend)}],
+                               "frame_start": 1, "frame_end": 1})
+    failed = live.wait_shot(shot["id"], timeout=60)
+    assert failed["status"] == "failed"
+    page = new_page(token=live.token)
+    page.goto(f"{live.url}/#/shots/{shot['id']}")
+    expect(page.locator(".shot-head .pill")).to_have_text("failed")
+    expect(page.locator(".shot-head .failure")).to_contain_text(failed["failure_reason"][:40])
+    job = page.locator("tr[data-job-id]").first
+    job.get_by_role("button", name="Log").click()
+    expect(page.locator(".logbox")).to_contain_text("Blender")
+    page.screenshot("shot-failed", full_page=True)
+    page.get_by_role("button", name="Requeue failed").click()
+    expect(page.locator(".toast.ok")).to_contain_text("Requeue broken")
+    # Requeued: the node takes the job again (and fails again).
+    jobs = lambda: api(live, "GET", f"/api/shots/{shot['id']}/jobs")["jobs"]  # noqa: E731
+    wait_for(lambda: jobs()[0]["attempts"] >= 2, 30, what="the job to be tried again")
+    expect(job.locator("td.num").first).to_contain_text("2")   # the attempts column
+
+
 # --- scale, restarts, locked reads --------------------------------------------------------
 
 def test_ten_thousand_frames_stay_light(bare, page):
