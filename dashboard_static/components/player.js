@@ -5,8 +5,8 @@
 import { fileUrl } from '../api.js';
 import { h, icon, setText, fmtDuration, fmtAgo, fmtBytes } from '../util.js';
 
-const CACHE = 64;     // decoded images kept
-const AHEAD = 12;     // frames preloaded ahead while playing
+const CACHE = 40;     // images kept (full-size previews: keep it modest)
+const AHEAD = 10;     // frames preloaded ahead while playing
 
 export class Player {
   constructor(frames, shot, { onIndex } = {}) {
