@@ -38,6 +38,7 @@ function route() {
     return;
   }
   root.dataset.view = r.view.name;
+  document.title = 'Brender';   // the Shot view names its shot
   for (const a of document.querySelectorAll('.tabs a')) {
     a.classList.toggle('active', a.dataset.route === r.name);
   }
