@@ -70,11 +70,12 @@ def test_submit_from_blender5_renders_on_the_farm(farm_factory, addon_zip, proje
             # bpy as a module always reports unsaved changes: save, then submit.
             {"do": "submit", "save_first": True},
             {"do": "wait", "timeout": 180},
+            {"do": "draw"},
         ]}, tmp_path / "blender-home", bpy5=True, timeout=400)
     assert results["blender"].startswith("5.0")
     assert results["module"] == "bl_ext.user_default.brender_addon"
     assert os.sep + "extensions" + os.sep in results["module_file"]
-    connection, _, _, refused, _, _, submit, wait = results["steps"]
+    connection, _, _, refused, _, _, submit, wait, drawn = results["steps"]
     assert "1 node online" in connection["connection_text"], connection
     assert refused["result"] == ["CANCELLED"] and "token" in refused["last_error"]
     assert submit["result"] == ["FINISHED"], submit["last_error"]
@@ -82,6 +83,10 @@ def test_submit_from_blender5_renders_on_the_farm(farm_factory, addon_zip, proje
     assert shot["name"] == "addon-5"
     assert wait["status"] == "completed", farm.debug_dump(shot["id"])
     assert_thumbnail(Path(wait["thumbnail_copy"]))
+    # Blender 5's UI API takes the panel as it is (props, operators, icons, progress bar).
+    assert "exception" not in drawn, drawn.get("exception")
+    assert ["progress", 1.0, "2 of 2 frames"] in drawn["drawn"]
+    assert ["label", f"addon-5 (#{shot['id']}): completed", "CHECKMARK"] in drawn["drawn"]
 
     client = farm.client()
     names = sorted(Path(f["path"]).name for f in client.shot(shot["id"])["files"])
