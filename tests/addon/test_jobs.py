@@ -25,6 +25,13 @@ pytestmark = pytest.mark.blender
 SETTINGS = ShotSettings(name="sc010", frame_start=1, frame_end=3, chunk_size=2)
 
 
+def wait_for(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 def kinds(job: jobs.Job) -> list[str]:
     return [kind for kind, _ in job.drain()]
 
@@ -153,9 +160,9 @@ def test_status_watcher_follows_the_shot_and_fetches_thumbnails(tmp_path):
                                                               "size": 0}]})
         watcher = jobs.StatusWatcher(client, shot["id"], tmp_path / "thumbs", interval=0.05)
         watcher.start()
-        time.sleep(0.3)
+        wait_for(lambda: any(k == "shot" for k, _ in list(watcher.messages.queue)))
         fake.finish_frame(shot["id"], 1, b"thumb-one")
-        time.sleep(0.3)
+        wait_for(lambda: any(k == "thumbnail" for k, _ in list(watcher.messages.queue)))
         fake.finish_frame(shot["id"], 2, b"thumb-two")
         watcher.join(10)
         assert not watcher.is_alive()
