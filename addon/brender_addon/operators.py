@@ -64,6 +64,18 @@ class _ThreadedOperator:
         return result
 
 
+    def cancel(self, context: Any) -> None:
+        """Blender ends modal operators when another file is opened (or Blender
+        quits): stop the job too, nothing half-done is submitted."""
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
+        _status_text(context, None)
+
+
 def _status_text(context: Any, text: str | None) -> None:
     workspace = getattr(context, "workspace", None)
     if workspace is not None and not bpy.app.background:
