@@ -60,7 +60,7 @@ export class JobsPanel {
       const j = await api.job(id);
       const parts = [];
       if (j.failure_reason) parts.push(h('div.failure', null, j.failure_reason));
-      parts.push(h('pre.log', null, j.log_tail || '(no log yet)'));
+      parts.push(h('pre.log', null, j.log_tail || (j.status === 'running' || j.status === 'queued' ? '(no log yet)' : '(the coordinator kept no log for this job)')));
       fill(box, parts);
       const pre = box.querySelector('pre');
       pre.scrollTop = pre.scrollHeight;

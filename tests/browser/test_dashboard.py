@@ -112,7 +112,7 @@ def test_shot_page_thumbnails_chart_and_jobs(live, page):
     expect(rows).to_have_count(len(jobs))
     expect(rows.first).to_contain_text("node1")
     first = rows.first.get_attribute("data-job-id")
-    log_tail = api(live, "GET", f"/api/jobs/{first}")["log_tail"] or "(no log yet)"
+    log_tail = api(live, "GET", f"/api/jobs/{first}")["log_tail"] or "no log"
     rows.first.locator("button").click()
     expect(page.locator("pre.log")).to_contain_text(log_tail.strip().splitlines()[-1].strip())
     page.screenshot("shot", full_page=True)
