@@ -1,0 +1,117 @@
+"""Benchmark 2: coordinator capacity with simulated nodes (no Blender).
+
+For each fleet size: a fresh coordinator (`brender-coordinator`, its own data dir),
+one SSE client on /api/events counting `frame` events (each is sent after the frame
+is stored, recorded in the database and thumbnailed), and N simulated nodes in
+separate load-generator processes (benchmarks/simnodes.py). Once every node is
+connected and idle, a shot is submitted (blob upload + POST /api/shots); from the
+moment the POST returns, frames are counted until the shot is done or the time
+window closes.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from .common import (Coordinator, EventCounter, MemorySampler, cpu_seconds, fake_blend, log,
+                     wait_for)
+from .fleet import Fleet, percentile
+
+
+def processes_for(nodes: int) -> int:
+    return 1 if nodes <= 100 else 2
+
+
+def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
+            profile_dir: Path | None = None) -> dict:
+    coord = Coordinator(root / f"capacity-{nodes}", "--lease-timeout", "300").start()
+    events = fleet = sampler = spy = None
+    try:
+        events = EventCounter(coord.url)
+        events.start()
+        events.hello.wait(10)
+        fleet = Fleet(coord.url, nodes, processes_for(nodes))
+        connect_s = fleet.start(timeout=180)
+        wait_for(lambda: coord.api.get("/api/version")["nodes_online"] >= nodes, 60,
+                 what=f"{nodes} nodes online")
+        sampler = MemorySampler(coord.pid)
+        sampler.start()
+        idle_rss = sampler.sample()[0]
+        if profile_dir is not None:
+            profile_dir.mkdir(parents=True, exist_ok=True)
+            spy = subprocess.Popen(
+                ["py-spy", "record", "-p", str(coord.pid), "-r", "50", "-d", str(int(window)),
+                 "-f", "raw", "-o", str(profile_dir / f"capacity-{nodes}.txt"), "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cpu0 = cpu_seconds(coord.pid)
+        t_submit = time.monotonic()
+        shot = coord.api.create_shot("capacity.blend", fake_blend(), frame_start=1,
+                                     frame_end=frames, chunk_size=chunk,
+                                     name=f"capacity-{nodes}")
+        t0 = time.monotonic()
+        complete = events.wait_frames(shot["id"], frames, window)
+        t_end = time.monotonic() if not complete else events.frames[shot["id"]][-1]
+        cpu1 = cpu_seconds(coord.pid)
+        measured = fleet.stop()
+        fleet = None
+        done = sum(1 for t in events.frames.get(shot["id"], []) if t <= t_end)
+        elapsed = max(1e-6, t_end - t0)
+        sampler.stop()
+        lat = measured["latencies_ms"]
+        # After the submit every idle node wants a job at once: how long until each has one.
+        firsts = [(t - t0) * 1000 for t in measured["first_assign_at"] if t <= t_end]
+        row = {
+            "nodes": nodes, "chunk": chunk, "shot_frames": frames,
+            "submit_s": round(t0 - t_submit, 3),
+            "frames_done": done, "seconds": round(elapsed, 2),
+            "frames_per_s": round(done / elapsed, 1), "completed": complete,
+            "dispatch_p50_ms": _r(percentile(lat, 0.50)),
+            "dispatch_p99_ms": _r(percentile(lat, 0.99)),
+            "dispatch_max_ms": _r(max(lat) if lat else None),
+            "dispatch_samples": len(lat),
+            "first_assign_p50_ms": _r(percentile(firsts, 0.50)),
+            "nodes_busy": len(firsts),
+            "all_busy_ms": _r(max(firsts)) if len(firsts) >= nodes else None,
+            "rss_idle_mb": round(idle_rss / 2**20, 1),
+            "rss_peak_mb": round(sampler.peak_main / 2**20, 1),
+            "rss_peak_with_workers_mb": round(sampler.peak_total / 2**20, 1),
+            "coordinator_cpu": round((cpu1 - cpu0) / elapsed, 2),
+            "connect_s": round(connect_s, 1), "load_processes": processes_for(nodes),
+            "uploads": measured["frames_uploaded"], "stale": measured["stale"],
+            "errors": measured["errors"],
+        }
+        log(f"capacity {nodes} nodes: {row['frames_per_s']} frames/s, "
+            f"p50 {row['dispatch_p50_ms']} ms, p99 {row['dispatch_p99_ms']} ms, "
+            f"RSS {row['rss_peak_mb']} MB, coordinator CPU {row['coordinator_cpu']}")
+        return row
+    finally:
+        if spy is not None:
+            try:
+                spy.wait(window + 30)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+        if fleet is not None:
+            fleet.kill()
+        if sampler is not None:
+            sampler.stop()
+        if events is not None:
+            events.close()
+        coord.stop()
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(v, 1)
+
+
+def run(root: Path, quick: bool = False, node_counts=(10, 100, 1000), chunk: int = 1,
+        profile_dir: Path | None = None) -> list[dict]:
+    window = 8.0 if quick else 20.0
+    frames = 4000 if quick else 12000
+    rows = []
+    for nodes in node_counts:
+        log(f"capacity: {nodes} simulated nodes, chunk {chunk}, window {window:.0f} s")
+        rows.append(run_one(root, nodes, frames, chunk, window, profile_dir))
+        shutil.rmtree(root / f"capacity-{nodes}", ignore_errors=True)
+    return rows

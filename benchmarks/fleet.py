@@ -1,0 +1,96 @@
+"""A fleet of simulated nodes spread over a few load-generator processes."""
+from __future__ import annotations
+
+import json
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .common import REPO, stop_process
+
+SIMNODES = Path(__file__).with_name("simnodes.py")
+
+
+class Fleet:
+    def __init__(self, url: str, count: int, processes: int = 1, prefix: str = "sim",
+                 render_time: float = 0.5):
+        self.url, self.count = url, count
+        self.processes = max(1, min(processes, count))
+        self.prefix, self.render_time = prefix, render_time
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, timeout: float = 120) -> float:
+        """Start every process; returns once all nodes have their welcome (seconds taken)."""
+        started = time.monotonic()
+        per, extra = divmod(self.count, self.processes)
+        offset = 0
+        for i in range(self.processes):
+            n = per + (1 if i < extra else 0)
+            cmd = [sys.executable, str(SIMNODES), "--url", self.url, "--count", str(n),
+                   "--offset", str(offset), "--prefix", self.prefix,
+                   "--render-time", str(self.render_time)]
+            offset += n
+            self.procs.append(subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.PIPE,
+                                               stdout=subprocess.PIPE, text=True))
+        waiting = set(range(len(self.procs)))
+        deadline = started + timeout
+        while waiting:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"simulated nodes did not all connect in {timeout:.0f} s")
+            ready, _, _ = select.select([self.procs[i].stdout for i in waiting], [], [], left)
+            for i in list(waiting):
+                if self.procs[i].stdout in ready:
+                    line = self.procs[i].stdout.readline()
+                    if not line:
+                        raise RuntimeError("a simulated-node process exited early")
+                    if line.startswith("CONNECTED"):
+                        waiting.discard(i)
+        return time.monotonic() - started
+
+    def stop(self, timeout: float = 60) -> dict:
+        """Stop every process and merge what they measured."""
+        merged: dict = {"latencies_ms": [], "first_latencies_ms": [], "first_assign_at": [], "frames_uploaded": 0,
+                        "jobs_done": 0, "assigns": 0, "stale": 0, "errors": {},
+                        "connected": 0}
+        for proc in self.procs:
+            try:
+                proc.stdin.write("stop\n")
+                proc.stdin.flush()
+            except (BrokenPipeError, OSError):
+                pass
+        for proc in self.procs:
+            try:
+                out, _ = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                stop_process(proc)
+                continue
+            for line in out.splitlines():
+                if line.startswith("RESULT "):
+                    r = json.loads(line[7:])
+                    for key in ("latencies_ms", "first_latencies_ms", "first_assign_at"):
+                        merged[key] += r[key]
+                    for key in ("frames_uploaded", "jobs_done", "assigns", "stale",
+                                "connected"):
+                        merged[key] += r[key]
+                    for k, v in r["errors"].items():
+                        merged["errors"][k] = merged["errors"].get(k, 0) + v
+        self.procs = []
+        return merged
+
+    def kill(self) -> None:
+        for proc in self.procs:
+            stop_process(proc, grace=5)
+        self.procs = []
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    k = (len(s) - 1) * q
+    lo = int(k)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)

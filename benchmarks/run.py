@@ -1,0 +1,212 @@
+"""Run Brender's benchmarks and write the results table into benchmarks/README.md.
+
+    python benchmarks/run.py                      # everything (about 10 minutes)
+    python benchmarks/run.py --quick              # shorter windows, fewer repeats (< 3 min)
+    python benchmarks/run.py --only capacity      # overhead | capacity | bigshot (repeatable)
+    python benchmarks/run.py --nodes 10,100       # capacity fleet sizes
+    python benchmarks/run.py --no-write           # print, leave the README alone
+
+Every process listens on 127.0.0.1 only. Results also land in
+benchmarks/results/latest.json (and --json PATH).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import bigshot, capacity, overhead  # noqa: E402
+from benchmarks.common import log, machine, raise_fd_limit  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+README = HERE / "README.md"
+RESULTS = HERE / "results" / "latest.json"
+TARGETS = {
+    "overhead_ratio": 1.10,
+    "frames_per_s": 500,
+    "dispatch_p99_ms": 50,
+    "rss_mb": 300,
+    "listing_s": 1.0,
+    "dashboard_s": 1.0,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", action="append", choices=["overhead", "capacity", "bigshot"],
+                   help="run only these benchmarks (repeat the option for several)")
+    p.add_argument("--quick", action="store_true", help="shorter runs (under 3 minutes)")
+    p.add_argument("--nodes", default="10,100,1000", help="capacity fleet sizes")
+    p.add_argument("--chunk", type=int, default=1, help="capacity: frames per job")
+    p.add_argument("--profile", type=Path,
+                   help="capacity: py-spy record the coordinator into this folder")
+    p.add_argument("--no-write", action="store_true", help="do not update README.md")
+    p.add_argument("--json", type=Path, help="also write the raw results here")
+    p.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    args = p.parse_args(argv)
+
+    limit = raise_fd_limit()
+    chosen = args.only or ["overhead", "capacity", "bigshot"]
+    scratch = Path(tempfile.mkdtemp(prefix="brender-bench-"))
+    started = time.monotonic()
+    results: dict = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "quick": args.quick, "machine": machine(),
+        "load_before": round(os.getloadavg()[0], 2), "fd_limit": limit,
+    }
+    try:
+        if "overhead" in chosen:
+            results["overhead"] = overhead.run(scratch / "overhead", quick=args.quick)
+        if "capacity" in chosen:
+            nodes = tuple(int(n) for n in args.nodes.split(",") if n.strip())
+            results["capacity"] = capacity.run(scratch / "capacity", quick=args.quick,
+                                               node_counts=nodes, chunk=args.chunk,
+                                               profile_dir=args.profile)
+        if "bigshot" in chosen:
+            results["bigshot"] = bigshot.run(scratch / "bigshot", quick=args.quick)
+    finally:
+        if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+        else:
+            log(f"scratch kept in {scratch}")
+    results["seconds"] = round(time.monotonic() - started, 1)
+    results["load_after"] = round(os.getloadavg()[0], 2)
+
+    table = render(results)
+    print(table)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    merged = {**previous, **results}   # --only keeps the other benchmarks' last figures
+    RESULTS.write_text(json.dumps(merged, indent=1) + "\n")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    if not args.no_write:
+        write_readme(render(merged))
+        log(f"wrote {README.relative_to(HERE.parent)}")
+    return 0
+
+
+# -- the table ---------------------------------------------------------------------------
+def mark(ok: bool | None) -> str:
+    return "—" if ok is None else ("met" if ok else "**missed**")
+
+
+def render(r: dict) -> str:
+    m = r["machine"]
+    out = [
+        f"Measured {r['date']}{' (--quick)' if r.get('quick') else ''} on: {m['cpu']}, "
+        f"{m['cores']} cores, {m['ram_gb']} GB RAM; {m['os']}; Python {m['python']}, "
+        f"Blender {m['blender']}, Chromium {m['chromium']}, aiohttp {m['aiohttp']}, "
+        f"SQLite {m['sqlite']}. Load average before the run: {r.get('load_before')} "
+        f"(other work on the machine slows every figure).",
+        "",
+    ]
+    if "overhead" in r:
+        o = r["overhead"]
+        s = o["scene"]
+        out += [
+            f"### 1. Farm overhead ({s['frame_end']} frames, {s['width']}×{s['height']}, "
+            f"Cycles {s['samples']} samples, no denoising)",
+            "",
+            "| run | chunk | jobs | seconds | farm / plain | first frame (s) | "
+            "Blender render time (s) | target ≤ 1.10 |",
+            "|---|---|---|---|---|---|---|---|",
+            f"| `blender -b scene.blend -a` | — | — | {o['plain_s']} | 1.00 | — | "
+            f"{o.get('plain_render_sum_s', '—')} | — |",
+        ]
+        for f in o["farm"]:
+            ok = f["ratio"] <= TARGETS["overhead_ratio"]
+            out.append(f"| farm: coordinator + 1 node ({f['node']}) | {f['chunk']} | "
+                       f"{f['jobs']} | {f['seconds']} | {f['ratio']:.2f} | "
+                       f"{f['first_frame_s']} | {f.get('render_sum_s', '—')} | {mark(ok)} |")
+        out += ["", "Seconds are the best of "
+                f"{len(o.get('plain_all_seconds', [1]))} interleaved run(s) "
+                f"(plain: {o.get('plain_all_seconds')}); farm time runs from the submit "
+                "(blob upload + `POST /api/shots`) to the last frame's SSE `frame` event "
+                "(stored and thumbnailed). \"Blender render time\" sums Blender's own "
+                "per-frame times: the rest is start-up, scene load and farm traffic.", ""]
+    if "capacity" in r:
+        rows = r["capacity"]
+        out += [
+            "### 2. Coordinator capacity (simulated nodes, 64×36 PNG frames)",
+            "",
+            "| nodes | chunk | frames/s | dispatch p50 (ms) | dispatch p99 (ms) | "
+            "after submit: all nodes busy (ms) | "
+            "RSS peak (MB) | + thumbnail workers (MB) | coordinator CPU (cores) | frames | "
+            "targets (≥500/s, p99<50 ms, <300 MB) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for c in rows:
+            if c["nodes"] >= 1000:
+                ok = (c["frames_per_s"] >= TARGETS["frames_per_s"]
+                      and (c["dispatch_p99_ms"] or 1e9) < TARGETS["dispatch_p99_ms"]
+                      and c["rss_peak_mb"] < TARGETS["rss_mb"])
+                verdict = mark(ok)
+            else:
+                verdict = "—"
+            errors = sum(c["errors"].values()) if c.get("errors") else 0
+            busy = (c["all_busy_ms"] if c.get("all_busy_ms") is not None
+                    else f"{c.get('nodes_busy', '?')} of {c['nodes']} got a job")
+            out.append(
+                f"| {c['nodes']} | {c['chunk']} | {c['frames_per_s']} | "
+                f"{c['dispatch_p50_ms'] if c['dispatch_p50_ms'] is not None else 'n/a'} | "
+                f"{c['dispatch_p99_ms'] if c['dispatch_p99_ms'] is not None else 'n/a'} | "
+                f"{busy} | {c['rss_peak_mb']} | "
+                f"{c['rss_peak_with_workers_mb']} | {c['coordinator_cpu']} | "
+                f"{c['frames_done']} in {c['seconds']} s"
+                f"{'' if not errors else f', {errors} errors'} | {verdict} |")
+        out += ["", "The load generator (benchmarks/simnodes.py, "
+                f"{', '.join(str(c['load_processes']) for c in rows)} process(es)) and "
+                "the coordinator share the machine's "
+                f"{m['cores']} cores. frames/s counts SSE `frame` events (frame stored, "
+                "recorded, thumbnailed, announced) from the moment `POST /api/shots` "
+                "returns; dispatch latency is `ready` sent → `assign` received, "
+                "measured in the load generator (first assignment of each node left "
+                "out: its `ready` was sent before the shot existed; n/a when no node got a "
+                "second job in the window). \"All nodes busy\" is the time from the "
+                "submit until the last node got its first job (the dispatcher's burst). RSS is the coordinator process; the second figure adds its "
+                "thumbnail worker processes.", ""]
+    if "bigshot" in r:
+        b = r["bigshot"]
+        ok_l = b["listing_median_s"] < TARGETS["listing_s"]
+        dash = b.get("dashboard_median_s")
+        ok_d = None if dash is None else dash < TARGETS["dashboard_s"]
+        out += [
+            f"### 3. Big shot ({b['frames']:,} frames, {b['frames_done']:,} done with "
+            "thumbnails)",
+            "",
+            "| what | median (s) | best (s) | target < 1 s |",
+            "|---|---|---|---|",
+            f"| `POST /api/shots` (10,000 frames, chunks of 100) | {b['create_s']} | — | — |",
+            f"| `GET /api/shots/{{id}}/frames` (all, {b['listing_mb']} MB) | "
+            f"{b['listing_median_s']} | {b['listing_best_s']} | {mark(ok_l)} |",
+            f"| `GET /api/shots/{{id}}/frames?limit=500` (the dashboard's page) | "
+            f"{b['page500_median_s']} | — | — |",
+            f"| dashboard Shot page, cold, until the grid shows thumbnails | {dash} | "
+            f"{b.get('dashboard_best_s')} | {mark(ok_d)} |",
+            "",
+        ]
+    out.append(f"Whole run: {r.get('seconds')} s.")
+    return "\n".join(out)
+
+
+def write_readme(table: str) -> None:
+    begin, end = "<!-- results -->", "<!-- /results -->"
+    text = README.read_text() if README.exists() else f"# Benchmarks\n\n{begin}\n{end}\n"
+    if begin not in text or end not in text:
+        text += f"\n{begin}\n{end}\n"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    README.write_text(f"{head}{begin}\n{table}\n{end}{tail}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

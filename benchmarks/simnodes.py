@@ -1,0 +1,184 @@
+"""Simulated render nodes: light clients of the node protocol (docs/api.md), no Blender.
+
+Run as its own process (the load generator must not share the coordinator's event
+loop): `python benchmarks/simnodes.py --url http://127.0.0.1:PORT --count 500`.
+Each simulated node dials `/api/node/ws`, says hello, waits for welcome, sends
+`ready`; on `assign` it PUTs every frame of the job at once (a pre-encoded tiny PNG
+with its `X-Sha256`), sends `job_done` and `ready` again. It prints `CONNECTED n`
+on stdout once every node has its welcome, and on `stop` (a line on stdin) or EOF
+prints one JSON line with what it measured:
+
+- `first_assign_at`: when (time.monotonic(), system-wide) each node got its first job.
+- `latencies_ms`: dispatch latency, `ready` sent -> `assign` received, client side.
+  The first assignment of each node is left out (its `ready` was sent before any
+  shot existed, so it measures the wait for the submit, not the dispatcher).
+- `frames_uploaded`, `jobs_done`, `assigns`, `stale` (409), `errors`.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import TOKEN, raise_fd_limit, tiny_png  # noqa: E402
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.first_latencies: list[float] = []
+        self.first_assign_at: list[float] = []   # time.monotonic(), comparable across processes
+        self.frames_uploaded = 0
+        self.jobs_done = 0
+        self.assigns = 0
+        self.stale = 0
+        self.errors: dict[str, int] = {}
+        self.connected = 0
+
+    def error(self, what: str) -> None:
+        self.errors[what] = self.errors.get(what, 0) + 1
+
+
+async def sim_node(index: int, args, http: aiohttp.ClientSession, png: bytes, sha: str,
+                   stats: Stats, connect_gate: asyncio.Semaphore, all_connected) -> None:
+    hello = {"type": "hello", "node_id": None, "name": f"{args.prefix}-{index:05d}",
+             "hostname": f"sim{index}", "platform": "sim", "blender_version": "sim",
+             "cpu_count": 1, "tags": [], "allow_scripts": False, "running_attempt": None}
+    headers_base = {"X-Sha256": sha, "X-Render-Time": f"{args.render_time:.4f}",
+                    "X-Filename": "frame.png", "Content-Type": "image/png"}
+    for attempt in range(20):
+        try:
+            async with connect_gate:
+                ws = await http.ws_connect(f"{args.url}/api/node/ws", autoping=True,
+                                           heartbeat=None, max_msg_size=1 << 24)
+                await ws.send_str(json.dumps(hello))
+                welcome = json.loads((await ws.receive(timeout=60)).data)
+            break
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, TypeError) as exc:
+            stats.error(f"connect: {type(exc).__name__}")
+            await asyncio.sleep(0.2 * (attempt + 1))
+    else:
+        return
+    if welcome.get("type") != "welcome":
+        stats.error(f"handshake: {welcome}")
+        await ws.close()
+        return
+    stats.connected += 1
+    if stats.connected == args.count:
+        all_connected.set()
+    first = True
+    sent_ready = time.perf_counter()
+    await ws.send_str('{"type":"ready"}')
+    try:
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            data = json.loads(msg.data)
+            kind = data.get("type")
+            if kind == "assign":
+                latency = (time.perf_counter() - sent_ready) * 1000
+                (stats.first_latencies if first else stats.latencies).append(latency)
+                if first:
+                    stats.first_assign_at.append(time.monotonic())
+                first = False
+                stats.assigns += 1
+                job = data["job"]
+                attempt_id = job["attempt_id"]
+                lost = False
+                for number in job["frames"]:
+                    url = f"{args.url}/api/attempts/{attempt_id}/frames/{number}"
+                    try:
+                        async with http.put(url, data=png, headers=headers_base) as resp:
+                            await resp.read()
+                            if resp.status == 409:
+                                stats.stale += 1
+                                lost = True
+                                break
+                            if resp.status not in (200, 201):
+                                stats.error(f"upload HTTP {resp.status}")
+                                continue
+                            stats.frames_uploaded += 1
+                    except (aiohttp.ClientError, OSError) as exc:
+                        stats.error(f"upload: {type(exc).__name__}")
+                if not lost:
+                    await ws.send_str(json.dumps({"type": "job_done",
+                                                  "attempt_id": attempt_id}))
+                    stats.jobs_done += 1
+                sent_ready = time.perf_counter()
+                await ws.send_str('{"type":"ready"}')
+            elif kind == "cancel":
+                sent_ready = time.perf_counter()
+                await ws.send_str('{"type":"ready"}')
+            elif kind == "error":
+                stats.error(f"coordinator: {data.get('error')}")
+    except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+        stats.error(f"channel: {type(exc).__name__}")
+    finally:
+        if not ws.closed:
+            await ws.close()
+
+
+async def main_async(args) -> None:
+    png = tiny_png(args.width, args.height)
+    sha = hashlib.sha256(png).hexdigest()
+    stats = Stats()
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
+    all_connected = asyncio.Event()
+    async with aiohttp.ClientSession(connector=connector, headers=headers,
+                                     timeout=timeout) as http:
+        gate = asyncio.Semaphore(args.connect_concurrency)
+        tasks = [asyncio.create_task(sim_node(i + args.offset, args, http, png, sha, stats,
+                                              gate, all_connected))
+                 for i in range(args.count)]
+
+        async def announce() -> None:
+            await all_connected.wait()
+            print(f"CONNECTED {stats.connected}", flush=True)
+
+        announcer = asyncio.create_task(announce())
+        loop = asyncio.get_running_loop()
+        # Wait for "stop" (or EOF) on stdin.
+        while True:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line or line.strip() == "stop":
+                break
+        announcer.cancel()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    result = {"latencies_ms": [round(x, 3) for x in stats.latencies],
+              "first_latencies_ms": [round(x, 3) for x in stats.first_latencies],
+              "first_assign_at": stats.first_assign_at,
+              "frames_uploaded": stats.frames_uploaded, "jobs_done": stats.jobs_done,
+              "assigns": stats.assigns, "stale": stats.stale, "errors": stats.errors,
+              "connected": stats.connected}
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--url", required=True)
+    p.add_argument("--count", type=int, default=10)
+    p.add_argument("--offset", type=int, default=0, help="first node index (unique names)")
+    p.add_argument("--prefix", default="sim")
+    p.add_argument("--width", type=int, default=64)
+    p.add_argument("--height", type=int, default=36)
+    p.add_argument("--render-time", type=float, default=0.5,
+                   help="the X-Render-Time each frame reports (seconds)")
+    p.add_argument("--connect-concurrency", type=int, default=64)
+    args = p.parse_args()
+    raise_fd_limit()
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()
