@@ -29,6 +29,7 @@ def create_app(config: Config, token: str | None = None) -> web.Application:
     app[keys.CONFIG] = config
     app[keys.TOKEN] = token or resolve_token(config)[0]
     app.cleanup_ctx.extend([_storage_ctx, _database_ctx, _thumbnail_ctx, _farm_ctx])
+    app.on_shutdown.append(_close_streams)
     routes.setup(app)
     return app
 
@@ -71,14 +72,19 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
     ]
     dispatcher.kick()
     yield
-    events.close()
-    for session in list(dispatcher.sessions.values()):
-        await session.ws.close(code=1001, message=b"coordinator shutting down")
     for task in tasks:
         task.cancel()
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _close_streams(app: web.Application) -> None:
+    """Runs before aiohttp waits for open handlers: end event streams and node channels,
+    or a dashboard left open would hold the shutdown for a minute."""
+    app[keys.EVENTS].close()
+    for session in list(app[keys.DISPATCHER].sessions.values()):
+        await session.ws.close(code=1001, message=b"coordinator shutting down")
 
 
 async def _catch_up_thumbnails(app: web.Application) -> None:

@@ -92,6 +92,26 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (shot_id, node_id)
     ) WITHOUT ROWID;
     """,
+    # 2: progress counters kept on the shot, so listings and the scheduler never
+    # count a 10,000-frame shot's rows; indexes for the per-status counts.
+    """
+    ALTER TABLE shots ADD COLUMN frames_total INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE shots ADD COLUMN frames_done INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE shots ADD COLUMN render_time_sum REAL NOT NULL DEFAULT 0;
+    ALTER TABLE shots ADD COLUMN render_time_count INTEGER NOT NULL DEFAULT 0;
+    UPDATE shots SET
+        frames_total = (SELECT COUNT(*) FROM frames f WHERE f.shot_id = shots.id),
+        frames_done = (SELECT COUNT(*) FROM frames f WHERE f.shot_id = shots.id
+                       AND f.status = 'done'),
+        render_time_sum = COALESCE((SELECT SUM(render_time) FROM frames f
+                                    WHERE f.shot_id = shots.id AND f.status = 'done'), 0),
+        render_time_count = (SELECT COUNT(render_time) FROM frames f
+                             WHERE f.shot_id = shots.id AND f.status = 'done');
+    CREATE INDEX frames_status ON frames(shot_id, status);
+    CREATE INDEX jobs_shot_status ON jobs(shot_id, status);
+    CREATE INDEX jobs_node ON jobs(node_id) WHERE status = 'running';
+    CREATE INDEX shots_status ON shots(status, priority);
+    """,
 ]
 
 

@@ -198,8 +198,8 @@ class Dispatcher:
             await self.fail_unrenderable(job["shot_id"])
             self.kick()
 
-    async def finish(self, attempt_id: str) -> str:
-        outcome, job = await job_sql.finish(self.db, attempt_id)
+    async def finish(self, attempt_id: str, log_tail: str = "") -> str:
+        outcome, job = await job_sql.finish(self.db, attempt_id, log_tail)
         if outcome == "missing":
             await self.fail(attempt_id, "the node reported the job done but frames are missing",
                             "")
@@ -230,6 +230,9 @@ class Dispatcher:
                 tx, shot_id, shot_sql.ShotStatus.FAILED,
                 "every online node failed this shot repeatedly; last error: "
                 + (last["failure_reason"] if last else "unknown"))
+            # Jobs that failed count as failed (so "requeue failed" finds them).
+            await tx.execute("""UPDATE jobs SET status = 'failed' WHERE shot_id = ?
+                                AND status = 'queued' AND failures > 0""", (shot_id,))
         self.events.shot_changed(shot_id)
 
     async def cancel_attempts(self, shot_id: int, attempts: list[dict[str, Any]]) -> None:

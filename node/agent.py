@@ -177,8 +177,8 @@ class Agent:
 
         report: dict | None
         try:
-            await self.renderer.run(job, self.http, self.base, progress)
-            report = {"type": "job_done", "attempt_id": attempt}
+            log_tail = await self.renderer.run(job, self.http, self.base, progress)
+            report = {"type": "job_done", "attempt_id": attempt, "log_tail": log_tail}
             self.jobs_done += 1
         except LeaseLost:
             log.info("job %s: our lease was taken back; dropping it", job["job_id"])

@@ -151,8 +151,8 @@ class BlenderProcess:
             if line.startswith("BRENDER_"):
                 kind, _, payload = line[8:].partition(" ")
                 data = json.loads(payload) if payload.startswith("{") else {}
-                if kind == "ERROR":
-                    continue  # the exit that follows carries the failure
+                if kind in ("ERROR", "WARNING"):
+                    continue  # an exit that follows carries a failure; warnings stay in the log
                 return kind, data
             if on_progress:
                 match = PROGRESS.match(line)

@@ -37,7 +37,25 @@ def configure(args):
     # The farm renders stills into its own folder; never a movie container.
     render.use_overwrite = True
     render.use_placeholder = False
+    disable_missing_denoiser(scene)
     return scene
+
+
+def disable_missing_denoiser(scene):
+    """A Blender built without OpenImageDenoise fails every denoised frame: render
+    without it and say so, rather than fail the shot on this node."""
+    if scene.render.engine != "CYCLES":
+        return
+    try:
+        import _cycles
+        has_oidn = bool(getattr(_cycles, "with_openimagedenoise", True))
+    except ImportError:
+        return
+    if has_oidn or not scene.cycles.use_denoising:
+        return
+    if scene.cycles.denoiser == "OPENIMAGEDENOISE":
+        scene.cycles.use_denoising = False
+        emit("WARNING", message="this Blender has no OpenImageDenoise: rendering without denoising")
 
 
 def render_frame(scene, number, outdir):

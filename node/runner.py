@@ -49,8 +49,10 @@ class Renderer:
         self.session, self.session_key = None, None
 
     async def run(self, job: dict, http: aiohttp.ClientSession, base_url: str,
-                  progress: Callable[[int, int, int], None]) -> None:
-        """Render and upload every frame of `job`; raises BlenderFailed or LeaseLost."""
+                  progress: Callable[[int, int, int], None]) -> str:
+        """Render and upload every frame of `job`; returns Blender's log tail.
+
+        Raises BlenderFailed or LeaseLost."""
         try:
             await self.cache.ensure(http, base_url, job["files"])
         except (CacheError, aiohttp.ClientError) as exc:
@@ -67,17 +69,17 @@ class Renderer:
             uploads.add(number, path, seconds)
 
         try:
-            await self._render(settings, job["frames"], on_frame, progress)
+            log_tail = await self._render(settings, job["frames"], on_frame, progress)
             await uploads.finish()
+            return log_tail
         finally:
             uploads.cancel()
             shutil.rmtree(outdir, ignore_errors=True)
 
     async def _render(self, settings: RenderSettings, frames: list[int], on_frame,
-                      progress) -> None:
+                      progress) -> str:
         if not self.options.warm_sessions or self.warm_broken:
-            await self._render_cold(settings, frames, on_frame, progress)
-            return
+            return await self._render_cold(settings, frames, on_frame, progress)
         key = (str(settings.blend_file), settings.output_format,
                settings.resolution_percentage, settings.allow_scripts)
         if self.session is None or self.session_key != key or not self.session.alive or \
@@ -92,15 +94,17 @@ class Renderer:
                 # A file a warm session cannot load may still render the classic way.
                 log.warning("warm Blender session failed to start; one process per chunk")
                 await self.close()
-                await self._render_cold(settings, frames, on_frame, progress)
-                return
+                return await self._render_cold(settings, frames, on_frame, progress)
         self.session.settings.outdir = settings.outdir
         settings.outdir.mkdir(parents=True, exist_ok=True)
+        session = self.session
+        mark = len(session.log)
         try:
-            await self.session.render_into(frames, settings.outdir, on_frame, progress)
+            await session.render_into(frames, settings.outdir, on_frame, progress)
         except BaseException:
             await self.close()
             raise
+        return "\n".join(list(session.log)[max(0, mark - 5):][-60:])
 
     async def _render_cold(self, settings: RenderSettings, frames: list[int], on_frame,
                            progress) -> None:
@@ -112,6 +116,7 @@ class Renderer:
             code = await proc.proc.wait() if proc.proc else 0
             if code:
                 raise BlenderFailed(f"Blender exited with code {code}", proc.log_tail())
+            return proc.log_tail()
         finally:
             await proc.kill()
 

@@ -57,7 +57,9 @@ async def addon_zip(request: web.Request) -> web.StreamResponse:
     """The current Blender add-on, built on first request when no zip exists."""
     dist = REPO_ROOT / "dist"
     zips = sorted(dist.glob("brender_addon-*.zip"), key=lambda p: p.stat().st_mtime)
-    if not zips:
+    sources = REPO_ROOT / "addon" / "brender_addon"
+    newest_source = max((p.stat().st_mtime for p in sources.rglob("*.py")), default=0)
+    if not zips or zips[-1].stat().st_mtime < newest_source:
         try:
             zips = [await asyncio.to_thread(_build_addon, dist)]
         except Exception as exc:

@@ -143,7 +143,7 @@ async def _handle(dispatcher: Dispatcher, session: NodeSession, msg: Any) -> Non
                             if isinstance(msg.get(k), int)}
         dispatcher.progress_changed(session)
     elif kind == "job_done":
-        await dispatcher.finish(attempt_id)
+        await dispatcher.finish(attempt_id, str(msg.get("log_tail") or "")[-20_000:])
         session.attempt_id = None
         dispatcher.publish_node(session)
     elif kind == "job_failed":

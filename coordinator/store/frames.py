@@ -77,6 +77,11 @@ async def record(db: Database, attempt_id: str, number: int, *, name: str, path:
                rendered_at = ? WHERE shot_id = ? AND number = ?""",
             (name, path, sha256, size, render_time, width, height, row["node_id"],
              attempt_id, time.time(), row["shot_id"], number))
+        await tx.execute(
+            """UPDATE shots SET frames_done = frames_done + 1,
+               render_time_sum = render_time_sum + COALESCE(?, 0),
+               render_time_count = render_time_count + (? IS NOT NULL) WHERE id = ?""",
+            (render_time, render_time, row["shot_id"]))
         return dict(row), True
 
 

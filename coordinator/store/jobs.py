@@ -64,8 +64,8 @@ async def claim(db: Database, node_id: str, node_allows_scripts: bool, lease_sec
     async with db.transaction() as tx:
         shots = await (await tx.execute(
             f"""SELECT s.id, s.allow_scripts,
-                   (SELECT AVG(render_time) FROM frames f
-                     WHERE f.shot_id = s.id AND f.status = 'done') AS avg_time
+                   CASE WHEN s.render_time_count > 0
+                        THEN s.render_time_sum / s.render_time_count END AS avg_time
                 FROM shots s
                 WHERE s.status IN {DISPATCHABLE_SHOTS}
                   AND EXISTS (SELECT 1 FROM jobs j WHERE j.shot_id = s.id AND j.status = 'queued')
@@ -138,7 +138,8 @@ async def running_attempt_of(db: Database, node_id: str) -> str | None:
     return row["attempt_id"] if row else None
 
 
-async def finish(db: Database, attempt_id: str) -> tuple[str, dict | None]:
+async def finish(db: Database, attempt_id: str,
+                 log_tail: str = "") -> tuple[str, dict | None]:
     """The node says the attempt is done: 'done', 'missing' (frames absent) or 'stale'."""
     async with db.transaction() as tx:
         job = await (await tx.execute(
@@ -152,8 +153,8 @@ async def finish(db: Database, attempt_id: str) -> tuple[str, dict | None]:
         if missing:
             return "missing", dict(job)
         await tx.execute(
-            "UPDATE jobs SET status = 'done', finished_at = ?, lease_expires = NULL WHERE id = ?",
-            (time.time(), job["id"]))
+            """UPDATE jobs SET status = 'done', finished_at = ?, lease_expires = NULL,
+               log_tail = ? WHERE id = ?""", (time.time(), log_tail or None, job["id"]))
         await shot_sql.complete_if_done(tx, job["shot_id"])
         return "done", dict(job)
 
@@ -265,6 +266,6 @@ async def set_paused(db: Database, shot_id: int, paused: bool) -> bool:
 
 async def frames_queued(db: Database) -> int:
     row = await db.fetchone(
-        f"""SELECT COUNT(*) FROM frames f JOIN shots s ON s.id = f.shot_id
-            WHERE f.status != 'done' AND s.status IN {DISPATCHABLE_SHOTS + ('paused',)}""")
+        f"""SELECT COALESCE(SUM(frames_total - frames_done), 0) FROM shots
+            WHERE status IN {DISPATCHABLE_SHOTS + ('paused',)}""")
     return row[0]

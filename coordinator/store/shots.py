@@ -11,12 +11,10 @@ from ..validation import ShotSpec
 
 SUMMARY = """
 SELECT s.*,
-  (SELECT COUNT(*) FROM frames f WHERE f.shot_id = s.id) AS frames_total,
-  (SELECT COUNT(*) FROM frames f WHERE f.shot_id = s.id AND f.status = 'done') AS frames_done,
+  CASE WHEN s.render_time_count > 0 THEN s.render_time_sum / s.render_time_count END
+      AS avg_frame_time,
   (SELECT COUNT(*) FROM frames f WHERE f.shot_id = s.id AND f.status = 'rendering')
       AS frames_rendering,
-  (SELECT AVG(render_time) FROM frames f WHERE f.shot_id = s.id AND f.status = 'done')
-      AS avg_frame_time,
   (SELECT COUNT(*) FROM jobs j WHERE j.shot_id = s.id) AS jobs_total,
   (SELECT COUNT(*) FROM jobs j WHERE j.shot_id = s.id AND j.status = 'done') AS jobs_done,
   (SELECT COUNT(*) FROM jobs j WHERE j.shot_id = s.id AND j.status = 'failed') AS jobs_failed,
@@ -31,6 +29,8 @@ def shot_dict(row: Any, with_files: bool = False) -> dict:
     if with_files:
         d["files"] = files
     d["allow_scripts"] = bool(d["allow_scripts"])
+    d.pop("render_time_sum", None)
+    d.pop("render_time_count", None)
     remaining = d["frames_total"] - d["frames_done"]
     avg = d["avg_frame_time"]
     running = max(1, d.pop("jobs_running") or 0)
@@ -46,12 +46,13 @@ async def create(db: Database, spec: ShotSpec, jobs: list[list[int]]) -> int:
         cur = await tx.execute(
             """INSERT INTO shots (name, status, priority, blend_path, files, frame_start,
                frame_end, frame_step, chunk_size, output_format, resolution_percentage, fps,
-               submitted_by, allow_scripts, created_at)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+               submitted_by, allow_scripts, created_at, frames_total)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
             (spec.name, ShotStatus.QUEUED.value, spec.priority, spec.blend_path,
              json.dumps(spec.files), spec.frame_start, spec.frame_end, spec.frame_step,
              spec.chunk_size, spec.output_format, spec.resolution_percentage, spec.fps,
-             spec.submitted_by, int(spec.allow_scripts), now))
+             spec.submitted_by, int(spec.allow_scripts), now,
+             sum(len(frames) for frames in jobs)))
         shot_id = cur.lastrowid
         frame_rows = []
         for ordinal, frames in enumerate(jobs):
