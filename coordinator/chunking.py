@@ -48,5 +48,5 @@ def split_for_duration(frames: list[int], seconds_per_frame: float | None,
     """Cut a job so it lasts about `target_seconds`; returns (keep, remainder)."""
     if not seconds_per_frame or seconds_per_frame <= 0 or len(frames) <= 1:
         return frames, []
-    keep = max(1, int(target_seconds / seconds_per_frame))
+    keep = max(1, int(target_seconds / seconds_per_frame + 1e-6))
     return frames[:keep], frames[keep:]

@@ -143,7 +143,7 @@ class Dispatcher:
             assignment = await job_sql.claim(
                 self.db, session.node_id, session.node["allow_scripts"],
                 self.config.lease_timeout, self.config.blocklist_threshold,
-                self.config.target_job_seconds)
+                self.config.target_job_seconds, nodes_online=len(self.sessions))
             if assignment is None:
                 if not await self._node_specific_limits():
                     break

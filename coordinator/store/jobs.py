@@ -53,12 +53,15 @@ async def by_attempt(db: Database, attempt_id: str) -> dict | None:
 
 
 async def claim(db: Database, node_id: str, node_allows_scripts: bool, lease_seconds: float,
-                blocklist_threshold: int, target_job_seconds: float) -> Assignment | None:
+                blocklist_threshold: int, target_job_seconds: float,
+                nodes_online: int = 1) -> Assignment | None:
     """Hand the best queued job to `node_id`: highest priority, then oldest shot.
 
     Runs in one write transaction, so two nodes can never claim the same job.
-    Frames already rendered by an earlier attempt are left out; a job that would
-    run far longer than the target is cut and the rest queued as a new job.
+    Frames already rendered by an earlier attempt are left out. Adaptive chunks,
+    once frame times are measured: a job that would run far longer than the
+    target is cut and the rest queued; one far shorter takes in the contiguous
+    jobs after it, up to the target and to a fair share of what is left.
     """
     now = time.time()
     async with db.transaction() as tx:
@@ -82,12 +85,13 @@ async def claim(db: Database, node_id: str, node_allows_scripts: bool, lease_sec
             if job is None:
                 continue
             return await _assign(tx, job, shot["id"], shot["avg_time"], node_id, now,
-                                 lease_seconds, target_job_seconds)
+                                 lease_seconds, target_job_seconds, nodes_online)
     return None
 
 
 async def _assign(tx: Any, job: Any, shot_id: int, avg_time: float | None, node_id: str,
-                  now: float, lease_seconds: float, target: float) -> Assignment:
+                  now: float, lease_seconds: float, target: float,
+                  nodes_online: int) -> Assignment:
     frames = json.loads(job["frames"])
     done = {r[0] for r in await (await tx.execute(
         "SELECT number FROM frames WHERE job_id = ? AND status = 'done'",
@@ -104,6 +108,11 @@ async def _assign(tx: Any, job: Any, shot_id: int, avg_time: float | None, node_
             "UPDATE frames SET job_id = ? WHERE shot_id = ? AND number = ?",
             [(cur.lastrowid, shot_id, n) for n in rest])
         frames = [f for f in frames if f not in set(rest)]
+    elif avg_time and len(keep) * avg_time < target / 2:
+        extra = await _absorb_following(tx, job["id"], shot_id, frames, avg_time, target,
+                                        nodes_online)
+        frames += extra
+        keep += extra
     attempt_id = uuid.uuid4().hex
     await tx.execute(
         """UPDATE jobs SET status = 'running', node_id = ?, attempt_id = ?, frames = ?,
@@ -116,6 +125,36 @@ async def _assign(tx: Any, job: Any, shot_id: int, avg_time: float | None, node_
     await shot_sql.set_status(tx, shot_id, ShotStatus.ACTIVE)
     shot = await (await tx.execute("SELECT * FROM shots WHERE id = ?", (shot_id,))).fetchone()
     return Assignment(job["id"], attempt_id, shot_id, keep, dict(shot))
+
+
+async def _absorb_following(tx: Any, job_id: int, shot_id: int, frames: list[int],
+                            avg_time: float, target: float, nodes_online: int) -> list[int]:
+    """Merge the queued jobs that continue `frames` into this one; returns new frames."""
+    left = (await (await tx.execute(
+        "SELECT frames_total - frames_done FROM shots WHERE id = ?", (shot_id,))).fetchone())[0]
+    budget = min(int(target / avg_time + 1e-6), max(1, left // max(1, nodes_online))) \
+        - len(frames)
+    if budget <= 0 or not frames:
+        return []
+    following = await (await tx.execute(
+        """SELECT id, frames FROM jobs WHERE shot_id = ? AND status = 'queued' AND id != ?
+           AND attempts = 0 ORDER BY ordinal, id LIMIT 64""", (shot_id, job_id))).fetchall()
+    step = frames[1] - frames[0] if len(frames) > 1 else None
+    taken: list[int] = []
+    last = frames[-1]
+    for other in following:
+        more = json.loads(other["frames"])
+        gap = more[0] - last
+        if gap <= 0 or (step is not None and gap != step) or len(taken) + len(more) > budget:
+            break
+        step = step or gap
+        await tx.execute("DELETE FROM jobs WHERE id = ?", (other["id"],))
+        taken += more
+        last = more[-1]
+    if taken:
+        await tx.executemany("UPDATE frames SET job_id = ? WHERE shot_id = ? AND number = ?",
+                             [(job_id, shot_id, n) for n in taken])
+    return taken
 
 
 async def extend_leases(db: Database, node_ids: list[str], lease_seconds: float) -> None:
