@@ -177,13 +177,24 @@ async def running_attempt_of(db: Database, node_id: str) -> str | None:
     return row["attempt_id"] if row else None
 
 
+async def _running(tx: Any, attempt_id: str) -> Any:
+    """The job this attempt holds, if it still holds it."""
+    async with tx.execute("SELECT * FROM jobs WHERE attempt_id = ? AND status = 'running'",
+                          (attempt_id,)) as cur:
+        return await cur.fetchone()
+
+
+async def _release_frames(tx: Any, job_id: int) -> None:
+    await tx.execute(
+        "UPDATE frames SET status = 'queued' WHERE job_id = ? AND status = 'rendering'",
+        (job_id,))
+
+
 async def finish(db: Database, attempt_id: str,
                  log_tail: str = "") -> tuple[str, dict | None]:
     """The node says the attempt is done: 'done', 'missing' (frames absent) or 'stale'."""
     async with db.transaction() as tx:
-        job = await (await tx.execute(
-            "SELECT * FROM jobs WHERE attempt_id = ? AND status = 'running'",
-            (attempt_id,))).fetchone()
+        job = await _running(tx, attempt_id)
         if job is None:
             return "stale", None
         missing = (await (await tx.execute(
@@ -202,9 +213,7 @@ async def fail(db: Database, attempt_id: str, reason: str, log_tail: str, max_at
                blocklist_threshold: int) -> dict | None:
     """Record a failed attempt; requeue it, or fail the job and its shot at the limit."""
     async with db.transaction() as tx:
-        job = await (await tx.execute(
-            "SELECT * FROM jobs WHERE attempt_id = ? AND status = 'running'",
-            (attempt_id,))).fetchone()
+        job = await _running(tx, attempt_id)
         if job is None:
             return None
         failures = job["failures"] + 1
@@ -215,9 +224,7 @@ async def fail(db: Database, attempt_id: str, reason: str, log_tail: str, max_at
                lease_expires = NULL, finished_at = ? WHERE id = ?""",
             ("failed" if final else "queued", failures, reason, log_tail, final,
              time.time(), job["id"]))
-        await tx.execute(
-            "UPDATE frames SET status = 'queued' WHERE job_id = ? AND status = 'rendering'",
-            (job["id"],))
+        await _release_frames(tx, job["id"])
         if job["node_id"]:
             await tx.execute(
                 """INSERT INTO blocklist (shot_id, node_id, failures) VALUES (?, ?, 1)
@@ -233,17 +240,13 @@ async def fail(db: Database, attempt_id: str, reason: str, log_tail: str, max_at
 async def requeue(db: Database, attempt_id: str) -> dict | None:
     """Put a running attempt back in the queue (node gone or handing back)."""
     async with db.transaction() as tx:
-        job = await (await tx.execute(
-            "SELECT * FROM jobs WHERE attempt_id = ? AND status = 'running'",
-            (attempt_id,))).fetchone()
+        job = await _running(tx, attempt_id)
         if job is None:
             return None
         await tx.execute(
             """UPDATE jobs SET status = 'queued', node_id = NULL, attempt_id = NULL,
                lease_expires = NULL WHERE id = ?""", (job["id"],))
-        await tx.execute(
-            "UPDATE frames SET status = 'queued' WHERE job_id = ? AND status = 'rendering'",
-            (job["id"],))
+        await _release_frames(tx, job["id"])
         return dict(job)
 
 

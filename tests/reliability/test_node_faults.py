@@ -90,17 +90,22 @@ def test_sigterm_hands_the_job_back_at_once(farm_factory, slow_scene):
     assert_each_frame_once(farm, shot)
 
 
+def start_behind_proxy(farm, proxy, blend):
+    """node1 reaches the coordinator through the proxy; returns (shot, its running job)."""
+    farm.url, direct = proxy.url, farm.url
+    farm.add_node("node1")
+    farm.url = direct
+    farm.wait_nodes_online(1)
+    shot = farm.submit(blend, frame_end=12, chunk_size=12)
+    wait_for(lambda: len(done_frames(farm, shot["id"])) >= 4, 90, what="4 frames")
+    return shot, running_job(farm, shot["id"])
+
+
 def test_short_outage_resumes_the_lease(farm_factory, slow_scene):
     farm = farm_factory(lease_timeout=10)
     proxy = CuttableProxy(farm.port)
     try:
-        farm.url, direct = proxy.url, farm.url
-        farm.add_node("node1")
-        farm.url = direct
-        farm.wait_nodes_online(1)
-        shot = farm.submit(slow_scene, frame_end=12, chunk_size=12)
-        wait_for(lambda: len(done_frames(farm, shot["id"])) >= 4, 90, what="4 frames")
-        job = running_job(farm, shot["id"])
+        shot, job = start_behind_proxy(farm, proxy, slow_scene)
         proxy.cut()
         wait_for(lambda: farm.client().version()["nodes_online"] == 0, 10, what="node offline")
         time.sleep(2)
@@ -119,13 +124,7 @@ def test_long_outage_fences_the_old_lease(farm_factory, slow_scene):
     farm = farm_factory(lease_timeout=3)
     proxy = CuttableProxy(farm.port)
     try:
-        farm.url, direct = proxy.url, farm.url
-        farm.add_node("node1")
-        farm.url = direct
-        farm.wait_nodes_online(1)
-        shot = farm.submit(slow_scene, frame_end=12, chunk_size=12)
-        wait_for(lambda: len(done_frames(farm, shot["id"])) >= 4, 90, what="4 frames")
-        job = running_job(farm, shot["id"])
+        shot, job = start_behind_proxy(farm, proxy, slow_scene)
         proxy.cut()
         wait_for(lambda: next(j for j in jobs(farm, shot["id"]) if j["id"] == job["id"])
                  ["status"] != "running", 20, what="the lease to expire")
