@@ -15,8 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from .common import (Coordinator, EventCounter, MemorySampler, cpu_seconds, fake_blend, log,
-                     wait_for)
+from .common import (Coordinator, EventCounter, MemorySampler, children_of, cpu_seconds,
+                     fake_blend, log, wait_for)
 from .fleet import Fleet, percentile
 
 
@@ -25,14 +25,19 @@ def processes_for(nodes: int) -> int:
 
 
 def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
-            profile_dir: Path | None = None) -> dict:
+            profile_dir: Path | None = None, pace: float | None = None) -> dict:
+    """`pace=None`: nodes return frames at once (the most the coordinator can take).
+    `pace=F`: each node "renders" nodes/F seconds per frame, offering F frames/s: the
+    dispatch latency of a farm that is busy but not saturated."""
+    render_seconds = nodes / pace if pace else 0.0
+    mode = f"paced {pace:g}/s" if pace else "max"
     coord = Coordinator(root / f"capacity-{nodes}", "--lease-timeout", "300").start()
     events = fleet = sampler = spy = None
     try:
         events = EventCounter(coord.url)
         events.start()
         events.hello.wait(10)
-        fleet = Fleet(coord.url, nodes, processes_for(nodes))
+        fleet = Fleet(coord.url, nodes, processes_for(nodes), render_seconds=render_seconds)
         connect_s = fleet.start(timeout=180)
         wait_for(lambda: coord.api.get("/api/version")["nodes_online"] >= nodes, 60,
                  what=f"{nodes} nodes online")
@@ -42,10 +47,15 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
         if profile_dir is not None:
             profile_dir.mkdir(parents=True, exist_ok=True)
             spy = subprocess.Popen(
-                ["py-spy", "record", "-p", str(coord.pid), "-r", "50", "-d", str(int(window)),
-                 "-f", "raw", "-o", str(profile_dir / f"capacity-{nodes}.txt"), "--nonblocking"],
+                ["py-spy", "record", "-p", str(coord.pid), "-r", "100", "--threads", "-d", str(int(window)),
+                 "-f", "raw", "-o",
+                 str(profile_dir / f"capacity-{nodes}-{'paced' if pace else 'max'}.txt"),
+                 "--nonblocking"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu0 = cpu_seconds(coord.pid)
+        load0 = sum(cpu_seconds(p.pid) for p in fleet.procs)
+        kids = children_of(coord.pid)   # the thumbnail pool (started with the app)
+        kids0 = sum(cpu_seconds(k) for k in kids)
         t_submit = time.monotonic()
         shot = coord.api.create_shot("capacity.blend", fake_blend(), frame_start=1,
                                      frame_end=frames, chunk_size=chunk,
@@ -54,19 +64,25 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
         complete = events.wait_frames(shot["id"], frames, window)
         t_end = time.monotonic() if not complete else events.frames[shot["id"]][-1]
         cpu1 = cpu_seconds(coord.pid)
+        kids1 = sum(cpu_seconds(k) for k in kids)
         measured = fleet.stop()
         fleet = None
         done = sum(1 for t in events.frames.get(shot["id"], []) if t <= t_end)
         elapsed = max(1e-6, t_end - t0)
+        # Paced runs ramp up for one render time: count the steady part only.
+        warm = min(render_seconds * 1.2, window / 3) if pace else 0.0
+        steady = sum(1 for t in events.frames.get(shot["id"], []) if t0 + warm <= t <= t_end)
         sampler.stop()
         lat = measured["latencies_ms"]
         # After the submit every idle node wants a job at once: how long until each has one.
         firsts = [(t - t0) * 1000 for t in measured["first_assign_at"] if t <= t_end]
         row = {
-            "nodes": nodes, "chunk": chunk, "shot_frames": frames,
+            "nodes": nodes, "mode": mode, "render_seconds": round(render_seconds, 3),
+            "chunk": chunk, "shot_frames": frames,
             "submit_s": round(t0 - t_submit, 3),
             "frames_done": done, "seconds": round(elapsed, 2),
-            "frames_per_s": round(done / elapsed, 1), "completed": complete,
+            "frames_per_s": round(steady / max(1e-6, elapsed - warm), 1),
+            "completed": complete,
             "dispatch_p50_ms": _r(percentile(lat, 0.50)),
             "dispatch_p99_ms": _r(percentile(lat, 0.99)),
             "dispatch_max_ms": _r(max(lat) if lat else None),
@@ -78,13 +94,22 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             "rss_peak_mb": round(sampler.peak_main / 2**20, 1),
             "rss_peak_with_workers_mb": round(sampler.peak_total / 2**20, 1),
             "coordinator_cpu": round((cpu1 - cpu0) / elapsed, 2),
+            # The load generator's CPU (cores) over the window, from the fleet's final count.
+            "load_generator_cpu": round((measured["load_cpu_s"] - load0) / elapsed, 2),
+            # CPU per frame does not depend on what else the machine runs: 1000 / this is
+            # the frames/s one dedicated core could sustain.
+            "cpu_ms_per_frame": round(1000 * (cpu1 - cpu0) / max(1, done), 2),
+            "worker_cpu_ms_per_frame": round(1000 * (kids1 - kids0) / max(1, done), 2),
             "connect_s": round(connect_s, 1), "load_processes": processes_for(nodes),
             "uploads": measured["frames_uploaded"], "stale": measured["stale"],
             "errors": measured["errors"],
         }
-        log(f"capacity {nodes} nodes: {row['frames_per_s']} frames/s, "
+        log(f"capacity {nodes} nodes, {mode}: {row['frames_per_s']} frames/s, "
             f"p50 {row['dispatch_p50_ms']} ms, p99 {row['dispatch_p99_ms']} ms, "
-            f"RSS {row['rss_peak_mb']} MB, coordinator CPU {row['coordinator_cpu']}")
+            f"RSS {row['rss_peak_mb']} MB, coordinator CPU {row['coordinator_cpu']} "
+            f"(load generator {row['load_generator_cpu']}), "
+            f"{row['cpu_ms_per_frame']} ms CPU/frame (+{row['worker_cpu_ms_per_frame']} "
+            f"in thumbnail workers)")
         return row
     finally:
         if spy is not None:
@@ -106,12 +131,23 @@ def _r(v: float | None) -> float | None:
 
 
 def run(root: Path, quick: bool = False, node_counts=(10, 100, 1000), chunk: int = 1,
-        profile_dir: Path | None = None) -> list[dict]:
-    window = 8.0 if quick else 20.0
+        profile_dir: Path | None = None, pace: float = 500.0) -> list[dict]:
+    """Per fleet size: as fast as possible, then paced at `pace` frames/s (the target
+    rate); the largest fleet also at half that pace, to show the dispatch latency of a
+    coordinator that is busy but below its limit."""
+    base = 6.0 if quick else 12.0
     frames = 4000 if quick else 12000
     rows = []
     for nodes in node_counts:
-        log(f"capacity: {nodes} simulated nodes, chunk {chunk}, window {window:.0f} s")
-        rows.append(run_one(root, nodes, frames, chunk, window, profile_dir))
-        shutil.rmtree(root / f"capacity-{nodes}", ignore_errors=True)
+        modes: list[float | None] = [None, pace]
+        if nodes == max(node_counts):
+            modes.append(pace / 2)
+        for p in modes:
+            # A paced run needs a few render cycles after its ramp-up.
+            window = max(base, 2.5 * nodes / p + 2) if p else base
+            log(f"capacity: {nodes} simulated nodes, chunk {chunk}, "
+                f"{'paced %g frames/s' % p if p else 'as fast as possible'}, "
+                f"window {window:.0f} s")
+            rows.append(run_one(root, nodes, frames, chunk, window, profile_dir, p))
+            shutil.rmtree(root / f"capacity-{nodes}", ignore_errors=True)
     return rows

@@ -26,6 +26,8 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# The checkout whose coordinator and node are measured (A/B a change: --repo elsewhere).
+TARGET = Path(os.environ.get("BRENDER_BENCH_REPO") or REPO).resolve()
 BLENDER = shutil.which("blender") or "/usr/bin/blender"
 CHROMIUM = os.environ.get("BRENDER_CHROMIUM", "/usr/bin/chromium")
 TOKEN = "bench-token"
@@ -251,10 +253,12 @@ class Coordinator:
 
     def start(self) -> "Coordinator":
         self.root.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "coordinator.cli", "--data-dir", str(self.data_dir),
+        # BRENDER_BENCH_COORDINATOR_PY="-m cProfile -o /tmp/c.prof" profiles the coordinator.
+        wrap = os.environ.get("BRENDER_BENCH_COORDINATOR_PY", "").split()
+        cmd = [sys.executable, *wrap, "-m", "coordinator.cli", "--data-dir", str(self.data_dir),
                "--port", str(self.port), "--token", TOKEN, *self.args]
         with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=out)
+            self.proc = subprocess.Popen(cmd, cwd=TARGET, stdout=out, stderr=out)
         try:
             wait_for(self._up, 30, what="the coordinator")
         except TimeoutError:
@@ -294,7 +298,7 @@ class Node:
                "--name", self.name, "--blender", BLENDER,
                "--work-dir", str(self.root / "nodes" / self.name), *self.extra]
         with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=out)
+            self.proc = subprocess.Popen(cmd, cwd=TARGET, stdout=out, stderr=out)
         return self
 
     def log_tail(self, chars: int = 4000) -> str:

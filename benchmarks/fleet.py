@@ -8,17 +8,18 @@ import sys
 import time
 from pathlib import Path
 
-from .common import REPO, stop_process
+from .common import REPO, cpu_seconds, stop_process
 
 SIMNODES = Path(__file__).with_name("simnodes.py")
 
 
 class Fleet:
     def __init__(self, url: str, count: int, processes: int = 1, prefix: str = "sim",
-                 render_time: float = 0.5):
+                 render_time: float = 0.5, render_seconds: float = 0.0):
         self.url, self.count = url, count
         self.processes = max(1, min(processes, count))
         self.prefix, self.render_time = prefix, render_time
+        self.render_seconds = render_seconds
         self.procs: list[subprocess.Popen] = []
 
     def start(self, timeout: float = 120) -> float:
@@ -30,7 +31,8 @@ class Fleet:
             n = per + (1 if i < extra else 0)
             cmd = [sys.executable, str(SIMNODES), "--url", self.url, "--count", str(n),
                    "--offset", str(offset), "--prefix", self.prefix,
-                   "--render-time", str(self.render_time)]
+                   "--render-time", str(self.render_time),
+                   "--render-seconds", str(self.render_seconds)]
             offset += n
             self.procs.append(subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.PIPE,
                                                stdout=subprocess.PIPE, text=True))
@@ -55,6 +57,7 @@ class Fleet:
         merged: dict = {"latencies_ms": [], "first_latencies_ms": [], "first_assign_at": [], "frames_uploaded": 0,
                         "jobs_done": 0, "assigns": 0, "stale": 0, "errors": {},
                         "connected": 0}
+        merged["load_cpu_s"] = round(sum(cpu_seconds(p.pid) for p in self.procs), 2)
         for proc in self.procs:
             try:
                 proc.stdin.write("stop\n")

@@ -35,11 +35,21 @@ def summarise(path: Path, top: int = 30, thread_filter: str | None = None) -> st
             continue
         n = int(count)
         frames = stack.split(";")
-        thread = frames[0] if frames and frames[0].startswith(("thread", "process")) else ""
+        thread = ""
+        if frames and frames[0].startswith(("thread ", "process ")):
+            # `--threads`: "thread (TID): NAME" (the name may be glued to the first frame)
+            head = frames.pop(0)
+            tid, _, rest = head.partition("): ")
+            name, sep, first = rest.partition(";") if ";" in rest else (rest, "", "")
+            thread = f"{tid})"
+            if frames and " (" not in name:
+                thread += f" {name}"
+            elif " (" in name:
+                frames.insert(0, name)
         threads[thread] += n
         if thread_filter and thread_filter not in thread:
             continue
-        frames = [short(f) for f in frames if not f.startswith(("thread", "process"))]
+        frames = [short(f) for f in frames]
         samples += n
         if frames:
             self_counts[frames[-1]] += n

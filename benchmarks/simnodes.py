@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import random
 import sys
 import time
 from pathlib import Path
@@ -93,6 +94,8 @@ async def sim_node(index: int, args, http: aiohttp.ClientSession, png: bytes, sh
                 attempt_id = job["attempt_id"]
                 lost = False
                 for number in job["frames"]:
+                    if args.render_seconds > 0:   # paced mode: pretend to render
+                        await asyncio.sleep(args.render_seconds * random.uniform(0.9, 1.1))
                     url = f"{args.url}/api/attempts/{attempt_id}/frames/{number}"
                     try:
                         async with http.put(url, data=png, headers=headers_base) as resp:
@@ -174,6 +177,8 @@ def main() -> None:
     p.add_argument("--height", type=int, default=36)
     p.add_argument("--render-time", type=float, default=0.5,
                    help="the X-Render-Time each frame reports (seconds)")
+    p.add_argument("--render-seconds", type=float, default=0.0,
+                   help="sleep this long (±10 %%) before each frame: a paced, realistic load")
     p.add_argument("--connect-concurrency", type=int, default=64)
     args = p.parse_args()
     raise_fd_limit()
