@@ -129,7 +129,7 @@ def run(root: Path, quick: bool = False) -> dict:
         result = {"frames": FRAMES, "create_s": round(create_s, 3), **filled}
         result.update(time_listing(coord.url, shot["id"]))
         log(f"bigshot: listing {result['listing_median_s']} s ({result['listing_mb']} MB)")
-        result.update(time_dashboard(coord.url, shot["id"], runs=2 if quick else 3))
+        result.update(time_dashboard(coord.url, shot["id"], runs=3 if quick else 5))
         log(f"bigshot: dashboard {result.get('dashboard_median_s')} s")
         return result
     finally:

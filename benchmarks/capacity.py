@@ -10,13 +10,12 @@ window closes.
 """
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 from .common import (Coordinator, EventCounter, MemorySampler, children_of, cpu_seconds,
-                     fake_blend, log, wait_for)
+                     fake_blend, log, run_queue_wait, wait_for)
 from .fleet import Fleet, percentile
 
 
@@ -31,7 +30,8 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
     dispatch latency of a farm that is busy but not saturated."""
     render_seconds = nodes / pace if pace else 0.0
     mode = f"paced {pace:g}/s" if pace else "max"
-    coord = Coordinator(root / f"capacity-{nodes}", "--lease-timeout", "300").start()
+    tag = f"capacity-{nodes}-{'paced%g' % pace if pace else 'max'}"
+    coord = Coordinator(root / tag, "--lease-timeout", "300").start()
     events = fleet = sampler = spy = None
     try:
         events = EventCounter(coord.url)
@@ -49,10 +49,11 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             spy = subprocess.Popen(
                 ["py-spy", "record", "-p", str(coord.pid), "-r", "100", "--threads", "-d", str(int(window)),
                  "-f", "raw", "-o",
-                 str(profile_dir / f"capacity-{nodes}-{'paced' if pace else 'max'}.txt"),
+                 str(profile_dir / f"{tag}.txt"),
                  "--nonblocking"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu0 = cpu_seconds(coord.pid)
+        wait0 = run_queue_wait(coord.pid)
         load0 = sum(cpu_seconds(p.pid) for p in fleet.procs)
         kids = children_of(coord.pid)   # the thumbnail pool (started with the app)
         kids0 = sum(cpu_seconds(k) for k in kids)
@@ -64,13 +65,14 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
         complete = events.wait_frames(shot["id"], frames, window)
         t_end = time.monotonic() if not complete else events.frames[shot["id"]][-1]
         cpu1 = cpu_seconds(coord.pid)
+        wait1 = run_queue_wait(coord.pid)
         kids1 = sum(cpu_seconds(k) for k in kids)
         measured = fleet.stop()
         fleet = None
         done = sum(1 for t in events.frames.get(shot["id"], []) if t <= t_end)
         elapsed = max(1e-6, t_end - t0)
         # Paced runs ramp up for one render time: count the steady part only.
-        warm = min(render_seconds * 1.2, window / 3) if pace else 0.0
+        warm = min(render_seconds * 1.5, window / 2) if pace else 0.0
         steady = sum(1 for t in events.frames.get(shot["id"], []) if t0 + warm <= t <= t_end)
         sampler.stop()
         lat = measured["latencies_ms"]
@@ -94,6 +96,8 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             "rss_peak_mb": round(sampler.peak_main / 2**20, 1),
             "rss_peak_with_workers_mb": round(sampler.peak_total / 2**20, 1),
             "coordinator_cpu": round((cpu1 - cpu0) / elapsed, 2),
+            # Runnable but not running (the machine's other work): cores-equivalent.
+            "coordinator_cpu_wait": round((wait1 - wait0) / elapsed, 2),
             # The load generator's CPU (cores) over the window, from the fleet's final count.
             "load_generator_cpu": round((measured["load_cpu_s"] - load0) / elapsed, 2),
             # CPU per frame does not depend on what else the machine runs: 1000 / this is
@@ -107,6 +111,7 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
         log(f"capacity {nodes} nodes, {mode}: {row['frames_per_s']} frames/s, "
             f"p50 {row['dispatch_p50_ms']} ms, p99 {row['dispatch_p99_ms']} ms, "
             f"RSS {row['rss_peak_mb']} MB, coordinator CPU {row['coordinator_cpu']} "
+            f"(waiting for a CPU {row['coordinator_cpu_wait']}) "
             f"(load generator {row['load_generator_cpu']}), "
             f"{row['cpu_ms_per_frame']} ms CPU/frame (+{row['worker_cpu_ms_per_frame']} "
             f"in thumbnail workers)")
@@ -144,10 +149,9 @@ def run(root: Path, quick: bool = False, node_counts=(10, 100, 1000), chunk: int
             modes.append(pace / 2)
         for p in modes:
             # A paced run needs a few render cycles after its ramp-up.
-            window = max(base, 2.5 * nodes / p + 2) if p else base
+            window = max(base, 3.5 * nodes / p + 2) if p else base
             log(f"capacity: {nodes} simulated nodes, chunk {chunk}, "
                 f"{'paced %g frames/s' % p if p else 'as fast as possible'}, "
                 f"window {window:.0f} s")
             rows.append(run_one(root, nodes, frames, chunk, window, profile_dir, p))
-            shutil.rmtree(root / f"capacity-{nodes}", ignore_errors=True)
     return rows

@@ -15,7 +15,7 @@ SIMNODES = Path(__file__).with_name("simnodes.py")
 
 class Fleet:
     def __init__(self, url: str, count: int, processes: int = 1, prefix: str = "sim",
-                 render_time: float = 0.5, render_seconds: float = 0.0):
+                 render_time: float | None = None, render_seconds: float = 0.0):
         self.url, self.count = url, count
         self.processes = max(1, min(processes, count))
         self.prefix, self.render_time = prefix, render_time
@@ -31,8 +31,9 @@ class Fleet:
             n = per + (1 if i < extra else 0)
             cmd = [sys.executable, str(SIMNODES), "--url", self.url, "--count", str(n),
                    "--offset", str(offset), "--prefix", self.prefix,
-                   "--render-time", str(self.render_time),
                    "--render-seconds", str(self.render_seconds)]
+            if self.render_time is not None:
+                cmd += ["--render-time", str(self.render_time)]
             offset += n
             self.procs.append(subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.PIPE,
                                                stdout=subprocess.PIPE, text=True))

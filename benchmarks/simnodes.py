@@ -52,8 +52,11 @@ async def sim_node(index: int, args, http: aiohttp.ClientSession, png: bytes, sh
     hello = {"type": "hello", "node_id": None, "name": f"{args.prefix}-{index:05d}",
              "hostname": f"sim{index}", "platform": "sim", "blender_version": "sim",
              "cpu_count": 1, "tags": [], "allow_scripts": False, "running_attempt": None}
-    headers_base = {"X-Sha256": sha, "X-Render-Time": f"{args.render_time:.4f}",
-                    "X-Filename": "frame.png", "Content-Type": "image/png"}
+    headers_base = {"X-Sha256": sha, "X-Filename": "frame.png", "Content-Type": "image/png"}
+    if args.render_time is not None:
+        # Left out by default: with measured frame times the coordinator's adaptive
+        # chunks would merge jobs, and the benchmark wants one dispatch per frame.
+        headers_base["X-Render-Time"] = f"{args.render_time:.4f}"
     for attempt in range(20):
         try:
             async with connect_gate:
@@ -74,9 +77,45 @@ async def sim_node(index: int, args, http: aiohttp.ClientSession, png: bytes, sh
     stats.connected += 1
     if stats.connected == args.count:
         all_connected.set()
-    first = True
-    sent_ready = time.perf_counter()
-    await ws.send_str('{"type":"ready"}')
+    state = {"first": True, "sent_ready": time.perf_counter()}
+    running: set[asyncio.Task] = set()
+
+    async def ready() -> None:
+        state["sent_ready"] = time.perf_counter()
+        await ws.send_str('{"type":"ready"}')
+
+    async def run_job(job: dict) -> None:
+        """Like the real agent: the job runs in its own task, the channel keeps reading
+        (and answering the coordinator's pings) meanwhile."""
+        attempt_id = job["attempt_id"]
+        lost = False
+        for number in job["frames"]:
+            if args.render_seconds > 0:   # paced mode: pretend to render
+                # ±50 %: nodes that start together drift apart, as real ones do.
+                await asyncio.sleep(args.render_seconds * random.uniform(0.5, 1.5))
+            url = f"{args.url}/api/attempts/{attempt_id}/frames/{number}"
+            try:
+                async with http.put(url, data=png, headers=headers_base) as resp:
+                    await resp.read()
+                    if resp.status == 409:
+                        stats.stale += 1
+                        lost = True
+                        break
+                    if resp.status not in (200, 201):
+                        stats.error(f"upload HTTP {resp.status}")
+                        continue
+                    stats.frames_uploaded += 1
+            except (aiohttp.ClientError, OSError) as exc:
+                stats.error(f"upload: {type(exc).__name__}")
+        try:
+            if not lost:
+                await ws.send_str(json.dumps({"type": "job_done", "attempt_id": attempt_id}))
+                stats.jobs_done += 1
+            await ready()
+        except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+            stats.error(f"report: {type(exc).__name__}")
+
+    await ready()
     try:
         async for msg in ws:
             if msg.type != aiohttp.WSMsgType.TEXT:
@@ -84,46 +123,27 @@ async def sim_node(index: int, args, http: aiohttp.ClientSession, png: bytes, sh
             data = json.loads(msg.data)
             kind = data.get("type")
             if kind == "assign":
-                latency = (time.perf_counter() - sent_ready) * 1000
+                latency = (time.perf_counter() - state["sent_ready"]) * 1000
+                first = state["first"]
                 (stats.first_latencies if first else stats.latencies).append(latency)
                 if first:
                     stats.first_assign_at.append(time.monotonic())
-                first = False
+                state["first"] = False
                 stats.assigns += 1
-                job = data["job"]
-                attempt_id = job["attempt_id"]
-                lost = False
-                for number in job["frames"]:
-                    if args.render_seconds > 0:   # paced mode: pretend to render
-                        await asyncio.sleep(args.render_seconds * random.uniform(0.9, 1.1))
-                    url = f"{args.url}/api/attempts/{attempt_id}/frames/{number}"
-                    try:
-                        async with http.put(url, data=png, headers=headers_base) as resp:
-                            await resp.read()
-                            if resp.status == 409:
-                                stats.stale += 1
-                                lost = True
-                                break
-                            if resp.status not in (200, 201):
-                                stats.error(f"upload HTTP {resp.status}")
-                                continue
-                            stats.frames_uploaded += 1
-                    except (aiohttp.ClientError, OSError) as exc:
-                        stats.error(f"upload: {type(exc).__name__}")
-                if not lost:
-                    await ws.send_str(json.dumps({"type": "job_done",
-                                                  "attempt_id": attempt_id}))
-                    stats.jobs_done += 1
-                sent_ready = time.perf_counter()
-                await ws.send_str('{"type":"ready"}')
+                task = asyncio.create_task(run_job(data["job"]))
+                running.add(task)
+                task.add_done_callback(running.discard)
             elif kind == "cancel":
-                sent_ready = time.perf_counter()
-                await ws.send_str('{"type":"ready"}')
+                for task in list(running):
+                    task.cancel()
+                await ready()
             elif kind == "error":
                 stats.error(f"coordinator: {data.get('error')}")
     except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
         stats.error(f"channel: {type(exc).__name__}")
     finally:
+        for task in list(running):
+            task.cancel()
         if not ws.closed:
             await ws.close()
 
@@ -175,10 +195,11 @@ def main() -> None:
     p.add_argument("--prefix", default="sim")
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--height", type=int, default=36)
-    p.add_argument("--render-time", type=float, default=0.5,
-                   help="the X-Render-Time each frame reports (seconds)")
+    p.add_argument("--render-time", type=float, default=None,
+                   help="send this X-Render-Time with each frame (default: none, so "
+                        "adaptive chunking stays off and every frame is one dispatch)")
     p.add_argument("--render-seconds", type=float, default=0.0,
-                   help="sleep this long (±10 %%) before each frame: a paced, realistic load")
+                   help="sleep this long (±50 %%) before each frame: a paced, realistic load")
     p.add_argument("--connect-concurrency", type=int, default=64)
     args = p.parse_args()
     raise_fd_limit()
