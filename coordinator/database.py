@@ -112,6 +112,13 @@ MIGRATIONS: list[str] = [
     CREATE INDEX jobs_node ON jobs(node_id) WHERE status = 'running';
     CREATE INDEX shots_status ON shots(status, priority);
     """,
+    # 3: a job's frames are looked up on every claim, upload and report. jobs_queue
+    # (status, shot_id, ordinal) already serves per-shot status counts and keeps the
+    # queue in order; a second index made the planner sort the whole queue.
+    """
+    CREATE INDEX frames_job ON frames(job_id, status);
+    DROP INDEX jobs_shot_status;
+    """,
 ]
 
 

@@ -41,7 +41,7 @@ async def check_lease(db: Database, attempt_id: str, number: int) -> dict:
     """Cheap pre-check before the body is read: is this upload still wanted?"""
     row = await db.fetchone(
         """SELECT j.id AS job_id, j.shot_id, j.node_id, f.status, f.attempt_id, f.sha256
-           FROM jobs j JOIN frames f ON f.job_id = j.id AND f.number = ?
+           FROM jobs j JOIN frames f ON f.shot_id = j.shot_id AND f.number = ? AND f.job_id = j.id
            WHERE j.attempt_id = ? AND j.status = 'running'""", (number, attempt_id))
     if row is None:
         job = await db.fetchone("SELECT frames FROM jobs WHERE attempt_id = ?", (attempt_id,))
@@ -63,7 +63,7 @@ async def record(db: Database, attempt_id: str, number: int, *, name: str, path:
     async with db.transaction() as tx:
         row = await (await tx.execute(
             """SELECT j.id AS job_id, j.shot_id, j.node_id, f.status, f.sha256
-               FROM jobs j JOIN frames f ON f.job_id = j.id AND f.number = ?
+               FROM jobs j JOIN frames f ON f.shot_id = j.shot_id AND f.number = ? AND f.job_id = j.id
                WHERE j.attempt_id = ? AND j.status = 'running'""",
             (number, attempt_id))).fetchone()
         if row is None:

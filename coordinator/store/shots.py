@@ -120,7 +120,8 @@ async def delete(db: Database, shot_id: int) -> bool:
 async def complete_if_done(tx: Any, shot_id: int) -> bool:
     """Mark the shot completed once every job is done."""
     async with tx.execute(
-            "SELECT COUNT(*) FROM jobs WHERE shot_id = ? AND status != 'done'",
+            """SELECT COUNT(*) FROM jobs WHERE shot_id = ?
+               AND status IN ('queued', 'running', 'failed', 'cancelled')""",
             (shot_id,)) as cur:
         left = (await cur.fetchone())[0]
     if left:
