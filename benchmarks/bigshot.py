@@ -83,12 +83,28 @@ def time_listing(url: str, shot_id: int, runs: int = 5) -> dict:
             "page500_median_s": round(statistics.median(page), 3)}
 
 
+# Where the time went, from the page's own resource timing (ms since navigation start).
+BREAKDOWN = """(shotId) => {
+  const res = performance.getEntriesByType('resource');
+  const end = (pred) => Math.max(0, ...res.filter(pred).map((r) => r.responseEnd));
+  const path = (r) => new URL(r.name).pathname + new URL(r.name).search;
+  return {
+    html: performance.getEntriesByType('navigation')[0].responseEnd,
+    modules: end((r) => path(r).endsWith('.js')),
+    shot: end((r) => path(r) === `/api/shots/${shotId}`),
+    first_page: end((r) => path(r).startsWith(`/api/shots/${shotId}/frames?offset=0&`)),
+    thumbnails: end((r) => path(r).includes('/thumbnails/')),
+    requests_before_ready: res.length,
+  };
+}"""
+
+
 def time_dashboard(url: str, shot_id: int, runs: int = 3) -> dict:
     from playwright.sync_api import sync_playwright
 
     if not os.path.exists(CHROMIUM):
         return {"dashboard_error": f"no Chromium at {CHROMIUM}"}
-    times, shown = [], None
+    times, shown, breakdowns = [], None, []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                     args=CHROMIUM_ARGS)
@@ -103,6 +119,7 @@ def time_dashboard(url: str, shot_id: int, runs: int = 3) -> dict:
                 handle = page.wait_for_function(GRID_READY, timeout=60_000, polling="raf")
                 times.append(time.monotonic() - started)
                 shown = handle.json_value()
+                breakdowns.append(page.evaluate(BREAKDOWN, shot_id))
                 if errors:
                     log(f"bigshot: page errors: {errors[:3]}")
                 context.close()
@@ -110,7 +127,11 @@ def time_dashboard(url: str, shot_id: int, runs: int = 3) -> dict:
             browser.close()
     return {"dashboard_best_s": round(min(times), 3),
             "dashboard_median_s": round(statistics.median(times), 3),
-            "dashboard_all_s": [round(t, 3) for t in times], "grid_in_view": shown}
+            "dashboard_all_s": [round(t, 3) for t in times], "grid_in_view": shown,
+            # Median over the runs of each milestone (ms after navigation start).
+            "dashboard_breakdown_ms": {
+                k: round(statistics.median(b[k] for b in breakdowns))
+                for k in breakdowns[0]} if breakdowns else None}
 
 
 def run(root: Path, quick: bool = False) -> dict:

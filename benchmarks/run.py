@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-write", action="store_true", help="do not update README.md")
     p.add_argument("--json", type=Path, help="also write the raw results here")
     p.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    p.add_argument("--commit", metavar="REV",
+                   help="measure this commit (git archive into the scratch dir) instead of "
+                        "the working tree: reproducible while others edit the tree")
     p.add_argument("--repo", type=Path,
                    help="measure the coordinator and node of another checkout (A/B a change)")
     args = p.parse_args(argv)
@@ -62,23 +65,37 @@ def main(argv: list[str] | None = None) -> int:
     limit = raise_fd_limit()
     chosen = args.only or ["overhead", "capacity", "bigshot"]
     scratch = Path(tempfile.mkdtemp(prefix="brender-bench-"))
+    commit = None
+    if args.commit:
+        commit = _export(args.commit, scratch / "tree")
+        common.TARGET = scratch / "tree"
+        os.environ["BRENDER_BENCH_REPO"] = str(common.TARGET)
     started = time.monotonic()
     results: dict = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "quick": args.quick, "machine": machine(),
         "load_before": round(os.getloadavg()[0], 2), "fd_limit": limit,
-        "commit": _commit(common.TARGET),
+        "commit": commit or _commit(common.TARGET),
     }
+    nodes = tuple(int(n) for n in args.nodes.split(",") if n.strip())
+    runs = {
+        "overhead": lambda: overhead.run(scratch / "overhead", quick=args.quick),
+        "capacity": lambda: capacity.run(scratch / "capacity", quick=args.quick,
+                                         node_counts=nodes, chunk=args.chunk,
+                                         profile_dir=args.profile),
+        "bigshot": lambda: bigshot.run(scratch / "bigshot", quick=args.quick),
+    }
+    failed = False
     try:
-        if "overhead" in chosen:
-            results["overhead"] = overhead.run(scratch / "overhead", quick=args.quick)
-        if "capacity" in chosen:
-            nodes = tuple(int(n) for n in args.nodes.split(",") if n.strip())
-            results["capacity"] = capacity.run(scratch / "capacity", quick=args.quick,
-                                               node_counts=nodes, chunk=args.chunk,
-                                               profile_dir=args.profile)
-        if "bigshot" in chosen:
-            results["bigshot"] = bigshot.run(scratch / "bigshot", quick=args.quick)
+        for name in ("overhead", "capacity", "bigshot"):
+            if name not in chosen:
+                continue
+            try:
+                results[name] = runs[name]()
+            except Exception as exc:  # one broken benchmark must not lose the others
+                failed = True
+                log(f"{name} failed: {type(exc).__name__}: {exc}")
+                results.setdefault("errors", {})[name] = f"{type(exc).__name__}: {exc}"[:2000]
     finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -91,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
+    if failed:
+        args.no_write = True   # never publish a table with a benchmark missing
+        log("not writing README.md: a benchmark failed (see above)")
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -98,7 +118,22 @@ def main(argv: list[str] | None = None) -> int:
         RESULTS.write_text(json.dumps(merged, indent=1) + "\n")
         write_readme(render(merged))
         log(f"wrote {README.relative_to(HERE.parent)}")
-    return 0
+    return 1 if failed else 0
+
+
+def _export(rev: str, dest: Path) -> str:
+    """`git archive REV` of this repository into `dest`; returns the short hash."""
+    import subprocess
+
+    repo = HERE.parent
+    sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", rev], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    dest.mkdir(parents=True)
+    archive = subprocess.Popen(["git", "-C", str(repo), "archive", sha], stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", str(dest)], stdin=archive.stdout, check=True)
+    archive.wait()
+    log(f"measuring commit {sha} (exported to {dest})")
+    return sha
 
 
 def _commit(repo: Path) -> str:
@@ -224,6 +259,14 @@ def render(r: dict) -> str:
             f"{b.get('dashboard_best_s')} | {mark(ok_d)} |",
             "",
         ]
+        bd = b.get("dashboard_breakdown_ms")
+        if bd:
+            out += ["Where the page's time goes (median ms after navigation start, from the "
+                    f"page's resource timing): HTML {bd['html']}, last module {bd['modules']}, "
+                    f"`/api/shots/{{id}}` {bd['shot']}, first frames page {bd['first_page']}, "
+                    f"last thumbnail {bd['thumbnails']} ({bd['requests_before_ready']} "
+                    f"requests before the grid was ready; {b['grid_in_view']['thumbnails']} "
+                    "thumbnails in view).", ""]
     out.append(f"Whole run: {r.get('seconds')} s.")
     return "\n".join(out)
 
