@@ -15,7 +15,6 @@ from .dispatch import Dispatcher
 from .events import EventBroker
 from .middleware import auth_middleware, error_middleware
 from .storage import Storage
-from .store import frames as frame_sql
 from .store import jobs as job_sql
 from .store import shots as shot_sql
 from .thumbnails import Thumbnailer
@@ -62,13 +61,12 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
     dispatcher = Dispatcher(config, db, events)
     app[keys.EVENTS], app[keys.DISPATCHER] = events, dispatcher
     # Nodes that held jobs when we stopped get a full lease to reconnect and resume.
-    await job_sql.renew_all_leases(db, config.lease_timeout)
+    await db.write(job_sql.renew_all_leases, config.lease_timeout)
     tasks = [
         asyncio.create_task(dispatcher.run(), name="dispatch"),
         asyncio.create_task(dispatcher.reap_forever(min(1.0, config.lease_timeout / 4)),
                             name="reaper"),
-        asyncio.create_task(events.flush_shots(lambda i: shot_sql.get(db, i)), name="shots"),
-        asyncio.create_task(_catch_up_thumbnails(app), name="thumbnails"),
+        asyncio.create_task(events.flush_shots(lambda i: db.read(shot_sql.get, i)), name="shots"),
     ]
     dispatcher.kick()
     yield
@@ -85,11 +83,3 @@ async def _close_streams(app: web.Application) -> None:
     app[keys.EVENTS].close()
     for session in list(app[keys.DISPATCHER].sessions.values()):
         await session.ws.close(code=1001, message=b"coordinator shutting down")
-
-
-async def _catch_up_thumbnails(app: web.Application) -> None:
-    """Frames recorded just before a crash still get their thumbnails."""
-    from .routes.frames import publish_frame
-
-    for frame in await frame_sql.missing_thumbnails(app[keys.DB]):
-        await publish_frame(app, frame["shot_id"], frame["number"])

@@ -1,13 +1,13 @@
 """The one facade around SQLite: migrations, reads, and a single write path."""
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import sqlite3
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 import aiosqlite
+
+T = TypeVar("T")
 
 MIGRATIONS: list[str] = [
     # 1: the frame model from the architecture document, plus jobs and nodes.
@@ -123,12 +123,16 @@ MIGRATIONS: list[str] = [
 
 
 class Database:
-    """One aiosqlite connection; writes go through `transaction()` one at a time."""
+    """One aiosqlite connection. Store functions are plain synchronous functions of a
+    `sqlite3.Connection`; `write` runs one inside BEGIN IMMEDIATE ... COMMIT and `read`
+    runs one as is, each in a single hop to the connection's thread. A transaction
+    of ten statements costs one thread hop, not ten: on the per-frame path that
+    hop count was the coordinator's main cost. Writes are serialized by that thread.
+    """
 
     def __init__(self, path: Path):
         self.path = path
         self._conn: aiosqlite.Connection | None = None
-        self._write_lock = asyncio.Lock()
 
     async def open(self) -> None:
         self._conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -136,7 +140,7 @@ class Database:
         for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL",
                        "busy_timeout=5000", "temp_store=MEMORY", "cache_size=-32000"):
             await self._conn.execute(f"PRAGMA {pragma}")
-        await self._migrate()
+        await self.write(_migrate)
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -148,33 +152,14 @@ class Database:
         assert self._conn is not None, "database is not open"
         return self._conn
 
-    async def _migrate(self) -> None:
-        row = await self.fetchone("PRAGMA user_version")
-        version = row[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            async with self.transaction() as tx:
-                for statement in _statements(script):
-                    await tx.execute(statement)
-                await tx.execute(f"PRAGMA user_version={number}")
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(connection, *args)` as one transaction on the database thread."""
+        # aiosqlite runs every call on its own thread, in order; `_execute` hands it a
+        # whole function rather than one statement (aiosqlite is pinned in pyproject).
+        return await self.conn._execute(_in_transaction, self.conn._conn, fn, args)
 
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """The single write path: BEGIN IMMEDIATE ... COMMIT, one at a time."""
-        async with self._write_lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-            except BaseException:
-                await self.conn.execute("ROLLBACK")
-                raise
-            else:
-                try:
-                    await self.conn.execute("COMMIT")
-                except BaseException:
-                    # A failed COMMIT (disk full) leaves the transaction open.
-                    if self.conn.in_transaction:
-                        await self.conn.execute("ROLLBACK")
-                    raise
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self.conn._execute(fn, self.conn._conn, *args)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         return list(await self.conn.execute_fetchall(sql, tuple(params)))
@@ -182,6 +167,27 @@ class Database:
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         async with self.conn.execute(sql, tuple(params)) as cur:
             return await cur.fetchone()
+
+
+def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple) -> T:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn, *args)
+        conn.execute("COMMIT")
+    except BaseException:
+        # Also after a failed COMMIT (disk full), which leaves the transaction open.
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        for statement in _statements(script):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={number}")
 
 
 def _statements(script: str) -> list[str]:

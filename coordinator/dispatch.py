@@ -15,7 +15,6 @@ from .database import Database
 from .events import EventBroker
 from .store import jobs as job_sql
 from .store import nodes as node_sql
-from .store import shots as shot_sql
 
 log = logging.getLogger("brender.dispatch")
 
@@ -74,8 +73,9 @@ class Dispatcher:
         node = session_or_node.node if isinstance(session_or_node, NodeSession) else session_or_node
         self.events.publish("node", self.node_view(node))
 
-    async def publish_job(self, job_id: int) -> None:
-        job = await job_sql.get(self.db, job_id)
+    async def publish_job(self, job_id: int, job: dict | None = None) -> None:
+        """Tell dashboards about a job: the row given, or read afresh."""
+        job = job or await self.db.read(job_sql.get, job_id, False)
         if job:
             job.pop("log_tail", None)
             job["progress"] = self.job_progress(job)
@@ -140,33 +140,25 @@ class Dispatcher:
         idle = [s for s in self.sessions.values()
                 if s.ready and not s.attempt_id and s.node["enabled"] and not s.ws.closed]
         for session in idle:
-            assignment = await job_sql.claim(
-                self.db, session.node_id, session.node["allow_scripts"],
+            assignment = await self.db.write(
+                job_sql.claim, session.node_id, session.node["allow_scripts"],
                 self.config.lease_timeout, self.config.blocklist_threshold,
-                self.config.target_job_seconds, nodes_online=len(self.sessions))
+                self.config.target_job_seconds, len(self.sessions))
             if assignment is None:
-                if not await self._node_specific_limits():
+                if not await self.db.read(job_sql.node_specific_limits):
                     break
                 continue
             await self._send_assignment(session, assignment)
             assigned += 1
         return assigned
 
-    async def _node_specific_limits(self) -> bool:
-        """Whether some queued work may still suit another node (blocklists, scripts)."""
-        row = await self.db.fetchone(
-            """SELECT EXISTS (SELECT 1 FROM blocklist LIMIT 1)
-                   OR EXISTS (SELECT 1 FROM shots WHERE allow_scripts = 1
-                              AND status IN ('queued', 'active'))""")
-        return bool(row[0])
-
     async def _send_assignment(self, session: NodeSession, a: job_sql.Assignment) -> None:
-        shot = a.shot
+        shot, job = a.shot, a.job
         session.ready = False
-        session.attempt_id, session.job_id, session.shot_id = a.attempt_id, a.job_id, a.shot_id
+        session.attempt_id, session.job_id, session.shot_id = a.attempt_id, job["id"], shot["id"]
         session.progress = None
         message = {"type": "assign", "job": {
-            "job_id": a.job_id, "attempt_id": a.attempt_id, "shot_id": a.shot_id,
+            "job_id": job["id"], "attempt_id": a.attempt_id, "shot_id": shot["id"],
             "frames": a.frames, "blend_path": shot["blend_path"],
             "files": json.loads(shot["files"]), "output_format": shot["output_format"],
             "resolution_percentage": shot["resolution_percentage"],
@@ -179,19 +171,19 @@ class Dispatcher:
             await self.requeue(a.attempt_id, "node went away during assignment")
             return
         self.publish_node(session)
-        await self.publish_job(a.job_id)
+        await self.publish_job(job["id"], job)
 
     # -- attempt outcomes -----------------------------------------------------
     async def requeue(self, attempt_id: str, why: str) -> None:
-        job = await job_sql.requeue(self.db, attempt_id)
+        job = await self.db.write(job_sql.requeue, attempt_id)
         if job:
             log.info("job %s requeued: %s", job["id"], why)
             await self.publish_job(job["id"])
             self.kick()
 
     async def fail(self, attempt_id: str, reason: str, log_tail: str) -> None:
-        job = await job_sql.fail(self.db, attempt_id, reason, log_tail,
-                                 self.config.max_attempts, self.config.blocklist_threshold)
+        job = await self.db.write(job_sql.fail, attempt_id, reason, log_tail,
+                                  self.config.max_attempts, self.config.blocklist_threshold)
         if job:
             log.info("job %s attempt failed: %s", job["id"], reason)
             await self.publish_job(job["id"])
@@ -199,40 +191,24 @@ class Dispatcher:
             self.kick()
 
     async def finish(self, attempt_id: str, log_tail: str = "") -> str:
-        outcome, job = await job_sql.finish(self.db, attempt_id, log_tail)
+        outcome, job = await self.db.write(job_sql.finish, attempt_id, log_tail)
         if outcome == "missing":
             await self.fail(attempt_id, "the node reported the job done but frames are missing",
                             "")
         elif job:
-            await self.publish_job(job["id"])
+            await self.publish_job(job["id"], job)
         return outcome
 
     async def fail_unrenderable(self, shot_id: int) -> None:
         """A shot that every node is blocklisted for fails now, with the reason."""
         if not self.sessions:
             return
-        rows = await self.db.fetchall(
-            "SELECT node_id FROM blocklist WHERE shot_id = ? AND failures >= ?",
-            (shot_id, self.config.blocklist_threshold))
-        blocked = {r["node_id"] for r in rows}
-        usable = [s for s in self.sessions.values()
-                  if s.node["enabled"] and s.node_id not in blocked]
-        if usable:
+        blocked = await self.db.read(job_sql.blocked_nodes, shot_id,
+                                     self.config.blocklist_threshold)
+        if any(s.node["enabled"] and s.node_id not in blocked for s in self.sessions.values()):
             return
-        status = await shot_sql.status_of(self.db, shot_id)
-        if status not in ("queued", "active"):
-            return
-        last = await self.db.fetchone(
-            """SELECT failure_reason FROM jobs WHERE shot_id = ? AND failure_reason IS NOT NULL
-               ORDER BY finished_at DESC LIMIT 1""", (shot_id,))
-        async with self.db.transaction() as tx:
-            await shot_sql.set_status(
-                tx, shot_id, shot_sql.ShotStatus.FAILED,
-                "every online node failed this shot repeatedly; last error: "
-                + (last["failure_reason"] if last else "unknown"))
-            # Jobs that failed count as failed (so "requeue failed" finds them).
-            await tx.execute("""UPDATE jobs SET status = 'failed' WHERE shot_id = ?
-                                AND status = 'queued' AND failures > 0""", (shot_id,))
+        await self.db.write(job_sql.fail_unrenderable, shot_id,
+                            "every online node failed this shot repeatedly")
         self.events.shot_changed(shot_id)
 
     async def cancel_attempts(self, shot_id: int, attempts: list[dict[str, Any]]) -> None:
@@ -258,11 +234,11 @@ class Dispatcher:
         lease timeout; one that reconnects in time resumes it.
         """
         live = [s.node_id for s in self.sessions.values() if not s.ws.closed]
-        await job_sql.extend_leases(self.db, live, self.config.lease_timeout)
-        expired = await job_sql.expired_attempts(self.db, now)
+        await self.db.write(job_sql.extend_leases, live, self.config.lease_timeout)
+        expired = await self.db.read(job_sql.expired_attempts, now)
         for attempt_id in expired:
             await self.requeue(attempt_id, "lease expired: the node went silent")
         self._rounds += 1
         if self._rounds % 10 == 0:
-            await node_sql.touch(self.db, live)
+            await self.db.write(node_sql.touch, live)
         return len(expired)

@@ -7,11 +7,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, BinaryIO
 
 from .validation import SHA256
 
 CHUNK = 256 * 1024
+IN_MEMORY = 8 * 1024 * 1024
 
 
 class TooLarge(Exception):
@@ -62,29 +63,50 @@ class Storage:
                       expected_sha: str | None = None) -> tuple[str, int]:
         """Stream a body to `dest` atomically; the file appears whole or not at all.
 
-        The bytes go to a temp file in the data dir, are hashed on the way, fsynced,
-        then renamed into place. Any failure (size, digest, disk full) leaves nothing.
+        The bytes are hashed on the way and go to a temp file in the data dir, which
+        is fsynced, then renamed into place. Any failure (size, digest, disk full)
+        leaves nothing. Small bodies (most frames) are held in memory and written by
+        one call in a worker thread: file-system calls stay off the event loop.
         """
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="upload-")
         digest, size = hashlib.sha256(), 0
+        pending = bytearray()
+        spill: BinaryIO | None = None
         try:
-            with os.fdopen(fd, "wb") as f:
-                async for chunk in chunks:
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise TooLarge(f"body is larger than {max_bytes} bytes")
-                    digest.update(chunk)
-                    f.write(chunk)
-                f.flush()
-                await asyncio.to_thread(os.fsync, f.fileno())
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise TooLarge(f"body is larger than {max_bytes} bytes")
+                digest.update(chunk)
+                pending += chunk
+                if len(pending) >= IN_MEMORY:
+                    spill = spill or await asyncio.to_thread(self._open_temp)
+                    await asyncio.to_thread(spill.write, bytes(pending))
+                    pending.clear()
             sha = digest.hexdigest()
             if expected_sha is not None and sha != expected_sha:
                 raise DigestMismatch(f"body sha256 is {sha}, expected {expected_sha}")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp_name, dest)
+            await asyncio.to_thread(self._finish_temp, spill, bytes(pending), dest)
             return sha, size
         except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
+            if spill is not None:
+                spill.close()
+                Path(spill.name).unlink(missing_ok=True)
+            raise
+
+    def _open_temp(self) -> BinaryIO:
+        return tempfile.NamedTemporaryFile(dir=self.tmp, prefix="upload-", delete=False)
+
+    def _finish_temp(self, spill: BinaryIO | None, rest: bytes, dest: Path) -> None:
+        f = spill or self._open_temp()
+        try:
+            with f:
+                f.write(rest)
+                f.flush()
+                os.fsync(f.fileno())
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(f.name, dest)
+        except BaseException:
+            Path(f.name).unlink(missing_ok=True)
             raise
 
     def delete_shot(self, shot_id: int) -> None:

@@ -22,10 +22,6 @@ class ThumbResult:
     height: int
 
 
-def thumbnail_name(frame_name: str, alpha: bool) -> str:
-    return f"{Path(frame_name).stem}_thumbnail.{'png' if alpha else 'jpg'}"
-
-
 def _has_alpha(img: Image.Image) -> bool:
     if img.mode not in ("RGBA", "LA", "PA") and "transparency" not in img.info:
         return False
@@ -80,14 +76,19 @@ def tone_map(rgba: np.ndarray) -> Image.Image:
     return Image.fromarray(np.dstack([out, alpha]), "RGBA")
 
 
-def make(frame: Path, thumb_dir: Path, preview_dir: Path, size: int) -> ThumbResult:
-    """Runs in a worker process: decode at reduced size where the format allows."""
+EXR_MAGIC = b"\x76\x2f\x31\x01"
+
+
+def make(frame: Path, out_base: Path, size: int) -> ThumbResult:
+    """Runs in a worker process: thumbnail (and for EXR a browser preview) of `frame`,
+    written next to `out_base`. Decodes at reduced size where the format allows."""
     preview = None
-    if frame.suffix.lower() == ".exr":
+    with open(frame, "rb") as f:
+        is_exr = f.read(4) == EXR_MAGIC
+    if is_exr:
         img = tone_map(_pick_rgba(frame))
         width, height = img.size
-        preview_dir.mkdir(parents=True, exist_ok=True)
-        preview = preview_dir / f"{frame.stem}_preview.jpg"
+        preview = out_base.with_name(out_base.name + ".preview.jpg")
         _save_atomic(img.convert("RGB"), preview, "JPEG")
     else:
         img = Image.open(frame)
@@ -97,8 +98,7 @@ def make(frame: Path, thumb_dir: Path, preview_dir: Path, size: int) -> ThumbRes
     alpha = _has_alpha(img)
     img = img.convert("RGBA" if alpha else "RGB")
     img.thumbnail((size, size), Image.Resampling.LANCZOS)
-    thumb_dir.mkdir(parents=True, exist_ok=True)
-    thumb = thumb_dir / thumbnail_name(frame.name, alpha)
+    thumb = out_base.with_name(out_base.name + (".thumb.png" if alpha else ".thumb.jpg"))
     _save_atomic(img, thumb, "PNG" if alpha else "JPEG")
     return ThumbResult(thumb, preview, width, height)
 
@@ -134,10 +134,9 @@ class Thumbnailer:
         await asyncio.gather(*(loop.run_in_executor(self.pool, _worker_init)
                                for _ in range(self.pool._max_workers)))
 
-    async def make(self, frame: Path, thumb_dir: Path, preview_dir: Path) -> ThumbResult:
+    async def make(self, frame: Path, out_base: Path) -> ThumbResult:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, make, frame, thumb_dir, preview_dir,
-                                          self.size)
+        return await loop.run_in_executor(self.pool, make, frame, out_base, self.size)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+import uuid
+from functools import partial
+from pathlib import Path
 
 from aiohttp import web
 
 from .. import keys, validation
+from ..storage import Storage
 from ..store import frames as frame_sql
 from ..validation import OUTPUT_FORMATS
 
@@ -16,11 +21,6 @@ routes = web.RouteTableDef()
 ATTEMPT = re.compile(r"^[0-9a-f]{32}$")
 FILE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 FILE_KINDS = ("frames", "thumbnails", "previews")
-
-
-def frame_name(number: int, output_format: str) -> str:
-    sign = "-" if number < 0 else ""
-    return f"frame_{sign}{abs(number):06d}.{OUTPUT_FORMATS[output_format]}"
 
 
 @routes.put("/api/attempts/{attempt_id}/frames/{number}")
@@ -37,66 +37,53 @@ async def upload_frame(request: web.Request) -> web.Response:
     render_time = _float_header(request, "X-Render-Time")
     app = request.app
     db, storage, config = app[keys.DB], app[keys.STORAGE], app[keys.CONFIG]
+    body = storage.tmp / f"frame-{uuid.uuid4().hex}"
+    sha, size = await storage.receive(request.content.iter_chunked(256 * 1024), body,
+                                      config.max_upload_bytes, expected_sha=expected)
+    made: list[Path] = [body]
     try:
-        lease = await frame_sql.check_lease(db, attempt_id, number)
+        try:
+            thumbs = await app[keys.THUMBNAILER].make(body, body)
+        except Exception as exc:
+            raise web.HTTPUnprocessableEntity(
+                text=f"frame {number} is not an image the coordinator can read: {exc}") from None
+        made += [p for p in (thumbs.thumbnail, thumbs.preview) if p]
+        upload = frame_sql.Upload(attempt_id, number, body, thumbs.thumbnail, thumbs.preview,
+                                  sha, size, render_time, thumbs.width, thumbs.height)
+        frame = await db.write(frame_sql.record, upload, OUTPUT_FORMATS,
+                               partial(_place, storage))
     except frame_sql.NotInJob:
         raise web.HTTPBadRequest(text=f"frame {number} is not part of this job") from None
     except frame_sql.StaleAttempt:
         raise web.HTTPConflict(text="this attempt no longer holds the job (it was requeued)") \
             from None
-    if lease["status"] == "done":
-        return web.json_response({"recorded": False, "reason": "frame already recorded"})
-    shot = await db.fetchone("SELECT output_format FROM shots WHERE id = ?", (lease["shot_id"],))
-    name = frame_name(number, shot["output_format"])
-    frames_dir = storage.shot_dir(lease["shot_id"], "frames")
-    tmp = storage.tmp / f"frame-{attempt_id}-{number}"
-    sha, size = await storage.receive(request.content.iter_chunked(256 * 1024), tmp,
-                                      config.max_upload_bytes, expected_sha=expected)
-    dest = frames_dir / name
-    try:
-        lease, new = await frame_sql.record(
-            db, attempt_id, number, name=name, path=storage.relative(frames_dir) + "/" + name,
-            sha256=sha, size=size, render_time=render_time, width=None, height=None,
-            place=lambda: _place(tmp, dest))
-    except frame_sql.StaleAttempt:
-        raise web.HTTPConflict(text="this attempt no longer holds the job (it was requeued)") \
-            from None
     finally:
-        tmp.unlink(missing_ok=True)
-    if new:
-        await publish_frame(app, lease["shot_id"], number)
-    return web.json_response({"recorded": new, "name": name}, status=201 if new else 200)
+        for path in made:
+            path.unlink(missing_ok=True)
+    if frame is None:
+        return web.json_response({"recorded": False, "reason": "frame already recorded"})
+    app[keys.EVENTS].publish("frame", frame)
+    app[keys.EVENTS].shot_changed(frame["shot_id"])
+    return web.json_response({"recorded": True, "name": frame["name"]}, status=201)
 
 
-def _place(tmp, dest) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp.replace(dest)
-
-
-async def publish_frame(app: web.Application, shot_id: int, number: int) -> None:
-    """Make the thumbnail (the server's duty), then tell every dashboard."""
-    db, storage = app[keys.DB], app[keys.STORAGE]
-    row = await db.fetchone("SELECT path FROM frames WHERE shot_id = ? AND number = ?",
-                            (shot_id, number))
-    if row is None:
-        return
-    try:
-        result = await app[keys.THUMBNAILER].make(
-            storage.inside(row["path"]), storage.shot_dir(shot_id, "thumbnails"),
-            storage.shot_dir(shot_id, "previews"))
-    except Exception as exc:  # a corrupt image must not take the upload down
-        log.error("thumbnail failed for shot %s frame %s: %s", shot_id, number, exc)
-        return
-    await frame_sql.set_images(
-        db, shot_id, number, storage.relative(result.thumbnail),
-        storage.relative(result.preview) if result.preview else None,
-        result.width, result.height)
-    frame = await frame_sql.get(db, shot_id, number)
-    if frame:
-        shot = await db.fetchone("SELECT name FROM shots WHERE id = ?", (shot_id,))
-        frame["shot_name"] = shot["name"] if shot else None
-        app[keys.EVENTS].publish("frame", frame)
-        app[keys.EVENTS].shot_changed(shot_id)
+def _place(storage: Storage, shot_id: int, name: str,
+           up: frame_sql.Upload) -> tuple[str, str, str | None]:
+    """Move a recorded frame's files into place (inside the record's transaction)."""
+    stem = name.rsplit(".", 1)[0]
+    frame = storage.shot_dir(shot_id, "frames") / name
+    thumb = storage.shot_dir(shot_id, "thumbnails") / \
+        f"{stem}_thumbnail{up.thumbnail.suffix}"
+    moves = [(up.body, frame), (up.thumbnail, thumb)]
+    preview = None
+    if up.preview is not None:
+        preview = storage.shot_dir(shot_id, "previews") / f"{stem}_preview.jpg"
+        moves.append((up.preview, preview))
+    for src, dest in moves:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dest)
+    return (storage.relative(frame), storage.relative(thumb),
+            storage.relative(preview) if preview else None)
 
 
 def _float_header(request: web.Request, name: str) -> float | None:
@@ -115,7 +102,7 @@ def _float_header(request: web.Request, name: str) -> float | None:
 @routes.get("/api/frames/latest")
 async def latest_frame(request: web.Request) -> web.Response:
     """The last frame rendered anywhere on the farm, with its shot's name."""
-    frame = await frame_sql.latest(request.app[keys.DB])
+    frame = await request.app[keys.DB].read(frame_sql.latest)
     if frame is None:
         raise web.HTTPNotFound(text="no frame has been rendered yet")
     return web.json_response(frame)

@@ -35,14 +35,14 @@ async def farm(request: web.Request) -> web.Response:
     """The farm at a glance: nodes by status, frames waiting, active shots."""
     dispatcher, db = request.app[keys.DISPATCHER], request.app[keys.DB]
     counts = {"idle": 0, "rendering": 0, "offline": 0, "disabled": 0}
-    for node in await node_sql.list_all(db):
+    for node in await db.read(node_sql.list_all):
         view = dispatcher.node_view(node)
         counts[view["status"]] += 1
         if not node["enabled"]:
             counts["disabled"] += 1
     active = await db.fetchone("SELECT COUNT(*) FROM shots WHERE status IN ('queued', 'active')")
     return web.json_response({"version": __version__, "nodes": counts,
-                              "frames_queued": await job_sql.frames_queued(db),
+                              "frames_queued": await db.read(job_sql.frames_queued),
                               "shots_active": active[0]})
 
 

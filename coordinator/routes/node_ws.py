@@ -93,18 +93,18 @@ async def _handshake(app: web.Application, dispatcher: Dispatcher,
                      ws: web.WebSocketResponse, hello: dict) -> NodeSession:
     """Check the identity, add or update the node, confirm with its id."""
     db = app[keys.DB]
-    node = await node_sql.upsert(db, hello)
+    node = await db.write(node_sql.upsert, hello)
     session = NodeSession(node=node, ws=ws)
     old = dispatcher.attach(session)
     if old is not None and old.ws is not ws:
         await old.ws.close(code=4409, message=b"replaced by a newer connection")
-    held = await job_sql.running_attempt_of(db, node["id"])
+    held = await db.read(job_sql.running_attempt_of, node["id"])
     resume = held is not None and held == hello["running_attempt"]
     if held and not resume:
         # The node came back without the job we think it has: fence that attempt.
         await dispatcher.requeue(held, "node reconnected without its job")
     if resume:
-        job = await job_sql.by_attempt(db, held)
+        job = await db.read(job_sql.by_attempt, held)
         session.attempt_id, session.job_id = held, job["id"]
         session.shot_id = job["shot_id"]
     await session.send({"type": "welcome", "node_id": node["id"],

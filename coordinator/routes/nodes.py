@@ -16,7 +16,7 @@ NODE_ID = re.compile(r"^[0-9a-f]{32}$")
 async def list_nodes(request: web.Request) -> web.Response:
     """Every node the farm has seen, with live status and progress."""
     dispatcher = request.app[keys.DISPATCHER]
-    nodes = await node_sql.list_all(request.app[keys.DB])
+    nodes = await request.app[keys.DB].read(node_sql.list_all)
     return web.json_response({"nodes": [dispatcher.node_view(n) for n in nodes]})
 
 
@@ -24,7 +24,7 @@ async def _set_enabled(request: web.Request, enabled: bool) -> web.Response:
     node_id = request.match_info["node_id"]
     if not NODE_ID.match(node_id):
         raise web.HTTPNotFound(text="no such node")
-    node = await node_sql.set_enabled(request.app[keys.DB], node_id, enabled)
+    node = await request.app[keys.DB].write(node_sql.set_enabled, node_id, enabled)
     if node is None:
         raise web.HTTPNotFound(text="no such node")
     dispatcher = request.app[keys.DISPATCHER]

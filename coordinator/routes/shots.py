@@ -23,7 +23,7 @@ def shot_id_of(request: web.Request) -> int:
 
 async def shot_or_404(request: web.Request, with_files: bool = False) -> dict:
     shot_id = shot_id_of(request)
-    shot = await shot_sql.get(request.app[keys.DB], shot_id, with_files)
+    shot = await request.app[keys.DB].read(shot_sql.get, shot_id, with_files)
     if shot is None:
         raise web.HTTPNotFound(text=f"no shot {shot_id}")
     return shot
@@ -46,8 +46,8 @@ async def create_shot(request: web.Request) -> web.Response:
     frames = frame_numbers(spec.frame_start, spec.frame_end, spec.frame_step)
     jobs = chunk_frames(frames, spec.chunk_size)
     db = request.app[keys.DB]
-    shot_id = await shot_sql.create(db, spec, jobs)
-    shot = await shot_sql.get(db, shot_id, with_files=True)
+    shot_id = await db.write(shot_sql.create, spec, jobs)
+    shot = await db.read(shot_sql.get, shot_id, True)
     request.app[keys.EVENTS].shot_changed(shot_id)
     request.app[keys.DISPATCHER].kick()
     return web.json_response(shot, status=201)
@@ -59,7 +59,7 @@ async def list_shots(request: web.Request) -> web.Response:
     status = request.query.get("status")
     if status is not None and status not in {s.value for s in shot_sql.ShotStatus}:
         raise validation.ValidationError("status", f"unknown status {status[:40]!r}")
-    shots = await shot_sql.list_all(request.app[keys.DB], status)
+    shots = await request.app[keys.DB].read(shot_sql.list_all, status)
     return web.json_response({"shots": shots})
 
 
@@ -74,7 +74,7 @@ async def patch_shot(request: web.Request) -> web.Response:
     """Change a shot's priority (0-100, higher first)."""
     shot = await shot_or_404(request)
     priority = validation.priority(await read_json(request))
-    await shot_sql.set_priority(request.app[keys.DB], shot["id"], priority)
+    await request.app[keys.DB].write(shot_sql.set_priority, shot["id"], priority)
     return await _changed(request, shot["id"])
 
 
@@ -83,9 +83,9 @@ async def delete_shot(request: web.Request) -> web.Response:
     """Delete a shot with its frames and thumbnails; running jobs are stopped."""
     shot = await shot_or_404(request)
     db, dispatcher = request.app[keys.DB], request.app[keys.DISPATCHER]
-    running = await job_sql.running_attempts_of_shot(db, shot["id"])
+    running = await db.read(job_sql.running_attempts_of_shot, shot["id"])
     await dispatcher.cancel_attempts(shot["id"], running)
-    await shot_sql.delete(db, shot["id"])
+    await db.write(shot_sql.delete, shot["id"])
     await asyncio.to_thread(request.app[keys.STORAGE].delete_shot, shot["id"])
     request.app[keys.EVENTS].shot_changed(shot["id"])
     return web.json_response({"deleted": shot["id"]})
@@ -95,7 +95,7 @@ async def delete_shot(request: web.Request) -> web.Response:
 async def pause_shot(request: web.Request) -> web.Response:
     """Stop handing out this shot's jobs; running jobs finish."""
     shot = await shot_or_404(request)
-    await _transition(request, job_sql.set_paused(request.app[keys.DB], shot["id"], True))
+    await _transition(request.app[keys.DB].write(job_sql.set_paused, shot["id"], True))
     return await _changed(request, shot["id"])
 
 
@@ -103,7 +103,7 @@ async def pause_shot(request: web.Request) -> web.Response:
 async def resume_shot(request: web.Request) -> web.Response:
     """Hand out a paused shot's jobs again."""
     shot = await shot_or_404(request)
-    await _transition(request, job_sql.set_paused(request.app[keys.DB], shot["id"], False))
+    await _transition(request.app[keys.DB].write(job_sql.set_paused, shot["id"], False))
     return await _changed(request, shot["id"])
 
 
@@ -112,8 +112,8 @@ async def cancel_shot(request: web.Request) -> web.Response:
     """Cancel the shot; nodes rendering it stop at once."""
     shot = await shot_or_404(request)
     db = request.app[keys.DB]
-    running = await job_sql.running_attempts_of_shot(db, shot["id"])
-    await _transition(request, job_sql.cancel_shot(db, shot["id"]))
+    running = await db.read(job_sql.running_attempts_of_shot, shot["id"])
+    await _transition(db.write(job_sql.cancel_shot, shot["id"]))
     await request.app[keys.DISPATCHER].cancel_attempts(shot["id"], running)
     return await _changed(request, shot["id"])
 
@@ -124,7 +124,7 @@ async def requeue_shot(request: web.Request) -> web.Response:
     shot = await shot_or_404(request)
     if shot["status"] in ("completed", "cancelled"):
         raise web.HTTPConflict(text=f"a {shot['status']} shot has nothing to requeue")
-    await _transition(request, job_sql.requeue_failed(request.app[keys.DB], shot["id"]))
+    await _transition(request.app[keys.DB].write(job_sql.requeue_failed, shot["id"]))
     return await _changed(request, shot["id"])
 
 
@@ -135,7 +135,8 @@ async def shot_frames(request: web.Request) -> web.Response:
     offset = validation.positive_id(request.query.get("offset", "0"), "offset")
     limit = request.query.get("limit")
     count = validation.positive_id(limit, "limit") if limit is not None else -1
-    frames, total = await frame_sql.for_shot(request.app[keys.DB], shot["id"], offset, count)
+    frames, total = await request.app[keys.DB].read(frame_sql.for_shot, shot["id"], offset,
+                                                    count)
     return web.json_response({"frames": frames, "total": total})
 
 
@@ -144,7 +145,7 @@ async def shot_jobs(request: web.Request) -> web.Response:
     """A shot's jobs with node, attempts and live progress."""
     shot = await shot_or_404(request)
     dispatcher = request.app[keys.DISPATCHER]
-    jobs = await job_sql.for_shot(request.app[keys.DB], shot["id"])
+    jobs = await request.app[keys.DB].read(job_sql.for_shot, shot["id"])
     for job in jobs:
         job["progress"] = dispatcher.job_progress(job)
     return web.json_response({"jobs": jobs})
@@ -154,14 +155,14 @@ async def shot_jobs(request: web.Request) -> web.Response:
 async def get_job(request: web.Request) -> web.Response:
     """One job with the tail of its last failed attempt's log."""
     job_id = validation.positive_id(request.match_info["job_id"], "job_id")
-    job = await job_sql.get(request.app[keys.DB], job_id)
+    job = await request.app[keys.DB].read(job_sql.get, job_id)
     if job is None:
         raise web.HTTPNotFound(text=f"no job {job_id}")
     job["progress"] = request.app[keys.DISPATCHER].job_progress(job)
     return web.json_response(job)
 
 
-async def _transition(request: web.Request, change) -> None:
+async def _transition(change) -> None:
     try:
         await change
     except ValueError as exc:
@@ -169,7 +170,7 @@ async def _transition(request: web.Request, change) -> None:
 
 
 async def _changed(request: web.Request, shot_id: int) -> web.Response:
-    shot = await shot_sql.get(request.app[keys.DB], shot_id, with_files=True)
+    shot = await request.app[keys.DB].read(shot_sql.get, shot_id, True)
     request.app[keys.EVENTS].shot_changed(shot_id)
     request.app[keys.DISPATCHER].kick()
     return web.json_response(shot)

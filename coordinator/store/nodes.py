@@ -4,9 +4,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from sqlite3 import Connection
 from typing import Any
-
-from ..database import Database
 
 
 def node_dict(row: Any) -> dict:
@@ -17,52 +16,40 @@ def node_dict(row: Any) -> dict:
     return d
 
 
-async def upsert(db: Database, hello: dict) -> dict:
+def upsert(c: Connection, hello: dict) -> dict:
     """Add the node, or update it when it comes back with the id we gave it."""
     now = time.time()
     node_id = hello.get("node_id")
     fields = (hello["name"], hello["hostname"], hello["platform"], hello["blender_version"],
               hello["cpu_count"], json.dumps(hello["tags"]), int(hello["allow_scripts"]))
-    async with db.transaction() as tx:
-        existing = None
-        if node_id:
-            existing = await (await tx.execute(
-                "SELECT id FROM nodes WHERE id = ?", (node_id,))).fetchone()
-        if existing:
-            await tx.execute(
-                """UPDATE nodes SET name=?, hostname=?, platform=?, blender_version=?,
-                   cpu_count=?, tags=?, allow_scripts=?, connected_at=?, last_seen=?
-                   WHERE id=?""", fields + (now, now, node_id))
-        else:
-            node_id = uuid.uuid4().hex
-            await tx.execute(
-                """INSERT INTO nodes (name, hostname, platform, blender_version, cpu_count,
-                   tags, allow_scripts, connected_at, last_seen, id)
-                   VALUES (?,?,?,?,?,?,?,?,?,?)""", fields + (now, now, node_id))
-        row = await (await tx.execute("SELECT * FROM nodes WHERE id = ?", (node_id,))).fetchone()
-    return node_dict(row)
+    if node_id and c.execute("SELECT 1 FROM nodes WHERE id = ?", (node_id,)).fetchone():
+        c.execute("""UPDATE nodes SET name=?, hostname=?, platform=?, blender_version=?,
+                     cpu_count=?, tags=?, allow_scripts=?, connected_at=?, last_seen=?
+                     WHERE id=?""", fields + (now, now, node_id))
+    else:
+        node_id = uuid.uuid4().hex
+        c.execute("""INSERT INTO nodes (name, hostname, platform, blender_version, cpu_count,
+                     tags, allow_scripts, connected_at, last_seen, id)
+                     VALUES (?,?,?,?,?,?,?,?,?,?)""", fields + (now, now, node_id))
+    node = get(c, node_id)
+    assert node is not None
+    return node
 
 
-async def touch(db: Database, node_ids: list[str]) -> None:
-    if not node_ids:
-        return
-    async with db.transaction() as tx:
-        now = time.time()
-        await tx.executemany("UPDATE nodes SET last_seen = ? WHERE id = ?",
-                             [(now, n) for n in node_ids])
+def touch(c: Connection, node_ids: list[str]) -> None:
+    now = time.time()
+    c.executemany("UPDATE nodes SET last_seen = ? WHERE id = ?", [(now, n) for n in node_ids])
 
 
-async def set_enabled(db: Database, node_id: str, enabled: bool) -> dict | None:
-    async with db.transaction() as tx:
-        await tx.execute("UPDATE nodes SET enabled = ? WHERE id = ?", (int(enabled), node_id))
-        row = await (await tx.execute("SELECT * FROM nodes WHERE id = ?", (node_id,))).fetchone()
+def set_enabled(c: Connection, node_id: str, enabled: bool) -> dict | None:
+    c.execute("UPDATE nodes SET enabled = ? WHERE id = ?", (int(enabled), node_id))
+    return get(c, node_id)
+
+
+def get(c: Connection, node_id: str) -> dict | None:
+    row = c.execute("SELECT * FROM nodes WHERE id = ?", (node_id,)).fetchone()
     return node_dict(row) if row else None
 
 
-async def get(db: Database, node_id: str) -> dict | None:
-    row = await db.fetchone("SELECT * FROM nodes WHERE id = ?", (node_id,))
-    return node_dict(row) if row else None
-
-
-async def list_all(db: Database) -> list[dict]:
-    return [node_dict(r) for r in await db.fetchall("SELECT * FROM nodes ORDER BY name, id")]
+def list_all(c: Connection) -> list[dict]:
+    return [node_dict(r) for r in c.execute("SELECT * FROM nodes ORDER BY name, id").fetchall()]

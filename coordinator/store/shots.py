@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 import time
+from sqlite3 import Connection
 from typing import Any
 
-from ..database import Database
 from ..states import FINAL_SHOTS, JobStatus, ShotStatus, check_shot
 from ..validation import ShotSpec
 
@@ -40,64 +40,58 @@ def shot_dict(row: Any, with_files: bool = False) -> dict:
     return d
 
 
-async def create(db: Database, spec: ShotSpec, jobs: list[list[int]]) -> int:
+def create(c: Connection, spec: ShotSpec, jobs: list[list[int]]) -> int:
     now = time.time()
-    async with db.transaction() as tx:
-        cur = await tx.execute(
-            """INSERT INTO shots (name, status, priority, blend_path, files, frame_start,
-               frame_end, frame_step, chunk_size, output_format, resolution_percentage, fps,
-               submitted_by, allow_scripts, created_at, frames_total)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
-            (spec.name, ShotStatus.QUEUED.value, spec.priority, spec.blend_path,
-             json.dumps(spec.files), spec.frame_start, spec.frame_end, spec.frame_step,
-             spec.chunk_size, spec.output_format, spec.resolution_percentage, spec.fps,
-             spec.submitted_by, int(spec.allow_scripts), now,
-             sum(len(frames) for frames in jobs)))
-        shot_id = cur.lastrowid
-        frame_rows = []
-        for ordinal, frames in enumerate(jobs):
-            cur = await tx.execute(
-                "INSERT INTO jobs (shot_id, ordinal, status, frames) VALUES (?,?,?,?)",
-                (shot_id, ordinal, JobStatus.QUEUED.value, json.dumps(frames)))
-            frame_rows.extend((shot_id, n, cur.lastrowid, "queued") for n in frames)
-        await tx.executemany(
-            "INSERT INTO frames (shot_id, number, job_id, status) VALUES (?,?,?,?)",
-            frame_rows)
+    cur = c.execute(
+        """INSERT INTO shots (name, status, priority, blend_path, files, frame_start,
+           frame_end, frame_step, chunk_size, output_format, resolution_percentage, fps,
+           submitted_by, allow_scripts, created_at, frames_total)
+           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+        (spec.name, ShotStatus.QUEUED.value, spec.priority, spec.blend_path,
+         json.dumps(spec.files), spec.frame_start, spec.frame_end, spec.frame_step,
+         spec.chunk_size, spec.output_format, spec.resolution_percentage, spec.fps,
+         spec.submitted_by, int(spec.allow_scripts), now, sum(len(f) for f in jobs)))
+    shot_id = cur.lastrowid
     assert shot_id is not None
+    frame_rows = []
+    for ordinal, frames in enumerate(jobs):
+        cur = c.execute("INSERT INTO jobs (shot_id, ordinal, status, frames) VALUES (?,?,?,?)",
+                        (shot_id, ordinal, JobStatus.QUEUED.value, json.dumps(frames)))
+        frame_rows.extend((shot_id, n, cur.lastrowid, "queued") for n in frames)
+    c.executemany("INSERT INTO frames (shot_id, number, job_id, status) VALUES (?,?,?,?)",
+                  frame_rows)
     return shot_id
 
 
-async def get(db: Database, shot_id: int, with_files: bool = False) -> dict | None:
-    row = await db.fetchone(SUMMARY + " WHERE s.id = ?", (shot_id,))
+def get(c: Connection, shot_id: int, with_files: bool = False) -> dict | None:
+    row = c.execute(SUMMARY + " WHERE s.id = ?", (shot_id,)).fetchone()
     return shot_dict(row, with_files) if row else None
 
 
-async def list_all(db: Database, status: str | None = None) -> list[dict]:
+def list_all(c: Connection, status: str | None = None) -> list[dict]:
     if status:
-        rows = await db.fetchall(SUMMARY + " WHERE s.status = ? ORDER BY s.id DESC", (status,))
+        rows = c.execute(SUMMARY + " WHERE s.status = ? ORDER BY s.id DESC", (status,))
     else:
-        rows = await db.fetchall(SUMMARY + " ORDER BY s.id DESC")
-    return [shot_dict(r) for r in rows]
+        rows = c.execute(SUMMARY + " ORDER BY s.id DESC")
+    return [shot_dict(r) for r in rows.fetchall()]
 
 
-async def status_of(db: Database, shot_id: int) -> str | None:
-    row = await db.fetchone("SELECT status FROM shots WHERE id = ?", (shot_id,))
+def status_of(c: Connection, shot_id: int) -> str | None:
+    row = c.execute("SELECT status FROM shots WHERE id = ?", (shot_id,)).fetchone()
     return row["status"] if row else None
 
 
-async def set_status(tx: Any, shot_id: int, new: ShotStatus, reason: str | None = None) -> bool:
-    """Move a shot to `new` if the transition table allows it; False if not."""
-    async with tx.execute("SELECT status FROM shots WHERE id = ?", (shot_id,)) as cur:
-        row = await cur.fetchone()
-    if row is None:
+def set_status(c: Connection, shot_id: int, new: ShotStatus, reason: str | None = None) -> bool:
+    """Move a shot to `new` if the transition table allows it (TransitionError if not)."""
+    old = status_of(c, shot_id)
+    if old is None:
         return False
-    old = row["status"]
     if old == new.value:
         return True
     check_shot(old, new.value)
     now = time.time()
     finished = now if new.value in FINAL_SHOTS or new is ShotStatus.FAILED else None
-    await tx.execute(
+    c.execute(
         """UPDATE shots SET status = ?, failure_reason = ?,
            started_at = COALESCE(started_at, CASE WHEN ? = 'active' THEN ? END),
            finished_at = ? WHERE id = ?""",
@@ -105,35 +99,22 @@ async def set_status(tx: Any, shot_id: int, new: ShotStatus, reason: str | None 
     return True
 
 
-async def set_priority(db: Database, shot_id: int, priority: int) -> bool:
-    async with db.transaction() as tx:
-        cur = await tx.execute("UPDATE shots SET priority = ? WHERE id = ?", (priority, shot_id))
-        return cur.rowcount > 0
+def set_priority(c: Connection, shot_id: int, priority: int) -> bool:
+    return c.execute("UPDATE shots SET priority = ? WHERE id = ?",
+                     (priority, shot_id)).rowcount > 0
 
 
-async def delete(db: Database, shot_id: int) -> bool:
-    async with db.transaction() as tx:
-        cur = await tx.execute("DELETE FROM shots WHERE id = ?", (shot_id,))
-        return cur.rowcount > 0
+def delete(c: Connection, shot_id: int) -> bool:
+    return c.execute("DELETE FROM shots WHERE id = ?", (shot_id,)).rowcount > 0
 
 
-async def complete_if_done(tx: Any, shot_id: int) -> bool:
+def complete_if_done(c: Connection, shot_id: int) -> bool:
     """Mark the shot completed once every job is done."""
-    async with tx.execute(
-            """SELECT COUNT(*) FROM jobs WHERE shot_id = ?
-               AND status IN ('queued', 'running', 'failed', 'cancelled')""",
-            (shot_id,)) as cur:
-        left = (await cur.fetchone())[0]
-    if left:
+    left = c.execute(
+        """SELECT COUNT(*) FROM jobs WHERE shot_id = ?
+           AND status IN ('queued', 'running', 'failed', 'cancelled')""",
+        (shot_id,)).fetchone()[0]
+    if left or status_of(c, shot_id) in (None,) + FINAL_SHOTS:
         return False
-    async with tx.execute("SELECT status FROM shots WHERE id = ?", (shot_id,)) as cur:
-        row = await cur.fetchone()
-    if row is None or row["status"] in FINAL_SHOTS:
-        return False
-    await set_status(tx, shot_id, ShotStatus.COMPLETED)
+    set_status(c, shot_id, ShotStatus.COMPLETED)
     return True
-
-
-async def blob_in_use(db: Database, sha: str) -> bool:
-    row = await db.fetchone("SELECT 1 FROM shots WHERE files LIKE ? LIMIT 1", (f"%{sha}%",))
-    return row is not None
