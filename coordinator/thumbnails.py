@@ -89,7 +89,7 @@ def make(frame: Path, out_base: Path, size: int) -> ThumbResult:
         img = tone_map(_pick_rgba(frame))
         width, height = img.size
         preview = out_base.with_name(out_base.name + ".preview.jpg")
-        _save_atomic(img.convert("RGB"), preview, "JPEG")
+        _save(img.convert("RGB"), preview, "JPEG")
     else:
         img = Image.open(frame)
         width, height = img.size
@@ -99,15 +99,14 @@ def make(frame: Path, out_base: Path, size: int) -> ThumbResult:
     img = img.convert("RGBA" if alpha else "RGB")
     img.thumbnail((size, size), Image.Resampling.LANCZOS)
     thumb = out_base.with_name(out_base.name + (".thumb.png" if alpha else ".thumb.jpg"))
-    _save_atomic(img, thumb, "PNG" if alpha else "JPEG")
+    _save(img, thumb, "PNG" if alpha else "JPEG")
     return ThumbResult(thumb, preview, width, height)
 
 
-def _save_atomic(img: Image.Image, dest: Path, fmt: str) -> None:
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+def _save(img: Image.Image, dest: Path, fmt: str) -> None:
+    # `dest` is a temp name of its own: the record moves it into place atomically.
     kwargs = {"quality": JPEG_QUALITY} if fmt == "JPEG" else {}
-    img.save(tmp, fmt, **kwargs)
-    os.replace(tmp, dest)
+    img.save(dest, fmt, **kwargs)
 
 
 def _worker_init() -> None:

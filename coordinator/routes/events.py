@@ -31,7 +31,17 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
                 message = b": ping\n\n"
             if message is None:
                 break
-            await response.write(message)
+            # Whatever queued up meanwhile goes out in the same write.
+            batch, closed = [message], False
+            while not sub.queue.empty() and len(batch) < 256:
+                more = sub.queue.get_nowait()
+                if more is None:
+                    closed = True
+                    break
+                batch.append(more)
+            await response.write(b"".join(batch))
+            if closed:
+                break
     except ConnectionResetError:
         pass
     finally:
