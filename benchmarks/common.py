@@ -104,6 +104,18 @@ def run_queue_wait(pid: int) -> float:
     return total / 1e9
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process, its live descendants and the children it has reaped."""
+    def own_and_reaped(p: int) -> float:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+    return own_and_reaped(pid) + sum(cpu_seconds(k) for k in children_of(pid))
+
+
 class MemorySampler(threading.Thread):
     """Samples a process's RSS (and its children's) every `interval` seconds."""
 

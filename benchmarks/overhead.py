@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import re
 import shutil
 import subprocess
@@ -21,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import BLENDER, REPO, Coordinator, EventCounter, Node, log, wait_for
+from .common import (BLENDER, REPO, Coordinator, EventCounter, Node, cpu_seconds, log,
+                     tree_cpu_seconds, wait_for)
 
 MAKE_SCENE = REPO / "tests" / "scenes" / "make_scene.py"
 SCENE = {"width": 640, "height": 360, "samples": 16, "frame_end": 24}
@@ -40,9 +42,12 @@ def plain(scene: Path) -> dict:
     out = Path(tempfile.mkdtemp(prefix="brender-plain-"))
     try:
         started = time.monotonic()
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.run([BLENDER, "-b", str(scene), "-o", str(out / "frame_######"),
                                "-a"], check=True, capture_output=True, text=True, timeout=900)
         seconds = time.monotonic() - started
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
         written = len(list(out.glob("frame_*")))
         if written != SCENE["frame_end"]:
             raise RuntimeError(f"plain Blender wrote {written} frames")
@@ -50,7 +55,7 @@ def plain(scene: Path) -> dict:
         render = sum(int(m) * 60 + float(s) for m, s in
                      re.findall(r"^\s*Time: (\d+):(\d+\.\d+)", proc.stdout, re.M))
         return {"seconds": round(seconds, 2), "render_sum_s": round(render, 2),
-                "load": round(os.getloadavg()[0], 2)}
+                "cpu_s": round(cpu, 2), "load": round(os.getloadavg()[0], 2)}
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -73,12 +78,15 @@ def farm(root: Path, scene: Path, chunk: int | None, node_args: tuple[str, ...] 
         if chunk is not None:
             spec["chunk_size"] = chunk
         started = time.monotonic()
+        cpu0 = cpu_seconds(coord.pid) + tree_cpu_seconds(node.proc.pid)
         shot = coord.api.create_shot(scene.name, scene.read_bytes(), **spec)
         submitted = time.monotonic()
         if not events.wait_frames(shot["id"], frames, 900):
             raise RuntimeError(f"farm run {tag} did not finish:\n{node.log_tail()}")
         last = events.frames[shot["id"]][-1]
         first = events.frames[shot["id"]][0]
+        # Coordinator + node + its Blender processes: the CPU the farm spent on the shot.
+        cpu = cpu_seconds(coord.pid) + tree_cpu_seconds(node.proc.pid) - cpu0
         info = coord.api.get(f"/api/shots/{shot['id']}")
         listing = coord.api.get(f"/api/shots/{shot['id']}/frames")["frames"]
         render = sum(f["render_time"] or 0 for f in listing)
@@ -88,6 +96,7 @@ def farm(root: Path, scene: Path, chunk: int | None, node_args: tuple[str, ...] 
                 "submit_s": round(submitted - started, 3),
                 "first_frame_s": round(first - started, 2),
                 "jobs": info["jobs_total"], "render_sum_s": round(render, 2),
+                "cpu_s": round(cpu, 2),
                 "load": round(os.getloadavg()[0], 2)}
     finally:
         if events is not None:
@@ -128,7 +137,11 @@ def run(root: Path, quick: bool = False) -> dict:
         best = dict(min(runs[i], key=lambda p: p["seconds"]))
         best["all_seconds"] = [x["seconds"] for x in runs[i]]
         best["ratio"] = round(best["seconds"] / best_plain["seconds"], 3)
+        # CPU time barely depends on what else the machine runs: a steadier ratio.
+        best["cpu_ratio"] = round(min(x["cpu_s"] for x in runs[i])
+                                  / min(p["cpu_s"] for p in plains), 3)
         rows.append(best)
     return {"scene": SCENE, "plain_s": best_plain["seconds"],
             "plain_render_sum_s": best_plain["render_sum_s"],
+            "plain_cpu_s": min(p["cpu_s"] for p in plains),
             "plain_all_seconds": [p["seconds"] for p in plains], "farm": rows}

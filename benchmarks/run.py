@@ -174,22 +174,28 @@ def render(r: dict) -> str:
             f"Cycles {s['samples']} samples, no denoising)",
             "",
             "| run | chunk | jobs | seconds | farm / plain | first frame (s) | "
-            "Blender render time (s) | target ≤ 1.10 |",
-            "|---|---|---|---|---|---|---|---|",
+            "Blender render time (s) | CPU s | CPU farm / plain | target ≤ 1.10 |",
+            "|---|---|---|---|---|---|---|---|---|---|",
             f"| `blender -b scene.blend -a` | — | — | {o['plain_s']} | 1.00 | — | "
-            f"{o.get('plain_render_sum_s', '—')} | — |",
+            f"{o.get('plain_render_sum_s', '—')} | {o.get('plain_cpu_s', '—')} | 1.00 | — |",
         ]
         for f in o["farm"]:
             ok = f["ratio"] <= TARGETS["overhead_ratio"]
+            cpu_ratio = f.get("cpu_ratio")
             out.append(f"| farm: coordinator + 1 node ({f['node']}) | {f['chunk']} | "
                        f"{f['jobs']} | {f['seconds']} | {f['ratio']:.2f} | "
-                       f"{f['first_frame_s']} | {f.get('render_sum_s', '—')} | {mark(ok)} |")
+                       f"{f['first_frame_s']} | {f.get('render_sum_s', '—')} | "
+                       f"{f.get('cpu_s', '—')} | "
+                       f"{'—' if cpu_ratio is None else f'{cpu_ratio:.2f}'} | {mark(ok)} |")
         out += ["", "Seconds are the best of "
                 f"{len(o.get('plain_all_seconds', [1]))} interleaved run(s) "
                 f"(plain: {o.get('plain_all_seconds')}); farm time runs from the submit "
                 "(blob upload + `POST /api/shots`) to the last frame's SSE `frame` event "
                 "(stored and thumbnailed). \"Blender render time\" sums Blender's own "
-                "per-frame times: the rest is start-up, scene load and farm traffic.", ""]
+                "per-frame times: the rest is start-up, scene load and farm traffic. \"CPU s\" "
+                "is the CPU time spent (plain: Blender; farm: coordinator, node and its "
+                "Blender processes): unlike seconds it hardly moves with the machine's "
+                "other load, so its ratio is the steadier overhead figure.", ""]
     if "capacity" in r:
         rows = r["capacity"]
         out += [
