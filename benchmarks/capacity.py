@@ -62,18 +62,35 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
                                      frame_end=frames, chunk_size=chunk,
                                      name=f"capacity-{nodes}")
         t0 = time.monotonic()
-        complete = events.wait_frames(shot["id"], frames, window)
-        t_end = time.monotonic() if not complete else events.frames[shot["id"]][-1]
+        sid = shot["id"]
+        # Paced runs ramp up for one render time: count the steady part only.
+        warm = min(render_seconds * 1.5, window / 2) if pace else 0.0
+
+        def api_done() -> int:
+            return coord.api.get(f"/api/shots/{sid}")["frames_done"]
+
+        complete = events.wait_frames(sid, frames, warm) if warm else False
+        api_warm = api_done() if warm else 0
+        if not complete:
+            complete = events.wait_frames(sid, frames, max(0.0, t0 + window - time.monotonic()))
+        if events.closed and not complete:
+            # The coordinator cut our event stream (its queue overflowed): finish the
+            # window anyway and count frames through the API instead.
+            time.sleep(max(0.0, t0 + window - time.monotonic()))
+        t_end = events.frames[sid][-1] if complete else time.monotonic()
+        api_end = api_done()
         cpu1 = cpu_seconds(coord.pid)
         wait1 = run_queue_wait(coord.pid)
         kids1 = sum(cpu_seconds(k) for k in kids)
         measured = fleet.stop()
         fleet = None
-        done = sum(1 for t in events.frames.get(shot["id"], []) if t <= t_end)
         elapsed = max(1e-6, t_end - t0)
-        # Paced runs ramp up for one render time: count the steady part only.
-        warm = min(render_seconds * 1.5, window / 2) if pace else 0.0
-        steady = sum(1 for t in events.frames.get(shot["id"], []) if t0 + warm <= t <= t_end)
+        dropped_at = events.closed_at - t0 if events.closed and not complete else None
+        if dropped_at is None:
+            done = sum(1 for t in events.frames.get(sid, []) if t <= t_end)
+            steady = sum(1 for t in events.frames.get(sid, []) if t0 + warm <= t <= t_end)
+        else:
+            done, steady = api_end, api_end - api_warm
         sampler.stop()
         lat = measured["latencies_ms"]
         # After the submit every idle node wants a job at once: how long until each has one.
@@ -105,9 +122,15 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             "cpu_ms_per_frame": round(1000 * (cpu1 - cpu0) / max(1, done), 2),
             "worker_cpu_ms_per_frame": round(1000 * (kids1 - kids0) / max(1, done), 2),
             "connect_s": round(connect_s, 1), "load_processes": processes_for(nodes),
+            # The coordinator dropped the benchmark's SSE stream this long after the submit
+            # (a subscriber queue overflow); frames were then counted through the API.
+            "sse_dropped_at_s": None if dropped_at is None else round(dropped_at, 2),
             "uploads": measured["frames_uploaded"], "stale": measured["stale"],
             "errors": measured["errors"],
         }
+        if dropped_at is not None:
+            log(f"capacity {nodes} nodes, {mode}: the coordinator closed our event stream "
+                f"{dropped_at:.1f} s after the submit; frames counted through the API")
         log(f"capacity {nodes} nodes, {mode}: {row['frames_per_s']} frames/s, "
             f"p50 {row['dispatch_p50_ms']} ms, p99 {row['dispatch_p99_ms']} ms, "
             f"RSS {row['rss_peak_mb']} MB, coordinator CPU {row['coordinator_cpu']} "

@@ -216,6 +216,7 @@ class EventCounter(threading.Thread):
         self.cond = threading.Condition()
         self.hello = threading.Event()
         self.closed = False
+        self.closed_at: float | None = None
 
     def run(self) -> None:
         kind = None
@@ -239,6 +240,7 @@ class EventCounter(threading.Thread):
         except (OSError, ValueError, AttributeError, http.client.HTTPException):
             pass  # closed under us at the end of a run
         finally:
+            self.closed_at = time.monotonic()
             self.closed = True
             with self.cond:
                 self.cond.notify_all()

@@ -211,13 +211,19 @@ def render(r: dict) -> str:
             busy = (c["all_busy_ms"] if c.get("all_busy_ms") is not None
                     else f"{c.get('nodes_busy', '?')} of {c['nodes']} got a job")
             na = lambda v: "n/a" if v is None else v  # noqa: E731
+            dropped = c.get("sse_dropped_at_s")
+            note = "" if dropped is None else f" (SSE cut at {dropped} s¹)"
             out.append(
-                f"| {c['nodes']} | {c.get('mode', 'max')} | {c['frames_per_s']}"
+                f"| {c['nodes']} | {c.get('mode', 'max')} | {c['frames_per_s']}{note}"
                 f"{'' if not errors else f' ({errors} errors)'} | "
                 f"{na(c['dispatch_p50_ms'])} | {na(c['dispatch_p99_ms'])} | {busy} | "
                 f"{c['rss_peak_mb']} | {c['rss_peak_with_workers_mb']} | "
                 f"{c['coordinator_cpu']} | {c.get('cpu_ms_per_frame')} "
                 f"(+{c.get('worker_cpu_ms_per_frame')}) | {c.get('load_generator_cpu')} |")
+        if any(c.get("sse_dropped_at_s") is not None for c in rows):
+            out += ["", "¹ The coordinator closed the benchmark's `/api/events` stream (its "
+                    "per-subscriber queue of 2,000 events overflowed): a dashboard would "
+                    "have reloaded. Frames were then counted through `GET /api/shots/{id}`."]
         big = [c for c in rows if c["nodes"] >= 1000]
         if big:
             fps = max(c["frames_per_s"] for c in big)
