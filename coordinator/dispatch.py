@@ -135,21 +135,23 @@ class Dispatcher:
                 await asyncio.sleep(1)
                 self.kick()
 
-    async def dispatch_once(self) -> int:
+    async def dispatch_once(self, round_size: int = 128) -> int:
+        """Claim for every idle node, a round of them per transaction, then send."""
         assigned = 0
         idle = [s for s in self.sessions.values()
                 if s.ready and not s.attempt_id and s.node["enabled"] and not s.ws.closed]
-        for session in idle:
-            assignment = await self.db.write(
-                job_sql.claim, session.node_id, session.node["allow_scripts"],
+        for start in range(0, len(idle), round_size):
+            group = idle[start:start + round_size]
+            claims = await self.db.write(
+                job_sql.claim_many, [(s.node_id, s.node["allow_scripts"]) for s in group],
                 self.config.lease_timeout, self.config.blocklist_threshold,
                 self.config.target_job_seconds, len(self.sessions))
-            if assignment is None:
-                if not await self.db.read(job_sql.node_specific_limits):
-                    break
-                continue
-            await self._send_assignment(session, assignment)
-            assigned += 1
+            for session, assignment in zip(group, claims):
+                if assignment is not None:
+                    await self._send_assignment(session, assignment)
+                    assigned += 1
+            if claims[-1] is None and not await self.db.read(job_sql.node_specific_limits):
+                break
         return assigned
 
     async def _send_assignment(self, session: NodeSession, a: job_sql.Assignment) -> None:

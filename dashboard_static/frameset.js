@@ -57,7 +57,9 @@ export class FrameSet extends EventTarget {
   loadPage(p) {
     if (this.pages.has(p)) return this.pages.get(p);
     const gen = this.gen;
-    const promise = api.frames(this.shotId, p * PAGE, PAGE).then((res) => {
+    const early = this.prefetched && this.prefetched.get(p);
+    if (early) this.prefetched.delete(p);
+    const promise = (early || api.frames(this.shotId, p * PAGE, PAGE)).then((res) => {
       if (gen !== this.gen) return;
       const list = res.frames || [];
       if (res.total != null && res.total !== this.total) this.resize(res.total);

@@ -88,6 +88,20 @@ def claim(c: Connection, node_id: str, node_allows_scripts: bool, lease_seconds:
     return None
 
 
+def claim_many(c: Connection, nodes: list[tuple[str, bool]], lease_seconds: float,
+               blocklist_threshold: int, target_job_seconds: float,
+               nodes_online: int) -> list[Assignment | None]:
+    """`claim` for each idle node of a dispatch round, in one transaction."""
+    out: list[Assignment | None] = []
+    for node_id, allows_scripts in nodes:
+        if out and out[-1] is None and not node_specific_limits(c):
+            out.append(None)  # the queue is empty for everyone
+            continue
+        out.append(claim(c, node_id, allows_scripts, lease_seconds, blocklist_threshold,
+                         target_job_seconds, nodes_online))
+    return out
+
+
 def _assign(c: Connection, job: Any, shot_id: int, avg_time: float | None, node_id: str,
             lease_seconds: float, target: float, nodes_online: int) -> Assignment:
     now = time.time()

@@ -23,6 +23,9 @@ export function mount(root, { id, frame: wantFrame }) {
   const offs = [];
   root.append(h('p.empty', null, 'Loading the shot…'));
 
+  // The first page of frames is fetched alongside the shot, not after it.
+  let firstPage = api.frames(id, 0, PAGE);
+  firstPage.catch(() => {});
   async function load() {
     let shot;
     try { shot = await api.shot(id); } catch (e) {
@@ -39,6 +42,7 @@ export function mount(root, { id, frame: wantFrame }) {
   function build(shot) {
     store.shots.set(shot.id, { ...(store.shots.get(shot.id) || {}), ...shot });
     const fs = new FrameSet(shot);
+    if (firstPage) { fs.prefetched = new Map([[0, firstPage]]); firstPage = null; }
     let follow = wantFrame == null;   // show each new frame as it lands until the user picks one
 
     const head = header(shot);
