@@ -67,6 +67,7 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(dispatcher.reap_forever(min(1.0, config.lease_timeout / 4)),
                             name="reaper"),
         asyncio.create_task(events.flush_shots(lambda i: db.read(shot_sql.get, i)), name="shots"),
+        asyncio.create_task(dispatcher.flush_nodes(), name="nodes"),
     ]
     dispatcher.kick()
     yield

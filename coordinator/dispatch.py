@@ -55,6 +55,7 @@ class Dispatcher:
         # Dispatch latency samples (seconds from "ready" to "assign" sent), for benchmarks.
         self.latencies: list[float] = []
         self._rounds = 0
+        self._dirty_nodes: dict[str, dict] = {}
 
     # -- node view ----------------------------------------------------------
     def node_view(self, node: dict) -> dict:
@@ -70,8 +71,19 @@ class Dispatcher:
         return d
 
     def publish_node(self, session_or_node: NodeSession | dict) -> None:
+        """A node changed; dashboards hear its latest state within a quarter second.
+
+        A busy node changes several times per frame (assigned, ready, progress):
+        only the last state matters, so changes are collected and sent together."""
         node = session_or_node.node if isinstance(session_or_node, NodeSession) else session_or_node
-        self.events.publish("node", self.node_view(node))
+        self._dirty_nodes[node["id"]] = node
+
+    async def flush_nodes(self, interval: float = 0.25) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            dirty, self._dirty_nodes = self._dirty_nodes, {}
+            for node in dirty.values():
+                self.events.publish("node", self.node_view(node))
 
     async def publish_job(self, job_id: int, job: dict | None = None) -> None:
         """Tell dashboards about a job: the row given, or read afresh."""
