@@ -61,7 +61,12 @@ class Job(threading.Thread):
             self.error = "Cancelled"
             self.post("cancelled", "Submission cancelled; nothing was submitted")
             return
-        except (BrenderError, packing.PackError, shot_spec.SpecError) as err:
+        except (BrenderError, packing.PackError, shot_spec.SpecError, OSError) as err:
+            if self.cancelled():
+                # Aborting BAT mid-copy can surface as an I/O error: it was the cancel.
+                self.error = "Cancelled"
+                self.post("cancelled", "Submission cancelled; nothing was submitted")
+                return
             self.error = str(err)
             self.post("error", self.error)
             return
@@ -141,6 +146,8 @@ class SubmitJob(Job):
         shot_spec.validate(self.settings)
         self._progress(f"Connecting to {self.client.url}")
         check_connection(self.client)
+        if self.cancelled():
+            raise Cancelled("Cancelled before packing")
         tmp = Path(tempfile.mkdtemp(prefix="brender-pack-", dir=self.work_dir))
         try:
             self._progress("Packing")

@@ -136,7 +136,8 @@ def test_cancel_before_packing_finishes(project):
         job = jobs.SubmitJob(Client(fake.url, "T"), project["blend"], SETTINGS)
         job.cancel()
         job.run()
-        assert kinds(job)[-1] == "cancelled"
+        messages = job.drain()
+        assert messages[-1][0] == "cancelled", messages[-1]
         assert uploads(fake) == []
 
 
