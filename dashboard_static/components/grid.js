@@ -110,7 +110,7 @@ export class FrameGrid {
     if (img.dataset.src !== (url || '')) {
       img.dataset.src = url || '';
       img.classList.remove('ready');
-      if (url) img.src = url; else img.removeAttribute('src');
+      if (url) { img.fetchPriority = 'high'; img.src = url; } else img.removeAttribute('src');
     }
     const label = c.children[1];
     const text = String(number);

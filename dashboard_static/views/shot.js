@@ -92,6 +92,9 @@ export function mount(root, { id, frame: wantFrame }) {
         if (i >= 0) player.show(i);
       }
       if (player.index < 0) { const j = fs.lastDone(); player.show(j >= 0 ? j : 0); }
+      // The rest of the frames (for the chart and the player) wait until the browser is
+      // idle, so they do not hold up the thumbnails in view.
+      await new Promise((r) => (window.requestIdleCallback || ((f) => setTimeout(f, 200)))(r, { timeout: 500 }));
       await fs.loadAll();
       if (alive && follow) { const j = fs.lastDone(); if (j >= 0 && j !== player.index) player.show(j); }
     }).catch((e) => toast('Could not load the frames', 'error', { detail: e.message }));
