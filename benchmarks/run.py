@@ -181,12 +181,13 @@ def render(r: dict) -> str:
         ]
         for f in o["farm"]:
             ok = f["ratio"] <= TARGETS["overhead_ratio"]
+            verdict = "reference" if "no-warm" in f["node"] else mark(ok)
             cpu_ratio = f.get("cpu_ratio")
             out.append(f"| farm: coordinator + 1 node ({f['node']}) | {f['chunk']} | "
                        f"{f['jobs']} | {f['seconds']} | {f['ratio']:.2f} | "
                        f"{f['first_frame_s']} | {f.get('render_sum_s', '—')} | "
                        f"{f.get('cpu_s', '—')} | "
-                       f"{'—' if cpu_ratio is None else f'{cpu_ratio:.2f}'} | {mark(ok)} |")
+                       f"{'—' if cpu_ratio is None else f'{cpu_ratio:.2f}'} | {verdict} |")
         out += ["", "Seconds are the best of "
                 f"{len(o.get('plain_all_seconds', [1]))} interleaved run(s) "
                 f"(plain: {o.get('plain_all_seconds')}); farm time runs from the submit "
