@@ -162,13 +162,17 @@ def run(root: Path, quick: bool = False, node_counts=(10, 100, 1000), chunk: int
         profile_dir: Path | None = None, pace: float = 500.0) -> list[dict]:
     """Per fleet size: as fast as possible, then paced at `pace` frames/s (the target
     rate); the largest fleet also at half that pace, to show the dispatch latency of a
-    coordinator that is busy but below its limit."""
+    coordinator that is busy but below its limit. --quick: max for every fleet, paced
+    at `pace` for the largest only."""
     base = 6.0 if quick else 12.0
     frames = 4000 if quick else 12000
     rows = []
     for nodes in node_counts:
-        modes: list[float | None] = [None, pace]
-        if nodes == max(node_counts):
+        largest = nodes == max(node_counts)
+        modes: list[float | None] = [None]
+        if largest or not quick:       # --quick: paced runs for the largest fleet only
+            modes.append(pace)
+        if largest and not quick:
             modes.append(pace / 2)
         for p in modes:
             # A paced run needs a few render cycles after its ramp-up.
