@@ -341,14 +341,27 @@ class Node:
 
 
 def stop_process(proc: subprocess.Popen | None, grace: float = 15) -> None:
+    """SIGTERM, then SIGKILL after `grace`; descendants still alive then (a killed
+    coordinator's thumbnail workers, a node's Blender) are killed too, never leaked."""
     if proc is None or proc.poll() is not None:
         return
+    descendants = children_of(proc.pid)
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(grace)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+    for pid in descendants:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            continue
+        time.sleep(0.5)   # a moment to exit on their own after their parent
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 # -- images and machine ----------------------------------------------------------------

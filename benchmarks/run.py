@@ -195,7 +195,7 @@ def render(r: dict) -> str:
                 "(stored and thumbnailed). \"Blender render time\" sums Blender's own "
                 "per-frame times: the rest is start-up, scene load and farm traffic. \"CPU s\" "
                 "is the CPU time spent (plain: Blender; farm: coordinator, node and its "
-                "Blender processes): unlike seconds it hardly moves with the machine's "
+                "Blender processes): it moves far less than seconds with the machine's "
                 "other load, so its ratio is the steadier overhead figure.", ""]
     if "capacity" in r:
         rows = r["capacity"]
@@ -250,8 +250,9 @@ def render(r: dict) -> str:
                 "second job in the window). \"All nodes busy\": submit → the last node's "
                 "first job. RSS: the coordinator process, then with its thumbnail "
                 "workers. CPU ms / frame is coordinator CPU time (all threads) per frame "
-                "delivered: it does not depend on what else runs on the machine; 1000 ÷ "
-                "it is what one dedicated core would sustain.", ""]
+                "delivered: it moves much less with the machine's other load than "
+                "frames/s do (still ±30 % between runs here: contention costs CPU "
+                "too); 1000 ÷ it is roughly what one dedicated core would sustain.", ""]
     if "bigshot" in r:
         b = r["bigshot"]
         ok_l = b["listing_median_s"] < TARGETS["listing_s"]
