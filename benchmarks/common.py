@@ -267,7 +267,23 @@ class EventCounter(threading.Thread):
 
 
 # -- processes -----------------------------------------------------------------------
-class Coordinator:
+class _Process:
+    """What a benchmark process (coordinator or node) shares: its log and its stop."""
+
+    proc: subprocess.Popen | None
+    log_path: Path
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+class Coordinator(_Process):
     """`brender-coordinator` in its own process, with its own data dir."""
 
     def __init__(self, root: Path, *args: str, port: int | None = None):
@@ -304,17 +320,9 @@ class Coordinator:
         assert self.proc is not None
         return self.proc.pid
 
-    def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        stop_process(self.proc)
 
 
-class Node:
+class Node(_Process):
     """`brender-node` in its own process (real Blender)."""
 
     def __init__(self, root: Path, url: str, name: str = "bench-node", *extra: str):
@@ -330,14 +338,6 @@ class Node:
             self.proc = subprocess.Popen(cmd, cwd=TARGET, stdout=out, stderr=out)
         return self
 
-    def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        stop_process(self.proc)
 
 
 def stop_process(proc: subprocess.Popen | None, grace: float = 15) -> None:
