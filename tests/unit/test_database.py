@@ -1,0 +1,81 @@
+"""The database facade's write path: group commit with one savepoint per write."""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from coordinator.database import Database
+
+
+@pytest.fixture
+async def db(tmp_path):
+    database = Database(tmp_path / "t.db")
+    await database.open()
+    await database.write(lambda c: c.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)"))
+    yield database
+    await database.close()
+
+
+def insert(c: sqlite3.Connection, k: int, v: str) -> int:
+    c.execute("INSERT INTO t VALUES (?, ?)", (k, v))
+    return k
+
+
+def insert_then_fail(c: sqlite3.Connection, k: int) -> None:
+    c.execute("INSERT INTO t VALUES (?, 'doomed')", (k,))
+    raise LookupError(f"write {k} refused")
+
+
+def rows(c: sqlite3.Connection) -> list[tuple]:
+    return [tuple(r) for r in c.execute("SELECT k, v FROM t ORDER BY k")]
+
+
+async def test_concurrent_writes_share_transactions_and_keep_their_results(db):
+    before = db.batches
+    results = await asyncio.gather(*(db.write(insert, k, f"v{k}") for k in range(200)))
+    assert results == list(range(200))
+    assert await db.read(rows) == [(k, f"v{k}") for k in range(200)]
+    # 200 writes asked for at once did not take 200 transactions.
+    assert db.batches - before < 20
+
+
+async def test_a_failing_write_rolls_back_only_itself(db):
+    outcomes = await asyncio.gather(
+        db.write(insert, 1, "a"), db.write(insert_then_fail, 2), db.write(insert, 3, "c"),
+        db.write(insert, 1, "duplicate"), db.write(insert, 4, "d"),
+        return_exceptions=True)
+    assert outcomes[0] == 1 and outcomes[2] == 3 and outcomes[4] == 4
+    assert isinstance(outcomes[1], LookupError)
+    assert isinstance(outcomes[3], sqlite3.IntegrityError)
+    assert await db.read(rows) == [(1, "a"), (3, "c"), (4, "d")]
+
+
+async def test_writes_run_in_the_order_asked(db):
+    def append(c: sqlite3.Connection, v: str) -> None:
+        c.execute("INSERT INTO t (v) VALUES (?)", (v,))
+
+    await asyncio.gather(*(db.write(append, str(i)) for i in range(50)))
+    assert [v for _, v in await db.read(rows)] == [str(i) for i in range(50)]
+
+
+async def test_a_transaction_sqlite_aborts_fails_every_write_in_it(db):
+    """SQLite rolls a whole transaction back on some errors (disk full, I/O): the
+    writes before the failing one in that transaction must not report success."""
+    def abort_everything(c: sqlite3.Connection) -> None:
+        c.execute("ROLLBACK")  # what SQLite does by itself on SQLITE_FULL
+        raise sqlite3.OperationalError("database or disk is full")
+
+    outcomes = await asyncio.gather(
+        db.write(insert, 1, "a"), db.write(abort_everything), db.write(insert, 2, "b"),
+        return_exceptions=True)
+    assert isinstance(outcomes[1], sqlite3.OperationalError)
+    if isinstance(outcomes[0], int):  # it was committed in an earlier batch
+        assert (1, "a") in await db.read(rows)
+    else:
+        assert isinstance(outcomes[0], sqlite3.OperationalError)
+        assert (1, "a") not in await db.read(rows)
+    assert outcomes[2] == 2 and (2, "b") in await db.read(rows)
+    # The connection is usable afterwards.
+    assert await db.write(insert, 9, "z") == 9
