@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import os
 import shutil
-import tempfile
 from pathlib import Path
-from typing import AsyncIterator, BinaryIO
+from typing import AsyncIterator, BinaryIO, Callable, TypeVar
 
 from .validation import SHA256
 
 CHUNK = 256 * 1024
 IN_MEMORY = 8 * 1024 * 1024
+T = TypeVar("T")
 
 
 class TooLarge(Exception):
@@ -37,6 +38,12 @@ class Storage:
         # Half-written uploads from a previous run are never frames: drop them.
         for leftover in self.tmp.iterdir():
             leftover.unlink(missing_ok=True)
+        # Temp names: unique within this run, since tmp starts empty (cheaper than uuid4).
+        self._serial = itertools.count()
+        self._made_dirs: set[Path] = set()
+
+    def temp_path(self, prefix: str) -> Path:
+        return self.tmp / f"{prefix}-{os.getpid()}-{next(self._serial)}"
 
     def inside(self, relative: str | Path) -> Path:
         """Resolve a data-dir-relative path, refusing anything that escapes the root."""
@@ -46,7 +53,14 @@ class Storage:
         return path
 
     def relative(self, path: Path) -> str:
-        return path.resolve().relative_to(self.root).as_posix()
+        """The data-dir path of a file this class named (no symlinks to resolve)."""
+        return path.relative_to(self.root).as_posix()
+
+    def ensure_dir(self, path: Path) -> None:
+        """mkdir -p, remembered: frames land in a handful of folders thousands of times."""
+        if path not in self._made_dirs:
+            path.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(path)
 
     def blob_path(self, sha: str) -> Path:
         if not SHA256.match(sha):
@@ -60,13 +74,17 @@ class Storage:
         return self.root / "shots" / str(int(shot_id)) / kind
 
     async def receive(self, chunks: AsyncIterator[bytes], dest: Path, max_bytes: int,
-                      expected_sha: str | None = None) -> tuple[str, int]:
+                      expected_sha: str | None = None,
+                      then: Callable[[Path, bytes | None], T] | None = None,
+                      ) -> tuple[str, int, T | None]:
         """Stream a body to `dest` atomically; the file appears whole or not at all.
 
         The bytes are hashed on the way and go to a temp file in the data dir, which
         is fsynced, then renamed into place. Any failure (size, digest, disk full)
         leaves nothing. Small bodies (most frames) are held in memory and written by
         one call in a worker thread: file-system calls stay off the event loop.
+        `then(dest, body or None if it was spilled)` runs in that same thread call
+        once the file is in place (a thumbnail of a frame), and its result is returned.
         """
         digest, size = hashlib.sha256(), 0
         pending = bytearray()
@@ -85,8 +103,9 @@ class Storage:
             sha = digest.hexdigest()
             if expected_sha is not None and sha != expected_sha:
                 raise DigestMismatch(f"body sha256 is {sha}, expected {expected_sha}")
-            await asyncio.to_thread(self._finish_temp, spill, bytes(pending), dest)
-            return sha, size
+            result = await asyncio.to_thread(self._finish_temp, spill, bytes(pending), dest,
+                                             then)
+            return sha, size, result
         except BaseException:
             if spill is not None:
                 spill.close()
@@ -94,20 +113,37 @@ class Storage:
             raise
 
     def _open_temp(self) -> BinaryIO:
-        return tempfile.NamedTemporaryFile(dir=self.tmp, prefix="upload-", delete=False)
+        return open(self.temp_path("upload"), "xb")
 
-    def _finish_temp(self, spill: BinaryIO | None, rest: bytes, dest: Path) -> None:
+    def _finish_temp(self, spill: BinaryIO | None, rest: bytes, dest: Path,
+                     then: Callable[[Path, bytes | None], T] | None) -> T | None:
+        if spill is None and dest.parent == self.tmp:
+            # Bound for tmp anyway (a frame awaiting its record): write it there directly.
+            self._write_new(dest, rest)
+            return then(dest, rest) if then else None
         f = spill or self._open_temp()
         try:
             with f:
                 f.write(rest)
                 f.flush()
                 os.fsync(f.fileno())
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            self.ensure_dir(dest.parent)
             os.replace(f.name, dest)
         except BaseException:
             Path(f.name).unlink(missing_ok=True)
             raise
+        return then(dest, None if spill else rest) if then else None
+
+    def _write_new(self, path: Path, data: bytes) -> None:
+        try:
+            with open(path, "xb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
 
     def delete_shot(self, shot_id: int) -> None:
         shutil.rmtree(self.root / "shots" / str(int(shot_id)), ignore_errors=True)
+        self._made_dirs.clear()

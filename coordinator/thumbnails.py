@@ -1,7 +1,13 @@
-"""Thumbnails and browser previews, made in worker processes off the event loop."""
+"""Thumbnails and browser previews, made off the event loop.
+
+PNG and JPEG frames of up to a few megapixels are thumbnailed in the thread that
+wrote them (Pillow lets go of the GIL while it decodes, resizes and encodes): a
+round trip through a process costs the coordinator more than a small thumbnail
+does. EXR tone mapping and very large images go to worker processes."""
 from __future__ import annotations
 
 import asyncio
+import io
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -11,6 +17,8 @@ import numpy as np
 from PIL import Image
 
 JPEG_QUALITY = 85
+# Larger raster frames go to the process pool, so one cannot hold a thread for long.
+THREAD_MAX_PIXELS = 4_200_000
 
 
 @dataclass
@@ -81,25 +89,42 @@ EXR_MAGIC = b"\x76\x2f\x31\x01"
 def make(frame: Path, out_base: Path, size: int) -> ThumbResult:
     """Runs in a worker process: thumbnail (and for EXR a browser preview) of `frame`,
     written next to `out_base`. Decodes at reduced size where the format allows."""
-    preview = None
     with open(frame, "rb") as f:
         is_exr = f.read(4) == EXR_MAGIC
-    if is_exr:
-        img = tone_map(_pick_rgba(frame))
-        width, height = img.size
-        preview = out_base.with_name(out_base.name + ".preview.jpg")
-        _save(img.convert("RGB"), preview, "JPEG")
-    else:
-        img = Image.open(frame)
-        width, height = img.size
-        # JPEG decodes straight to a smaller scale; a no-op for PNG.
-        img.draft("RGB", (size, size))
+    if not is_exr:
+        return _raster(Image.open(frame), out_base, size)
+    img = tone_map(_pick_rgba(frame))
+    preview = out_base.with_name(out_base.name + ".preview.jpg")
+    _save(img.convert("RGB"), preview, "JPEG")
+    result = _raster(img, out_base, size)
+    result.preview = preview
+    return result
+
+
+def make_in_thread(data: bytes, out_base: Path, size: int) -> ThumbResult | None:
+    """The thumbnail of an in-memory PNG/JPEG frame of moderate size, or None when
+    it needs the process pool (EXR, very large, or not something Pillow reads)."""
+    if data[:4] == EXR_MAGIC:
+        return None
+    try:
+        img = Image.open(io.BytesIO(data))
+        if img.width * img.height > THREAD_MAX_PIXELS:
+            return None
+        return _raster(img, out_base, size)
+    except Exception:  # the pool tries again and reports what is wrong
+        return None
+
+
+def _raster(img: Image.Image, out_base: Path, size: int) -> ThumbResult:
+    width, height = img.size
+    # JPEG decodes straight to a smaller scale; a no-op for the others.
+    img.draft("RGB", (size, size))
     alpha = _has_alpha(img)
     img = img.convert("RGBA" if alpha else "RGB")
     img.thumbnail((size, size), Image.Resampling.LANCZOS)
     thumb = out_base.with_name(out_base.name + (".thumb.png" if alpha else ".thumb.jpg"))
     _save(img, thumb, "PNG" if alpha else "JPEG")
-    return ThumbResult(thumb, preview, width, height)
+    return ThumbResult(thumb, None, width, height)
 
 
 def _save(img: Image.Image, dest: Path, fmt: str) -> None:
@@ -131,6 +156,10 @@ class Thumbnailer:
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(self.pool, _worker_init)
                                for _ in range(self.pool._max_workers)))
+
+    def in_thread(self, frame: Path, data: bytes | None) -> ThumbResult | None:
+        """For `Storage.receive(then=...)`: the thumbnail made right after the write."""
+        return make_in_thread(data, frame, self.size) if data is not None else None
 
     async def make(self, frame: Path, out_base: Path) -> ThumbResult:
         loop = asyncio.get_running_loop()

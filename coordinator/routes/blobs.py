@@ -35,8 +35,8 @@ async def put_blob(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length,
                                             text=f"body is larger than {limit} bytes")
-    _, size = await storage.receive(request.content.iter_chunked(256 * 1024), path, limit,
-                                    expected_sha=digest)
+    _, size, _ = await storage.receive(request.content.iter_chunked(256 * 1024), path, limit,
+                                       expected_sha=digest)
     return web.json_response({"sha256": digest, "size": size, "new": True}, status=201)
 
 

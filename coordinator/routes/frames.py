@@ -4,7 +4,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import uuid
 from functools import partial
 from pathlib import Path
 
@@ -37,29 +36,36 @@ async def upload_frame(request: web.Request) -> web.Response:
     render_time = _float_header(request, "X-Render-Time")
     app = request.app
     db, storage, config = app[keys.DB], app[keys.STORAGE], app[keys.CONFIG]
-    body = storage.tmp / f"frame-{uuid.uuid4().hex}"
-    sha, size = await storage.receive(request.content.iter_chunked(256 * 1024), body,
-                                      config.max_upload_bytes, expected_sha=expected)
+    thumbnailer = app[keys.THUMBNAILER]
+    body = storage.temp_path("frame")
     made: list[Path] = [body]
+    placed = False
     try:
-        try:
-            thumbs = await app[keys.THUMBNAILER].make(body, body)
-        except Exception as exc:
-            raise web.HTTPUnprocessableEntity(
-                text=f"frame {number} is not an image the coordinator can read: {exc}") from None
+        sha, size, thumbs = await storage.receive(
+            request.content.iter_chunked(256 * 1024), body, config.max_upload_bytes,
+            expected_sha=expected, then=thumbnailer.in_thread)
+        if thumbs is None:
+            try:
+                thumbs = await thumbnailer.make(body, body)
+            except Exception as exc:
+                raise web.HTTPUnprocessableEntity(
+                    text=f"frame {number} is not an image the coordinator can read: {exc}") \
+                    from None
         made += [p for p in (thumbs.thumbnail, thumbs.preview) if p]
         upload = frame_sql.Upload(attempt_id, number, body, thumbs.thumbnail, thumbs.preview,
                                   sha, size, render_time, thumbs.width, thumbs.height)
         frame = await db.write(frame_sql.record, upload, OUTPUT_FORMATS,
                                partial(_place, storage))
+        placed = frame is not None
     except frame_sql.NotInJob:
         raise web.HTTPBadRequest(text=f"frame {number} is not part of this job") from None
     except frame_sql.StaleAttempt:
         raise web.HTTPConflict(text="this attempt no longer holds the job (it was requeued)") \
             from None
     finally:
-        for path in made:
-            path.unlink(missing_ok=True)
+        if not placed:
+            for path in made:
+                path.unlink(missing_ok=True)
     if frame is None:
         return web.json_response({"recorded": False, "reason": "frame already recorded"})
     app[keys.EVENTS].publish("frame", frame)
@@ -80,7 +86,7 @@ def _place(storage: Storage, shot_id: int, name: str,
         preview = storage.shot_dir(shot_id, "previews") / f"{stem}_preview.jpg"
         moves.append((up.preview, preview))
     for src, dest in moves:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        storage.ensure_dir(dest.parent)
         os.replace(src, dest)
     return (storage.relative(frame), storage.relative(thumb),
             storage.relative(preview) if preview else None)
