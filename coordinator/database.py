@@ -120,6 +120,18 @@ MIGRATIONS: list[str] = [
     CREATE INDEX frames_job ON frames(job_id, status);
     DROP INDEX jobs_shot_status;
     """,
+    # 4: thumbnails are kept with the frame's record, not as files: written in the
+    # same transaction, and a frame costs one new file (an inode) instead of two.
+    # Thumbnails made before this stay files and are still served from disk.
+    """
+    CREATE TABLE thumbnails (
+        shot_id INTEGER NOT NULL REFERENCES shots(id) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        media_type TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (shot_id, number)
+    );
+    """,
 ]
 
 

@@ -3,7 +3,11 @@
 PNG and JPEG frames of up to a few megapixels are thumbnailed in the thread that
 wrote them (Pillow lets go of the GIL while it decodes, resizes and encodes): a
 round trip through a process costs the coordinator more than a small thumbnail
-does. EXR tone mapping and very large images go to worker processes."""
+does. EXR tone mapping and very large images go to worker processes.
+
+A thumbnail is returned as encoded bytes, to be stored with the frame's record in
+the database: a few kilobytes that SQLite stores and serves cheaper than a file of
+its own (creating a file, an inode, was the largest single cost of a frame)."""
 from __future__ import annotations
 
 import asyncio
@@ -23,7 +27,8 @@ THREAD_MAX_PIXELS = 4_200_000
 
 @dataclass
 class ThumbResult:
-    thumbnail: Path
+    thumbnail: bytes
+    thumbnail_ext: str   # "jpg", or "png" when the frame has transparency
     preview: Path | None
     width: int
     height: int
@@ -87,21 +92,21 @@ EXR_MAGIC = b"\x76\x2f\x31\x01"
 
 
 def make(frame: Path, out_base: Path, size: int) -> ThumbResult:
-    """Runs in a worker process: thumbnail (and for EXR a browser preview) of `frame`,
-    written next to `out_base`. Decodes at reduced size where the format allows."""
+    """Runs in a worker process: the thumbnail of `frame`, and for EXR a browser
+    preview written next to `out_base`. Decodes at reduced size where it can."""
     with open(frame, "rb") as f:
         is_exr = f.read(4) == EXR_MAGIC
     if not is_exr:
-        return _raster(Image.open(frame), out_base, size)
+        return _raster(Image.open(frame), size)
     img = tone_map(_pick_rgba(frame))
     preview = out_base.with_name(out_base.name + ".preview.jpg")
-    _save(img.convert("RGB"), preview, "JPEG")
-    result = _raster(img, out_base, size)
+    img.convert("RGB").save(preview, "JPEG", quality=JPEG_QUALITY)
+    result = _raster(img, size)
     result.preview = preview
     return result
 
 
-def make_in_thread(data: bytes, out_base: Path, size: int) -> ThumbResult | None:
+def make_in_thread(data: bytes, size: int) -> ThumbResult | None:
     """The thumbnail of an in-memory PNG/JPEG frame of moderate size, or None when
     it needs the process pool (EXR, very large, or not something Pillow reads)."""
     if data[:4] == EXR_MAGIC:
@@ -110,27 +115,24 @@ def make_in_thread(data: bytes, out_base: Path, size: int) -> ThumbResult | None
         img = Image.open(io.BytesIO(data))
         if img.width * img.height > THREAD_MAX_PIXELS:
             return None
-        return _raster(img, out_base, size)
+        return _raster(img, size)
     except Exception:  # the pool tries again and reports what is wrong
         return None
 
 
-def _raster(img: Image.Image, out_base: Path, size: int) -> ThumbResult:
+def _raster(img: Image.Image, size: int) -> ThumbResult:
     width, height = img.size
     # JPEG decodes straight to a smaller scale; a no-op for the others.
     img.draft("RGB", (size, size))
     alpha = _has_alpha(img)
     img = img.convert("RGBA" if alpha else "RGB")
     img.thumbnail((size, size), Image.Resampling.LANCZOS)
-    thumb = out_base.with_name(out_base.name + (".thumb.png" if alpha else ".thumb.jpg"))
-    _save(img, thumb, "PNG" if alpha else "JPEG")
-    return ThumbResult(thumb, None, width, height)
-
-
-def _save(img: Image.Image, dest: Path, fmt: str) -> None:
-    # `dest` is a temp name of its own: the record moves it into place atomically.
-    kwargs = {"quality": JPEG_QUALITY} if fmt == "JPEG" else {}
-    img.save(dest, fmt, **kwargs)
+    out = io.BytesIO()
+    if alpha:
+        img.save(out, "PNG")
+    else:
+        img.save(out, "JPEG", quality=JPEG_QUALITY)
+    return ThumbResult(out.getvalue(), "png" if alpha else "jpg", None, width, height)
 
 
 def _worker_init() -> None:
@@ -159,7 +161,7 @@ class Thumbnailer:
 
     def in_thread(self, frame: Path, data: bytes | None) -> ThumbResult | None:
         """For `Storage.receive(then=...)`: the thumbnail made right after the write."""
-        return make_in_thread(data, frame, self.size) if data is not None else None
+        return make_in_thread(data, self.size) if data is not None else None
 
     async def make(self, frame: Path, out_base: Path) -> ThumbResult:
         loop = asyncio.get_running_loop()

@@ -20,6 +20,7 @@ routes = web.RouteTableDef()
 ATTEMPT = re.compile(r"^[0-9a-f]{32}$")
 FILE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 FILE_KINDS = ("frames", "thumbnails", "previews")
+THUMBNAIL_NAME = re.compile(r"^frame_(?P<number>-?\d{1,7})_thumbnail\.(?P<ext>jpg|png)$")
 
 
 @routes.put("/api/attempts/{attempt_id}/frames/{number}")
@@ -51,9 +52,11 @@ async def upload_frame(request: web.Request) -> web.Response:
                 raise web.HTTPUnprocessableEntity(
                     text=f"frame {number} is not an image the coordinator can read: {exc}") \
                     from None
-        made += [p for p in (thumbs.thumbnail, thumbs.preview) if p]
-        upload = frame_sql.Upload(attempt_id, number, body, thumbs.thumbnail, thumbs.preview,
-                                  sha, size, render_time, thumbs.width, thumbs.height)
+        if thumbs.preview is not None:
+            made.append(thumbs.preview)
+        upload = frame_sql.Upload(attempt_id, number, body, thumbs.thumbnail,
+                                  thumbs.thumbnail_ext, thumbs.preview, sha, size, render_time,
+                                  thumbs.width, thumbs.height)
         frame = await db.write(frame_sql.record, upload, OUTPUT_FORMATS,
                                partial(_place, storage))
         placed = frame is not None
@@ -75,12 +78,12 @@ async def upload_frame(request: web.Request) -> web.Response:
 
 def _place(storage: Storage, shot_id: int, name: str,
            up: frame_sql.Upload) -> tuple[str, str, str | None]:
-    """Move a recorded frame's files into place (inside the record's transaction)."""
+    """Move a recorded frame's files into place (inside the record's transaction);
+    returns the data-dir paths of frame, thumbnail (kept in the database) and preview."""
     stem = name.rsplit(".", 1)[0]
     frame = storage.shot_dir(shot_id, "frames") / name
-    thumb = storage.shot_dir(shot_id, "thumbnails") / \
-        f"{stem}_thumbnail{up.thumbnail.suffix}"
-    moves = [(up.body, frame), (up.thumbnail, thumb)]
+    thumb = storage.shot_dir(shot_id, "thumbnails") / f"{stem}_thumbnail.{up.thumbnail_ext}"
+    moves = [(up.body, frame)]
     preview = None
     if up.preview is not None:
         preview = storage.shot_dir(shot_id, "previews") / f"{stem}_preview.jpg"
@@ -121,9 +124,15 @@ async def shot_file(request: web.Request) -> web.StreamResponse:
     kind, name = request.match_info["kind"], request.match_info["name"]
     if kind not in FILE_KINDS or not FILE_NAME.match(name) or name.startswith("."):
         raise web.HTTPNotFound(text="no such file")
-    storage = request.app[keys.STORAGE]
-    path = storage.inside(f"shots/{shot_id}/{kind}/{name}")
+    immutable = {"Cache-Control": "public, max-age=31536000, immutable"}
+    wanted = THUMBNAIL_NAME.match(name) if kind == "thumbnails" else None
+    if wanted:
+        stored = await request.app[keys.DB].read(frame_sql.thumbnail, shot_id,
+                                                 int(wanted["number"]))
+        if stored is not None and frame_sql.THUMBNAIL_TYPES[wanted["ext"]] == stored[0]:
+            return web.Response(body=stored[1], content_type=stored[0], headers=immutable)
+    # Frames and previews, and thumbnails made before they were kept in the database.
+    path = request.app[keys.STORAGE].inside(f"shots/{shot_id}/{kind}/{name}")
     if not path.is_file():
         raise web.HTTPNotFound(text="no such file")
-    return web.FileResponse(path, headers={"Cache-Control": "public, max-age=31536000, immutable"}
-                            if kind != "frames" else None)
+    return web.FileResponse(path, headers=immutable if kind != "frames" else None)

@@ -12,6 +12,9 @@ FRAME_SELECT = """SELECT f.*, n.name AS node_name FROM frames f
                   LEFT JOIN nodes n ON n.id = f.node_id"""
 
 
+THUMBNAIL_TYPES = {"jpg": "image/jpeg", "png": "image/png"}
+
+
 class StaleAttempt(Exception):
     """The upload's attempt no longer holds the job's lease."""
 
@@ -26,7 +29,8 @@ class Upload:
     attempt_id: str
     number: int
     body: Path
-    thumbnail: Path
+    thumbnail: bytes
+    thumbnail_ext: str
     preview: Path | None
     sha256: str
     size: int
@@ -82,6 +86,8 @@ def record(c: Connection, up: Upload, extensions: dict[str, str],
            WHERE shot_id = ? AND number = ?""",
         (name, path, up.sha256, up.size, up.render_time, up.width, up.height, row["node_id"],
          up.attempt_id, time.time(), thumb, preview, row["shot_id"], number))
+    c.execute("INSERT OR REPLACE INTO thumbnails VALUES (?, ?, ?, ?)",
+              (row["shot_id"], number, THUMBNAIL_TYPES[up.thumbnail_ext], up.thumbnail))
     c.execute(
         """UPDATE shots SET frames_done = frames_done + 1,
            render_time_sum = render_time_sum + COALESCE(?, 0),
@@ -114,3 +120,10 @@ def latest(c: Connection) -> dict | None:
            WHERE f.rendered_at IS NOT NULL
            ORDER BY f.rendered_at DESC LIMIT 1""").fetchone()
     return frame_dict(row) if row else None
+
+
+def thumbnail(c: Connection, shot_id: int, number: int) -> tuple[str, bytes] | None:
+    """A frame's thumbnail kept in the database: (media type, bytes)."""
+    row = c.execute("SELECT media_type, data FROM thumbnails WHERE shot_id = ? AND number = ?",
+                    (shot_id, number)).fetchone()
+    return (row[0], row[1]) if row else None
