@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import signal
@@ -32,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-attempts", type=int, default=3)
     p.add_argument("--max-upload-mb", type=int, default=4096)
     p.add_argument("--target-job-seconds", type=float, default=60.0)
+    p.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                   help="auto: uvloop when installed (faster), else asyncio's own")
     p.add_argument("--version", action="version", version=__version__)
     return p.parse_args(argv)
 
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     node = _start_local_node(url, token, args.blender) if args.local_node else None
     try:
         web.run_app(create_app(config, token), host=args.host, port=args.port,
-                    print=None, handle_signals=True)
+                    print=None, handle_signals=True, loop=_event_loop(args.event_loop))
     finally:
         if node is not None and node.poll() is None:
             node.send_signal(signal.SIGTERM)
@@ -62,6 +65,20 @@ def main(argv: list[str] | None = None) -> None:
                 node.wait(15)
             except subprocess.TimeoutExpired:
                 node.kill()
+
+
+def _event_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed: the event loop's own work (sockets, wake-ups,
+    callbacks from the database and file threads) is most of the coordinator's CPU
+    per frame, and uvloop does it in C."""
+    if kind != "asyncio":
+        try:
+            import uvloop
+            return uvloop.new_event_loop()
+        except ImportError:
+            if kind == "uvloop":
+                raise SystemExit("--event-loop uvloop: uvloop is not installed") from None
+    return asyncio.new_event_loop()
 
 
 def _start_local_node(url: str, token: str, blender: str | None) -> subprocess.Popen:
