@@ -5,8 +5,9 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from aiohttp import web
 
@@ -28,8 +29,11 @@ class NodeSession:
     job_id: int | None = None
     shot_id: int | None = None
     progress: dict | None = None
+    claiming: bool = False   # a claim for this node is in flight
     last_progress_event: float = 0.0
-    dispatched_at: float = field(default_factory=time.monotonic)
+    # Since when this node has waited for a job while there was work; None while the
+    # queue had nothing for it.
+    dispatched_at: float | None = field(default_factory=time.monotonic)
 
     @property
     def node_id(self) -> str:
@@ -52,8 +56,8 @@ class Dispatcher:
         self.events = events
         self.sessions: dict[str, NodeSession] = {}
         self._wake = asyncio.Event()
-        # Dispatch latency samples (seconds from "ready" to "assign" sent), for benchmarks.
-        self.latencies: list[float] = []
+        # (when, seconds from "ready" to "assign" sent): the farm's dispatch latency.
+        self.latencies: deque[tuple[float, float]] = deque(maxlen=50_000)
         self._rounds = 0
         self._dirty_nodes: dict[str, dict] = {}
 
@@ -94,6 +98,17 @@ class Dispatcher:
             self.events.publish("job", job)
             self.events.shot_changed(job["shot_id"])
 
+    def dispatch_latency(self, seconds: float = 60.0) -> dict:
+        """Ready-to-assign times over the last `seconds`, in milliseconds."""
+        since = time.monotonic() - seconds
+        recent = sorted(lat for when, lat in self.latencies if when >= since)
+
+        def pick(q: float) -> float | None:
+            return round(1000 * recent[min(len(recent) - 1, int(q * len(recent)))], 2) \
+                if recent else None
+        return {"samples": len(recent), "p50_ms": pick(0.50), "p99_ms": pick(0.99),
+                "max_ms": round(1000 * recent[-1], 2) if recent else None}
+
     def job_progress(self, job: dict) -> dict | None:
         session = self.sessions.get(job.get("node_id") or "")
         if session and session.job_id == job["id"]:
@@ -112,13 +127,19 @@ class Dispatcher:
             del self.sessions[session.node_id]
             self.publish_node(session)
 
-    def mark_ready(self, session: NodeSession) -> None:
+    async def node_ready(self, session: NodeSession) -> None:
+        """The node wants work: claim for it now rather than in the next round.
+
+        Claims from many nodes still share transactions (the database group-commits
+        the writes that queue together), so a node waits for one commit, not for a
+        round behind every other node's claims and uploads."""
         session.ready = True
         session.attempt_id = session.job_id = session.shot_id = None
         session.progress = None
         session.dispatched_at = time.monotonic()
         self.publish_node(session)
-        self.kick()
+        if not session.claiming and not self._wake.is_set():
+            await self._claim([session])
 
     def progress_changed(self, session: NodeSession) -> None:
         """Progress comes many times a second; tell dashboards a few times at most."""
@@ -147,24 +168,46 @@ class Dispatcher:
                 await asyncio.sleep(1)
                 self.kick()
 
+    def _idle(self, sessions: Iterable[NodeSession]) -> list[NodeSession]:
+        return [s for s in sessions if s.ready and not s.attempt_id and not s.claiming
+                and s.node["enabled"] and not s.ws.closed]
+
     async def dispatch_once(self, round_size: int = 128) -> int:
-        """Claim for every idle node, a round of them per transaction, then send."""
+        """Claim for every idle node (new work, requeues), a group per transaction."""
         assigned = 0
-        idle = [s for s in self.sessions.values()
-                if s.ready and not s.attempt_id and s.node["enabled"] and not s.ws.closed]
+        idle = self._idle(self.sessions.values())
+        now = time.monotonic()
+        for session in idle:
+            if session.dispatched_at is None:  # it waited for work; this round has some
+                session.dispatched_at = now
         for start in range(0, len(idle), round_size):
-            group = idle[start:start + round_size]
+            # Nodes may have been served since the round began: look again.
+            group = self._idle(idle[start:start + round_size])
+            if not group:
+                continue
+            claims = await self._claim(group)
+            assigned += sum(1 for a in claims if a is not None)
+            if claims[-1] is None and not await self.db.read(job_sql.node_specific_limits):
+                break
+        return assigned
+
+    async def _claim(self, group: list[NodeSession]) -> list[job_sql.Assignment | None]:
+        for session in group:
+            session.claiming = True
+        try:
             claims = await self.db.write(
                 job_sql.claim_many, [(s.node_id, s.node["allow_scripts"]) for s in group],
                 self.config.lease_timeout, self.config.blocklist_threshold,
                 self.config.target_job_seconds, len(self.sessions))
-            for session, assignment in zip(group, claims):
-                if assignment is not None:
-                    await self._send_assignment(session, assignment)
-                    assigned += 1
-            if claims[-1] is None and not await self.db.read(job_sql.node_specific_limits):
-                break
-        return assigned
+        finally:
+            for session in group:
+                session.claiming = False
+        for session, assignment in zip(group, claims):
+            if assignment is not None:
+                await self._send_assignment(session, assignment)
+            else:
+                session.dispatched_at = None
+        return claims
 
     async def _send_assignment(self, session: NodeSession, a: job_sql.Assignment) -> None:
         shot, job = a.shot, a.job
@@ -178,9 +221,8 @@ class Dispatcher:
             "resolution_percentage": shot["resolution_percentage"],
             "allow_scripts": bool(shot["allow_scripts"])}}
         sent = await session.send(message)
-        self.latencies.append(time.monotonic() - session.dispatched_at)
-        if len(self.latencies) > 100_000:
-            del self.latencies[:50_000]
+        now = time.monotonic()
+        self.latencies.append((now, now - (session.dispatched_at or now)))
         if not sent:
             await self.requeue(a.attempt_id, "node went away during assignment")
             return

@@ -11,6 +11,7 @@ from .. import __version__, keys
 from ..openapi import openapi_document
 from ..store import jobs as job_sql
 from ..store import nodes as node_sql
+from ..validation import ValidationError
 
 log = logging.getLogger("brender.meta")
 routes = web.RouteTableDef()
@@ -32,7 +33,15 @@ async def check_auth(request: web.Request) -> web.Response:
 
 @routes.get("/api/farm")
 async def farm(request: web.Request) -> web.Response:
-    """The farm at a glance: nodes by status, frames waiting, active shots."""
+    """The farm at a glance: nodes by status, frames waiting, active shots, and how
+    long nodes waited for a job (over the last `?window=` seconds, default 60)."""
+    raw = request.query.get("window", "60")
+    try:
+        window = float(raw)
+    except ValueError:
+        raise ValidationError("window", "must be a number of seconds") from None
+    if not 0 < window <= 3600:
+        raise ValidationError("window", "must be between 0 and 3600 seconds")
     dispatcher, db = request.app[keys.DISPATCHER], request.app[keys.DB]
     counts = {"idle": 0, "rendering": 0, "offline": 0, "disabled": 0}
     for node in await db.read(node_sql.list_all):
@@ -43,7 +52,8 @@ async def farm(request: web.Request) -> web.Response:
     active = await db.fetchone("SELECT COUNT(*) FROM shots WHERE status IN ('queued', 'active')")
     return web.json_response({"version": __version__, "nodes": counts,
                               "frames_queued": await db.read(job_sql.frames_queued),
-                              "shots_active": active[0]})
+                              "shots_active": active[0],
+                              "dispatch_latency": dispatcher.dispatch_latency(window)})
 
 
 @routes.get("/api/openapi.json")

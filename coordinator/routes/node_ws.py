@@ -124,7 +124,7 @@ async def _handle(dispatcher: Dispatcher, session: NodeSession, msg: Any) -> Non
         raise ValidationError("type", f"unknown message type {kind[:40]!r}")
     if kind == "ready":
         if session.attempt_id is None:
-            dispatcher.mark_ready(session)
+            await dispatcher.node_ready(session)
         return
     if kind == "heartbeat":
         return

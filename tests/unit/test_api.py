@@ -208,3 +208,21 @@ def _png() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (32, 18), (200, 40, 40)).save(buf, "PNG")
     return buf.getvalue()
+
+
+async def test_farm_summary_reports_how_long_nodes_waited_for_a_job(api):
+    empty = await (await api.get("/api/farm")).json()
+    assert empty["dispatch_latency"] == {"samples": 0, "p50_ms": None, "p99_ms": None,
+                                         "max_ms": None}
+    await create_shot(api, frame_end=2, chunk_size=1)
+    ws = await api.ws_connect("/api/node/ws", headers=AUTH)
+    await node_hello(ws)
+    await ws.send_json({"type": "ready"})
+    assert (await ws.receive_json())["type"] == "assign"
+    farm = await (await api.get("/api/farm")).json()
+    assert farm["nodes"]["rendering"] == 1 and farm["frames_queued"] == 2
+    lat = farm["dispatch_latency"]
+    assert lat["samples"] == 1 and 0 <= lat["p50_ms"] == lat["p99_ms"] == lat["max_ms"] < 5000
+    resp = await api.get("/api/farm?window=soon")
+    assert resp.status == 400 and "window" in (await resp.json())["error"]
+    await ws.close()
