@@ -167,16 +167,17 @@ def _absorb_following(c: Connection, job_id: int, shot_id: int, frames: list[int
     return taken
 
 
-def extend_leases(c: Connection, node_ids: list[str], lease_seconds: float) -> None:
-    """Connected nodes keep their leases; one statement for the whole farm."""
-    if not node_ids:
-        return
-    c.execute("CREATE TEMP TABLE IF NOT EXISTS live_nodes (id TEXT PRIMARY KEY)")
-    c.execute("DELETE FROM live_nodes")
-    c.executemany("INSERT INTO live_nodes VALUES (?)", [(n,) for n in node_ids])
-    c.execute("""UPDATE jobs SET lease_expires = ? WHERE status = 'running'
-                 AND node_id IN (SELECT id FROM live_nodes)""",
-              (time.time() + lease_seconds,))
+def leases_due(c: Connection, before: float) -> list[tuple[str, str | None, float]]:
+    """Running attempts whose lease ends before `before`: (attempt, node, lease end)."""
+    rows = c.execute("""SELECT attempt_id, node_id, lease_expires FROM jobs
+                        WHERE status = 'running' AND lease_expires < ?""", (before,))
+    return [(r[0], r[1], r[2]) for r in rows.fetchall()]
+
+
+def renew_leases(c: Connection, attempt_ids: list[str], lease_seconds: float) -> None:
+    until = time.time() + lease_seconds
+    c.executemany("UPDATE jobs SET lease_expires = ? WHERE attempt_id = ? AND status = 'running'",
+                  [(until, a) for a in attempt_ids])
 
 
 def running_attempt_of(c: Connection, node_id: str) -> str | None:
@@ -245,12 +246,6 @@ def requeue(c: Connection, attempt_id: str) -> dict | None:
                  lease_expires = NULL WHERE id = ?""", (job["id"],))
     _release_frames(c, job["id"])
     return dict(job)
-
-
-def expired_attempts(c: Connection, now: float) -> list[str]:
-    rows = c.execute("SELECT attempt_id FROM jobs WHERE status = 'running' AND lease_expires < ?",
-                     (now,))
-    return [r["attempt_id"] for r in rows.fetchall()]
 
 
 def renew_all_leases(c: Connection, lease_seconds: float) -> None:
