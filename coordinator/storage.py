@@ -6,8 +6,10 @@ import hashlib
 import itertools
 import os
 import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import AsyncIterator, BinaryIO, Callable, TypeVar
+from typing import Any, AsyncIterator, BinaryIO, Callable, TypeVar
 
 from .validation import SHA256
 
@@ -28,8 +30,17 @@ class OutsideDataDir(Exception):
     pass
 
 
+def _background_thread() -> None:
+    """Uploads' file work and thumbnails yield the CPU to the event loop and the
+    database thread: those decide how soon a node gets its next job."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 5)
+    except (AttributeError, OSError):  # not Linux: every thread shares one priority
+        pass
+
+
 class Storage:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, threads: int = 4):
         self.root = root.resolve()
         self.tmp = self.root / "tmp"
         self.blobs = self.root / "blobs"
@@ -41,6 +52,14 @@ class Storage:
         # Temp names: unique within this run, since tmp starts empty (cheaper than uuid4).
         self._serial = itertools.count()
         self._made_dirs: set[Path] = set()
+        self.executor = ThreadPoolExecutor(threads, thread_name_prefix="files",
+                                           initializer=_background_thread)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     def temp_path(self, prefix: str) -> Path:
         return self.tmp / f"{prefix}-{os.getpid()}-{next(self._serial)}"
@@ -97,14 +116,14 @@ class Storage:
                 digest.update(chunk)
                 pending += chunk
                 if len(pending) >= IN_MEMORY:
-                    spill = spill or await asyncio.to_thread(self._open_temp)
-                    await asyncio.to_thread(spill.write, bytes(pending))
+                    spill = spill or await self._in_thread(self._open_temp)
+                    await self._in_thread(spill.write, bytes(pending))
                     pending.clear()
             sha = digest.hexdigest()
             if expected_sha is not None and sha != expected_sha:
                 raise DigestMismatch(f"body sha256 is {sha}, expected {expected_sha}")
-            result = await asyncio.to_thread(self._finish_temp, spill, bytes(pending), dest,
-                                             then)
+            result = await self._in_thread(self._finish_temp, spill, bytes(pending), dest,
+                                           then)
             return sha, size, result
         except BaseException:
             if spill is not None:
