@@ -66,7 +66,7 @@ def claim(c: Connection, node_id: str, node_allows_scripts: bool, lease_seconds:
     target and to a fair share of what is left.
     """
     shots = c.execute(
-        f"""SELECT s.id, s.allow_scripts,
+        f"""SELECT s.*,
                CASE WHEN s.render_time_count > 0
                     THEN s.render_time_sum / s.render_time_count END AS avg_time
             FROM shots s
@@ -80,11 +80,12 @@ def claim(c: Connection, node_id: str, node_allows_scripts: bool, lease_seconds:
         if shot["allow_scripts"] and not node_allows_scripts:
             continue
         job = c.execute(
-            """SELECT id, frames, ordinal FROM jobs WHERE status = 'queued' AND shot_id = ?
+            """SELECT id, frames, ordinal, attempts FROM jobs
+               WHERE status = 'queued' AND shot_id = ?
                ORDER BY ordinal, id LIMIT 1""", (shot["id"],)).fetchone()
         if job is not None:
-            return _assign(c, job, shot["id"], shot["avg_time"], node_id, lease_seconds,
-                           target_job_seconds, nodes_online)
+            return _assign(c, job, shot, node_id, lease_seconds, target_job_seconds,
+                           nodes_online)
     return None
 
 
@@ -102,12 +103,15 @@ def claim_many(c: Connection, nodes: list[tuple[str, bool]], lease_seconds: floa
     return out
 
 
-def _assign(c: Connection, job: Any, shot_id: int, avg_time: float | None, node_id: str,
-            lease_seconds: float, target: float, nodes_online: int) -> Assignment:
+def _assign(c: Connection, job: Any, shot_row: Any, node_id: str, lease_seconds: float,
+            target: float, nodes_online: int) -> Assignment:
     now = time.time()
+    shot_id, avg_time = shot_row["id"], shot_row["avg_time"]
     frames = json.loads(job["frames"])
+    # Only an earlier attempt can have delivered some of a job's frames.
     done = {r[0] for r in c.execute(
-        "SELECT number FROM frames WHERE job_id = ? AND status = 'done'", (job["id"],))}
+        "SELECT number FROM frames WHERE job_id = ? AND status = 'done'", (job["id"],))} \
+        if job["attempts"] else set()
     todo = [f for f in frames if f not in done]
     keep, rest = split_for_duration(todo, avg_time, target)
     if rest:
@@ -130,8 +134,11 @@ def _assign(c: Connection, job: Any, shot_id: int, avg_time: float | None, node_
         (node_id, attempt_id, json.dumps(frames), now + lease_seconds, now, job["id"]))
     c.execute("UPDATE frames SET status = 'rendering' WHERE job_id = ? AND status != 'done'",
               (job["id"],))
-    shot_sql.set_status(c, shot_id, ShotStatus.ACTIVE)
-    shot = dict(c.execute("SELECT * FROM shots WHERE id = ?", (shot_id,)).fetchone())
+    shot = dict(shot_row)
+    del shot["avg_time"]
+    if shot["status"] != ShotStatus.ACTIVE.value:
+        shot_sql.set_status(c, shot_id, ShotStatus.ACTIVE)
+        shot = dict(c.execute("SELECT * FROM shots WHERE id = ?", (shot_id,)).fetchone())
     job_row = get(c, job["id"], with_log=False)
     assert job_row is not None
     return Assignment(job_row, attempt_id, keep, shot)
@@ -210,6 +217,16 @@ def finish(c: Connection, attempt_id: str, log_tail: str = "") -> tuple[str, dic
                  log_tail = ? WHERE id = ?""", (time.time(), log_tail or None, job["id"]))
     shot_sql.complete_if_done(c, job["shot_id"])
     return "done", get(c, job["id"], with_log=False)
+
+
+def finish_then_claim(c: Connection, attempt_id: str, log_tail: str,
+                      nodes: list[tuple[str, bool]], *claim_settings: Any,
+                      ) -> tuple[tuple[str, dict | None], list[Assignment | None]]:
+    """`finish`, then (when the job is done) `claim_many` for the node that did it."""
+    outcome = finish(c, attempt_id, log_tail)
+    claims = claim_many(c, nodes, *claim_settings) if outcome[0] != "missing" \
+        else [None] * len(nodes)
+    return outcome, claims
 
 
 def fail(c: Connection, attempt_id: str, reason: str, log_tail: str, max_attempts: int,
