@@ -4,12 +4,14 @@ Run as its own process (the load generator must not share the coordinator's even
 loop): `python benchmarks/simnodes.py --url http://127.0.0.1:PORT --count 500`.
 Each simulated node dials `/api/node/ws`, says hello, waits for welcome, sends
 `ready`; on `assign` it PUTs every frame of the job at once (a pre-encoded tiny PNG
-with its `X-Sha256`), sends `job_done` and `ready` again. It prints `CONNECTED n`
+with its `X-Sha256`), sends `job_done` and `ready` again (one `job_done` with
+`"ready": true` when the coordinator offers "ready_in_report", as the real agent does). It prints `CONNECTED n`
 on stdout once every node has its welcome, and on `stop` (a line on stdin) or EOF
 prints one JSON line with what it measured:
 
 - `first_assign_at`: when (time.monotonic(), system-wide) each node got its first job.
-- `latencies_ms`: dispatch latency, `ready` sent -> `assign` received, client side.
+- `latencies_ms`: dispatch latency, `ready` (or a ready `job_done`) sent -> `assign`
+  received, client side.
   The first assignment of each node is left out (its `ready` was sent before any
   shot existed, so it measures the wait for the submit, not the dispatcher).
 - `frames_uploaded`, `jobs_done`, `assigns`, `stale` (409), `errors`.
@@ -78,6 +80,7 @@ async def sim_node(index: int, args, http: aiohttp.ClientSession, png: bytes, sh
     if stats.connected == args.count:
         all_connected.set()
     state = {"first": True, "sent_ready": time.perf_counter()}
+    combined = "ready_in_report" in (welcome.get("features") or [])
     running: set[asyncio.Task] = set()
 
     async def ready() -> None:
@@ -108,6 +111,13 @@ async def sim_node(index: int, args, http: aiohttp.ClientSession, png: bytes, sh
             except (aiohttp.ClientError, OSError) as exc:
                 stats.error(f"upload: {type(exc).__name__}")
         try:
+            if not lost and combined:
+                # Like the real agent: the report asks for the next job too.
+                state["sent_ready"] = time.perf_counter()
+                await ws.send_str(json.dumps({"type": "job_done", "attempt_id": attempt_id,
+                                              "ready": True}))
+                stats.jobs_done += 1
+                return
             if not lost:
                 await ws.send_str(json.dumps({"type": "job_done", "attempt_id": attempt_id}))
                 stats.jobs_done += 1

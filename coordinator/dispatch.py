@@ -127,19 +127,45 @@ class Dispatcher:
             del self.sessions[session.node_id]
             self.publish_node(session)
 
+    def _wants_work(self, session: NodeSession) -> None:
+        session.ready = True
+        session.attempt_id = session.job_id = session.shot_id = None
+        session.progress = None
+        session.dispatched_at = time.monotonic()
+        self.publish_node(session)
+
     async def node_ready(self, session: NodeSession) -> None:
         """The node wants work: claim for it now rather than in the next round.
 
         Claims from many nodes still share transactions (the database group-commits
         the writes that queue together), so a node waits for one commit, not for a
         round behind every other node's claims and uploads."""
-        session.ready = True
-        session.attempt_id = session.job_id = session.shot_id = None
-        session.progress = None
-        session.dispatched_at = time.monotonic()
-        self.publish_node(session)
+        self._wants_work(session)
         if not session.claiming and not self._wake.is_set():
             await self._claim([session])
+
+    async def job_done(self, session: NodeSession, attempt_id: str, log_tail: str,
+                       ready: bool) -> None:
+        """The node finished its attempt. A node that says it is ready for more in the
+        same message gets its next job from the same transaction: one write, one
+        message each way between two jobs."""
+        if not ready or session.claiming:
+            await self.finish(attempt_id, log_tail)
+            session.attempt_id = None
+            self.publish_node(session)
+            if ready:
+                await self.node_ready(session)
+            return
+        self._wants_work(session)
+        session.claiming = True
+        try:
+            (outcome, job), claims = await self.db.write(
+                job_sql.finish_then_claim, attempt_id, log_tail,
+                [(session.node_id, session.node["allow_scripts"])], *self._claim_settings())
+        finally:
+            session.claiming = False
+        await self._finished(attempt_id, outcome, job)
+        await self._deliver([session], claims)
 
     def progress_changed(self, session: NodeSession) -> None:
         """Progress comes many times a second; tell dashboards a few times at most."""
@@ -197,17 +223,24 @@ class Dispatcher:
         try:
             claims = await self.db.write(
                 job_sql.claim_many, [(s.node_id, s.node["allow_scripts"]) for s in group],
-                self.config.lease_timeout, self.config.blocklist_threshold,
-                self.config.target_job_seconds, len(self.sessions))
+                *self._claim_settings())
         finally:
             for session in group:
                 session.claiming = False
+        await self._deliver(group, claims)
+        return claims
+
+    def _claim_settings(self) -> tuple[float, int, float, int]:
+        return (self.config.lease_timeout, self.config.blocklist_threshold,
+                self.config.target_job_seconds, len(self.sessions))
+
+    async def _deliver(self, group: list[NodeSession],
+                       claims: list[job_sql.Assignment | None]) -> None:
         for session, assignment in zip(group, claims):
             if assignment is not None:
                 await self._send_assignment(session, assignment)
             else:
                 session.dispatched_at = None
-        return claims
 
     async def _send_assignment(self, session: NodeSession, a: job_sql.Assignment) -> None:
         shot, job = a.shot, a.job
@@ -248,12 +281,15 @@ class Dispatcher:
 
     async def finish(self, attempt_id: str, log_tail: str = "") -> str:
         outcome, job = await self.db.write(job_sql.finish, attempt_id, log_tail)
+        await self._finished(attempt_id, outcome, job)
+        return outcome
+
+    async def _finished(self, attempt_id: str, outcome: str, job: dict | None) -> None:
         if outcome == "missing":
             await self.fail(attempt_id, "the node reported the job done but frames are missing",
                             "")
         elif job:
             await self.publish_job(job["id"], job)
-        return outcome
 
     async def fail_unrenderable(self, shot_id: int) -> None:
         """A shot that every node is blocklisted for fails now, with the reason."""

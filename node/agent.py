@@ -41,6 +41,7 @@ class Agent:
         self.job_task: asyncio.Task | None = None
         self.pending_report: dict | None = None
         self.stopping = asyncio.Event()
+        self.features: set[str] = set()
         self.blender_version = ""
         self.jobs_done = 0
 
@@ -111,16 +112,21 @@ class Agent:
             if welcome.get("type") != "welcome":
                 raise aiohttp.ClientError(f"handshake refused: {welcome.get('error')}")
             self._save_id(welcome["node_id"])
+            self.features = set(welcome.get("features") or [])
             self.ws = ws
             log.info("connected to %s as %s (%s)", self.base, self.config.name, self.node_id)
             if self.job and not welcome.get("resume_attempt"):
                 log.info("the coordinator took our job back; stopping it")
                 await self._stop_job()
-            if self.pending_report and self.job and welcome.get("resume_attempt"):
-                await self._send(self.pending_report)
-                self._job_finished()
-            self.pending_report = None
-            if self.job is None:
+            report, self.pending_report = self.pending_report, None
+            asked = False  # whether the report already asked for the next job
+            if report and self.job and welcome.get("resume_attempt"):
+                asked = report["type"] == "job_done" and "ready_in_report" in self.features \
+                    and not self.stopping.is_set()
+                report["ready"] = asked
+                self._job_finished()  # first: the answer may be the next job
+                await self._send(report)
+            if self.job is None and not asked:
                 await self._send({"type": "ready"})
             beat = asyncio.create_task(self._heartbeat(welcome.get("heartbeat_interval", 5)))
             try:
@@ -193,15 +199,24 @@ class Agent:
             log.exception("job %s crashed the runner", job["job_id"])
             report = {"type": "job_failed", "attempt_id": attempt,
                       "reason": f"node error: {type(exc).__name__}: {exc}", "log_tail": ""}
+        # A coordinator that can, answers the report with the next job: one round trip.
+        ready_in_report = report is not None and report["type"] == "job_done" and \
+            "ready_in_report" in self.features and not self.stopping.is_set()
+        if ready_in_report:
+            report["ready"] = True
         if report is None:
             self._job_finished()
             await self._send({"type": "ready"})
-        elif await self._send(report):
-            self._job_finished()
-            await self._send({"type": "ready"})
-        else:
+            return
+        held = self.job, self.job_task
+        # Before sending: the coordinator's answer to a ready report is the next job.
+        self._job_finished()
+        if not await self._send(report):
             # Disconnected: keep the job and report once the coordinator resumes it.
+            self.job, self.job_task = held
             self.pending_report = report
+        elif not ready_in_report:
+            await self._send({"type": "ready"})
 
     def _job_finished(self) -> None:
         self.job, self.job_task = None, None

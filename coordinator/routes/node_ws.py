@@ -16,6 +16,9 @@ from ..validation import ValidationError
 log = logging.getLogger("brender.nodes")
 routes = web.RouteTableDef()
 MAX_MESSAGE = 1 << 20
+# What this coordinator understands beyond the first protocol, for nodes to check:
+# "ready_in_report": `job_done` may carry `"ready": true` instead of a separate `ready`.
+FEATURES = ["ready_in_report"]
 KNOWN = {"ready", "heartbeat", "goodbye", "progress", "job_done", "job_failed"}
 
 
@@ -109,7 +112,7 @@ async def _handshake(app: web.Application, dispatcher: Dispatcher,
         session.shot_id = job["shot_id"]
     await session.send({"type": "welcome", "node_id": node["id"],
                         "heartbeat_interval": app[keys.CONFIG].heartbeat_interval,
-                        "resume_attempt": resume})
+                        "resume_attempt": resume, "features": FEATURES})
     log.info("node %s (%s) connected%s", node["name"], node["id"],
              ", resuming its job" if resume else "")
     dispatcher.publish_node(session)
@@ -143,9 +146,8 @@ async def _handle(dispatcher: Dispatcher, session: NodeSession, msg: Any) -> Non
                             if isinstance(msg.get(k), int)}
         dispatcher.progress_changed(session)
     elif kind == "job_done":
-        await dispatcher.finish(attempt_id, str(msg.get("log_tail") or "")[-20_000:])
-        session.attempt_id = None
-        dispatcher.publish_node(session)
+        await dispatcher.job_done(session, attempt_id, str(msg.get("log_tail") or "")[-20_000:],
+                                  ready=msg.get("ready") is True)
     elif kind == "job_failed":
         reason = str(msg.get("reason") or "unknown")[:500]
         await dispatcher.fail(attempt_id, reason, str(msg.get("log_tail") or "")[-20_000:])

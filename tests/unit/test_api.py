@@ -1,6 +1,7 @@
 """The HTTP API in-process: auth, validation, blobs, shots, fencing, documentation."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 
@@ -225,4 +226,39 @@ async def test_farm_summary_reports_how_long_nodes_waited_for_a_job(api):
     assert lat["samples"] == 1 and 0 <= lat["p50_ms"] == lat["p99_ms"] == lat["max_ms"] < 5000
     resp = await api.get("/api/farm?window=soon")
     assert resp.status == 400 and "window" in (await resp.json())["error"]
+    await ws.close()
+
+
+async def test_a_report_that_asks_for_more_is_answered_with_the_next_job(api):
+    shot = await create_shot(api, frame_end=3, chunk_size=1)
+    ws = await api.ws_connect("/api/node/ws", headers=AUTH)
+    welcome = await node_hello(ws)
+    assert "ready_in_report" in welcome["features"]
+    await ws.send_json({"type": "ready"})
+    png = _png()
+    sha = hashlib.sha256(png).hexdigest()
+    seen = []
+    job = (await ws.receive_json())["job"]
+    while True:
+        seen += job["frames"]
+        put = await api.put(f"/api/attempts/{job['attempt_id']}/frames/{job['frames'][0]}",
+                            data=png, headers={**AUTH, "X-Sha256": sha})
+        assert put.status == 201
+        # No separate "ready": the report itself asks for the next job.
+        await ws.send_json({"type": "job_done", "attempt_id": job["attempt_id"], "ready": True})
+        if len(seen) == 3:
+            break
+        msg = await ws.receive_json()
+        assert msg["type"] == "assign"
+        job = msg["job"]
+    assert sorted(seen) == [1, 2, 3]
+    for _ in range(50):
+        done = await (await api.get(f"/api/shots/{shot['id']}")).json()
+        if done["status"] == "completed":
+            break
+        await asyncio.sleep(0.05)
+    assert done["status"] == "completed" and done["frames_done"] == 3
+    # The node is idle now, and a later shot reaches it without another "ready".
+    await create_shot(api, frame_end=1, chunk_size=1)
+    assert (await ws.receive_json())["type"] == "assign"
     await ws.close()
