@@ -203,9 +203,10 @@ def render(r: dict) -> str:
             "### 2. Coordinator capacity (simulated nodes, 64×36 PNG frames, 1 frame per job)",
             "",
             "| nodes | load | frames/s | dispatch p50 (ms) | dispatch p99 (ms) | "
+            "coordinator side p50 / p99 (ms) | "
             "after submit: all nodes busy (ms) | RSS peak (MB) | + thumbnail workers (MB) | "
             "coordinator CPU (cores) | CPU ms / frame (+ workers) | load generator CPU |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for c in rows:
             errors = sum(c["errors"].values()) if c.get("errors") else 0
@@ -217,7 +218,9 @@ def render(r: dict) -> str:
             out.append(
                 f"| {c['nodes']} | {c.get('mode', 'max')} | {c['frames_per_s']}{note}"
                 f"{'' if not errors else f' ({errors} errors)'} | "
-                f"{na(c['dispatch_p50_ms'])} | {na(c['dispatch_p99_ms'])} | {busy} | "
+                f"{na(c['dispatch_p50_ms'])} | {na(c['dispatch_p99_ms'])} | "
+                f"{na(c.get('server_dispatch_p50_ms'))} / {na(c.get('server_dispatch_p99_ms'))} | "
+                f"{busy} | "
                 f"{c['rss_peak_mb']} | {c['rss_peak_with_workers_mb']} | "
                 f"{c['coordinator_cpu']} | {c.get('cpu_ms_per_frame')} "
                 f"(+{c.get('worker_cpu_ms_per_frame')}) | {c.get('load_generator_cpu')} |")
@@ -245,9 +248,12 @@ def render(r: dict) -> str:
                 f"{m['cores']} cores. frames/s counts SSE `frame` events (frame stored, "
                 "recorded, thumbnailed, announced) from the moment `POST /api/shots` "
                 "returns (paced runs: after one render time of ramp-up). Dispatch latency "
-                "is `ready` sent → `assign` received, in the load generator; each node's "
-                "first assignment is left out (its `ready` predates the shot; n/a: no "
-                "second job in the window). \"All nodes busy\": submit → the last node's "
+                "is `ready` (or a `job_done` asking for more) sent → `assign` received, in "
+                "the load generator; each node's first assignment is left out (its `ready` "
+                "predates the shot; n/a: no second job in the window). \"Coordinator "
+                "side\": the same wait as the coordinator sees it (message read → "
+                "assignment written, `GET /api/farm`), without the load generator's own "
+                "delays. \"All nodes busy\": submit → the last node's "
                 "first job. RSS: the coordinator process, then with its thumbnail "
                 "workers. CPU ms / frame is coordinator CPU time (all threads) per frame "
                 "delivered: it moves much less with the machine's other load than "

@@ -81,6 +81,7 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _close_streams(app: web.Application) -> None:
     """Runs before aiohttp waits for open handlers: end event streams and node channels,
     or a dashboard left open would hold the shutdown for a minute."""
+    app[keys.DISPATCHER].flush_changes()
     app[keys.EVENTS].close()
     for session in list(app[keys.DISPATCHER].sessions.values()):
         await session.ws.close(code=1001, message=b"coordinator shutting down")

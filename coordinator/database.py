@@ -229,13 +229,19 @@ def _run_batch(conn: sqlite3.Connection,
             if not conn.in_transaction:
                 conn.execute("BEGIN IMMEDIATE")
                 first = i
-            conn.execute("SAVEPOINT call")
+            # A write alone in its transaction needs no savepoint: ROLLBACK undoes it.
+            alone = len(calls) == 1
+            if not alone:
+                conn.execute("SAVEPOINT call")
             try:
                 value = fn(conn, *args)
-                conn.execute("RELEASE call")
+                if not alone:
+                    conn.execute("RELEASE call")
                 outcomes.append((True, value))
             except Exception as exc:
-                if conn.in_transaction:
+                if conn.in_transaction and alone:
+                    conn.execute("ROLLBACK")
+                elif conn.in_transaction:
                     conn.execute("ROLLBACK TO call")
                     conn.execute("RELEASE call")
                 else:

@@ -9,6 +9,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+import orjson
 from aiohttp import web
 
 from .config import Config
@@ -43,7 +44,7 @@ class NodeSession:
         if self.ws.closed:
             return False
         try:
-            await self.ws.send_str(json.dumps(message))
+            await self.ws.send_str(orjson.dumps(message).decode())
             return True
         except (ConnectionError, RuntimeError):
             return False
@@ -60,6 +61,7 @@ class Dispatcher:
         self.latencies: deque[tuple[float, float]] = deque(maxlen=50_000)
         self._rounds = 0
         self._dirty_nodes: dict[str, dict] = {}
+        self._dirty_jobs: dict[int, dict] = {}
 
     # -- node view ----------------------------------------------------------
     def node_view(self, node: dict) -> dict:
@@ -83,19 +85,28 @@ class Dispatcher:
         self._dirty_nodes[node["id"]] = node
 
     async def flush_nodes(self, interval: float = 0.25) -> None:
+        """Send the collected node and job changes, a few times a second."""
         while True:
             await asyncio.sleep(interval)
-            dirty, self._dirty_nodes = self._dirty_nodes, {}
-            for node in dirty.values():
-                self.events.publish("node", self.node_view(node))
+            self.flush_changes()
+
+    def flush_changes(self) -> None:
+        nodes, self._dirty_nodes = self._dirty_nodes, {}
+        for node in nodes.values():
+            self.events.publish("node", self.node_view(node))
+        jobs, self._dirty_jobs = self._dirty_jobs, {}
+        for job in jobs.values():
+            job["progress"] = self.job_progress(job)
+            self.events.publish("job", job)
 
     async def publish_job(self, job_id: int, job: dict | None = None) -> None:
-        """Tell dashboards about a job: the row given, or read afresh."""
+        """Tell dashboards about a job (the row given, or read afresh). Like nodes,
+        jobs are sent in their latest state a few times a second: a short job goes
+        from running to done before anyone could see the difference."""
         job = job or await self.db.read(job_sql.get, job_id, False)
         if job:
             job.pop("log_tail", None)
-            job["progress"] = self.job_progress(job)
-            self.events.publish("job", job)
+            self._dirty_jobs[job["id"]] = job
             self.events.shot_changed(job["shot_id"])
 
     def dispatch_latency(self, seconds: float = 60.0) -> dict:

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Awaitable, Callable
+
+import orjson
 
 QUEUE_LIMIT = 2000
 
@@ -31,7 +32,7 @@ class EventBroker:
         self.published += 1
         if not self._subscribers:
             return
-        message = f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+        message = b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
         for sub in list(self._subscribers):
             try:
                 sub.queue.put_nowait(message)

@@ -5,6 +5,7 @@ import json
 import logging
 from typing import Any
 
+import orjson
 from aiohttp import WSMsgType, web
 
 from .. import keys
@@ -87,7 +88,7 @@ def _decode(message: Any) -> Any:
     if message.type != WSMsgType.TEXT:
         raise ValidationError("message", "expected a JSON text message")
     try:
-        return json.loads(message.data)
+        return orjson.loads(message.data)
     except ValueError:
         raise ValidationError("message", "malformed JSON") from None
 

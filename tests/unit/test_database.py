@@ -79,3 +79,11 @@ async def test_a_transaction_sqlite_aborts_fails_every_write_in_it(db):
     assert outcomes[2] == 2 and (2, "b") in await db.read(rows)
     # The connection is usable afterwards.
     assert await db.write(insert, 9, "z") == 9
+
+
+async def test_a_write_alone_in_its_transaction_is_undone_whole_when_it_fails(db):
+    with pytest.raises(LookupError):
+        await db.write(insert_then_fail, 5)
+    assert await db.read(rows) == []
+    assert await db.write(insert, 6, "f") == 6
+    assert await db.read(rows) == [(6, "f")]
