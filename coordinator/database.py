@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
@@ -135,37 +136,59 @@ MIGRATIONS: list[str] = [
 ]
 
 
-class Database:
-    """One aiosqlite connection. Store functions are plain synchronous functions of a
-    `sqlite3.Connection`; `write` runs one as a transaction and `read` runs one as is,
-    on the connection's thread.
+def slow(fn: Callable[..., T]) -> Callable[..., T]:
+    """Marks a store function that may touch a whole shot's rows (create, delete,
+    cancel): `Database.write` runs it on a worker thread instead of the event loop."""
+    fn.slow = True  # type: ignore[attr-defined]
+    return fn
 
-    Writes are group-committed: the writes that queue while a transaction is in
-    flight go to the database thread together, in one hop and one BEGIN IMMEDIATE ...
-    COMMIT, each inside its own savepoint so that one failing write rolls back only
-    itself. On the per-frame path the hops and the COMMITs were the coordinator's main
-    cost; under load one batch now records many frames. Writes stay serialized and
-    in the order they were asked for.
+
+class Database:
+    """The one facade around SQLite. Store functions are plain synchronous functions of
+    a `sqlite3.Connection`; `write` runs one as a transaction, `read` runs one on a
+    reading connection's thread (aiosqlite), which never blocks the writer in WAL mode.
+
+    Writes are group-committed and run on the event loop itself: the writes asked for
+    during one turn of the loop share one BEGIN IMMEDIATE ... COMMIT, each in its own
+    savepoint so that one failing write rolls back only itself. A write on the
+    per-frame path takes 0.1-0.3 ms of SQLite; handing it to a database thread cost
+    more than that, mostly waiting for the GIL and a CPU, and made every write queue
+    behind the others (measured in docs/performance.md). Writes marked `@slow`
+    (whole-shot changes) go to a worker thread, still one at a time. The writing
+    connection never checkpoints by itself (a checkpoint syncs the disk): the writer
+    task checkpoints from a worker thread between batches.
     """
 
-    MAX_BATCH = 256
+    MAX_BATCH = 64          # the longest the loop is held by one batch: ~10-20 ms
+    CHECKPOINT_SECONDS = 1.0
 
     def __init__(self, path: Path):
         self.path = path
         self._conn: aiosqlite.Connection | None = None
+        self._writer_conn: sqlite3.Connection | None = None
         self._queue: list[tuple[Callable[..., Any], tuple, asyncio.Future]] = []
         self._writer: asyncio.Task | None = None
-        # Writes per committed batch, for benchmarks and tests.
+        self._last_checkpoint = 0.0
+        # Batches committed and writes in them, for benchmarks and tests.
         self.batches = 0
         self.batched_writes = 0
 
     async def open(self) -> None:
+        # check_same_thread=False: slow writes and checkpoints borrow it on a worker
+        # thread while the writer task waits for them, so one thread at a time uses it.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL",
+                       "busy_timeout=5000", "temp_store=MEMORY", "cache_size=-32000",
+                       "wal_autocheckpoint=0"):
+            conn.execute(f"PRAGMA {pragma}")
+        self._writer_conn = conn
+        await self.write(_migrate)
         self._conn = await aiosqlite.connect(self.path, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
-        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL",
-                       "busy_timeout=5000", "temp_store=MEMORY", "cache_size=-32000"):
+        for pragma in ("query_only=ON", "busy_timeout=5000", "temp_store=MEMORY",
+                       "cache_size=-32000"):
             await self._conn.execute(f"PRAGMA {pragma}")
-        await self.write(_migrate)
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -173,6 +196,9 @@ class Database:
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+        if self._writer_conn is not None:
+            conn, self._writer_conn = self._writer_conn, None
+            await asyncio.to_thread(_close_writer, conn)
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -188,14 +214,23 @@ class Database:
         return await future
 
     async def _drain(self) -> None:
+        conn = self._writer_conn
+        assert conn is not None, "database is not open"
         while self._queue:
-            batch = self._queue[:self.MAX_BATCH]
-            del self._queue[:self.MAX_BATCH]
-            calls = [(fn, args) for fn, args, _ in batch]
+            batch, calls = [], []
+            while self._queue and len(batch) < self.MAX_BATCH:
+                fn = self._queue[0][0]
+                if getattr(fn, "slow", False) and batch:
+                    break  # it goes alone, next
+                batch.append(self._queue.pop(0))
+                calls.append((fn, batch[-1][1]))
+                if getattr(fn, "slow", False):
+                    break
             try:
-                # aiosqlite runs every call on its own thread, in order; `_execute` hands
-                # it a whole function rather than one statement (aiosqlite is pinned).
-                outcomes = await self.conn._execute(_run_batch, self.conn._conn, calls)
+                if getattr(calls[0][0], "slow", False):
+                    outcomes = await asyncio.to_thread(_run_batch, conn, calls)
+                else:
+                    outcomes = _run_batch(conn, calls)
             except BaseException as exc:  # the connection itself failed or was closed
                 outcomes = [(False, exc)] * len(batch)
             self.batches += 1
@@ -207,8 +242,16 @@ class Database:
                     future.set_result(value)
                 else:
                     future.set_exception(value)
+            now = time.monotonic()
+            if now - self._last_checkpoint > self.CHECKPOINT_SECONDS:
+                self._last_checkpoint = now
+                await asyncio.to_thread(_checkpoint, conn)
+            else:
+                await asyncio.sleep(0)  # let the loop serve others between batches
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        # aiosqlite runs every call on its own thread, in order; `_execute` hands it a
+        # whole function rather than one statement (aiosqlite is pinned in pyproject).
         return await self.conn._execute(fn, self.conn._conn, *args)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
@@ -217,6 +260,20 @@ class Database:
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         async with self.conn.execute(sql, tuple(params)) as cur:
             return await cur.fetchone()
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    """Copy committed pages from the WAL into the database file (never waits for
+    readers; what they still use is copied next time)."""
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except sqlite3.Error:
+        pass  # disk full or busy: the WAL keeps the data; the next one tries again
+
+
+def _close_writer(conn: sqlite3.Connection) -> None:
+    _checkpoint(conn)
+    conn.close()
 
 
 def _run_batch(conn: sqlite3.Connection,

@@ -13,6 +13,7 @@ from sqlite3 import Connection
 from typing import Any
 
 from ..chunking import split_for_duration
+from ..database import slow
 from ..states import DISPATCHABLE_SHOTS, JobStatus, ShotStatus
 from . import shots as shot_sql
 
@@ -277,6 +278,7 @@ def running_attempts_of_shot(c: Connection, shot_id: int) -> list[dict]:
     return [dict(r) for r in rows.fetchall()]
 
 
+@slow
 def cancel_shot(c: Connection, shot_id: int) -> bool:
     ok = shot_sql.set_status(c, shot_id, ShotStatus.CANCELLED)
     c.execute("""UPDATE jobs SET status = 'cancelled', attempt_id = NULL, lease_expires = NULL
@@ -286,6 +288,7 @@ def cancel_shot(c: Connection, shot_id: int) -> bool:
     return ok
 
 
+@slow
 def requeue_failed(c: Connection, shot_id: int) -> int:
     count = c.execute("""UPDATE jobs SET status = 'queued', failures = 0, node_id = NULL
                          WHERE shot_id = ? AND status = 'failed'""", (shot_id,)).rowcount

@@ -6,6 +6,7 @@ import time
 from sqlite3 import Connection
 from typing import Any
 
+from ..database import slow
 from ..states import FINAL_SHOTS, JobStatus, ShotStatus, check_shot
 from ..validation import ShotSpec
 
@@ -40,6 +41,7 @@ def shot_dict(row: Any, with_files: bool = False) -> dict:
     return d
 
 
+@slow
 def create(c: Connection, spec: ShotSpec, jobs: list[list[int]]) -> int:
     now = time.time()
     cur = c.execute(
@@ -104,6 +106,7 @@ def set_priority(c: Connection, shot_id: int, priority: int) -> bool:
                      (priority, shot_id)).rowcount > 0
 
 
+@slow
 def delete(c: Connection, shot_id: int) -> bool:
     return c.execute("DELETE FROM shots WHERE id = ?", (shot_id,)).rowcount > 0
 
