@@ -226,7 +226,7 @@ def render(r: dict) -> str:
                 f"(+{c.get('worker_cpu_ms_per_frame')}) | {c.get('load_generator_cpu')} |")
         if any(c.get("sse_dropped_at_s") is not None for c in rows):
             out += ["", "¹ The coordinator closed the benchmark's `/api/events` stream (its "
-                    "per-subscriber queue of 2,000 events overflowed): a dashboard would "
+                    "per-subscriber queue overflowed): a dashboard would "
                     "have reloaded. Frames were then counted through `GET /api/shots/{id}`."]
         big = [c for c in rows if c["nodes"] >= 1000]
         if big:

@@ -33,7 +33,7 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
                 break
             # Whatever queued up meanwhile goes out in the same write.
             batch, closed = [message], False
-            while not sub.queue.empty() and len(batch) < 256:
+            while not sub.queue.empty() and len(batch) < 1024:
                 more = sub.queue.get_nowait()
                 if more is None:
                     closed = True
