@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     url = f"http://{args.host}:{args.port}"
     print(f"Brender {__version__} coordinator on {url} (data: {config.data_dir})", flush=True)
     node = _start_local_node(url, token, args.blender) if args.local_node else None
+    _tune_gc()
     try:
         web.run_app(create_app(config, token), host=args.host, port=args.port,
                     print=None, handle_signals=True, loop=_event_loop(args.event_loop))
@@ -65,6 +67,16 @@ def main(argv: list[str] | None = None) -> None:
                 node.wait(15)
             except subprocess.TimeoutExpired:
                 node.kill()
+
+
+def _tune_gc() -> None:
+    """A full collection walks every object: with 1,000 nodes connected it held the
+    event loop for 25-115 ms, every few seconds, and nodes waited for their next job
+    that long. What is loaded at start lives forever: freeze it out of the walk, and
+    collect young objects less often, so fewer survive into the old generations."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 50)
 
 
 def _event_loop(kind: str) -> asyncio.AbstractEventLoop:
