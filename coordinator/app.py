@@ -48,8 +48,9 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _thumbnail_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG]
+    # The worker processes start with the first frame that needs them (EXR, or very
+    # large): a farm rendering PNG or JPEG never pays their ~60 MB each.
     app[keys.THUMBNAILER] = Thumbnailer(config.thumbnail_workers, config.thumbnail_size)
-    await app[keys.THUMBNAILER].warm_up()
     yield
     app[keys.THUMBNAILER].close()
 

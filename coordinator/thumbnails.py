@@ -154,11 +154,6 @@ class Thumbnailer:
                                         mp_context=multiprocessing.get_context("spawn"),
                                         initializer=_worker_init)
 
-    async def warm_up(self) -> None:
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self.pool, _worker_init)
-                               for _ in range(self.pool._max_workers)))
-
     def in_thread(self, frame: Path, data: bytes | None) -> ThumbResult | None:
         """For `Storage.receive(then=...)`: the thumbnail made right after the write."""
         return make_in_thread(data, self.size) if data is not None else None
