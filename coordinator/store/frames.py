@@ -65,9 +65,11 @@ def record(c: Connection, up: Upload, extensions: dict[str, str],
     the event stream, or None when the frame was already recorded.
     """
     row = c.execute(
-        """SELECT j.shot_id, j.node_id, j.frames, f.status, s.output_format, s.name AS shot_name
+        """SELECT j.shot_id, j.node_id, j.frames, f.status, s.output_format, s.name AS shot_name,
+                  n.name AS node_name
            FROM jobs j JOIN shots s ON s.id = j.shot_id
            LEFT JOIN frames f ON f.shot_id = j.shot_id AND f.number = ? AND f.job_id = j.id
+           LEFT JOIN nodes n ON n.id = j.node_id
            WHERE j.attempt_id = ? AND j.status = 'running'""",
         (up.number, up.attempt_id)).fetchone()
     if row is None:
@@ -79,13 +81,13 @@ def record(c: Connection, up: Upload, extensions: dict[str, str],
     number = up.number
     name = f"frame_{'-' if number < 0 else ''}{abs(number):06d}.{extensions[row['output_format']]}"
     path, thumb, preview = place(row["shot_id"], name, up)
-    c.execute(
+    recorded = dict(c.execute(
         """UPDATE frames SET status = 'done', name = ?, path = ?, sha256 = ?, size = ?,
            render_time = ?, width = ?, height = ?, node_id = ?, attempt_id = ?,
            rendered_at = ?, thumbnail_path = ?, preview_path = ?
-           WHERE shot_id = ? AND number = ?""",
+           WHERE shot_id = ? AND number = ? RETURNING *""",
         (name, path, up.sha256, up.size, up.render_time, up.width, up.height, row["node_id"],
-         up.attempt_id, time.time(), thumb, preview, row["shot_id"], number))
+         up.attempt_id, time.time(), thumb, preview, row["shot_id"], number)).fetchall()[0])
     c.execute("INSERT OR REPLACE INTO thumbnails VALUES (?, ?, ?, ?)",
               (row["shot_id"], number, THUMBNAIL_TYPES[up.thumbnail_ext], up.thumbnail))
     c.execute(
@@ -93,8 +95,8 @@ def record(c: Connection, up: Upload, extensions: dict[str, str],
            render_time_sum = render_time_sum + COALESCE(?, 0),
            render_time_count = render_time_count + (? IS NOT NULL) WHERE id = ?""",
         (up.render_time, up.render_time, row["shot_id"]))
-    frame = get(c, row["shot_id"], number)
-    assert frame is not None
+    recorded["node_name"] = row["node_name"]
+    frame = frame_dict(recorded)
     frame["shot_name"] = row["shot_name"]
     return frame
 

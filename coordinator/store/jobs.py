@@ -196,7 +196,7 @@ def running_attempt_of(c: Connection, node_id: str) -> str | None:
 
 def _running(c: Connection, attempt_id: str) -> Any:
     """The job this attempt holds, if it still holds it."""
-    return c.execute("SELECT * FROM jobs WHERE attempt_id = ? AND status = 'running'",
+    return c.execute(JOB_SELECT + " WHERE j.attempt_id = ? AND j.status = 'running'",
                      (attempt_id,)).fetchone()
 
 
@@ -214,10 +214,13 @@ def finish(c: Connection, attempt_id: str, log_tail: str = "") -> tuple[str, dic
                         (job["id"],)).fetchone()[0]
     if missing:
         return "missing", dict(job)
-    c.execute("""UPDATE jobs SET status = 'done', finished_at = ?, lease_expires = NULL,
-                 log_tail = ? WHERE id = ?""", (time.time(), log_tail or None, job["id"]))
+    done = dict(c.execute(
+        """UPDATE jobs SET status = 'done', finished_at = ?, lease_expires = NULL,
+           log_tail = ? WHERE id = ? RETURNING *""",
+        (time.time(), log_tail or None, job["id"])).fetchall()[0])
     shot_sql.complete_if_done(c, job["shot_id"])
-    return "done", get(c, job["id"], with_log=False)
+    done["node_name"] = job["node_name"]
+    return "done", job_dict(done)
 
 
 def finish_then_claim(c: Connection, attempt_id: str, log_tail: str,

@@ -1,8 +1,10 @@
 """Uploaded frames: where their bytes, thumbnails and previews end up and how they are served."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
+import json
 
 from PIL import Image
 
@@ -82,3 +84,29 @@ async def test_thumbnail_files_from_before_the_database_kept_them_are_still_serv
     (old / "frame_000001_thumbnail.jpg").write_bytes(image("RGB", fmt="JPEG"))
     resp = await api.get(f"/files/shots/{shot['id']}/thumbnails/frame_000001_thumbnail.jpg")
     assert resp.status == 200 and (await resp.read())[:3] == b"\xff\xd8\xff"
+
+
+async def test_the_frame_and_job_events_say_what_the_api_says(api):
+    events = api.server.app[keys.EVENTS]
+    sub = events.subscribe()
+    shot, job, ws = await take_job(api, 1)
+    assert (await upload(api, job, 1, image("RGB"))).status == 201
+    await ws.send_json({"type": "job_done", "attempt_id": job["attempt_id"]})
+    api.server.app[keys.DISPATCHER].flush_changes()
+    seen: dict[str, list[dict]] = {}
+    for _ in range(100):
+        while not sub.queue.empty():
+            kind, data = sub.queue.get_nowait().decode().split("\n", 2)[:2]
+            seen.setdefault(kind[len("event: "):], []).append(json.loads(data[len("data: "):]))
+        if any(j["status"] == "done" for j in seen.get("job", [])):
+            break
+        await asyncio.sleep(0.02)
+        api.server.app[keys.DISPATCHER].flush_changes()
+    frame_event = seen["frame"][0]
+    assert frame_event.pop("shot_name") == shot["name"]
+    assert frame_event == (await frames_of(api, shot))[0]
+    done = [j for j in seen["job"] if j["status"] == "done"][-1]
+    listed = (await (await api.get(f"/api/shots/{shot['id']}/jobs")).json())["jobs"][0]
+    assert done == listed and done["node_name"] == "n1"
+    events.unsubscribe(sub)
+    await ws.close()
