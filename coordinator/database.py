@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
@@ -166,7 +167,7 @@ class Database:
         self.path = path
         self._conn: aiosqlite.Connection | None = None
         self._writer_conn: sqlite3.Connection | None = None
-        self._queue: list[tuple[Callable[..., Any], tuple, asyncio.Future]] = []
+        self._queue: deque[tuple[Callable[..., Any], tuple, asyncio.Future]] = deque()
         self._writer: asyncio.Task | None = None
         self._last_checkpoint = 0.0
         # Batches committed and writes in them, for benchmarks and tests.
@@ -217,17 +218,15 @@ class Database:
         conn = self._writer_conn
         assert conn is not None, "database is not open"
         while self._queue:
-            batch, calls = [], []
-            while self._queue and len(batch) < self.MAX_BATCH:
-                fn = self._queue[0][0]
-                if getattr(fn, "slow", False) and batch:
-                    break  # it goes alone, next
-                batch.append(self._queue.pop(0))
-                calls.append((fn, batch[-1][1]))
-                if getattr(fn, "slow", False):
-                    break
+            # A slow write goes alone; quick ones go together, up to MAX_BATCH.
+            slow = _is_slow(self._queue[0][0])
+            batch = [self._queue.popleft()]
+            while not slow and self._queue and len(batch) < self.MAX_BATCH \
+                    and not _is_slow(self._queue[0][0]):
+                batch.append(self._queue.popleft())
+            calls = [(fn, args) for fn, args, _ in batch]
             try:
-                if getattr(calls[0][0], "slow", False):
+                if slow:
                     outcomes = await asyncio.to_thread(_run_batch, conn, calls)
                 else:
                     outcomes = _run_batch(conn, calls)
@@ -260,6 +259,10 @@ class Database:
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         async with self.conn.execute(sql, tuple(params)) as cur:
             return await cur.fetchone()
+
+
+def _is_slow(fn: Callable[..., Any]) -> bool:
+    return getattr(fn, "slow", False)
 
 
 def _checkpoint(conn: sqlite3.Connection) -> None:

@@ -168,15 +168,7 @@ class Dispatcher:
                 await self.node_ready(session)
             return
         self._wants_work(session)
-        session.claiming = True
-        try:
-            (outcome, job), claims = await self.db.write(
-                job_sql.finish_then_claim, attempt_id, log_tail,
-                [(session.node_id, session.node["allow_scripts"])], *self._claim_settings())
-        finally:
-            session.claiming = False
-        await self._finished(attempt_id, outcome, job)
-        await self._deliver([session], claims)
+        await self._claim([session], finishing=(attempt_id, log_tail))
 
     def progress_changed(self, session: NodeSession) -> None:
         """Progress comes many times a second; tell dashboards a few times at most."""
@@ -228,30 +220,32 @@ class Dispatcher:
                 break
         return assigned
 
-    async def _claim(self, group: list[NodeSession]) -> list[job_sql.Assignment | None]:
+    async def _claim(self, group: list[NodeSession], finishing: tuple[str, str] | None = None,
+                     ) -> list[job_sql.Assignment | None]:
+        """Claim a job for each node of `group` in one write; `finishing` (attempt,
+        log tail) closes that attempt first, in the same transaction."""
+        nodes = [(s.node_id, s.node["allow_scripts"]) for s in group]
+        settings = (self.config.lease_timeout, self.config.blocklist_threshold,
+                    self.config.target_job_seconds, len(self.sessions))
         for session in group:
             session.claiming = True
         try:
-            claims = await self.db.write(
-                job_sql.claim_many, [(s.node_id, s.node["allow_scripts"]) for s in group],
-                *self._claim_settings())
+            if finishing is None:
+                claims = await self.db.write(job_sql.claim_many, nodes, *settings)
+            else:
+                (outcome, job), claims = await self.db.write(
+                    job_sql.finish_then_claim, *finishing, nodes, *settings)
         finally:
             for session in group:
                 session.claiming = False
-        await self._deliver(group, claims)
-        return claims
-
-    def _claim_settings(self) -> tuple[float, int, float, int]:
-        return (self.config.lease_timeout, self.config.blocklist_threshold,
-                self.config.target_job_seconds, len(self.sessions))
-
-    async def _deliver(self, group: list[NodeSession],
-                       claims: list[job_sql.Assignment | None]) -> None:
+        if finishing is not None:
+            await self._finished(finishing[0], outcome, job)
         for session, assignment in zip(group, claims):
             if assignment is not None:
                 await self._send_assignment(session, assignment)
             else:
                 session.dispatched_at = None
+        return claims
 
     async def _send_assignment(self, session: NodeSession, a: job_sql.Assignment) -> None:
         shot, job = a.shot, a.job

@@ -31,8 +31,8 @@ class OutsideDataDir(Exception):
 
 
 def _background_thread() -> None:
-    """Uploads' file work and thumbnails yield the CPU to the event loop and the
-    database thread: those decide how soon a node gets its next job."""
+    """Uploads' file work and thumbnails yield the CPU to the event loop, which
+    decides how soon a node gets its next job."""
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 5)
     except (AttributeError, OSError):  # not Linux: every thread shares one priority
@@ -136,32 +136,22 @@ class Storage:
 
     def _finish_temp(self, spill: BinaryIO | None, rest: bytes, dest: Path,
                      then: Callable[[Path, bytes | None], T] | None) -> T | None:
-        if spill is None and dest.parent == self.tmp:
-            # Bound for tmp anyway (a frame awaiting its record): write it there directly.
-            self._write_new(dest, rest)
-            return then(dest, rest) if then else None
-        f = spill or self._open_temp()
+        # A body bound for tmp anyway (a frame awaiting its record) is written there
+        # directly; anything else goes through a temp file and a rename.
+        direct = spill is None and dest.parent == self.tmp
+        f = spill or open(dest if direct else self.temp_path("upload"), "xb")
         try:
             with f:
                 f.write(rest)
                 f.flush()
                 os.fsync(f.fileno())
-            self.ensure_dir(dest.parent)
-            os.replace(f.name, dest)
+            if not direct:
+                self.ensure_dir(dest.parent)
+                os.replace(f.name, dest)
         except BaseException:
             Path(f.name).unlink(missing_ok=True)
             raise
         return then(dest, None if spill else rest) if then else None
-
-    def _write_new(self, path: Path, data: bytes) -> None:
-        try:
-            with open(path, "xb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
 
     def delete_shot(self, shot_id: int) -> None:
         shutil.rmtree(self.root / "shots" / str(int(shot_id)), ignore_errors=True)

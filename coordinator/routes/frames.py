@@ -79,7 +79,11 @@ async def upload_frame(request: web.Request) -> web.Response:
 def _place(storage: Storage, shot_id: int, name: str,
            up: frame_sql.Upload) -> tuple[str, str, str | None]:
     """Move a recorded frame's files into place (inside the record's transaction);
-    returns the data-dir paths of frame, thumbnail (kept in the database) and preview."""
+    returns the data-dir paths of frame, thumbnail (kept in the database) and preview.
+
+    This runs on the event loop with the rest of the write: the lease fence needs the
+    rename inside the transaction, and a rename (a folder is made once per shot) is a
+    metadata change of tens of microseconds, less than a hand-off to a thread."""
     stem = name.rsplit(".", 1)[0]
     frame = storage.shot_dir(shot_id, "frames") / name
     thumb = storage.shot_dir(shot_id, "thumbnails") / f"{stem}_thumbnail.{up.thumbnail_ext}"
