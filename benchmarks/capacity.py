@@ -87,7 +87,9 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
         # first job (left out client-side too) and the paced runs' ramp-up.
         settled = max([warm] + [t - t0 for t in measured["first_assign_at"]])
         window = max(0.5, time.monotonic() - t0 - settled)
-        server = coord.api.get(f"/api/farm?window={window:.2f}").get("dispatch_latency") or {}
+        farm = coord.api.get(f"/api/farm?window={window:.2f}")
+        server = farm.get("dispatch_latency") or {}
+        loop_lag = farm.get("loop_lag") or {}   # coordinators before 2026-11-28 lack it
         fleet = None
         elapsed = max(1e-6, t_end - t0)
         dropped_at = events.closed_at - t0 if events.closed and not complete else None
@@ -113,6 +115,8 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             "dispatch_samples": len(lat),
             "server_dispatch_p50_ms": server.get("p50_ms"),
             "server_dispatch_p99_ms": server.get("p99_ms"),
+            "loop_lag_p50_ms": loop_lag.get("p50_ms"),
+            "loop_lag_p99_ms": loop_lag.get("p99_ms"),
             "first_assign_p50_ms": _r(percentile(firsts, 0.50)),
             "nodes_busy": len(firsts),
             "all_busy_ms": _r(max(firsts)) if len(firsts) >= nodes else None,
@@ -140,7 +144,8 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
                 f"{dropped_at:.1f} s after the submit; frames counted through the API")
         log(f"capacity {nodes} nodes, {mode}: {row['frames_per_s']} frames/s, "
             f"p50 {row['dispatch_p50_ms']} ms, p99 {row['dispatch_p99_ms']} ms "
-            f"(coordinator side: {row['server_dispatch_p50_ms']} / {row['server_dispatch_p99_ms']}), "
+            f"(coordinator side: {row['server_dispatch_p50_ms']} / {row['server_dispatch_p99_ms']}; "
+            f"its loop lag {row['loop_lag_p50_ms']} / {row['loop_lag_p99_ms']}), "
             f"RSS {row['rss_peak_mb']} MB, coordinator CPU {row['coordinator_cpu']} "
             f"(waiting for a CPU {row['coordinator_cpu_wait']}) "
             f"(load generator {row['load_generator_cpu']}), "

@@ -18,6 +18,7 @@ from .storage import Storage
 from .store import jobs as job_sql
 from .store import shots as shot_sql
 from .thumbnails import Thumbnailer
+from .timings import Timings, watch_loop_lag
 
 log = logging.getLogger("brender")
 
@@ -61,6 +62,7 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
     events = EventBroker()
     dispatcher = Dispatcher(config, db, events)
     app[keys.EVENTS], app[keys.DISPATCHER] = events, dispatcher
+    app[keys.LOOP_LAG] = lag = Timings()
     # Nodes that held jobs when we stopped get a full lease to reconnect and resume.
     await db.write(job_sql.renew_all_leases, config.lease_timeout)
     tasks = [
@@ -69,6 +71,7 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
                             name="reaper"),
         asyncio.create_task(events.flush_shots(lambda i: db.read(shot_sql.get, i)), name="shots"),
         asyncio.create_task(dispatcher.flush_nodes(), name="nodes"),
+        asyncio.create_task(watch_loop_lag(lag), name="loop-lag"),
     ]
     dispatcher.kick()
     yield

@@ -149,15 +149,16 @@ class Database:
     a `sqlite3.Connection`; `write` runs one as a transaction, `read` runs one on a
     reading connection's thread (aiosqlite), which never blocks the writer in WAL mode.
 
-    Writes are group-committed and run on the event loop itself: the writes asked for
-    during one turn of the loop share one BEGIN IMMEDIATE ... COMMIT, each in its own
-    savepoint so that one failing write rolls back only itself. A write on the
-    per-frame path takes 0.1-0.3 ms of SQLite; handing it to a database thread cost
-    more than that, mostly waiting for the GIL and a CPU, and made every write queue
-    behind the others (measured in docs/performance.md). Writes marked `@slow`
-    (whole-shot changes) go to a worker thread, still one at a time. The writing
-    connection never checkpoints by itself (a checkpoint syncs the disk): the writer
-    task checkpoints from a worker thread between batches.
+    Writes run on the event loop itself, one connection, one at a time. A write on
+    the per-frame path takes 0.1-0.3 ms of SQLite; handing it to a database thread
+    cost more than that, mostly waiting for the GIL and a CPU. When the connection is
+    free a write runs at once, in the caller's turn of the loop: a node asking for a
+    job gets it without waiting for a batch (docs/performance.md). While the
+    connection is lent to a worker thread (a `@slow` whole-shot write), writes queue
+    and then go together, one BEGIN IMMEDIATE ... COMMIT with a savepoint each, so one
+    failing write rolls back only itself. The writing connection never checkpoints by
+    itself (a checkpoint syncs the disk): a second connection copies the WAL into the
+    database file from a worker thread, at most once a second, while writes go on.
     """
 
     MAX_BATCH = 64          # the longest the loop is held by one batch: ~10-20 ms
@@ -170,13 +171,16 @@ class Database:
         self._queue: deque[tuple[Callable[..., Any], tuple, asyncio.Future]] = deque()
         self._writer: asyncio.Task | None = None
         self._last_checkpoint = 0.0
+        self._lent = False  # a worker thread has the writing connection
+        self._checkpointer: asyncio.Task | None = None
+        self._checkpoint_conn: sqlite3.Connection | None = None
         # Batches committed and writes in them, for benchmarks and tests.
         self.batches = 0
         self.batched_writes = 0
 
     async def open(self) -> None:
-        # check_same_thread=False: slow writes and checkpoints borrow it on a worker
-        # thread while the writer task waits for them, so one thread at a time uses it.
+        # check_same_thread=False: a slow write borrows it on a worker thread while
+        # every other write waits, so one thread at a time uses it.
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL",
@@ -185,6 +189,8 @@ class Database:
             conn.execute(f"PRAGMA {pragma}")
         self._writer_conn = conn
         await self.write(_migrate)
+        self._checkpoint_conn = sqlite3.connect(self.path, isolation_level=None,
+                                                check_same_thread=False)
         self._conn = await aiosqlite.connect(self.path, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         for pragma in ("query_only=ON", "busy_timeout=5000", "temp_store=MEMORY",
@@ -192,8 +198,11 @@ class Database:
             await self._conn.execute(f"PRAGMA {pragma}")
 
     async def close(self) -> None:
-        if self._writer is not None:
-            await asyncio.gather(self._writer, return_exceptions=True)
+        await asyncio.gather(*(t for t in (self._writer, self._checkpointer) if t),
+                             return_exceptions=True)
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
@@ -208,45 +217,79 @@ class Database:
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(connection, *args)` as one transaction (or savepoint of a group)."""
+        if not self._queue and not self._lent and not _is_slow(fn):
+            # The connection is free: write now, on the caller's turn of the loop.
+            ok, value = _run_batch(self._connection(), [(fn, args)])[0]
+            self.batches += 1
+            self.batched_writes += 1
+            self._maybe_checkpoint()
+            if ok:
+                return value
+            raise value
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._queue.append((fn, args, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._drain(), name="db-writer")
+        self._start_writer()
         return await future
 
+    def _connection(self) -> sqlite3.Connection:
+        assert self._writer_conn is not None, "database is not open"
+        return self._writer_conn
+
+    def _start_writer(self) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain(), name="db-writer")
+
+    def _maybe_checkpoint(self) -> None:
+        """Copy the WAL into the database file at most once a second, on a worker
+        thread with a connection of its own: writers go on meanwhile."""
+        now = time.monotonic()
+        if self._checkpoint_conn is not None and \
+                now - self._last_checkpoint > self.CHECKPOINT_SECONDS and \
+                (self._checkpointer is None or self._checkpointer.done()):
+            self._last_checkpoint = now
+            self._checkpointer = asyncio.create_task(
+                asyncio.to_thread(_checkpoint, self._checkpoint_conn), name="db-checkpoint")
+
     async def _drain(self) -> None:
-        conn = self._writer_conn
-        assert conn is not None, "database is not open"
+        conn = self._connection()
         while self._queue:
-            # A slow write goes alone; quick ones go together, up to MAX_BATCH.
-            slow = _is_slow(self._queue[0][0])
-            batch = [self._queue.popleft()]
-            while not slow and self._queue and len(batch) < self.MAX_BATCH \
-                    and not _is_slow(self._queue[0][0]):
-                batch.append(self._queue.popleft())
-            calls = [(fn, args) for fn, args, _ in batch]
-            try:
-                if slow:
-                    outcomes = await asyncio.to_thread(_run_batch, conn, calls)
-                else:
-                    outcomes = _run_batch(conn, calls)
-            except BaseException as exc:  # the connection itself failed or was closed
-                outcomes = [(False, exc)] * len(batch)
-            self.batches += 1
-            self.batched_writes += len(batch)
-            for (_, _, future), (ok, value) in zip(batch, outcomes):
-                if future.done():  # its caller gave up; the write happened anyway
-                    continue
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
-            now = time.monotonic()
-            if now - self._last_checkpoint > self.CHECKPOINT_SECONDS:
-                self._last_checkpoint = now
-                await asyncio.to_thread(_checkpoint, conn)
+            await self._run_queued(conn)
+            self._maybe_checkpoint()
+            await asyncio.sleep(0)  # let the loop serve others between batches
+
+    async def _lend(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn` on a worker thread with the writing connection; writes asked for
+        meanwhile queue up and go together afterwards."""
+        self._lent = True
+        try:
+            return await asyncio.to_thread(fn, *args)
+        finally:
+            self._lent = False
+
+    async def _run_queued(self, conn: sqlite3.Connection) -> None:
+        # A slow write goes alone; quick ones go together, up to MAX_BATCH.
+        slow = _is_slow(self._queue[0][0])
+        batch = [self._queue.popleft()]
+        while not slow and self._queue and len(batch) < self.MAX_BATCH \
+                and not _is_slow(self._queue[0][0]):
+            batch.append(self._queue.popleft())
+        calls = [(fn, args) for fn, args, _ in batch]
+        try:
+            if slow:
+                outcomes = await self._lend(_run_batch, conn, calls)
             else:
-                await asyncio.sleep(0)  # let the loop serve others between batches
+                outcomes = _run_batch(conn, calls)
+        except BaseException as exc:  # the connection itself failed or was closed
+            outcomes = [(False, exc)] * len(batch)
+        self.batches += 1
+        self.batched_writes += len(batch)
+        for (_, _, future), (ok, value) in zip(batch, outcomes):
+            if future.done():  # its caller gave up; the write happened anyway
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         # aiosqlite runs every call on its own thread, in order; `_execute` hands it a

@@ -5,7 +5,6 @@ import asyncio
 import json
 import logging
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -15,6 +14,7 @@ from aiohttp import web
 from .config import Config
 from .database import Database
 from .events import EventBroker
+from .timings import Timings
 from .store import jobs as job_sql
 from .store import nodes as node_sql
 
@@ -57,8 +57,8 @@ class Dispatcher:
         self.events = events
         self.sessions: dict[str, NodeSession] = {}
         self._wake = asyncio.Event()
-        # (when, seconds from "ready" to "assign" sent): the farm's dispatch latency.
-        self.latencies: deque[tuple[float, float]] = deque(maxlen=50_000)
+        # Seconds from "ready" to "assign" sent: the farm's dispatch latency.
+        self.latencies = Timings()
         self._rounds = 0
         self._dirty_nodes: dict[str, dict] = {}
         self._dirty_jobs: dict[int, dict] = {}
@@ -108,17 +108,6 @@ class Dispatcher:
             job.pop("log_tail", None)
             self._dirty_jobs[job["id"]] = job
             self.events.shot_changed(job["shot_id"])
-
-    def dispatch_latency(self, seconds: float = 60.0) -> dict:
-        """Ready-to-assign times over the last `seconds`, in milliseconds."""
-        since = time.monotonic() - seconds
-        recent = sorted(lat for when, lat in self.latencies if when >= since)
-
-        def pick(q: float) -> float | None:
-            return round(1000 * recent[min(len(recent) - 1, int(q * len(recent)))], 2) \
-                if recent else None
-        return {"samples": len(recent), "p50_ms": pick(0.50), "p99_ms": pick(0.99),
-                "max_ms": round(1000 * recent[-1], 2) if recent else None}
 
     def job_progress(self, job: dict) -> dict | None:
         session = self.sessions.get(job.get("node_id") or "")
@@ -260,7 +249,7 @@ class Dispatcher:
             "allow_scripts": bool(shot["allow_scripts"])}}
         sent = await session.send(message)
         now = time.monotonic()
-        self.latencies.append((now, now - (session.dispatched_at or now)))
+        self.latencies.add(now - (session.dispatched_at or now), now)
         if not sent:
             await self.requeue(a.attempt_id, "node went away during assignment")
             return

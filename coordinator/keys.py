@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from .events import EventBroker
     from .storage import Storage
     from .thumbnails import Thumbnailer
+    from .timings import Timings
 
 CONFIG = web.AppKey("config", "Config")
 TOKEN = web.AppKey("token", str)
@@ -20,3 +21,4 @@ STORAGE = web.AppKey("storage", "Storage")
 EVENTS = web.AppKey("events", "EventBroker")
 DISPATCHER = web.AppKey("dispatcher", "Dispatcher")
 THUMBNAILER = web.AppKey("thumbnailer", "Thumbnailer")
+LOOP_LAG = web.AppKey("loop_lag", "Timings")

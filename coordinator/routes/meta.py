@@ -33,8 +33,9 @@ async def check_auth(request: web.Request) -> web.Response:
 
 @routes.get("/api/farm")
 async def farm(request: web.Request) -> web.Response:
-    """The farm at a glance: nodes by status, frames waiting, active shots, and how
-    long nodes waited for a job (over the last `?window=` seconds, default 60)."""
+    """The farm at a glance: nodes by status, frames waiting, active shots, how long
+    nodes waited for a job and how late the coordinator's event loop ran (over the
+    last `?window=` seconds, default 60)."""
     raw = request.query.get("window", "60")
     try:
         window = float(raw)
@@ -53,7 +54,8 @@ async def farm(request: web.Request) -> web.Response:
     return web.json_response({"version": __version__, "nodes": counts,
                               "frames_queued": await db.read(job_sql.frames_queued),
                               "shots_active": active[0],
-                              "dispatch_latency": dispatcher.dispatch_latency(window)})
+                              "dispatch_latency": dispatcher.latencies.summary(window),
+                              "loop_lag": request.app[keys.LOOP_LAG].summary(window)})
 
 
 @routes.get("/api/openapi.json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 
 import pytest
 
@@ -227,6 +228,15 @@ async def test_farm_summary_reports_how_long_nodes_waited_for_a_job(api):
     resp = await api.get("/api/farm?window=soon")
     assert resp.status == 400 and "window" in (await resp.json())["error"]
     await ws.close()
+
+
+async def test_farm_summary_reports_when_the_coordinator_was_held_up(api):
+    await asyncio.sleep(0.1)
+    time.sleep(0.15)  # the test shares the coordinator's event loop: hold it
+    await asyncio.sleep(0.05)
+    lag = (await (await api.get("/api/farm")).json())["loop_lag"]
+    assert lag["samples"] >= 5
+    assert lag["p50_ms"] < 100 and 100 <= lag["max_ms"] < 1000
 
 
 async def test_a_report_that_asks_for_more_is_answered_with_the_next_job(api):

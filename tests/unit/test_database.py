@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 
 import pytest
 
-from coordinator.database import Database
+from coordinator.database import Database, slow
 
 
 @pytest.fixture
@@ -32,12 +33,27 @@ def rows(c: sqlite3.Connection) -> list[tuple]:
     return [tuple(r) for r in c.execute("SELECT k, v FROM t ORDER BY k")]
 
 
-async def test_concurrent_writes_share_transactions_and_keep_their_results(db):
+async def test_a_write_on_a_free_connection_is_done_before_write_returns_to_the_loop(db):
+    task = asyncio.ensure_future(db.write(insert, 1, "now"))
+    await asyncio.sleep(0)  # one turn of the loop: the write ran in it, no batch waited
+    assert task.done() and task.result() == 1
+    assert await db.read(rows) == [(1, "now")]
+
+
+@slow
+def slow_insert(c: sqlite3.Connection, k: int) -> int:
+    time.sleep(0.05)
+    return insert(c, k, "slow")
+
+
+async def test_writes_that_wait_for_the_connection_share_transactions_in_order(db):
     before = db.batches
+    first = asyncio.ensure_future(db.write(slow_insert, 1000))   # lends the connection
+    await asyncio.sleep(0)
     results = await asyncio.gather(*(db.write(insert, k, f"v{k}") for k in range(200)))
-    assert results == list(range(200))
-    assert await db.read(rows) == [(k, f"v{k}") for k in range(200)]
-    # 200 writes asked for at once did not take 200 transactions.
+    assert await first == 1000 and results == list(range(200))
+    assert await db.read(rows) == [(k, f"v{k}") for k in range(200)] + [(1000, "slow")]
+    # 200 writes that queued behind the slow one did not take 200 transactions.
     assert db.batches - before < 20
 
 
