@@ -55,8 +55,8 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
         cpu0 = cpu_seconds(coord.pid)
         wait0 = run_queue_wait(coord.pid)
         load0 = sum(cpu_seconds(p.pid) for p in fleet.procs)
-        kids = children_of(coord.pid)   # the thumbnail pool (started with the app)
-        kids0 = sum(cpu_seconds(k) for k in kids)
+        # Worker processes (frame writers, thumbnail pool); most start with the first frame.
+        kids0 = {k: cpu_seconds(k) for k in children_of(coord.pid)}
         t_submit = time.monotonic()
         shot = coord.api.create_shot("capacity.blend", fake_blend(), frame_start=1,
                                      frame_end=frames, chunk_size=chunk,
@@ -81,7 +81,7 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
         api_end = api_done()
         cpu1 = cpu_seconds(coord.pid)
         wait1 = run_queue_wait(coord.pid)
-        kids1 = sum(cpu_seconds(k) for k in kids)
+        kids1 = sum(cpu_seconds(k) - kids0.get(k, 0.0) for k in children_of(coord.pid))
         measured = fleet.stop()
         # The coordinator's own view (ready received -> assign sent), after every node's
         # first job (left out client-side too) and the paced runs' ramp-up.
@@ -131,7 +131,7 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             # CPU per frame does not depend on what else the machine runs: 1000 / this is
             # the frames/s one dedicated core could sustain.
             "cpu_ms_per_frame": round(1000 * (cpu1 - cpu0) / max(1, done), 2),
-            "worker_cpu_ms_per_frame": round(1000 * (kids1 - kids0) / max(1, done), 2),
+            "worker_cpu_ms_per_frame": round(1000 * kids1 / max(1, done), 2),
             "connect_s": round(connect_s, 1), "load_processes": processes_for(nodes),
             # The coordinator dropped the benchmark's SSE stream this long after the submit
             # (a subscriber queue overflow); frames were then counted through the API.
@@ -150,7 +150,7 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             f"(waiting for a CPU {row['coordinator_cpu_wait']}) "
             f"(load generator {row['load_generator_cpu']}), "
             f"{row['cpu_ms_per_frame']} ms CPU/frame (+{row['worker_cpu_ms_per_frame']} "
-            f"in thumbnail workers)")
+            f"in worker processes)")
         return row
     finally:
         if spy is not None:

@@ -204,7 +204,7 @@ def render(r: dict) -> str:
             "",
             "| nodes | load | frames/s | dispatch p50 (ms) | dispatch p99 (ms) | "
             "coordinator side p50 / p99 (ms) | "
-            "after submit: all nodes busy (ms) | RSS peak (MB) | + thumbnail workers (MB) | "
+            "after submit: all nodes busy (ms) | RSS peak (MB) | + worker processes (MB) | "
             "coordinator CPU (cores) | CPU ms / frame (+ workers) | load generator CPU |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
@@ -254,11 +254,14 @@ def render(r: dict) -> str:
                 "side\": the same wait as the coordinator sees it (message read → "
                 "assignment written, `GET /api/farm`), without the load generator's own "
                 "delays. \"All nodes busy\": submit → the last node's "
-                "first job. RSS: the coordinator process, then with its thumbnail "
-                "workers. CPU ms / frame is coordinator CPU time (all threads) per frame "
+                "first job. RSS: the coordinator process, then with its worker processes "
+                "(frame writers, thumbnail pool). CPU ms / frame is coordinator CPU time "
+                "(all threads; in brackets, its worker processes) per frame "
                 "delivered: it moves much less with the machine's other load than "
                 "frames/s do (still ±30 % between runs here: contention costs CPU "
-                "too); 1000 ÷ it is roughly what one dedicated core would sustain.", ""]
+                "too); 1000 ÷ it is roughly what one dedicated core would sustain. "
+                "Loop lag (in the log and results JSON): how late the coordinator's event "
+                "loop woke a 10 ms timer.", ""]
     if "bigshot" in r:
         b = r["bigshot"]
         ok_l = b["listing_median_s"] < TARGETS["listing_s"]

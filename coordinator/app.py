@@ -13,6 +13,7 @@ from .config import Config, resolve_token
 from .database import Database
 from .dispatch import Dispatcher
 from .events import EventBroker
+from .frame_workers import FrameWorkers
 from .middleware import auth_middleware, error_middleware
 from .storage import Storage
 from .store import jobs as job_sql
@@ -52,7 +53,11 @@ async def _thumbnail_ctx(app: web.Application) -> AsyncIterator[None]:
     # The worker processes start with the first frame that needs them (EXR, or very
     # large): a farm rendering PNG or JPEG never pays their ~60 MB each.
     app[keys.THUMBNAILER] = Thumbnailer(config.thumbnail_workers, config.thumbnail_size)
+    # Frames are written and PNG/JPEG thumbnailed in processes of their own, started
+    # with the first frame.
+    app[keys.FRAME_WORKERS] = FrameWorkers(config.frame_workers, config.thumbnail_size)
     yield
+    await app[keys.FRAME_WORKERS].close()
     app[keys.THUMBNAILER].close()
 
 

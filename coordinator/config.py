@@ -24,6 +24,7 @@ class Config:
     blocklist_threshold: int = 2
     thumbnail_size: int = 240
     thumbnail_workers: int = 2
+    frame_workers: int = 2
     # Adaptive chunks aim for jobs that last about this long (seconds).
     target_job_seconds: float = 60.0
     dashboard_dir: Path = field(

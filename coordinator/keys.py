@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from .database import Database
     from .dispatch import Dispatcher
     from .events import EventBroker
+    from .frame_workers import FrameWorkers
     from .storage import Storage
     from .thumbnails import Thumbnailer
     from .timings import Timings
@@ -21,4 +22,5 @@ STORAGE = web.AppKey("storage", "Storage")
 EVENTS = web.AppKey("events", "EventBroker")
 DISPATCHER = web.AppKey("dispatcher", "Dispatcher")
 THUMBNAILER = web.AppKey("thumbnailer", "Thumbnailer")
+FRAME_WORKERS = web.AppKey("frame_workers", "FrameWorkers")
 LOOP_LAG = web.AppKey("loop_lag", "Timings")

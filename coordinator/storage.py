@@ -9,7 +9,7 @@ import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, AsyncIterator, BinaryIO, Callable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, BinaryIO, Callable, TypeVar
 
 from .validation import SHA256
 
@@ -94,7 +94,7 @@ class Storage:
 
     async def receive(self, chunks: AsyncIterator[bytes], dest: Path, max_bytes: int,
                       expected_sha: str | None = None,
-                      then: Callable[[Path, bytes | None], T] | None = None,
+                      store: Callable[[Path, bytes], Awaitable[T]] | None = None,
                       ) -> tuple[str, int, T | None]:
         """Stream a body to `dest` atomically; the file appears whole or not at all.
 
@@ -102,8 +102,9 @@ class Storage:
         is fsynced, then renamed into place. Any failure (size, digest, disk full)
         leaves nothing. Small bodies (most frames) are held in memory and written by
         one call in a worker thread: file-system calls stay off the event loop.
-        `then(dest, body or None if it was spilled)` runs in that same thread call
-        once the file is in place (a thumbnail of a frame), and its result is returned.
+        `store(dest, body)`, for a small body bound for tmp (a frame awaiting its
+        record), writes it durably instead of that thread and returns a result (a
+        thumbnail); the result is None when the body was not small.
         """
         digest, size = hashlib.sha256(), 0
         pending = bytearray()
@@ -122,9 +123,10 @@ class Storage:
             sha = digest.hexdigest()
             if expected_sha is not None and sha != expected_sha:
                 raise DigestMismatch(f"body sha256 is {sha}, expected {expected_sha}")
-            result = await self._in_thread(self._finish_temp, spill, bytes(pending), dest,
-                                           then)
-            return sha, size, result
+            if store is not None and spill is None and dest.parent == self.tmp:
+                return sha, size, await store(dest, bytes(pending))
+            await self._in_thread(self._finish_temp, spill, bytes(pending), dest)
+            return sha, size, None
         except BaseException:
             if spill is not None:
                 spill.close()
@@ -134,10 +136,9 @@ class Storage:
     def _open_temp(self) -> BinaryIO:
         return open(self.temp_path("upload"), "xb")
 
-    def _finish_temp(self, spill: BinaryIO | None, rest: bytes, dest: Path,
-                     then: Callable[[Path, bytes | None], T] | None) -> T | None:
-        # A body bound for tmp anyway (a frame awaiting its record) is written there
-        # directly; anything else goes through a temp file and a rename.
+    def _finish_temp(self, spill: BinaryIO | None, rest: bytes, dest: Path) -> None:
+        # A body bound for tmp anyway is written there directly; anything else goes
+        # through a temp file and a rename.
         direct = spill is None and dest.parent == self.tmp
         f = spill or open(dest if direct else self.temp_path("upload"), "xb")
         try:
@@ -151,7 +152,6 @@ class Storage:
         except BaseException:
             Path(f.name).unlink(missing_ok=True)
             raise
-        return then(dest, None if spill else rest) if then else None
 
     def delete_shot(self, shot_id: int) -> None:
         shutil.rmtree(self.root / "shots" / str(int(shot_id)), ignore_errors=True)

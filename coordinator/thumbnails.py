@@ -1,9 +1,9 @@
 """Thumbnails and browser previews, made off the event loop.
 
-PNG and JPEG frames of up to a few megapixels are thumbnailed in the thread that
-wrote them (Pillow lets go of the GIL while it decodes, resizes and encodes): a
-round trip through a process costs the coordinator more than a small thumbnail
-does. EXR tone mapping and very large images go to worker processes.
+PNG and JPEG frames of up to a few megapixels are thumbnailed by the frame worker
+process that writes them (`frame_workers.py`, with `make_in_thread`); EXR tone
+mapping and very large images go to the process pool here, which starts with the
+first frame that needs it.
 
 A thumbnail is returned as encoded bytes, to be stored with the frame's record in
 the database: a few kilobytes that SQLite stores and serves cheaper than a file of
@@ -153,10 +153,6 @@ class Thumbnailer:
         self.pool = ProcessPoolExecutor(max_workers=max(1, workers),
                                         mp_context=multiprocessing.get_context("spawn"),
                                         initializer=_worker_init)
-
-    def in_thread(self, frame: Path, data: bytes | None) -> ThumbResult | None:
-        """For `Storage.receive(then=...)`: the thumbnail made right after the write."""
-        return make_in_thread(data, self.size) if data is not None else None
 
     async def make(self, frame: Path, out_base: Path) -> ThumbResult:
         loop = asyncio.get_running_loop()

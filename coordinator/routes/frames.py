@@ -37,14 +37,14 @@ async def upload_frame(request: web.Request) -> web.Response:
     render_time = _float_header(request, "X-Render-Time")
     app = request.app
     db, storage, config = app[keys.DB], app[keys.STORAGE], app[keys.CONFIG]
-    thumbnailer = app[keys.THUMBNAILER]
+    thumbnailer, frame_workers = app[keys.THUMBNAILER], app[keys.FRAME_WORKERS]
     body = storage.temp_path("frame")
     made: list[Path] = [body]
     placed = False
     try:
         sha, size, thumbs = await storage.receive(
             request.content.iter_chunked(256 * 1024), body, config.max_upload_bytes,
-            expected_sha=expected, then=thumbnailer.in_thread)
+            expected_sha=expected, store=frame_workers.store)
         if thumbs is None:
             try:
                 thumbs = await thumbnailer.make(body, body)
