@@ -21,6 +21,7 @@ import itertools
 import logging
 import os
 import struct
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -49,40 +50,60 @@ class WorkerGone(Exception):
     pass
 
 
-class _Worker:
-    def __init__(self, proc: asyncio.subprocess.Process):
-        self.proc = proc
+class _Worker(asyncio.SubprocessProtocol):
+    """One worker process; replies are parsed as they arrive on its stdout (a
+    protocol, not a stream reader: no task wake-up per reply)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.SubprocessTransport | None = None
+        self.stdin: asyncio.WriteTransport | None = None
         self.pending: dict[int, asyncio.Future] = {}
-        self.reader = asyncio.create_task(self._read_replies(), name="frame-worker-replies")
+        self.exited = asyncio.get_running_loop().create_future()
+        self._buffer = bytearray()
 
     @property
     def alive(self) -> bool:
-        return self.proc.returncode is None and not self.reader.done()
+        return not self.exited.done()
 
-    async def _read_replies(self) -> None:
-        out = self.proc.stdout
-        assert out is not None
-        try:
-            while True:
-                head = await out.readexactly(REPLY.size)
-                rid, status, ext, width, height, length = REPLY.unpack(head)
-                payload = await out.readexactly(length) if length else b""
-                future = self.pending.pop(rid, None)
-                if future is None or future.done():
-                    continue
-                if status == OK:
-                    future.set_result(ThumbResult(payload, EXTENSIONS[ext], None, width, height))
-                elif status == NEEDS_POOL:
-                    future.set_result(None)
-                else:
-                    future.set_exception(OSError(payload.decode(errors="replace")))
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            for future in self.pending.values():
-                if not future.done():
-                    future.set_exception(WorkerGone("the frame worker exited"))
-            self.pending.clear()
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.stdin = self.transport.get_pipe_transport(0)  # type: ignore[union-attr,assignment]
+
+    def send(self, rid: int, dest: Path, body: bytes) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self.pending[rid] = future
+        path = os.fsencode(dest)
+        assert self.stdin is not None
+        self.stdin.write(REQUEST.pack(rid, len(path), len(body)) + path)
+        self.stdin.write(body)
+        return future
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        buf = self._buffer
+        buf += data
+        while len(buf) >= REPLY.size:
+            rid, status, ext, width, height, length = REPLY.unpack_from(buf)
+            if len(buf) < REPLY.size + length:
+                return
+            payload = bytes(buf[REPLY.size:REPLY.size + length])
+            del buf[:REPLY.size + length]
+            future = self.pending.pop(rid, None)
+            if future is None or future.done():
+                continue
+            if status == OK:
+                future.set_result(ThumbResult(payload, EXTENSIONS[ext], None, width, height))
+            elif status == NEEDS_POOL:
+                future.set_result(None)
+            else:
+                future.set_exception(OSError(payload.decode(errors="replace")))
+
+    def process_exited(self) -> None:
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(WorkerGone("the frame worker exited"))
+        self.pending.clear()
+        if not self.exited.done():
+            self.exited.set_result(None)
 
 
 class FrameWorkers:
@@ -101,17 +122,9 @@ class FrameWorkers:
         worker = await self._pick()
         if worker is not None:
             rid = next(self._ids)
-            future = asyncio.get_running_loop().create_future()
-            worker.pending[rid] = future
-            path = os.fsencode(dest)
-            stdin = worker.proc.stdin
-            assert stdin is not None
             try:
-                stdin.write(REQUEST.pack(rid, len(path), len(body)) + path)
-                stdin.write(body)
-                await stdin.drain()   # waits only when the pipe is full
-                return await future
-            except (WorkerGone, ConnectionError):
+                return await worker.send(rid, dest, body)
+            except (WorkerGone, ConnectionError, RuntimeError):
                 worker.pending.pop(rid, None)
                 log.warning("a frame worker exited; writing this frame in a thread")
         return await asyncio.to_thread(store_frame, dest, body, self.size)
@@ -132,28 +145,30 @@ class FrameWorkers:
             p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
         for _ in range(how_many):
             try:
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "coordinator.frame_workers", str(self.size),
-                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
+                _, worker = await asyncio.get_running_loop().subprocess_exec(
+                    _Worker, sys.executable, "-m", "coordinator.frame_workers", str(self.size),
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
             except OSError as exc:
                 log.warning("cannot start a frame worker (%s): frames are written in threads",
                             exc)
                 self._start_after = time.monotonic() + 30
                 return
-            self._workers.append(_Worker(proc))
+            self._workers.append(worker)
 
     async def close(self) -> None:
         workers, self._workers = self._workers, []
         for worker in workers:
-            if worker.proc.stdin is not None:
-                worker.proc.stdin.close()
+            if worker.stdin is not None:
+                worker.stdin.close()   # the worker ends at the end of its input
         for worker in workers:
             try:
-                await asyncio.wait_for(worker.proc.wait(), 5)
+                await asyncio.wait_for(asyncio.shield(worker.exited), 5)
             except asyncio.TimeoutError:
-                worker.proc.kill()
-                await worker.proc.wait()
-            await asyncio.gather(worker.reader, return_exceptions=True)
+                assert worker.transport is not None
+                worker.transport.kill()
+                await worker.exited
+            if worker.transport is not None:
+                worker.transport.close()
 
 
 def serve(size: int, requests: BinaryIO, replies: BinaryIO) -> None:

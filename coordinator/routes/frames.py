@@ -58,7 +58,7 @@ async def upload_frame(request: web.Request) -> web.Response:
                                   thumbs.thumbnail_ext, thumbs.preview, sha, size, render_time,
                                   thumbs.width, thumbs.height)
         frame = await db.write(frame_sql.record, upload, OUTPUT_FORMATS,
-                               partial(_place, storage))
+                               partial(_place, storage), batched=True)
         placed = frame is not None
     except frame_sql.NotInJob:
         raise web.HTTPBadRequest(text=f"frame {number} is not part of this job") from None

@@ -57,6 +57,16 @@ async def test_writes_that_wait_for_the_connection_share_transactions_in_order(d
     assert db.batches - before < 20
 
 
+async def test_batched_writes_asked_for_together_share_a_transaction(db):
+    before = db.batches
+    urgent = asyncio.ensure_future(db.write(insert, 999, "urgent"))
+    results = await asyncio.gather(
+        *(db.write(insert, k, f"v{k}", batched=True) for k in range(100)))
+    assert results == list(range(100)) and await urgent == 999
+    assert await db.read(rows) == [(k, f"v{k}") for k in range(100)] + [(999, "urgent")]
+    assert db.batches - before <= 3   # the urgent write, then one or two batches
+
+
 async def test_a_failing_write_rolls_back_only_itself(db):
     outcomes = await asyncio.gather(
         db.write(insert, 1, "a"), db.write(insert_then_fail, 2), db.write(insert, 3, "c"),

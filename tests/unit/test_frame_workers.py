@@ -30,7 +30,7 @@ async def test_frames_are_written_and_thumbnailed_in_worker_processes(workers, t
         assert dest.read_bytes() == body
         assert thumb.thumbnail_ext == "jpg" and thumb.width == 64 + int(dest.name[6:])
         assert Image.open(io.BytesIO(thumb.thumbnail)).size[0] == 32
-    assert len(workers._workers) == 2 and all(w.proc.pid for w in workers._workers)
+    assert len(workers._workers) == 2 and all(w.transport.get_pid() for w in workers._workers)
 
 
 async def test_transparency_gives_a_png_thumbnail_and_non_images_go_to_the_pool(workers,
@@ -55,8 +55,8 @@ async def test_a_frame_that_cannot_be_written_is_an_error_and_the_worker_goes_on
 async def test_frames_still_land_when_a_worker_dies(workers, tmp_path):
     await workers.store(tmp_path / "first", png())
     for worker in workers._workers:
-        worker.proc.kill()
-        await worker.proc.wait()
+        worker.transport.kill()
+        await worker.exited
     thumb = await workers.store(tmp_path / "after", png())
     assert thumb.width == 64 and (tmp_path / "after").read_bytes() == png()
 
