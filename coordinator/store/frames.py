@@ -1,12 +1,13 @@
 """SQL for frames: the fenced record of an upload, and listings."""
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from sqlite3 import Connection
 from typing import Any, Callable
+
+import orjson
 
 FRAME_SELECT = """SELECT f.*, n.name AS node_name FROM frames f
                   LEFT JOIN nodes n ON n.id = f.node_id"""
@@ -74,7 +75,7 @@ def record(c: Connection, up: Upload, extensions: dict[str, str],
         (up.number, up.attempt_id)).fetchone()
     if row is None:
         raise StaleAttempt()
-    if row["status"] is None or up.number not in json.loads(row["frames"]):
+    if row["status"] is None or up.number not in orjson.loads(row["frames"]):
         raise NotInJob()
     if row["status"] == "done":
         return None

@@ -5,12 +5,13 @@ ones in one transaction, so each runs whole or not at all.
 """
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass
 from sqlite3 import Connection
 from typing import Any
+
+import orjson
 
 from ..chunking import split_for_duration
 from ..database import slow
@@ -28,7 +29,7 @@ class Assignment:
 
 def job_dict(row: Any, with_log: bool = False) -> dict:
     d = dict(row)
-    d["frames"] = json.loads(d["frames"])
+    d["frames"] = orjson.loads(d["frames"])
     d.pop("lease_expires", None)
     d.pop("ordinal", None)
     if not with_log:
@@ -108,7 +109,7 @@ def _assign(c: Connection, job: Any, shot_row: Any, node_id: str, lease_seconds:
             target: float, nodes_online: int) -> Assignment:
     now = time.time()
     shot_id, avg_time = shot_row["id"], shot_row["avg_time"]
-    frames = json.loads(job["frames"])
+    frames = orjson.loads(job["frames"])
     # Only an earlier attempt can have delivered some of a job's frames.
     done = {r[0] for r in c.execute(
         "SELECT number FROM frames WHERE job_id = ? AND status = 'done'", (job["id"],))} \
@@ -117,7 +118,8 @@ def _assign(c: Connection, job: Any, shot_row: Any, node_id: str, lease_seconds:
     keep, rest = split_for_duration(todo, avg_time, target)
     if rest:
         cur = c.execute("INSERT INTO jobs (shot_id, ordinal, status, frames) VALUES (?,?,?,?)",
-                        (shot_id, job["ordinal"], JobStatus.QUEUED.value, json.dumps(rest)))
+                        (shot_id, job["ordinal"], JobStatus.QUEUED.value,
+                         orjson.dumps(rest).decode()))
         c.executemany("UPDATE frames SET job_id = ? WHERE shot_id = ? AND number = ?",
                       [(cur.lastrowid, shot_id, n) for n in rest])
         moved = set(rest)
@@ -128,11 +130,12 @@ def _assign(c: Connection, job: Any, shot_row: Any, node_id: str, lease_seconds:
         frames += extra
         keep += extra
     attempt_id = uuid.uuid4().hex
-    c.execute(
+    job_row = job_dict(c.execute(
         """UPDATE jobs SET status = 'running', node_id = ?, attempt_id = ?, frames = ?,
            attempts = attempts + 1, lease_expires = ?, started_at = ?, finished_at = NULL
-           WHERE id = ?""",
-        (node_id, attempt_id, json.dumps(frames), now + lease_seconds, now, job["id"]))
+           WHERE id = ? RETURNING *, (SELECT name FROM nodes WHERE id = node_id) AS node_name""",
+        (node_id, attempt_id, orjson.dumps(frames).decode(), now + lease_seconds, now,
+         job["id"])).fetchall()[0])
     c.execute("UPDATE frames SET status = 'rendering' WHERE job_id = ? AND status != 'done'",
               (job["id"],))
     shot = dict(shot_row)
@@ -140,8 +143,6 @@ def _assign(c: Connection, job: Any, shot_row: Any, node_id: str, lease_seconds:
     if shot["status"] != ShotStatus.ACTIVE.value:
         shot_sql.set_status(c, shot_id, ShotStatus.ACTIVE)
         shot = dict(c.execute("SELECT * FROM shots WHERE id = ?", (shot_id,)).fetchone())
-    job_row = get(c, job["id"], with_log=False)
-    assert job_row is not None
     return Assignment(job_row, attempt_id, keep, shot)
 
 
@@ -161,7 +162,7 @@ def _absorb_following(c: Connection, job_id: int, shot_id: int, frames: list[int
     taken: list[int] = []
     last = frames[-1]
     for other in following:
-        more = json.loads(other["frames"])
+        more = orjson.loads(other["frames"])
         gap = more[0] - last
         if gap <= 0 or (step is not None and gap != step) or len(taken) + len(more) > budget:
             break
