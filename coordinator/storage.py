@@ -51,7 +51,8 @@ class Storage:
             leftover.unlink(missing_ok=True)
         # Temp names: unique within this run, since tmp starts empty (cheaper than uuid4).
         self._serial = itertools.count()
-        self._made_dirs: set[Path] = set()
+        self._made_dirs: set[Path | str] = set()
+        self._root, self._tmp = str(self.root), str(self.tmp)
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="files",
                                            initializer=_background_thread)
 
@@ -71,15 +72,17 @@ class Storage:
             raise OutsideDataDir(str(relative))
         return path
 
-    def relative(self, path: Path) -> str:
-        """The data-dir path of a file this class named (no symlinks to resolve)."""
-        return path.relative_to(self.root).as_posix()
-
-    def ensure_dir(self, path: Path) -> None:
+    def ensure_dir(self, path: Path | str) -> None:
         """mkdir -p, remembered: frames land in a handful of folders thousands of times."""
         if path not in self._made_dirs:
-            path.mkdir(parents=True, exist_ok=True)
+            os.makedirs(path, exist_ok=True)
             self._made_dirs.add(path)
+
+    def move_into(self, src: Path | str, relative: str) -> None:
+        """Rename a file of ours to a data-dir path this code built (never a request's)."""
+        dest = f"{self._root}/{relative}"
+        self.ensure_dir(dest.rsplit("/", 1)[0])
+        os.replace(src, dest)
 
     def blob_path(self, sha: str) -> Path:
         if not SHA256.match(sha):
@@ -123,7 +126,7 @@ class Storage:
             sha = digest.hexdigest()
             if expected_sha is not None and sha != expected_sha:
                 raise DigestMismatch(f"body sha256 is {sha}, expected {expected_sha}")
-            if store is not None and spill is None and dest.parent == self.tmp:
+            if store is not None and spill is None and os.path.dirname(dest) == self._tmp:
                 return sha, size, await store(dest, bytes(pending))
             await self._in_thread(self._finish_temp, spill, bytes(pending), dest)
             return sha, size, None

@@ -83,20 +83,17 @@ def _place(storage: Storage, shot_id: int, name: str,
 
     This runs on the event loop with the rest of the write: the lease fence needs the
     rename inside the transaction, and a rename (a folder is made once per shot) is a
-    metadata change of tens of microseconds, less than a hand-off to a thread."""
+    metadata change of tens of microseconds, less than a hand-off to a thread. Paths
+    are plain strings here: pathlib cost more than the rename itself."""
     stem = name.rsplit(".", 1)[0]
-    frame = storage.shot_dir(shot_id, "frames") / name
-    thumb = storage.shot_dir(shot_id, "thumbnails") / f"{stem}_thumbnail.{up.thumbnail_ext}"
-    moves = [(up.body, frame)]
+    base = f"shots/{int(shot_id)}"
+    frame = f"{base}/frames/{name}"
+    storage.move_into(up.body, frame)
     preview = None
     if up.preview is not None:
-        preview = storage.shot_dir(shot_id, "previews") / f"{stem}_preview.jpg"
-        moves.append((up.preview, preview))
-    for src, dest in moves:
-        storage.ensure_dir(dest.parent)
-        os.replace(src, dest)
-    return (storage.relative(frame), storage.relative(thumb),
-            storage.relative(preview) if preview else None)
+        preview = f"{base}/previews/{stem}_preview.jpg"
+        storage.move_into(up.preview, preview)
+    return frame, f"{base}/thumbnails/{stem}_thumbnail.{up.thumbnail_ext}", preview
 
 
 def _float_header(request: web.Request, name: str) -> float | None:
