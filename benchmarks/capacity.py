@@ -100,6 +100,8 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             done, steady = api_end, api_end - api_warm
         sampler.stop()
         lat = measured["latencies_ms"]
+        # The load generator's own lag over the same seconds as the coordinator's.
+        client_lag = [ms for when, ms in measured["loop_lag"] if when >= t0 + settled]
         # After the submit every idle node wants a job at once: how long until each has one.
         firsts = [(t - t0) * 1000 for t in measured["first_assign_at"] if t <= t_end]
         row = {
@@ -117,6 +119,8 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             "server_dispatch_p99_ms": server.get("p99_ms"),
             "loop_lag_p50_ms": loop_lag.get("p50_ms"),
             "loop_lag_p99_ms": loop_lag.get("p99_ms"),
+            "load_generator_lag_p50_ms": _r(percentile(client_lag, 0.50)),
+            "load_generator_lag_p99_ms": _r(percentile(client_lag, 0.99)),
             "first_assign_p50_ms": _r(percentile(firsts, 0.50)),
             "nodes_busy": len(firsts),
             "all_busy_ms": _r(max(firsts)) if len(firsts) >= nodes else None,
@@ -145,7 +149,9 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
         log(f"capacity {nodes} nodes, {mode}: {row['frames_per_s']} frames/s, "
             f"p50 {row['dispatch_p50_ms']} ms, p99 {row['dispatch_p99_ms']} ms "
             f"(coordinator side: {row['server_dispatch_p50_ms']} / {row['server_dispatch_p99_ms']}; "
-            f"its loop lag {row['loop_lag_p50_ms']} / {row['loop_lag_p99_ms']}), "
+            f"its loop lag {row['loop_lag_p50_ms']} / {row['loop_lag_p99_ms']}; "
+            f"load generator's {row['load_generator_lag_p50_ms']} / "
+            f"{row['load_generator_lag_p99_ms']}), "
             f"RSS {row['rss_peak_mb']} MB, coordinator CPU {row['coordinator_cpu']} "
             f"(waiting for a CPU {row['coordinator_cpu_wait']}) "
             f"(load generator {row['load_generator_cpu']}), "

@@ -55,7 +55,8 @@ class Fleet:
 
     def stop(self, timeout: float = 60) -> dict:
         """Stop every process and merge what they measured."""
-        merged: dict = {"latencies_ms": [], "first_latencies_ms": [], "first_assign_at": [], "frames_uploaded": 0,
+        merged: dict = {"latencies_ms": [], "first_latencies_ms": [], "first_assign_at": [],
+                        "loop_lag": [], "frames_uploaded": 0,
                         "jobs_done": 0, "assigns": 0, "stale": 0, "errors": {},
                         "connected": 0}
         merged["load_cpu_s"] = round(sum(cpu_seconds(p.pid) for p in self.procs), 2)
@@ -76,6 +77,7 @@ class Fleet:
                     r = json.loads(line[7:])
                     for key in ("latencies_ms", "first_latencies_ms", "first_assign_at"):
                         merged[key] += r[key]
+                    merged["loop_lag"] += r.get("loop_lag", [])
                     for key in ("frames_uploaded", "jobs_done", "assigns", "stale",
                                 "connected"):
                         merged[key] += r[key]

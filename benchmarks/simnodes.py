@@ -44,6 +44,7 @@ class Stats:
         self.stale = 0
         self.errors: dict[str, int] = {}
         self.connected = 0
+        self.loop_lag: list[tuple[float, float]] = []   # (time.monotonic(), ms late)
 
     def error(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
@@ -228,6 +229,16 @@ async def main_async(args) -> None:
             print(f"CONNECTED {stats.connected}", flush=True)
 
         announcer = asyncio.create_task(announce())
+
+        async def watch_lag() -> None:
+            """This process's own event-loop lag: it is part of every latency it measures."""
+            while True:
+                asked = time.monotonic()
+                await asyncio.sleep(0.01)
+                now = time.monotonic()
+                stats.loop_lag.append((round(now, 4), round(1000 * (now - asked - 0.01), 2)))
+
+        lag_watcher = asyncio.create_task(watch_lag())
         loop = asyncio.get_running_loop()
         # Wait for "stop" (or EOF) on stdin.
         while True:
@@ -235,10 +246,12 @@ async def main_async(args) -> None:
             if not line or line.strip() == "stop":
                 break
         announcer.cancel()
+        lag_watcher.cancel()
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     result = {"latencies_ms": [round(x, 3) for x in stats.latencies],
+              "loop_lag": stats.loop_lag,
               "first_latencies_ms": [round(x, 3) for x in stats.first_latencies],
               "first_assign_at": stats.first_assign_at,
               "frames_uploaded": stats.frames_uploaded, "jobs_done": stats.jobs_done,
