@@ -208,20 +208,20 @@ def _release_frames(c: Connection, job_id: int) -> None:
 
 def finish(c: Connection, attempt_id: str, log_tail: str = "") -> tuple[str, dict | None]:
     """The node says the attempt is done: 'done', 'missing' (frames absent) or 'stale'."""
-    job = _running(c, attempt_id)
-    if job is None:
-        return "stale", None
-    missing = c.execute("SELECT COUNT(*) FROM frames WHERE job_id = ? AND status != 'done'",
-                        (job["id"],)).fetchone()[0]
-    if missing:
-        return "missing", dict(job)
-    done = dict(c.execute(
-        """UPDATE jobs SET status = 'done', finished_at = ?, lease_expires = NULL,
-           log_tail = ? WHERE id = ? RETURNING *""",
-        (time.time(), log_tail or None, job["id"])).fetchall()[0])
-    shot_sql.complete_if_done(c, job["shot_id"])
-    done["node_name"] = job["node_name"]
-    return "done", job_dict(done)
+    # One statement on the path every job takes; the other two outcomes look again.
+    row = c.execute(
+        """UPDATE jobs SET status = 'done', finished_at = ?, lease_expires = NULL, log_tail = ?
+           WHERE attempt_id = ? AND status = 'running'
+             AND NOT EXISTS (SELECT 1 FROM frames f WHERE f.job_id = jobs.id
+                             AND f.status != 'done')
+           RETURNING *, (SELECT name FROM nodes WHERE id = node_id) AS node_name""",
+        (time.time(), log_tail or None, attempt_id)).fetchall()
+    if not row:
+        job = _running(c, attempt_id)
+        return ("stale", None) if job is None else ("missing", dict(job))
+    done = job_dict(row[0])
+    shot_sql.complete_if_done(c, done["shot_id"])
+    return "done", done
 
 
 def finish_then_claim(c: Connection, attempt_id: str, log_tail: str,

@@ -1,0 +1,58 @@
+"""Finishing an attempt: done, missing frames, or stale (the store functions)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from coordinator.database import Database
+from coordinator.store import frames as frame_sql
+from coordinator.store import jobs as job_sql
+from coordinator.store import nodes as node_sql
+from coordinator.store import shots as shot_sql
+from coordinator.validation import OUTPUT_FORMATS, ShotSpec
+
+SETTINGS = (300.0, 2, 60.0, 1)
+
+
+@pytest.fixture
+async def farm(tmp_path):
+    db = Database(tmp_path / "t.db")
+    await db.open()
+    node = await db.write(node_sql.upsert, {
+        "node_id": None, "name": "box", "hostname": "h", "platform": "p",
+        "blender_version": "b", "cpu_count": 1, "tags": [], "allow_scripts": False})
+    spec = ShotSpec(name="s", blend_path="a.blend",
+                    files=[{"path": "a.blend", "sha256": "0" * 64, "size": 1}],
+                    frame_start=1, frame_end=2, chunk_size=2)
+    shot_id = await db.write(shot_sql.create, spec, [[1, 2]])
+    [claim] = await db.write(job_sql.claim_many, [(node["id"], False)], *SETTINGS)
+    yield db, claim, shot_id
+    await db.close()
+
+
+async def record(db: Database, attempt_id: str, number: int) -> None:
+    up = frame_sql.Upload(attempt_id, number, Path("unused"), b"jpeg", "jpg", None,
+                          "0" * 64, 10, 1.0, 4, 4)
+    await db.write(frame_sql.record, up, OUTPUT_FORMATS,
+                   lambda shot_id, name, u: (f"f/{name}", f"t/{name}", None))
+
+
+async def test_a_job_with_a_frame_missing_is_not_done(farm):
+    db, claim, _ = farm
+    await record(db, claim.attempt_id, 1)
+    outcome, job = await db.write(job_sql.finish, claim.attempt_id, "")
+    assert outcome == "missing" and job["status"] == "running"
+
+
+async def test_a_job_with_every_frame_is_done_and_completes_its_shot(farm):
+    db, claim, shot_id = farm
+    for n in (1, 2):
+        await record(db, claim.attempt_id, n)
+    outcome, job = await db.write(job_sql.finish, claim.attempt_id, "log")
+    assert outcome == "done"
+    assert job["status"] == "done" and job["node_name"] == "box" and job["frames"] == [1, 2]
+    assert (await db.read(shot_sql.get, shot_id))["status"] == "completed"
+    # The same report again, or from an attempt that lost the job: stale.
+    assert await db.write(job_sql.finish, claim.attempt_id, "") == ("stale", None)
+    assert await db.write(job_sql.finish, "f" * 32, "") == ("stale", None)
