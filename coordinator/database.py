@@ -153,10 +153,11 @@ class Database:
     the per-frame path takes 0.1-0.3 ms of SQLite; handing it to a database thread
     cost more than that, mostly waiting for the GIL and a CPU. When the connection is
     free a write runs at once, in the caller's turn of the loop: a node asking for a
-    job gets it without waiting for a batch (docs/performance.md). While the
-    connection is lent to a worker thread (a `@slow` whole-shot write), writes queue
-    and then go together, one BEGIN IMMEDIATE ... COMMIT with a savepoint each, so one
-    failing write rolls back only itself. The writing connection never checkpoints by
+    job gets it without waiting for a batch (docs/performance.md). Writes that ask to
+    be batched (frame records), and any asked while the connection is lent to a
+    worker thread (a `@slow` whole-shot write), queue for the writer task and go
+    together: one BEGIN IMMEDIATE ... COMMIT with a savepoint each, so one failing
+    write rolls back only itself. The writing connection never checkpoints by
     itself (a checkpoint syncs the disk): a second connection copies the WAL into the
     database file from a worker thread, at most once a second, while writes go on.
     """
