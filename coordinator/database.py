@@ -175,6 +175,7 @@ class Database:
         self._lent = False  # a worker thread has the writing connection
         self._checkpointer: asyncio.Task | None = None
         self._checkpoint_conn: sqlite3.Connection | None = None
+        self._checkpoint_timer: asyncio.TimerHandle | None = None
         # Batches committed and writes in them, for benchmarks and tests.
         self.batches = 0
         self.batched_writes = 0
@@ -199,6 +200,9 @@ class Database:
             await self._conn.execute(f"PRAGMA {pragma}")
 
     async def close(self) -> None:
+        if self._checkpoint_timer is not None:
+            self._checkpoint_timer.cancel()
+            self._checkpoint_timer = None
         await asyncio.gather(*(t for t in (self._writer, self._checkpointer) if t),
                              return_exceptions=True)
         if self._checkpoint_conn is not None:
@@ -248,14 +252,25 @@ class Database:
 
     def _maybe_checkpoint(self) -> None:
         """Copy the WAL into the database file at most once a second, on a worker
-        thread with a connection of its own: writers go on meanwhile."""
-        now = time.monotonic()
-        if self._checkpoint_conn is not None and \
-                now - self._last_checkpoint > self.CHECKPOINT_SECONDS and \
-                (self._checkpointer is None or self._checkpointer.done()):
-            self._last_checkpoint = now
-            self._checkpointer = asyncio.create_task(
-                asyncio.to_thread(_checkpoint, self._checkpoint_conn), name="db-checkpoint")
+        thread with a connection of its own: writers go on meanwhile. The last writes
+        of a burst are copied a second later: until a WAL is copied whole, every read
+        looks its pages up in the WAL's index first."""
+        if self._checkpoint_conn is None:
+            return
+        wait = self._last_checkpoint + self.CHECKPOINT_SECONDS - time.monotonic()
+        busy = self._checkpointer is not None and not self._checkpointer.done()
+        if wait > 0 or busy:
+            if self._checkpoint_timer is None:
+                self._checkpoint_timer = asyncio.get_running_loop().call_later(
+                    max(wait, 0.1), self._checkpoint_later)
+            return
+        self._last_checkpoint = time.monotonic()
+        self._checkpointer = asyncio.create_task(
+            asyncio.to_thread(_checkpoint, self._checkpoint_conn), name="db-checkpoint")
+
+    def _checkpoint_later(self) -> None:
+        self._checkpoint_timer = None
+        self._maybe_checkpoint()
 
     async def _drain(self) -> None:
         conn = self._connection()

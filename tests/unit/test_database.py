@@ -113,3 +113,18 @@ async def test_a_write_alone_in_its_transaction_is_undone_whole_when_it_fails(db
     assert await db.read(rows) == []
     assert await db.write(insert, 6, "f") == 6
     assert await db.read(rows) == [(6, "f")]
+
+
+async def test_the_last_writes_of_a_burst_reach_the_database_file(db, tmp_path):
+    """The WAL is copied into the database file a second after the last write, even
+    when nothing is written after it (reads are slower while it is not)."""
+    for k in range(50):
+        await db.write(insert, k, "burst")
+    await asyncio.sleep(db.CHECKPOINT_SECONDS + 0.5)
+    alone = tmp_path / "copy.db"   # the database file without its WAL
+    alone.write_bytes(db.path.read_bytes())
+    conn = sqlite3.connect(alone)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 50
+    finally:
+        conn.close()
