@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
-from .thumbnails import ThumbResult, make_in_thread
+from .thumbnails import ThumbResult, make_from_bytes
 
 log = logging.getLogger("brender.frames")
 
@@ -43,7 +43,7 @@ def store_frame(dest: Path, body: bytes, size: int) -> ThumbResult | None:
         f.write(body)
         f.flush()
         os.fsync(f.fileno())
-    return make_in_thread(body, size)
+    return make_from_bytes(body, size)
 
 
 class WorkerGone(Exception):

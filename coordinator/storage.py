@@ -92,9 +92,6 @@ class Storage:
     def has_blob(self, sha: str) -> bool:
         return self.blob_path(sha).is_file()
 
-    def shot_dir(self, shot_id: int, kind: str) -> Path:
-        return self.root / "shots" / str(int(shot_id)) / kind
-
     async def receive(self, chunks: AsyncIterator[bytes], dest: Path, max_bytes: int,
                       expected_sha: str | None = None,
                       store: Callable[[Path, bytes], Awaitable[T]] | None = None,

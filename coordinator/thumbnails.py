@@ -1,7 +1,7 @@
 """Thumbnails and browser previews, made off the event loop.
 
 PNG and JPEG frames of up to a few megapixels are thumbnailed by the frame worker
-process that writes them (`frame_workers.py`, with `make_in_thread`); EXR tone
+process that writes them (`frame_workers.py`, with `make_from_bytes`); EXR tone
 mapping and very large images go to the process pool here, which starts with the
 first frame that needs it.
 
@@ -21,7 +21,8 @@ import numpy as np
 from PIL import Image
 
 JPEG_QUALITY = 85
-# Larger raster frames go to the process pool, so one cannot hold a thread for long.
+# Larger raster frames go to the process pool, so one cannot hold a frame worker
+# (which writes the frames behind it) for long.
 THREAD_MAX_PIXELS = 4_200_000
 
 
@@ -106,7 +107,7 @@ def make(frame: Path, out_base: Path, size: int) -> ThumbResult:
     return result
 
 
-def make_in_thread(data: bytes, size: int) -> ThumbResult | None:
+def make_from_bytes(data: bytes, size: int) -> ThumbResult | None:
     """The thumbnail of an in-memory PNG/JPEG frame of moderate size, or None when
     it needs the process pool (EXR, very large, or not something Pillow reads)."""
     if data[:4] == EXR_MAGIC:

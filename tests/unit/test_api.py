@@ -126,6 +126,16 @@ async def test_shot_is_split_into_jobs_and_frames(api):
     assert [f["number"] for f in frames["frames"]] == [3, 4, 5] and frames["total"] == 10
 
 
+async def shot_when_completed(api, shot_id: int, seconds: float = 2.5) -> dict:
+    """The shot once it is completed, or as it stands after `seconds`."""
+    for _ in range(int(seconds / 0.05)):
+        shot = await (await api.get(f"/api/shots/{shot_id}")).json()
+        if shot["status"] == "completed":
+            break
+        await asyncio.sleep(0.05)
+    return shot
+
+
 async def node_hello(ws, name="n1", node_id=None, running=None) -> dict:
     await ws.send_json({"type": "hello", "name": name, "node_id": node_id,
                         "hostname": "h", "platform": "p", "blender_version": "3.4.1",
@@ -178,12 +188,7 @@ async def test_handshake_assign_upload_and_stale_attempt_is_fenced(api):
     assert ok2.status == 201
     await ws2.send_json({"type": "job_done", "attempt_id": job2["attempt_id"]})
     await ws2.send_json({"type": "ready"})
-    for _ in range(50):
-        shot_now = await (await api.get(f"/api/shots/{shot['id']}")).json()
-        if shot_now["status"] == "completed":
-            break
-        import asyncio
-        await asyncio.sleep(0.05)
+    shot_now = await shot_when_completed(api, shot["id"])
     assert shot_now["status"] == "completed" and shot_now["frames_done"] == 2
     await ws2.close()
 
@@ -262,11 +267,7 @@ async def test_a_report_that_asks_for_more_is_answered_with_the_next_job(api):
         assert msg["type"] == "assign"
         job = msg["job"]
     assert sorted(seen) == [1, 2, 3]
-    for _ in range(50):
-        done = await (await api.get(f"/api/shots/{shot['id']}")).json()
-        if done["status"] == "completed":
-            break
-        await asyncio.sleep(0.05)
+    done = await shot_when_completed(api, shot["id"])
     assert done["status"] == "completed" and done["frames_done"] == 3
     # The node is idle now, and a later shot reaches it without another "ready".
     await create_shot(api, frame_end=1, chunk_size=1)

@@ -79,7 +79,7 @@ async def test_a_body_that_is_not_an_image_is_refused_and_leaves_nothing(api):
 async def test_thumbnail_files_from_before_the_database_kept_them_are_still_served(api):
     shot = await create_shot(api, frame_end=1, chunk_size=1)
     storage = api.server.app[keys.STORAGE]
-    old = storage.shot_dir(shot["id"], "thumbnails")
+    old = storage.root / "shots" / str(shot["id"]) / "thumbnails"
     old.mkdir(parents=True)
     (old / "frame_000001_thumbnail.jpg").write_bytes(image("RGB", fmt="JPEG"))
     resp = await api.get(f"/files/shots/{shot['id']}/thumbnails/frame_000001_thumbnail.jpg")
