@@ -18,6 +18,7 @@ from .blender import BlenderFailed, blender_version
 from .runner import LeaseLost, NodeOptions, Renderer
 
 log = logging.getLogger("brender.node")
+SPARE_AFTER_IDLE = 2.0  # seconds without a job before a spare Blender is started
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Agent:
         self.features: set[str] = set()
         self.blender_version = ""
         self.jobs_done = 0
+        self.spare_timer: asyncio.TimerHandle | None = None
 
     # -- identity --------------------------------------------------------------
     @property
@@ -72,6 +74,7 @@ class Agent:
     # -- main loop ---------------------------------------------------------------
     async def run(self) -> None:
         self.blender_version = await blender_version(self.config.options.blender)
+        self.renderer.prepare_spare()
         headers = {"Authorization": f"Bearer {self.config.token}"}
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
         async with aiohttp.ClientSession(headers=headers, timeout=timeout) as http:
@@ -161,6 +164,8 @@ class Agent:
                 log.warning("assigned a job while busy; ignoring")
                 return
             self.job = msg["job"]
+            if self.spare_timer is not None:
+                self.spare_timer.cancel()
             self.job_task = asyncio.create_task(self._run_job(self.job))
         elif kind == "cancel":
             if self.job and msg.get("attempt_id") == self.job["attempt_id"]:
@@ -220,6 +225,16 @@ class Agent:
 
     def _job_finished(self) -> None:
         self.job, self.job_task = None, None
+        # Not at once: a busy node gets its next job within a round trip, and a spare
+        # started then would take CPU from that job's render.
+        if self.spare_timer is not None:
+            self.spare_timer.cancel()
+        self.spare_timer = asyncio.get_running_loop().call_later(SPARE_AFTER_IDLE,
+                                                                 self._idle)
+
+    def _idle(self) -> None:
+        if self.job is None and not self.stopping.is_set():
+            self.renderer.prepare_spare()
 
     async def _stop_job(self) -> None:
         task = self.job_task
@@ -248,7 +263,9 @@ class Agent:
 
     async def _shutdown(self) -> None:
         await self._stop_job()
-        await self.renderer.close()
+        if self.spare_timer is not None:
+            self.spare_timer.cancel()
+        await self.renderer.shutdown()
 
 
 def _span(frames: list[int]) -> str:

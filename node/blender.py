@@ -56,7 +56,7 @@ def classify(lines: list[str], returncode: int | None) -> str:
 
 @dataclass
 class RenderSettings:
-    blend_file: Path
+    blend_file: Path | None  # None: a spare, started before its shot is known
     outdir: Path
     output_format: str
     resolution_percentage: int
@@ -80,10 +80,12 @@ class BlenderProcess:
     def command(self) -> list[str]:
         s = self.settings
         cmd = [self.blender, "-b", "--factory-startup",
-               "--enable-autoexec" if s.allow_scripts else "--disable-autoexec",
-               str(s.blend_file), "--python-exit-code", "1", "--python", str(DRIVER), "--",
-               "--outdir", str(s.outdir), "--format", s.output_format,
-               "--resolution", str(s.resolution_percentage)]
+               "--enable-autoexec" if s.allow_scripts else "--disable-autoexec"]
+        if s.blend_file is not None:
+            cmd.append(str(s.blend_file))
+        cmd += ["--python-exit-code", "1", "--python", str(DRIVER), "--",
+                "--outdir", str(s.outdir), "--format", s.output_format,
+                "--resolution", str(s.resolution_percentage)]
         if self.serve:
             cmd.append("--serve")
         else:
@@ -108,18 +110,31 @@ class BlenderProcess:
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(list(self.log)[-lines:])
 
+    async def open(self, settings: RenderSettings) -> None:
+        """Load a shot's file into a spare (a session started without one)."""
+        if settings.allow_scripts or settings.blend_file is None:
+            raise ValueError("a spare opens files with their scripts off, and needs a file")
+        await self._request({"open": str(settings.blend_file), "format": settings.output_format,
+                             "resolution": settings.resolution_percentage})
+        event, _ = await self._next_event(None)
+        if event != "READY":
+            raise BlenderFailed(f"Blender could not open the file: {event}", self.log_tail())
+        self.settings = settings
+
     async def render_into(self, frames: list[int], outdir: Path, on_frame: FrameCallback,
                           on_progress: ProgressCallback) -> None:
         """Ask a warm session for `frames`, written into `outdir`."""
+        await self._request({"frames": frames, "outdir": str(outdir)})
+        await self.render(frames, on_frame, on_progress)
+
+    async def _request(self, request: dict) -> None:
         assert self.proc is not None and self.proc.stdin is not None
-        request = {"frames": frames, "outdir": str(outdir)}
         try:
             self.proc.stdin.write((json.dumps(request) + "\n").encode())
             await self.proc.stdin.drain()
         except ConnectionError:
             code = await self.proc.wait()
             raise BlenderFailed(classify(list(self.log), code), self.log_tail()) from None
-        await self.render(frames, on_frame, on_progress)
 
     async def render(self, frames: list[int], on_frame: FrameCallback,
                      on_progress: ProgressCallback) -> None:

@@ -4,7 +4,10 @@ Started as `blender -b FILE --python blender_driver.py -- --outdir D --format F 
 With `--frames 1,2,3` it renders those frames and exits (one process per chunk).
 With `--serve` it stays up, reading one JSON request per line from stdin
 (`{"frames": [..]}` or `{"quit": true}`), so Blender starts once per shot, not
-once per frame. Every line meant for the node starts with BRENDER_.
+once per frame. Started without a FILE it is a spare: Blender is up before the shot
+arrives, and `{"open": FILE, "format": F, "resolution": R}` loads the shot's file
+(its scripts never run: spares serve only shots that do not allow them). Every line
+meant for the node starts with BRENDER_.
 """
 import argparse
 import json
@@ -22,18 +25,18 @@ def emit(kind, **data):
     print(f"BRENDER_{kind} {json.dumps(data)}", flush=True)
 
 
-def configure(args):
+def configure(output_format, resolution):
     scene = bpy.context.scene
     render = scene.render
     render.use_file_extension = True
-    render.image_settings.file_format = FORMATS[args.format]
-    if args.format in ("OPEN_EXR", "OPEN_EXR_MULTILAYER"):
+    render.image_settings.file_format = FORMATS[output_format]
+    if output_format in ("OPEN_EXR", "OPEN_EXR_MULTILAYER"):
         render.image_settings.color_depth = "16"
         render.image_settings.exr_codec = "ZIP"
-    elif args.format == "PNG":
+    elif output_format == "PNG":
         render.image_settings.color_mode = "RGBA" if render.film_transparent else "RGB"
-    if args.resolution:
-        render.resolution_percentage = args.resolution
+    if resolution:
+        render.resolution_percentage = resolution
     # The farm renders stills into its own folder; never a movie container.
     render.use_overwrite = True
     render.use_placeholder = False
@@ -71,6 +74,15 @@ def render_frame(scene, number, outdir):
     emit("FRAME", frame=number, path=path, seconds=round(seconds, 4))
 
 
+def open_file(request):
+    if bpy.data.filepath:
+        raise RuntimeError("only a spare Blender (started without a file) opens one")
+    bpy.ops.wm.open_mainfile(filepath=request["open"], load_ui=False, use_scripts=False)
+    scene = configure(request.get("format", "PNG"), int(request.get("resolution") or 0))
+    emit("READY", blender=bpy.app.version_string, file=bpy.data.filepath)
+    return scene
+
+
 def main():
     argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
     parser = argparse.ArgumentParser(prog="blender_driver")
@@ -80,7 +92,7 @@ def main():
     parser.add_argument("--frames", default="")
     parser.add_argument("--serve", action="store_true")
     args = parser.parse_args(argv)
-    scene = configure(args)
+    scene = configure(args.format, args.resolution)
     emit("READY", blender=bpy.app.version_string, file=bpy.data.filepath)
     if not args.serve:
         for number in (int(x) for x in args.frames.split(",") if x.strip()):
@@ -91,6 +103,9 @@ def main():
         request = json.loads(line)
         if request.get("quit"):
             break
+        if "open" in request:
+            scene = open_file(request)
+            continue
         for number in request["frames"]:
             render_frame(scene, number, request.get("outdir", args.outdir))
         emit("DONE")

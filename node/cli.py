@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="kill Blender after this many seconds without output")
     p.add_argument("--no-warm", action="store_true",
                    help="start Blender for every chunk instead of keeping it per shot")
+    p.add_argument("--no-spare", action="store_true",
+                   help="do not keep a Blender started while idle for the next shot")
     p.add_argument("--recycle-after", type=int, default=500,
                    help="restart a warm Blender session after this many frames")
     p.add_argument("--upload-tries", type=int, default=8,
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     options = NodeOptions(blender=blender, work_dir=work_dir.resolve(),
                           hang_timeout=args.hang_timeout, warm_sessions=not args.no_warm,
                           recycle_after=args.recycle_after, allow_scripts=args.allow_scripts,
-                          upload_tries=max(1, args.upload_tries))
+                          upload_tries=max(1, args.upload_tries), spare=not args.no_spare)
     agent = Agent(AgentConfig(coordinator=args.coordinator, token=args.token, name=args.name,
                               options=options,
                               tags=[t.strip() for t in args.tags.split(",") if t.strip()]))

@@ -5,6 +5,7 @@ import asyncio
 import hashlib
 import logging
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,6 +17,7 @@ from .cache import BlobCache, CacheError
 
 log = logging.getLogger("brender.node.runner")
 UPLOAD_TRIES = 8
+SPARE_RETRY_AFTER = 300.0  # seconds: a Blender that cannot start now rarely can in a moment
 
 
 class LeaseLost(Exception):
@@ -31,10 +33,13 @@ class NodeOptions:
     recycle_after: int = 500
     allow_scripts: bool = False
     upload_tries: int = UPLOAD_TRIES
+    spare: bool = True
 
 
 class Renderer:
-    """Owns the warm Blender session, reused across jobs of the same shot."""
+    """Owns the warm Blender session, reused across jobs of the same shot, and the
+    spare: a Blender started while the node is idle, which opens the next shot's file
+    so that shot's first frame does not wait for Blender to start."""
 
     def __init__(self, options: NodeOptions):
         self.options = options
@@ -42,11 +47,81 @@ class Renderer:
         self.session: BlenderProcess | None = None
         self.session_key: tuple | None = None
         self.warm_broken = False
+        self.spare: asyncio.Task[BlenderProcess] | None = None
+        self.spare_retry_at = 0.0
 
     async def close(self) -> None:
         if self.session:
             await self.session.close()
         self.session, self.session_key = None, None
+
+    async def shutdown(self) -> None:
+        await self.close()
+        task, self.spare = self.spare, None
+        if task is None:
+            return
+        task.cancel()
+        try:
+            spare = await task
+        except (asyncio.CancelledError, BlenderFailed):
+            return
+        await spare.close()
+
+    def prepare_spare(self) -> None:
+        """Start a spare Blender in the background unless one is up or starting."""
+        o = self.options
+        if not (o.spare and o.warm_sessions) or self.warm_broken or self.spare is not None \
+                or time.monotonic() < self.spare_retry_at:
+            return
+        self.spare = asyncio.create_task(self._start_spare())
+
+    async def _start_spare(self) -> BlenderProcess:
+        settings = RenderSettings(None, self.options.work_dir / "output" / "spare", "PNG", 0,
+                                  allow_scripts=False)
+        spare = BlenderProcess(self.options.blender, settings, serve=True,
+                               hang_timeout=self.options.hang_timeout)
+        try:
+            await spare.start()
+        except BaseException:
+            await spare.kill()
+            raise
+        return spare
+
+    async def _take_spare(self) -> BlenderProcess | None:
+        task, self.spare = self.spare, None
+        if task is None:
+            return None
+        try:
+            spare = await task  # one that is still starting is ahead of a new one
+        except BlenderFailed as exc:
+            log.warning("spare Blender did not start (%s); next try in %.0f s", exc.reason,
+                        SPARE_RETRY_AFTER)
+            self.spare_retry_at = time.monotonic() + SPARE_RETRY_AFTER
+            return None
+        return spare if spare.alive else None
+
+    async def _open_session(self, settings: RenderSettings) -> BlenderProcess:
+        """A warm session with the shot's file loaded: the spare if it can, else a new one."""
+        spare = None if settings.allow_scripts else await self._take_spare()
+        if spare is not None:
+            try:
+                await spare.open(settings)
+                return spare
+            except BlenderFailed as exc:
+                log.warning("the spare Blender could not open %s (%s); starting another",
+                            settings.blend_file, exc.reason)
+                await spare.kill()
+            except BaseException:
+                await spare.kill()
+                raise
+        session = BlenderProcess(self.options.blender, settings, serve=True,
+                                 hang_timeout=self.options.hang_timeout)
+        try:
+            await session.start()
+        except BaseException:
+            await session.kill()
+            raise
+        return session
 
     async def run(self, job: dict, http: aiohttp.ClientSession, base_url: str,
                   progress: Callable[[int, int, int], None]) -> str:
@@ -85,11 +160,9 @@ class Renderer:
         if self.session is None or self.session_key != key or not self.session.alive or \
                 self.session.frames_rendered >= self.options.recycle_after:
             await self.close()
-            self.session = BlenderProcess(self.options.blender, settings, serve=True,
-                                          hang_timeout=self.options.hang_timeout)
-            self.session_key = key
             try:
-                await self.session.start()
+                self.session = await self._open_session(settings)
+                self.session_key = key
             except BlenderFailed:
                 # A file a warm session cannot load may still render the classic way.
                 log.warning("warm Blender session failed to start; one process per chunk")
