@@ -5,7 +5,7 @@ write: everything an artist waits for).
 
 Farm: a coordinator and one local `brender-node` (default threads, like plain
 Blender) are started first and left idle (a farm is already running when an artist
-submits). The clock starts before the blob upload (what `brender-submit --no-pack`
+submits): the node's CPU has settled, its spare Blender is up. The clock starts before the blob upload (what `brender-submit --no-pack`
 does: upload the .blend, POST /api/shots) and stops when the SSE stream
 (/api/events) has delivered the `frame` event of the last frame, i.e. every frame
 is stored on the coordinator and thumbnailed.
@@ -60,6 +60,13 @@ def plain(scene: Path) -> dict:
         shutil.rmtree(out, ignore_errors=True)
 
 
+def settled(pid: int, window: float = 0.5) -> bool:
+    """Whether a process tree used (almost) no CPU for `window` seconds."""
+    before = tree_cpu_seconds(pid)
+    time.sleep(window)
+    return tree_cpu_seconds(pid) - before < 0.05
+
+
 def farm(root: Path, scene: Path, chunk: int | None, node_args: tuple[str, ...] = ()) -> dict:
     """One shot on a fresh idle farm; `chunk=None` leaves the chunk size to the coordinator."""
     tag = f"chunk{chunk or 'default'}{''.join(node_args).replace('-', '')}"
@@ -69,6 +76,8 @@ def farm(root: Path, scene: Path, chunk: int | None, node_args: tuple[str, ...] 
     try:
         wait_for(lambda: coord.api.get("/api/version")["nodes_online"] >= 1, 60,
                  what="the node to connect")
+        # Idle: its spare Blender (if any) is up and waiting, as on a running farm.
+        wait_for(lambda: settled(node.proc.pid), 60, what="the node to be idle")
         events = EventCounter(coord.url)
         events.start()
         events.hello.wait(10)
@@ -91,7 +100,7 @@ def farm(root: Path, scene: Path, chunk: int | None, node_args: tuple[str, ...] 
         listing = coord.api.get(f"/api/shots/{shot['id']}/frames")["frames"]
         render = sum(f["render_time"] or 0 for f in listing)
         return {"chunk": chunk if chunk is not None else f"default ({info['chunk_size']})",
-                "node": " ".join(node_args) or "warm session",
+                "node": " ".join(node_args) or "warm session, spare",
                 "seconds": round(last - started, 2),
                 "submit_s": round(submitted - started, 3),
                 "first_frame_s": round(first - started, 2),
@@ -117,7 +126,7 @@ def run(root: Path, quick: bool = False) -> dict:
     variants: list[tuple[int, tuple[str, ...]]] = [(1, ()), (24, ())]
     repeat = 1
     if not quick:
-        variants = [(1, ()), (5, ()), (24, ()), (1, ("--no-warm",))]
+        variants = [(1, ()), (5, ()), (24, ()), (1, ("--no-spare",)), (1, ("--no-warm",))]
         repeat = 2
     plains: list[dict] = []
     runs: dict[int, list[dict]] = {i: [] for i in range(len(variants))}

@@ -181,7 +181,7 @@ def render(r: dict) -> str:
         ]
         for f in o["farm"]:
             ok = f["ratio"] <= TARGETS["overhead_ratio"]
-            verdict = "reference" if "no-warm" in f["node"] else mark(ok)
+            verdict = "reference" if f["node"].startswith("--no-") else mark(ok)
             cpu_ratio = f.get("cpu_ratio")
             out.append(f"| farm: coordinator + 1 node ({f['node']}) | {f['chunk']} | "
                        f"{f['jobs']} | {f['seconds']} | {f['ratio']:.2f} | "
@@ -193,7 +193,9 @@ def render(r: dict) -> str:
                 f"(plain: {o.get('plain_all_seconds')}); farm time runs from the submit "
                 "(blob upload + `POST /api/shots`) to the last frame's SSE `frame` event "
                 "(stored and thumbnailed). \"Blender render time\" sums Blender's own "
-                "per-frame times: the rest is start-up, scene load and farm traffic. \"CPU s\" "
+                "per-frame times: the rest is start-up, scene load and farm traffic. The "
+                "node is idle at the submit, its spare Blender (started while idle) up "
+                "and waiting; `--no-spare` starts Blender when the shot arrives. \"CPU s\" "
                 "is the CPU time spent (plain: Blender; farm: coordinator, node and its "
                 "Blender processes): it moves far less than seconds with the machine's "
                 "other load, so its ratio is the steadier overhead figure.", ""]
