@@ -76,16 +76,18 @@ class Renderer:
         self.spare = asyncio.create_task(self._start_spare())
 
     async def _start_spare(self) -> BlenderProcess:
-        settings = RenderSettings(None, self.options.work_dir / "output" / "spare", "PNG", 0,
-                                  allow_scripts=False)
-        spare = BlenderProcess(self.options.blender, settings, serve=True,
-                               hang_timeout=self.options.hang_timeout)
+        return await self._start_session(RenderSettings(
+            None, self.options.work_dir / "output" / "spare", "PNG", 0, allow_scripts=False))
+
+    async def _start_session(self, settings: RenderSettings) -> BlenderProcess:
+        session = BlenderProcess(self.options.blender, settings, serve=True,
+                                 hang_timeout=self.options.hang_timeout)
         try:
-            await spare.start()
+            await session.start()
         except BaseException:
-            await spare.kill()
+            await session.kill()
             raise
-        return spare
+        return session
 
     async def _take_spare(self) -> BlenderProcess | None:
         task, self.spare = self.spare, None
@@ -114,14 +116,7 @@ class Renderer:
             except BaseException:
                 await spare.kill()
                 raise
-        session = BlenderProcess(self.options.blender, settings, serve=True,
-                                 hang_timeout=self.options.hang_timeout)
-        try:
-            await session.start()
-        except BaseException:
-            await session.kill()
-            raise
-        return session
+        return await self._start_session(settings)
 
     async def run(self, job: dict, http: aiohttp.ClientSession, base_url: str,
                   progress: Callable[[int, int, int], None]) -> str:

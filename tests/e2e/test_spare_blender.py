@@ -24,6 +24,14 @@ def renderer(tmp_path):
     return Renderer(NodeOptions(blender=BLENDER, work_dir=tmp_path / "node"))
 
 
+@pytest.fixture
+def scripted_scene(make_test_scene, tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """An 80×40 scene whose script, if it runs, writes to the returned mark file."""
+    mark = tmp_path / "mark.txt"
+    monkeypatch.setenv("BRENDER_TEST_MARK", str(mark))
+    return make_test_scene("spare_scripted.blend", width=80, height=40, script=WRITE_MARK), mark
+
+
 async def render(renderer: Renderer, settings: RenderSettings, frames: list[int]) -> dict:
     written: dict[int, Path] = {}
 
@@ -35,10 +43,8 @@ async def render(renderer: Renderer, settings: RenderSettings, frames: list[int]
 
 
 async def test_the_spare_renders_the_next_shot_with_its_settings_and_no_scripts(
-        renderer, make_test_scene, tmp_path, monkeypatch):
-    mark = tmp_path / "mark.txt"
-    monkeypatch.setenv("BRENDER_TEST_MARK", str(mark))
-    blend = make_test_scene("spare_scripted.blend", width=80, height=40, script=WRITE_MARK)
+        renderer, scripted_scene, tmp_path):
+    blend, mark = scripted_scene
     try:
         renderer.prepare_spare()
         spare = await renderer.spare
@@ -56,11 +62,9 @@ async def test_the_spare_renders_the_next_shot_with_its_settings_and_no_scripts(
     assert not spare.alive
 
 
-async def test_a_shot_that_allows_scripts_leaves_the_spare_alone(renderer, make_test_scene,
-                                                                 tmp_path, monkeypatch):
-    mark = tmp_path / "mark.txt"
-    monkeypatch.setenv("BRENDER_TEST_MARK", str(mark))
-    blend = make_test_scene("spare_scripted.blend", width=80, height=40, script=WRITE_MARK)
+async def test_a_shot_that_allows_scripts_leaves_the_spare_alone(renderer, scripted_scene,
+                                                                 tmp_path):
+    blend, mark = scripted_scene
     try:
         renderer.prepare_spare()
         spare = await renderer.spare
