@@ -5,8 +5,9 @@ write: everything an artist waits for).
 
 Farm: a coordinator and one local `brender-node` (default threads, like plain
 Blender) are started first and left idle (a farm is already running when an artist
-submits): the node's CPU has settled, its spare Blender is up. The clock starts before the blob upload (what `brender-submit --no-pack`
-does: upload the .blend, POST /api/shots) and stops when the SSE stream
+submits): the node's CPU has settled, its spare Blender is up. The clock starts
+before the blob upload (what `brender-submit --no-pack` does: upload the .blend,
+POST /api/shots) and stops when the SSE stream
 (/api/events) has delivered the `frame` event of the last frame, i.e. every frame
 is stored on the coordinator and thumbnailed.
 """
