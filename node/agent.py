@@ -164,8 +164,6 @@ class Agent:
                 log.warning("assigned a job while busy; ignoring")
                 return
             self.job = msg["job"]
-            if self.spare_timer is not None:
-                self.spare_timer.cancel()
             self.job_task = asyncio.create_task(self._run_job(self.job))
         elif kind == "cancel":
             if self.job and msg.get("attempt_id") == self.job["attempt_id"]:
@@ -233,6 +231,7 @@ class Agent:
                                                                  self._idle)
 
     def _idle(self) -> None:
+        # A job that arrived since, or a stop, leaves the timer nothing to do.
         if self.job is None and not self.stopping.is_set():
             self.renderer.prepare_spare()
 
@@ -263,8 +262,6 @@ class Agent:
 
     async def _shutdown(self) -> None:
         await self._stop_job()
-        if self.spare_timer is not None:
-            self.spare_timer.cancel()
         await self.renderer.shutdown()
 
 

@@ -1,12 +1,12 @@
 """The spare Blender: started while a node is idle, it opens the next shot's file."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from benchmarks.common import children_of
 from node.blender import BlenderFailed, RenderSettings
 from node.runner import NodeOptions, Renderer
 from tests.farm import BLENDER, wait_for
@@ -95,20 +95,13 @@ async def test_a_file_the_spare_cannot_open_fails_with_blenders_reason(renderer,
 
 
 def blender_children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    """The node's Blender processes (its warm session and spare), from /proc."""
+    def is_driver(child: int) -> bool:
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            return b"blender_driver.py" in Path(f"/proc/{child}/cmdline").read_bytes()
         except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid and cmdline and cmdline[0].endswith(b"blender") and \
-                b"blender_driver.py" in b" ".join(cmdline):
-            found.append(int(entry))
-    return found
+            return False
+    return [child for child in children_of(pid) if is_driver(child)]
 
 
 def test_an_idle_node_keeps_a_spare_blender_and_renders_from_it(farm_factory, scene):
@@ -120,8 +113,11 @@ def test_an_idle_node_keeps_a_spare_blender_and_renders_from_it(farm_factory, sc
     assert shot["status"] == "completed", farm.debug_dump(shot["id"])
     assert shot["frames_done"] == 3
     # The shot's warm session is the former spare; once idle, the node starts another.
-    both = wait_for(lambda: len(blender_children(node.pid)) == 2 and blender_children(node.pid),
-                    60, what="a new spare beside the shot's warm session")
+    def session_and_new_spare() -> list[int] | None:
+        found = blender_children(node.pid)
+        return found if len(found) == 2 else None
+
+    both = wait_for(session_and_new_spare, 60, what="a new spare beside the shot's warm session")
     assert spare[0] in both
     farm.stop_node("node1")
     wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in both), 10,
