@@ -39,16 +39,69 @@ class PackCancelled(PackError):
     """`cancelled()` answered True while packing."""
 
 
+class MissingFiles(PackError):
+    """Files the .blend uses do not exist, and the caller did not allow that."""
+
+    def __init__(self, missing: list[dict[str, str]]):
+        self.missing = missing
+        shown = "\n".join(f"  {m['path']}  (used by {m['used_by']})" for m in missing[:20])
+        more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
+        super().__init__(f"{len(missing)} external file(s) are missing; nothing was uploaded:"
+                         f"\n{shown}{more}")
+
+
 @dataclass
 class PackResult:
     root: Path                      # the packed tree (out_dir)
     blend_path: str                 # the .blend to open, relative to root, '/'-separated
     files: list[dict] = field(default_factory=list)   # [{path, sha256, size}], sorted by path
     missing: list[str] = field(default_factory=list)  # absolute paths of referenced files that do not exist
+    used_by: dict[str, str] = field(default_factory=dict)  # missing path -> the data-blocks using it
 
     @property
     def total_size(self) -> int:
         return sum(f["size"] for f in self.files)
+
+    def missing_report(self) -> list[dict[str, str]]:
+        """`[{"path", "used_by"}]`, as the shot's `missing` (CONTRACT.md)."""
+        return [{"path": p, "used_by": self.used_by.get(p, "?")} for p in self.missing]
+
+
+ID_KINDS = {
+    b"IM": "Image", b"LI": "Library", b"SO": "Sound", b"VF": "Font", b"MC": "Movie Clip",
+    b"CF": "Cache File", b"OB": "Object", b"ME": "Mesh", b"SC": "Scene", b"VO": "Volume",
+    b"NT": "Node Group", b"TE": "Texture", b"MA": "Material", b"WO": "World", b"TX": "Text",
+}
+
+
+def describe_usage(usage: Any, main_blend: Path) -> str:
+    """"Image 'ghost'" for a BAT BlockUsage, plus "in lib.blend" when it is in a library."""
+    raw = bytes(getattr(usage, "block_name", b"") or b"")
+    kind = ID_KINDS.get(raw[:2], raw[:2].decode("ascii", "replace") or "data-block")
+    text = f"{kind} '{raw[2:].decode('utf-8', 'replace')}'"
+    blend = Path(usage.block.bfile.filepath).absolute()
+    if blend != main_blend:
+        text += f" in {blend.name}"
+    return text
+
+
+def zstd_unreadable(path: Path) -> str | None:
+    """Why `path` cannot be read when it is Zstandard-compressed and there is no
+    `zstandard` module; None when it can be read."""
+    from blender_asset_tracer.blendfile import magic_compression
+    if magic_compression.has_zstandard:
+        return None
+    try:
+        with open(path, "rb") as f:
+            kind = magic_compression.find_compression_type(f)
+    except OSError:
+        return None
+    if kind != magic_compression.Compression.ZSTD:
+        return None
+    return (f"{Path(path).name} is compressed with Zstandard and this Python has no "
+            "`zstandard` module to read it: `pip install zstandard` (Blender's official builds "
+            "carry it; Debian's Blender needs `apt install python3-zstandard`), or save the "
+            "file with Compress off.")
 
 
 def import_bat() -> Any:
@@ -157,6 +210,24 @@ def _packer_class(bat: Any) -> Any:
     from blender_asset_tracer.pack import Packer
 
     class ProjectPacker(Packer):
+        """Also records which data-blocks use each missing file."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.missing_usages: dict[Path, list[Any]] = {}
+
+        def _record_missing(self, asset_path: Path, usage: Any) -> None:
+            if asset_path in self.missing_files:
+                self.missing_usages.setdefault(asset_path, []).append(usage)
+
+        def _visit_asset(self, asset_path: Path, usage: Any) -> None:
+            super()._visit_asset(asset_path, usage)
+            self._record_missing(asset_path, usage)
+
+        def _visit_sequence(self, asset_path: Path, usage: Any) -> None:
+            super()._visit_sequence(asset_path, usage)
+            self._record_missing(asset_path, usage)
+
         def _find_new_paths(self) -> None:
             project = bpathlib.make_absolute(self.project)
             for path in self._new_location_paths:
@@ -169,7 +240,8 @@ def _packer_class(bat: Any) -> Any:
                 else:
                     action.new_path = Path(self._target_path, relpath)
 
-    if not all(hasattr(Packer, name) for name in ("_find_new_paths", "_path_in_project")):
+    if not all(hasattr(Packer, name) for name in ("_find_new_paths", "_path_in_project",
+                                                  "_visit_asset", "_visit_sequence")):
         return Packer   # a BAT whose internals changed: its own layout is still correct
     return ProjectPacker
 
@@ -177,14 +249,15 @@ def _packer_class(bat: Any) -> Any:
 def pack_blend(blend_path: Path, out_dir: Path,
                progress: ProgressFn | None = None,
                cancelled: Callable[[], bool] | None = None,
-               *, project: Path | None = None) -> PackResult:
+               *, project: Path | None = None, allow_missing: bool = True) -> PackResult:
     """Pack `blend_path` and its dependencies into `out_dir` (empty or new).
 
     `progress(message, fraction)` is called from this thread as packing goes;
     `cancelled()` is polled and, once it answers True, packing stops with
     `PackCancelled`. `project` is the folder whose layout is kept (default: the
-    .blend's folder). Missing files do not stop packing: they are listed in
-    `PackResult.missing` for the caller to decide.
+    .blend's folder). Missing files are listed in `PackResult.missing` (and
+    `used_by`); with `allow_missing=False` they raise `MissingFiles` instead,
+    before anything is copied.
     """
     bat = import_bat()
     from blender_asset_tracer import blendfile
@@ -196,6 +269,9 @@ def pack_blend(blend_path: Path, out_dir: Path,
     project = Path(project).absolute() if project else blend_path.parent
     if not blend_path.is_file():
         raise PackError(f"{blend_path} does not exist")
+    unreadable = zstd_unreadable(blend_path)
+    if unreadable:
+        raise PackError(unreadable)
     try:
         blend_path.relative_to(project)
     except ValueError:
@@ -219,6 +295,11 @@ def pack_blend(blend_path: Path, out_dir: Path,
                 watcher.start()
             try:
                 packer.strategise()
+                missing = sorted(str(p) for p in packer.missing_files)
+                used_by = {str(path): ", ".join(dict.fromkeys(describe_usage(u, blend_path) for u in usages))
+                           for path, usages in getattr(packer, "missing_usages", {}).items()}
+                if missing and not allow_missing:
+                    raise MissingFiles([{"path": p, "used_by": used_by.get(p, "?")} for p in missing])
                 packer.execute()
             except Aborted as err:
                 if cancelled is not None and cancelled():
@@ -228,7 +309,6 @@ def pack_blend(blend_path: Path, out_dir: Path,
                 stop.set()
                 if watcher is not None:
                     watcher.join()
-            missing = sorted(str(p) for p in packer.missing_files)
             packed_blend = Path(packer.output_path)
     except (PackError, OSError) as err:
         if isinstance(err, PackError):
@@ -254,4 +334,4 @@ def pack_blend(blend_path: Path, out_dir: Path,
                 raise PackCancelled("Packing cancelled")
     files.sort(key=lambda f: f["path"])
     return PackResult(root=out_dir, blend_path=packed_blend.relative_to(out_dir).as_posix(),
-                      files=files, missing=missing)
+                      files=files, missing=missing, used_by=used_by)

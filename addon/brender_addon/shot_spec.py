@@ -7,17 +7,23 @@ bpy-free: the add-on feeds it values read from the scene and the panel,
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-OUTPUT_FORMATS = ("PNG", "JPEG", "OPEN_EXR", "OPEN_EXR_MULTILAYER")
+# The farm's still formats (CONTRACT.md `render.output_format`).
+OUTPUT_FORMATS = ("PNG", "JPEG", "OPEN_EXR", "OPEN_EXR_MULTILAYER", "TIFF", "BMP", "TARGA", "WEBP")
 # Blender's file formats that write a movie rather than one image per frame.
 MOVIE_FORMATS = ("FFMPEG", "AVI_JPEG", "AVI_RAW", "FRAMESERVER", "QUICKTIME", "H264", "THEORA", "XVID")
+COLOR_DEPTHS = ("8", "16", "32")
+COLOR_MODES = ("BW", "RGB", "RGBA")
+EXR_CODECS = ("NONE", "PXR24", "ZIP", "PIZ", "RLE", "ZIPS", "B44", "B44A", "DWAA", "DWAB")
 
 MAX_NAME = 120
 MAX_CHUNK = 1000
 MAX_FRAMES = 1_000_000
+MAX_MISSING = 10_000
 _BAD_NAME = re.compile(r"[\x00-\x1f/\\]")
+_FRAME_ITEM = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
 
 
 class SpecError(ValueError):
@@ -30,19 +36,25 @@ class SpecError(ValueError):
 
 @dataclass
 class ShotSettings:
-    """What the artist chose; `files` and `blend_path` come from packing."""
+    """What the artist chose; `files` and `blend_path` come from packing.
+
+    `frames` ("1-10,20") replaces frame_start/frame_end when set; chunk_size None
+    lets the coordinator cut jobs adaptively; `render` holds only the overrides
+    of the file's own settings (CONTRACT.md); `missing` the files the artist
+    chose to submit without."""
 
     name: str
-    frame_start: int
-    frame_end: int
+    frame_start: int | None = None
+    frame_end: int | None = None
     frame_step: int = 1
-    chunk_size: int = 10
+    frames: str | None = None
+    chunk_size: int | None = None
     priority: int = 50
-    output_format: str = "PNG"
-    resolution_percentage: int = 100
+    render: dict[str, Any] = field(default_factory=dict)
     fps: float | None = None
     submitted_by: str | None = None
     allow_scripts: bool = False
+    missing: list[dict[str, str]] = field(default_factory=list)
 
 
 def check_output_format(fmt: str) -> str:
@@ -52,16 +64,42 @@ def check_output_format(fmt: str) -> str:
         raise SpecError(
             f"The output format is a movie ({fmt}): the farm renders image sequences. "
             f"Choose one of {', '.join(OUTPUT_FORMATS)} (and encode the movie afterwards).",
-            "output_format")
-    if fmt == "JPG":
-        fmt = "JPEG"
-    if fmt == "EXR":
-        fmt = "OPEN_EXR"
+            "render.output_format")
+    fmt = {"JPG": "JPEG", "EXR": "OPEN_EXR", "TGA": "TARGA", "TIF": "TIFF"}.get(fmt, fmt)
     if fmt not in OUTPUT_FORMATS:
         raise SpecError(
             f"The farm cannot write {fmt or 'an empty format'}: choose one of "
-            f"{', '.join(OUTPUT_FORMATS)}.", "output_format")
+            f"{', '.join(OUTPUT_FORMATS)}.", "render.output_format")
     return fmt
+
+
+def parse_frames(text: str) -> list[tuple[int, int]]:
+    """`"1-10, 20"` -> [(1, 10), (20, 20)]; SpecError naming `frames` when malformed."""
+    ranges = []
+    for item in str(text).split(","):
+        match = _FRAME_ITEM.fullmatch(item)
+        if not match:
+            raise SpecError(f"Frames must look like 1-10,20,30-40, not {text!r}.", "frames")
+        first = int(match.group(1))
+        last = int(match.group(2)) if match.group(2) is not None else first
+        if last < first:
+            raise SpecError(f"The frame range {first}-{last} ends before it starts.", "frames")
+        ranges.append((first, last))
+    return ranges
+
+
+def frames_text(ranges: Iterable[tuple[int, int]]) -> str:
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
+
+
+def frame_numbers(ranges: Iterable[tuple[int, int]], step: int = 1) -> set[int]:
+    """The frames a `frames` string renders: `step` applies inside each range."""
+    numbers: set[int] = set()
+    for first, last in ranges:
+        numbers.update(range(first, last + 1, max(step, 1)))
+        if len(numbers) > MAX_FRAMES:
+            raise SpecError(f"Too many frames (more than {MAX_FRAMES}).", "frames")
+    return numbers
 
 
 def frame_count(frame_start: int, frame_end: int, frame_step: int = 1) -> int:
@@ -121,30 +159,103 @@ def _check_files(files: Iterable[dict], blend_path: str) -> list[dict]:
     return out
 
 
+def _choice(value: Any, key: str, choices: tuple[str, ...]) -> str:
+    text = str(value).strip().upper()
+    if text not in choices:
+        raise SpecError(f"{key.replace('_', ' ')} must be one of {', '.join(choices)}, "
+                        f"not {value!r}.", f"render.{key}")
+    return text
+
+
+def _name_value(value: Any, key: str) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 255:
+        raise SpecError(f"render {key} must be a name, not {value!r}.", f"render.{key}")
+    return value.strip()
+
+
+def _bounded(value: Any, key: str, low: int, high: int) -> int:
+    number = _int(value, f"render.{key}", key.replace("_", " "))
+    if not low <= number <= high:
+        raise SpecError(f"{key.replace('_', ' ')} must be between {low} and {high} "
+                        f"(it is {number}).", f"render.{key}")
+    return number
+
+
+def check_render(render: dict[str, Any]) -> dict[str, Any]:
+    """Validate the overrides of CONTRACT.md's `render` object; None values are dropped."""
+    out: dict[str, Any] = {}
+    for key, value in render.items():
+        if value is None:
+            continue
+        if key in ("scene", "camera", "view_transform", "look"):
+            out[key] = _name_value(value, key)
+        elif key == "view_layers":
+            if isinstance(value, str) or not value:
+                raise SpecError("render view_layers must be a list of view layer names.",
+                                "render.view_layers")
+            out[key] = list(dict.fromkeys(_name_value(v, key) for v in value))
+        elif key == "output_format":
+            out[key] = check_output_format(value)
+        elif key == "color_depth":
+            out[key] = _choice(value, key, COLOR_DEPTHS)
+        elif key == "color_mode":
+            out[key] = _choice(value, key, COLOR_MODES)
+        elif key == "exr_codec":
+            out[key] = _choice(value, key, EXR_CODECS)
+        elif key == "exposure":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not -32 <= value <= 32:
+                raise SpecError(f"exposure must be a number from -32 to 32, not {value!r}.",
+                                "render.exposure")
+            out[key] = float(value)
+        elif key == "film_transparent":
+            out[key] = bool(value)
+        elif key in ("resolution_x", "resolution_y"):
+            out[key] = _bounded(value, key, 4, 65536)
+        elif key == "resolution_percentage":
+            out[key] = _bounded(value, key, 1, 1000)
+        else:
+            raise SpecError(f"There is no render setting {key!r}.", f"render.{key}")
+    return out
+
+
+def _check_missing(missing: Iterable[dict]) -> list[dict[str, str]]:
+    out = [{"path": str(m["path"]), "used_by": str(m.get("used_by") or "")} for m in missing]
+    if len(out) > MAX_MISSING:
+        raise SpecError(f"More than {MAX_MISSING} files are missing: fix the file's paths first.",
+                        "missing")
+    return out
+
+
 def validate(settings: ShotSettings) -> ShotSettings:
     """Check the artist's settings (no files needed). Returns a normalised copy."""
     name = _check_name(settings.name)
-    start = _int(settings.frame_start, "frame_start", "The first frame")
-    end = _int(settings.frame_end, "frame_end", "The last frame")
     step = _int(settings.frame_step, "frame_step", "The frame step")
     if step < 1:
         raise SpecError(f"The frame step must be at least 1 (it is {step}).", "frame_step")
-    if start < 0:
-        raise SpecError(f"The first frame cannot be negative (it is {start}).", "frame_start")
-    if end < start:
-        raise SpecError(f"The frame range is empty: it ends ({end}) before it starts ({start}).", "frame_end")
-    if frame_count(start, end, step) > MAX_FRAMES:
-        raise SpecError(f"Too many frames (more than {MAX_FRAMES}).", "frame_end")
-    chunk = _int(settings.chunk_size, "chunk_size", "The chunk size")
-    if not 1 <= chunk <= MAX_CHUNK:
-        raise SpecError(f"The chunk size must be between 1 and {MAX_CHUNK} frames (it is {chunk}).", "chunk_size")
+    frames = None
+    start = end = None
+    if settings.frames is not None:
+        ranges = parse_frames(settings.frames)
+        frame_numbers(ranges, step)
+        frames = frames_text(ranges)
+    else:
+        start = _int(settings.frame_start, "frame_start", "The first frame")
+        end = _int(settings.frame_end, "frame_end", "The last frame")
+        if start < 0:
+            raise SpecError(f"The first frame cannot be negative (it is {start}).", "frame_start")
+        if end < start:
+            raise SpecError(f"The frame range is empty: it ends ({end}) before it starts ({start}).", "frame_end")
+        if frame_count(start, end, step) > MAX_FRAMES:
+            raise SpecError(f"Too many frames (more than {MAX_FRAMES}).", "frame_end")
+    chunk = None
+    if settings.chunk_size is not None:
+        chunk = _int(settings.chunk_size, "chunk_size", "The chunk size")
+        if not 1 <= chunk <= MAX_CHUNK:
+            raise SpecError(f"The chunk size must be between 1 and {MAX_CHUNK} frames (it is {chunk}).", "chunk_size")
     priority = _int(settings.priority, "priority", "The priority")
     if not 0 <= priority <= 100:
         raise SpecError(f"The priority must be between 0 and 100 (it is {priority}).", "priority")
-    res = _int(settings.resolution_percentage, "resolution_percentage", "The resolution percentage")
-    if not 1 <= res <= 1000:
-        raise SpecError(f"The resolution percentage must be between 1 and 1000 (it is {res}).",
-                        "resolution_percentage")
     fps = settings.fps
     if fps is not None:
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 1000:
@@ -154,28 +265,34 @@ def validate(settings: ShotSettings) -> ShotSettings:
     if who is not None:
         who = str(who)[:MAX_NAME]
     return ShotSettings(
-        name=name, frame_start=start, frame_end=end, frame_step=step, chunk_size=chunk,
-        priority=priority, output_format=check_output_format(settings.output_format),
-        resolution_percentage=res, fps=fps, submitted_by=who,
-        allow_scripts=bool(settings.allow_scripts))
+        name=name, frame_start=start, frame_end=end, frame_step=step, frames=frames,
+        chunk_size=chunk, priority=priority, render=check_render(settings.render), fps=fps,
+        submitted_by=who, allow_scripts=bool(settings.allow_scripts),
+        missing=_check_missing(settings.missing))
 
 
 def build(settings: ShotSettings, files: Iterable[dict], blend_path: str) -> dict:
-    """Return the body of `POST /api/shots`, or raise `SpecError`."""
+    """Return the body of `POST /api/shots`, or raise `SpecError`. Only what the
+    artist set is sent: the file's own settings are the default."""
     s = validate(settings)
     body: dict[str, Any] = {
         "name": s.name,
         "blend_path": str(blend_path),
         "files": _check_files(files, str(blend_path)),
-        "frame_start": s.frame_start,
-        "frame_end": s.frame_end,
         "frame_step": s.frame_step,
-        "chunk_size": s.chunk_size,
         "priority": s.priority,
-        "output_format": s.output_format,
-        "resolution_percentage": s.resolution_percentage,
         "allow_scripts": s.allow_scripts,
     }
+    if s.frames is not None:
+        body["frames"] = s.frames
+    else:
+        body["frame_start"], body["frame_end"] = s.frame_start, s.frame_end
+    if s.chunk_size is not None:
+        body["chunk_size"] = s.chunk_size
+    if s.render:
+        body["render"] = s.render
+    if s.missing:
+        body["missing"] = s.missing
     if s.fps is not None:
         body["fps"] = s.fps
     if s.submitted_by:

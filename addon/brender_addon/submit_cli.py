@@ -1,44 +1,87 @@
-"""`brender-submit`: send a .blend to the farm from a shell, optionally wait for it."""
+"""`brender-submit`: send a .blend to the farm from a shell, optionally wait for it.
+
+The file's own settings are the default: its active scene (or --scene), that
+scene's frame range and step, camera, output format and resolution. Options
+override them for this shot only; the file is never changed.
+"""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import logging
 import os
-import re
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+from . import blend_info, preflight, shot_spec
 from .client import BrenderError, Client, sha256_file
+from .packing import MissingFiles, PackError
+from .shot_spec import SpecError
 
-FORMATS = ("PNG", "JPEG", "OPEN_EXR", "OPEN_EXR_MULTILAYER")
+# Exit codes: 2 the file or the options are wrong (nothing was sent), 1 the farm
+# refused or failed the shot.
+BAD_INPUT = 2
+FARM_ERROR = 1
 
 
-def parse_frames(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"\s*(-?\d+)\s*(?:-|\.\.)\s*(-?\d+)\s*|\s*(-?\d+)\s*", text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"frames must look like 1-24 or 7, not {text!r}")
-    if match.group(3) is not None:
-        n = int(match.group(3))
-        return n, n
-    return int(match.group(1)), int(match.group(2))
+def chunk_arg(text: str) -> int | None:
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--chunk takes a number of frames or auto, not {text!r}") from None
+
+
+def frames_arg(text: str) -> list[tuple[int, int]]:
+    try:
+        return shot_spec.parse_frames(text)
+    except SpecError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="brender-submit", description=__doc__)
+    p = argparse.ArgumentParser(prog="brender-submit", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("blend", type=Path)
     p.add_argument("--coordinator", default=os.environ.get("BRENDER_COORDINATOR",
-                                                           "http://127.0.0.1:8080"))
-    p.add_argument("--token", default=os.environ.get("BRENDER_TOKEN", ""))
-    p.add_argument("--frames", type=parse_frames, required=True, help="e.g. 1-24")
-    p.add_argument("--step", type=int, default=1)
-    p.add_argument("--chunk", type=int, default=5)
-    p.add_argument("--priority", type=int, default=50)
-    p.add_argument("--format", default="PNG", type=str.upper, choices=FORMATS)
-    p.add_argument("--resolution", type=int, default=100, help="resolution percentage")
-    p.add_argument("--fps", type=float, default=24.0)
-    p.add_argument("--name")
+                                                           "http://127.0.0.1:8080"),
+                   help="the coordinator's URL (default $BRENDER_COORDINATOR, else %(default)s)")
+    p.add_argument("--token", default=os.environ.get("BRENDER_TOKEN", ""),
+                   help="the farm token (default $BRENDER_TOKEN)")
+    p.add_argument("--frames", type=frames_arg,
+                   help="frames to render, e.g. 1-24 or 1-10,20,30-40 (default: the scene's range)")
+    p.add_argument("--step", type=int, help="render every n-th frame (default: the scene's step)")
+    p.add_argument("--chunk", type=chunk_arg, metavar="N|auto",
+                   help="frames per job; auto (the default): the coordinator sizes jobs to the farm")
+    p.add_argument("--priority", type=int, default=50, help="0-100, higher renders first")
+    p.add_argument("--name", help="the shot's name (default: the file's name)")
+    p.add_argument("--fps", type=float, help="frame rate of the shot (default: the scene's)")
+    g = p.add_argument_group("overrides (default: the file's own setting)")
+    g.add_argument("--scene", help="the scene to render (default: the file's active scene)")
+    g.add_argument("--camera", help="the camera object to render through")
+    g.add_argument("--view-layer", dest="view_layers", action="append", metavar="NAME",
+                   help="render only this view layer (repeatable)")
+    g.add_argument("--format", dest="output_format", type=str.upper,
+                   choices=shot_spec.OUTPUT_FORMATS, help="output file format")
+    g.add_argument("--color-depth", choices=shot_spec.COLOR_DEPTHS)
+    g.add_argument("--color-mode", type=str.upper, choices=shot_spec.COLOR_MODES)
+    g.add_argument("--exr-codec", type=str.upper, choices=shot_spec.EXR_CODECS)
+    g.add_argument("--view-transform", help="colour management view transform, e.g. Standard")
+    g.add_argument("--look", help="colour management look")
+    g.add_argument("--exposure", type=float, help="colour management exposure")
+    g.add_argument("--transparent", dest="film_transparent", action=argparse.BooleanOptionalAction,
+                   help="transparent film (--no-transparent: opaque)")
+    g.add_argument("--resolution-x", type=int, metavar="PIXELS")
+    g.add_argument("--resolution-y", type=int, metavar="PIXELS")
+    g.add_argument("--resolution", dest="resolution_percentage", type=int, metavar="PERCENT",
+                   help="resolution percentage")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="submit even when files the .blend uses are missing (they render missing)")
     p.add_argument("--allow-scripts", action="store_true",
                    help="let the .blend's own Python run (nodes must allow it too)")
     p.add_argument("--no-pack", action="store_true",
@@ -48,38 +91,92 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def build_manifest(blend: Path, pack: bool, workdir: Path) -> tuple[list[dict], str, Path]:
-    """The files to upload, the .blend's path among them, and the folder they sit in."""
+RENDER_KEYS = ("scene", "camera", "view_layers", "output_format", "color_depth", "color_mode",
+               "exr_codec", "view_transform", "look", "exposure", "film_transparent",
+               "resolution_x", "resolution_y", "resolution_percentage")
+
+
+def plan(args: argparse.Namespace, info: blend_info.BlendInfo) -> tuple[shot_spec.ShotSettings, str]:
+    """The shot's settings from the file and the options, checked; and a summary line."""
+    scene = info.scene(args.scene)
+    render = {key: getattr(args, key) for key in RENDER_KEYS if getattr(args, key) is not None}
+    step = args.step if args.step is not None else scene.frame_step
+    if args.frames:
+        ranges = args.frames
+        source = "asked for"
+    else:
+        ranges = [(scene.frame_start, scene.frame_end)] if scene.frame_end >= scene.frame_start else []
+        source = "the scene's"
+    label = shot_spec.frames_text(ranges) or f"{scene.frame_start}-{scene.frame_end}"
+    single = len(ranges) == 1
+    settings = shot_spec.ShotSettings(
+        name=args.name or args.blend.stem,
+        frame_start=ranges[0][0] if single else None, frame_end=ranges[0][1] if single else None,
+        frames=None if single else label, frame_step=step, chunk_size=args.chunk,
+        priority=args.priority, render=render,
+        fps=args.fps if args.fps is not None else scene.fps,
+        submitted_by=os.environ.get("USER", ""), allow_scripts=args.allow_scripts)
+    settings = shot_spec.validate(settings)
+    total = len(shot_spec.frame_numbers(ranges, step))
+    preflight.check(scene.facts(info.cameras), settings.render, total, label)
+    fmt = render.get("output_format") or f"{scene.output_format} (the file's)"
+    chunks = f"jobs of {args.chunk} frames" if args.chunk else "jobs sized adaptively"
+    summary = (f"scene '{scene.name}', frames {label} step {step} ({source}, {total} frames), "
+               f"{fmt}, {chunks}")
+    return settings, summary
+
+
+def build_manifest(blend: Path, pack: bool, workdir: Path,
+                   allow_missing: bool) -> tuple[list[dict], str, Path, list[dict]]:
+    """The files to upload, the .blend's path among them, the folder they sit
+    in, and the missing files allowed."""
     if pack:
         from .packing import pack_blend
 
-        result = pack_blend(blend, workdir)
-        if result.missing:
-            raise BrenderError("missing external files: " + ", ".join(map(str, result.missing)))
-        return result.files, result.blend_path, workdir
+        result = pack_blend(blend, workdir, allow_missing=allow_missing)
+        return result.files, result.blend_path, workdir, result.missing_report()
     size = blend.stat().st_size
     return [{"path": blend.name, "sha256": sha256_file(blend), "size": size}], blend.name, \
-        blend.parent
+        blend.parent, []
+
+
+def fail(message: str, code: int) -> int:
+    print(f"brender-submit: {message}", file=sys.stderr)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
+    # BAT logs its own warnings (truncated file, missing file): the errors below say it once.
+    logging.getLogger("blender_asset_tracer").setLevel(logging.CRITICAL)
     args = parse_args(argv)
     if not args.blend.is_file():
-        print(f"brender-submit: no such file: {args.blend}", file=sys.stderr)
-        return 2
-    client = Client(args.coordinator, args.token)
-    start, end = args.frames
+        return fail(f"no such file: {args.blend}", BAD_INPUT)
+    blend = args.blend.resolve()
     try:
+        settings, summary = plan(args, blend_info.read(blend))
+    except (SpecError, PackError) as exc:
+        return fail(str(exc), BAD_INPUT)
+    client = Client(args.coordinator, args.token)
+    try:
+        client.check_token()
+        if not args.json:
+            print(f"brender-submit: {summary}", file=sys.stderr)
         with tempfile.TemporaryDirectory(prefix="brender-pack-") as tmp:
-            files, blend_path, root = build_manifest(args.blend.resolve(), not args.no_pack,
-                                                     Path(tmp))
+            try:
+                files, blend_path, root, missing = build_manifest(
+                    blend, not args.no_pack, Path(tmp) / "pack", args.allow_missing)
+                body = shot_spec.build(dataclasses.replace(settings, missing=missing),
+                                       files, blend_path)
+            except MissingFiles as exc:
+                return fail(f"{exc}\nFix the paths, or submit anyway with --allow-missing.",
+                            BAD_INPUT)
+            except (SpecError, PackError) as exc:
+                return fail(str(exc), BAD_INPUT)
+            if missing and not args.json:
+                print(f"brender-submit: submitting without {len(missing)} missing file(s)",
+                      file=sys.stderr)
             client.upload_files(files, root)
-        shot = client.create_shot({
-            "name": args.name or args.blend.stem, "blend_path": blend_path, "files": files,
-            "frame_start": start, "frame_end": end, "frame_step": args.step,
-            "chunk_size": args.chunk, "priority": args.priority, "output_format": args.format,
-            "resolution_percentage": args.resolution, "fps": args.fps,
-            "submitted_by": os.environ.get("USER", ""), "allow_scripts": args.allow_scripts})
+        shot = client.create_shot(body)
         if not args.json:
             print(shot["id"], flush=True)
         if args.wait:
@@ -87,14 +184,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             shot["frames"] = client.frames(shot["id"])
             print(json.dumps(shot, indent=2))
+        if args.wait and shot["status"] != "completed":
+            return fail(f"shot {shot['id']} {shot['status']}: {failure_text(client, shot)}",
+                        FARM_ERROR)
     except BrenderError as exc:
-        print(f"brender-submit: {exc}", file=sys.stderr)
-        return 1
-    if args.wait and shot["status"] != "completed":
-        print(f"brender-submit: shot {shot['id']} {shot['status']}: "
-              f"{shot.get('failure_reason') or ''}", file=sys.stderr)
-        return 1
+        return fail(str(exc), FARM_ERROR)
     return 0
+
+
+def failure_text(client: Client, shot: dict[str, Any]) -> str:
+    """Why the shot ended badly: its own reason, else its failed frames' reasons."""
+    if shot.get("failure_reason"):
+        return str(shot["failure_reason"])
+    frames = shot.get("frames") or client.frames(shot["id"])
+    reasons = list(dict.fromkeys(str(f["failure_reason"]) for f in frames
+                                 if f.get("failure_reason")))
+    return "; ".join(reasons[:3]) or "no reason given"
 
 
 def wait(client: Client, shot_id: int, quiet: bool = False, interval: float = 0.5) -> dict:

@@ -15,6 +15,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+def expand_frames(body: dict) -> list[int]:
+    """The frame numbers of a shot body: `frames` ("1-10,20") or frame_start..frame_end."""
+    step = body.get("frame_step", 1)
+    if "frames" in body:
+        numbers: set[int] = set()
+        for item in body["frames"].split(","):
+            first, _, last = item.strip().partition("-")
+            numbers.update(range(int(first), int(last or first) + 1, step))
+        return sorted(numbers)
+    return list(range(body["frame_start"], body["frame_end"] + 1, step))
+
+
 class FakeCoordinator:
     def __init__(self, token: str = "T", version: str = "0.1.0-fake", nodes_online: int = 2):
         self.token = token
@@ -120,7 +132,7 @@ class FakeCoordinator:
                                                     "field": "files"})
                     with fake.lock:
                         shot_id = len(fake.shots) + 1
-                        total = (body["frame_end"] - body["frame_start"]) // body.get("frame_step", 1) + 1
+                        total = len(expand_frames(body))
                         shot = dict(body, id=shot_id, status="queued", frames_total=total, frames_done=0,
                                     frames_rendering=0, eta_seconds=None, avg_frame_time=None,
                                     failure_reason=None)

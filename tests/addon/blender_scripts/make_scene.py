@@ -12,7 +12,11 @@ Layout under root:
 Options: "missing": true adds an image that does not exist; "extras": true adds
 an image sequence, a sound, a font (absolute path) and a particle disk cache;
 "movie": true sets
-FFMPEG output; "no_camera": true removes the camera; "frames": [start, end].
+FFMPEG output; "no_camera": true removes the camera; "frames": [start, end];
+"step": n; "compress": true saves both .blend files Compressed (Zstandard since
+Blender 3.0); "second_scene": true adds scene "Closeup" (camera "CloseCam",
+frames 5-8, JPEG, 32x32) while "Scene" stays active; "view_layer": true adds a
+view layer "Background".
 Renders are tiny (64x36), Cycles, 4 samples, no denoising, emission shading
 (no lights needed, nearly noise free).
 """
@@ -67,7 +71,7 @@ def empty_file():
 
 
 def save_as(path):
-    bpy.ops.wm.save_as_mainfile(filepath=str(path), compress=False)
+    bpy.ops.wm.save_as_mainfile(filepath=str(path), compress=bool(opts.get("compress")))
 
 
 # -- the library: one cube with its own (relative) texture -------------------
@@ -101,6 +105,7 @@ scene.render.image_settings.file_format = "PNG"
 scene.render.film_transparent = False
 start, end = opts.get("frames", [1, 3])
 scene.frame_start, scene.frame_end = start, end
+scene.frame_step = opts.get("step", 1)
 world = bpy.data.worlds.new("Black")
 world.color = (0.0, 0.0, 0.0)
 if bpy.app.version < (5, 0, 0):
@@ -179,6 +184,24 @@ if opts.get("extras"):
     override = {"scene": scene, "point_cache": psys.point_cache}
     with bpy.context.temp_override(**override):
         bpy.ops.ptcache.bake(bake=True)
+
+if opts.get("view_layer"):
+    scene.view_layers.new("Background")
+
+if opts.get("second_scene"):
+    closeup = bpy.data.scenes.new("Closeup")
+    closeup.render.engine = "CYCLES"
+    closeup.cycles.samples = 4
+    closeup.cycles.use_denoising = False
+    closeup.render.resolution_x = closeup.render.resolution_y = 32
+    closeup.render.image_settings.file_format = "JPEG"
+    closeup.frame_start, closeup.frame_end = 5, 8
+    closeup.world = world
+    close_cam = bpy.data.objects.new("CloseCam", bpy.data.cameras.new("CloseCam"))
+    close_cam.location = (0.0, 0.0, 4.0)
+    closeup.collection.objects.link(close_cam)
+    closeup.collection.objects.link(plane)
+    closeup.camera = close_cam
 
 if opts.get("movie"):
     scene.render.image_settings.file_format = "FFMPEG"
