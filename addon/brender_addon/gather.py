@@ -1,9 +1,10 @@
 """Read the shot settings from Blender and check the file before anything leaves.
 
-The checks that need only Blender (saved, unsaved changes, camera, output
-format, frame range) run here on the main thread; the ones that need the farm
-or the disk (coordinator reachable, token, missing files) run in `jobs.SubmitJob`
-before its first upload.
+The checks that need only the scene (saved, unsaved changes, camera, output
+format, view layers, frame range) are preflight.py's, shared with
+`brender-submit`, and run here on the main thread; the ones that need the farm
+or the disk (coordinator reachable, token, missing files) run in
+`jobs.SubmitJob` before its first upload.
 """
 from __future__ import annotations
 
@@ -13,17 +14,8 @@ from typing import Any
 
 import bpy
 
-from . import shot_spec
-from .properties import settings_of
-from .shot_spec import SpecError
-
-
-class NeverSaved(SpecError):
-    pass
-
-
-class UnsavedChanges(SpecError):
-    pass
+from . import preflight, shot_spec
+from .properties import OVERRIDES, settings_of
 
 
 def _user() -> str:
@@ -40,50 +32,78 @@ def frame_range(scene: Any) -> tuple[int, int, int]:
     return int(props.frame_start), int(props.frame_end), int(props.frame_step)
 
 
-def output_format(scene: Any) -> str:
-    props = settings_of(scene)
-    if props.output_format != "SCENE":
-        return str(props.output_format)
-    return str(scene.render.image_settings.file_format)
-
-
 def default_name() -> str:
     return Path(bpy.data.filepath).stem if bpy.data.filepath else ""
 
 
-def check_saved(just_saved: bool = False) -> Path:
-    if not bpy.data.filepath:
-        raise NeverSaved("This file was never saved: save it first (File › Save As), "
-                         "the farm renders the saved file.")
-    # Blender 3.4 in background mode still says is_dirty right after a save.
-    if bpy.data.is_dirty and not just_saved:
-        raise UnsavedChanges("This file has unsaved changes: save it first, the farm "
-                             "renders the saved file.")
-    return Path(bpy.data.filepath)
+def _override_value(props: Any, key: str) -> Any:
+    value = getattr(props, key)
+    if key == "camera":
+        return value.name if value is not None else None
+    if key == "view_layers":
+        return [name.strip() for name in value.split(",") if name.strip()] or None
+    if key == "resolution":
+        return tuple(value)
+    return value
+
+
+def overrides(scene: Any) -> dict[str, Any]:
+    """The panel's overrides as CONTRACT.md's `render` object (only those ticked)."""
+    props = settings_of(scene)
+    render: dict[str, Any] = {}
+    for key in OVERRIDES:
+        if not getattr(props, f"override_{key}"):
+            continue
+        value = _override_value(props, key)
+        if key == "resolution":
+            render["resolution_x"], render["resolution_y"] = value
+        elif value is not None:
+            render[key] = value
+    if len(bpy.data.scenes) > 1:
+        render["scene"] = scene.name     # the file may have been saved showing another scene
+    return render
+
+
+def scene_facts(scene: Any) -> preflight.SceneFacts:
+    start, end, step = frame_range(scene)
+    return preflight.SceneFacts(
+        name=scene.name, camera=scene.camera.name if scene.camera else None,
+        output_format=str(scene.render.image_settings.file_format),
+        frame_start=start, frame_end=end, frame_step=step,
+        view_layers=[layer.name for layer in scene.view_layers],
+        cameras={obj.name for obj in scene.objects if obj.type == "CAMERA"})
+
+
+def problems(scene: Any) -> list[preflight.Problem]:
+    """The scene's problems, for the panel's warnings."""
+    start, end, step = frame_range(scene)
+    try:
+        render = shot_spec.check_render(overrides(scene))
+    except shot_spec.SpecError as err:
+        return [preflight.Problem(str(err), err.field, str(err))]
+    return preflight.problems(scene_facts(scene), render, shot_spec.frame_count(start, end, step),
+                              f"{start}-{end}")
 
 
 def gather(scene: Any, just_saved: bool = False) -> tuple[shot_spec.ShotSettings, Path]:
     """Check the file and scene; return the shot settings and the .blend path.
 
-    Raises `SpecError` (or its subclasses `NeverSaved`, `UnsavedChanges`) with a
+    Raises `SpecError` (a `preflight.Problem` for the scene's problems) with a
     message for the artist.
     """
-    blend = check_saved(just_saved)
-    if scene.camera is None:
-        raise SpecError(f"Scene '{scene.name}' has no active camera: the farm cannot "
-                        "render it. Set one in Scene Properties.", "camera")
-    fmt = shot_spec.check_output_format(output_format(scene))
+    # Blender 3.4 in background mode still says is_dirty right after a save.
+    preflight.check_saved(bpy.data.filepath, bpy.data.is_dirty and not just_saved)
+    blend = Path(bpy.data.filepath)
     start, end, step = frame_range(scene)
-    if shot_spec.frame_count(start, end, step) == 0:
-        raise SpecError(f"The frame range {start}-{end} is empty: nothing to render.", "frame_end")
+    render = shot_spec.check_render(overrides(scene))
+    preflight.check(scene_facts(scene), render, shot_spec.frame_count(start, end, step),
+                    f"{start}-{end}")
     props = settings_of(scene)
-    resolution = (int(scene.render.resolution_percentage) if props.use_scene_resolution
-                  else int(props.resolution_percentage))
     settings = shot_spec.ShotSettings(
         name=props.shot_name.strip() or blend.stem,
         frame_start=start, frame_end=end, frame_step=step,
-        chunk_size=int(props.chunk_size), priority=int(props.priority),
-        output_format=fmt, resolution_percentage=resolution,
+        chunk_size=int(props.chunk_size) if props.use_fixed_chunks else None,
+        priority=int(props.priority), render=render,
         fps=float(scene.render.fps) / float(scene.render.fps_base or 1.0),
         submitted_by=_user(), allow_scripts=bool(props.allow_scripts))
     return shot_spec.validate(settings), blend

@@ -15,6 +15,7 @@ Message kinds:
 """
 from __future__ import annotations
 
+import dataclasses
 import queue
 import shutil
 import tempfile
@@ -117,7 +118,8 @@ class SubmitJob(Job):
     """Check the farm, pack the .blend, upload what is missing, create the shot.
 
     Nothing is uploaded before every check passed: coordinator reachable, token
-    accepted, settings valid, no missing external files (unless allowed).
+    accepted, settings valid, no missing external files (unless allowed: then
+    the shot records them). Refused for missing files, `missing` lists them.
     """
 
     def __init__(self, client: Client, blend_path: Path, settings: shot_spec.ShotSettings,
@@ -130,7 +132,7 @@ class SubmitJob(Job):
         self.allow_missing = allow_missing
         self.project = project
         self.work_dir = work_dir
-        self.missing: list[str] = []
+        self.missing: list[dict[str, str]] = []   # [{path, used_by}]
         self.pack: packing.PackResult | None = None
         self._last_progress = 0.0
 
@@ -151,20 +153,19 @@ class SubmitJob(Job):
         tmp = Path(tempfile.mkdtemp(prefix="brender-pack-", dir=self.work_dir))
         try:
             self._progress("Packing")
-            pack = packing.pack_blend(
-                self.blend_path, tmp / "pack",
-                progress=lambda msg, frac: self._progress(f"Packing: {msg}", frac),
-                cancelled=self.cancelled, project=self.project)
+            try:
+                pack = packing.pack_blend(
+                    self.blend_path, tmp / "pack",
+                    progress=lambda msg, frac: self._progress(f"Packing: {msg}", frac),
+                    cancelled=self.cancelled, project=self.project,
+                    allow_missing=self.allow_missing)
+            except packing.MissingFiles as err:
+                self.missing = err.missing
+                raise
             self.pack = pack
-            self.missing = pack.missing
-            if pack.missing and not self.allow_missing:
-                shown = "\n".join(f"  {p}" for p in pack.missing[:20])
-                more = f"\n  ... and {len(pack.missing) - 20} more" if len(pack.missing) > 20 else ""
-                raise packing.PackError(
-                    f"{len(pack.missing)} external file(s) are missing; nothing was uploaded. "
-                    f"Fix the paths (File › External Data › Report Missing Files) or allow "
-                    f"missing files in the Brender panel:\n{shown}{more}")
-            body = shot_spec.build(self.settings, pack.files, pack.blend_path)
+            self.missing = pack.missing_report()
+            body = shot_spec.build(dataclasses.replace(self.settings, missing=self.missing),
+                                   pack.files, pack.blend_path)
             started = time.monotonic()
 
             def uploaded(sent: int, total: int) -> None:

@@ -12,8 +12,7 @@ from typing import Any, Literal
 import bpy
 from bpy.props import BoolProperty
 
-from . import gather, jobs, preferences, runtime
-from .properties import settings_of
+from . import gather, jobs, preferences, preflight, runtime
 from .shot_spec import SpecError
 
 # What an operator's execute/invoke/modal may answer.
@@ -92,6 +91,10 @@ class BRENDER_OT_submit(_ThreadedOperator, bpy.types.Operator):
     save_first: BoolProperty(  # type: ignore[valid-type]
         name="Save First", description="Save the file before submitting it",
         default=False, options={"SKIP_SAVE", "HIDDEN"})
+    allow_missing: BoolProperty(  # type: ignore[valid-type]
+        name="Submit Anyway", description="Submit although external files are missing "
+        "(they render missing on the farm too, as they would here)",
+        default=False, options={"SKIP_SAVE", "HIDDEN"})
 
     @classmethod
     def poll(cls, context: Any) -> bool:
@@ -100,15 +103,24 @@ class BRENDER_OT_submit(_ThreadedOperator, bpy.types.Operator):
     def draw(self, context: Any) -> None:
         layout: Any = self.layout
         col = layout.column()
+        if self.allow_missing:
+            count = len(runtime.state.missing)
+            col.label(text=f"Submit without the {count} missing file(s)?", icon="ERROR")
+            col.label(text="They render missing on the farm, as they would here.")
+            return
         col.label(text="This file has unsaved changes.", icon="ERROR")
         col.label(text="Save it and submit the saved file?")
 
     def invoke(self, context: Any, event: Any) -> Result:
-        if not bpy.data.filepath:
-            self.report({"ERROR"}, str(gather.NeverSaved(
-                "This file was never saved: save it, then submit again.")))
+        try:
+            preflight.check_saved(bpy.data.filepath, False)
+        except preflight.NeverSaved as err:
+            self.report({"ERROR"}, str(err))
             bpy.ops.wm.save_as_mainfile("INVOKE_DEFAULT")
             return {"CANCELLED"}
+        if self.allow_missing:
+            confirmed: Result = context.window_manager.invoke_props_dialog(self, width=360)
+            return confirmed
         if bpy.data.is_dirty:
             self.save_first = True
             result: Result = context.window_manager.invoke_props_dialog(self, width=320)
@@ -125,15 +137,15 @@ class BRENDER_OT_submit(_ThreadedOperator, bpy.types.Operator):
             saved = "FINISHED" in bpy.ops.wm.save_mainfile()
         state.last_error = ""
         state.last_info = ""
+        state.missing = []
         try:
             settings, blend = gather.gather(context.scene, just_saved=saved)
         except SpecError as err:
             state.last_error = str(err)
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
-        props = settings_of(context.scene)
         job = jobs.SubmitJob(preferences.client(context), blend, settings,
-                             allow_missing=bool(props.allow_missing_files))
+                             allow_missing=bool(self.allow_missing))
         state.submit_job = job
         state.progress_text = "Starting"
         state.progress_fraction = None
@@ -158,6 +170,7 @@ class BRENDER_OT_submit(_ThreadedOperator, bpy.types.Operator):
         if job.error is not None or job.result is None:
             message = job.error or "Submission failed"
             state.last_error = message
+            state.missing = list(job.missing) if not job.cancelled() else []
             self.report({"WARNING"} if job.cancelled() else {"ERROR"}, message)
             return {"CANCELLED"}
         shot = job.result
@@ -186,6 +199,18 @@ class BRENDER_OT_cancel_submit(bpy.types.Operator):
         if job is not None:
             job.cancel()
         runtime.state.progress_text = "Cancelling"
+        return {"FINISHED"}
+
+
+class BRENDER_OT_dismiss_missing(bpy.types.Operator):
+    """Do not submit without the missing files: fix their paths, then submit again"""
+
+    bl_idname = "brender.dismiss_missing"
+    bl_label = "Cancel"
+
+    def execute(self, context: Any) -> Result:
+        runtime.state.missing = []
+        runtime.state.last_error = ""
         return {"FINISHED"}
 
 
@@ -253,7 +278,8 @@ class BRENDER_OT_open_dashboard(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (BRENDER_OT_submit, BRENDER_OT_cancel_submit, BRENDER_OT_clear_status,
+classes = (BRENDER_OT_submit, BRENDER_OT_cancel_submit, BRENDER_OT_dismiss_missing,
+           BRENDER_OT_clear_status,
            BRENDER_OT_test_connection, BRENDER_OT_open_dashboard)
 
 

@@ -5,8 +5,8 @@ from typing import Any
 
 import bpy
 
-from . import gather, runtime, shot_spec
-from .properties import settings_of
+from . import gather, runtime
+from .properties import OVERRIDES, settings_of
 
 STATUS_ICONS = {
     "queued": "SORTTIME", "active": "RENDER_ANIMATION", "paused": "PAUSE",
@@ -67,19 +67,12 @@ class BRENDER_PT_output(bpy.types.Panel):
             col.prop(props, "frame_step")
 
         col = layout.column(align=True)
-        col.prop(props, "chunk_size")
+        col.prop(props, "use_fixed_chunks")
+        sub = col.column(align=True)
+        sub.active = props.use_fixed_chunks
+        sub.prop(props, "chunk_size")
         col.prop(props, "priority")
-        layout.prop(props, "output_format")
-        col = layout.column(align=True)
-        col.prop(props, "use_scene_resolution")
-        if props.use_scene_resolution:
-            sub = col.column()
-            sub.enabled = False
-            sub.prop(scene.render, "resolution_percentage", text="Resolution %")
-        else:
-            col.prop(props, "resolution_percentage")
         col = layout.column(heading="Allow")
-        col.prop(props, "allow_missing_files", text="Missing Files")
         col.prop(props, "allow_scripts", text="Scripts")
 
         self.draw_warnings(layout, scene)
@@ -92,17 +85,8 @@ class BRENDER_PT_output(bpy.types.Panel):
 
     def draw_warnings(self, layout: Any, scene: Any) -> None:
         """Show the problems Submit would report, before it is pressed."""
-        problems = []
-        if scene.camera is None:
-            problems.append("The scene has no camera")
-        try:
-            shot_spec.check_output_format(gather.output_format(scene))
-        except shot_spec.SpecError:
-            problems.append(f"Output format {gather.output_format(scene)} is not an image format for the farm")
-        if shot_spec.frame_count(*gather.frame_range(scene)) == 0:
-            problems.append("The frame range is empty")
-        for problem in problems:
-            layout.label(text=problem, icon="ERROR")
+        for problem in gather.problems(scene):
+            layout.label(text=problem.short, icon="ERROR")
 
     def draw_state(self, layout: Any) -> None:
         state = runtime.state
@@ -111,7 +95,9 @@ class BRENDER_PT_output(bpy.types.Panel):
             row = box.row()
             _progress(row, state.progress_fraction, state.progress_text or "Submitting")
             row.operator("brender.cancel_submit", text="", icon="CANCEL")
-        if state.last_error:
+        if state.missing:
+            self.draw_missing(layout, state.missing)
+        elif state.last_error:
             box = layout.box()
             lines = state.last_error.splitlines() or [state.last_error]
             box.label(text=lines[0], icon="ERROR")
@@ -146,9 +132,87 @@ class BRENDER_PT_output(bpy.types.Panel):
             box.template_icon(icon_value=state.thumbnail_icon, scale=8.0)
 
 
+    def draw_missing(self, layout: Any, missing: list[dict]) -> None:
+        """The artist's choice after a submission found missing files."""
+        box = layout.box()
+        box.label(text=f"{len(missing)} external file(s) are missing; nothing was uploaded",
+                  icon="ERROR")
+        for entry in missing[:12]:
+            box.label(text=f"{entry['path']}  ({entry['used_by']})")
+        if len(missing) > 12:
+            box.label(text=f"... and {len(missing) - 12} more")
+        row = box.row(align=True)
+        row.operator("brender.dismiss_missing", icon="CANCEL")
+        anyway = row.operator("brender.submit", text="Submit Anyway", icon="ERROR")
+        anyway.allow_missing = True
+
+
+# Where each override's value lives in the file: (data path from the scene, property).
+FILE_VALUES: dict[str, tuple[str, str]] = {
+    "camera": ("", "camera"),
+    "output_format": ("render.image_settings", "file_format"),
+    "color_depth": ("render.image_settings", "color_depth"),
+    "color_mode": ("render.image_settings", "color_mode"),
+    "exr_codec": ("render.image_settings", "exr_codec"),
+    "view_transform": ("view_settings", "view_transform"),
+    "look": ("view_settings", "look"),
+    "exposure": ("view_settings", "exposure"),
+    "film_transparent": ("render", "film_transparent"),
+    "resolution": ("render", "resolution_x"),
+    "resolution_percentage": ("render", "resolution_percentage"),
+}
+
+
+def _file_data(scene: Any, path: str) -> Any:
+    data = scene
+    for part in filter(None, path.split(".")):
+        data = getattr(data, part)
+    return data
+
+
+class BRENDER_PT_overrides(bpy.types.Panel):
+    """This shot only: each setting ticked here replaces the file's own."""
+
+    bl_label = "Overrides"
+    bl_idname = "BRENDER_PT_overrides"
+    bl_parent_id = "BRENDER_PT_output"
+    bl_space_type = "PROPERTIES"
+    bl_region_type = "WINDOW"
+    bl_context = "output"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: Any) -> None:
+        layout: Any = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        scene = context.scene
+        props = settings_of(scene)
+        for key in OVERRIDES:
+            row = layout.row(align=True)
+            row.prop(props, f"override_{key}", text="")
+            value = row.column(align=True)
+            if getattr(props, f"override_{key}"):
+                value.prop(props, key)
+            elif key == "view_layers":
+                used = [layer.name for layer in scene.view_layers if layer.use]
+                value.label(text=f"View Layers: {', '.join(used)} (file)")
+            else:
+                value.enabled = False
+                path, name = FILE_VALUES[key]
+                data = _file_data(scene, path)
+                value.prop(data, name, text=f"{OVERRIDES[key].keywords['name']} (file)")
+                if key == "resolution":
+                    value.prop(data, "resolution_y", text=" ")
+
+
+classes = (BRENDER_PT_output, BRENDER_PT_overrides)
+
+
 def register() -> None:
-    bpy.utils.register_class(BRENDER_PT_output)
+    for cls in classes:
+        bpy.utils.register_class(cls)
 
 
 def unregister() -> None:
-    bpy.utils.unregister_class(BRENDER_PT_output)
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

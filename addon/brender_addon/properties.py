@@ -4,15 +4,44 @@ from __future__ import annotations
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (BoolProperty, EnumProperty, FloatProperty, IntProperty,
+                       IntVectorProperty, PointerProperty, StringProperty)
 
-OUTPUT_FORMAT_ITEMS = [
-    ("SCENE", "From Scene", "Use the scene's output file format (must be an image format)"),
-    ("PNG", "PNG", "8 or 16 bit PNG images"),
-    ("JPEG", "JPEG", "JPEG images"),
-    ("OPEN_EXR", "OpenEXR", "OpenEXR images"),
-    ("OPEN_EXR_MULTILAYER", "OpenEXR MultiLayer", "OpenEXR images with all render passes"),
-]
+from .shot_spec import COLOR_DEPTHS, COLOR_MODES, EXR_CODECS, OUTPUT_FORMATS
+
+
+def _items(values: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    return [(v, v.replace("_", " ").title() if not v.isdigit() else f"{v} bit", "") for v in values]
+
+
+def _is_camera(_settings: Any, obj: Any) -> bool:
+    return bool(obj.type == "CAMERA")
+
+
+# The overrides of the file's render settings (CONTRACT.md `render`): each is
+# off by default (the file's own value) and has a value property of the same name.
+OVERRIDES: dict[str, Any] = {
+    "camera": PointerProperty(name="Camera", type=bpy.types.Object, poll=_is_camera,
+                              description="Render through this camera"),
+    "view_layers": StringProperty(name="View Layers",
+                                  description="Render only these view layers (comma separated)"),
+    "output_format": EnumProperty(name="File Format", items=_items(OUTPUT_FORMATS),
+                                  description="File format of the rendered frames"),
+    "color_depth": EnumProperty(name="Color Depth", items=_items(COLOR_DEPTHS), default="16"),
+    "color_mode": EnumProperty(name="Color", items=_items(COLOR_MODES), default="RGBA"),
+    "exr_codec": EnumProperty(name="EXR Codec", items=_items(EXR_CODECS), default="ZIP"),
+    "view_transform": StringProperty(name="View Transform", default="Standard",
+                                     description="Colour management view transform"),
+    "look": StringProperty(name="Look", default="None", description="Colour management look"),
+    "exposure": FloatProperty(name="Exposure", default=0.0, min=-32.0, max=32.0, soft_min=-10.0,
+                              soft_max=10.0),
+    "film_transparent": BoolProperty(name="Transparent", default=True,
+                                     description="Transparent film (alpha) instead of the world"),
+    "resolution": IntVectorProperty(name="Resolution", size=2, default=(1920, 1080), min=4,
+                                    max=65536, description="Width and height in pixels"),
+    "resolution_percentage": IntProperty(name="Resolution %", default=100, min=1, max=1000,
+                                         subtype="PERCENTAGE"),
+}
 
 
 class BrenderShotSettings(bpy.types.PropertyGroup):
@@ -33,6 +62,11 @@ class BrenderShotSettings(bpy.types.PropertyGroup):
         name="End", description="Last frame to render", default=250, min=0)
     frame_step: IntProperty(  # type: ignore[valid-type]
         name="Step", description="Render every n-th frame", default=1, min=1, soft_max=100)
+    use_fixed_chunks: BoolProperty(  # type: ignore[valid-type]
+        name="Fixed Chunks",
+        description="Cut the shot into jobs of Chunk Size frames; off: the coordinator sizes "
+                    "jobs to the farm",
+        default=False)
     chunk_size: IntProperty(  # type: ignore[valid-type]
         name="Chunk Size",
         description="Frames per job: a node renders a chunk in one Blender session",
@@ -40,27 +74,18 @@ class BrenderShotSettings(bpy.types.PropertyGroup):
     priority: IntProperty(  # type: ignore[valid-type]
         name="Priority", description="Higher priority shots render first",
         default=50, min=0, max=100)
-    output_format: EnumProperty(  # type: ignore[valid-type]
-        name="Output Format", description="File format of the rendered frames",
-        items=OUTPUT_FORMAT_ITEMS, default="SCENE")
-    use_scene_resolution: BoolProperty(  # type: ignore[valid-type]
-        name="Scene Resolution %",
-        description="Use the scene's resolution percentage; off: the value below",
-        default=True,
-    )
-    resolution_percentage: IntProperty(  # type: ignore[valid-type]
-        name="Resolution %", description="Render at this percentage of the scene's resolution",
-        default=100, min=1, max=1000, subtype="PERCENTAGE")
-    allow_missing_files: BoolProperty(  # type: ignore[valid-type]
-        name="Allow Missing Files",
-        description="Submit even when external files are missing (they render as missing on the farm too)",
-        default=False,
-    )
     allow_scripts: BoolProperty(  # type: ignore[valid-type]
         name="Allow Scripts",
         description="Let the nodes run Python scripts and drivers stored in the file (only for trusted files)",
         default=False,
     )
+
+
+for _key, _prop in OVERRIDES.items():
+    BrenderShotSettings.__annotations__[_key] = _prop
+    BrenderShotSettings.__annotations__[f"override_{_key}"] = BoolProperty(
+        name=f"Override {_prop.keywords['name']}", default=False,
+        description=f"Use the value here instead of the file's own {_prop.keywords['name']}")
 
 
 def settings_of(scene: Any) -> BrenderShotSettings:

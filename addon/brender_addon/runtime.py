@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ class State:
     progress_fraction: float | None = None
     last_error: str = ""
     last_info: str = ""
+    # Missing files of a refused submission, until the artist submits anyway or cancels.
+    missing: list[dict] = field(default_factory=list)
     # The shot being watched.
     shot: dict | None = None
     watcher: jobs.StatusWatcher | None = None

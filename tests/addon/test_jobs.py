@@ -76,7 +76,9 @@ def test_missing_files_are_listed_and_nothing_is_uploaded(project_missing):
         job.run()
         assert job.error is not None
         assert "missing" in job.error and "does_not_exist.png" in job.error
-        assert job.missing and job.missing[0].endswith("does_not_exist.png")
+        assert "Image 'ghost'" in job.error
+        gone = str(project_missing["blend"].parent / "textures" / "does_not_exist.png")
+        assert job.missing == [{"path": gone, "used_by": "Image 'ghost'"}]
         assert uploads(fake) == [] and "/api/shots" not in fake.paths("POST")
         assert kinds(job)[-1] == "error"
 
@@ -84,6 +86,8 @@ def test_missing_files_are_listed_and_nothing_is_uploaded(project_missing):
                                  allow_missing=True)
         allowed.run()
         assert allowed.error is None and allowed.result["id"] == 1
+        # The shot records what was missing.
+        assert fake.shots[1]["missing"] == [{"path": gone, "used_by": "Image 'ghost'"}]
 
 
 def test_unreachable_coordinator_is_reported(project):

@@ -15,8 +15,7 @@ FILES = [{"path": "sc010.blend", "sha256": SHA, "size": 10},
 
 def settings(**changes) -> ShotSettings:
     base = ShotSettings(name="sc010", frame_start=1, frame_end=240, frame_step=1, chunk_size=10,
-                        priority=50, output_format="PNG", resolution_percentage=100,
-                        fps=24.0, submitted_by="anna")
+                        priority=50, fps=24.0, submitted_by="anna")
     return dataclasses.replace(base, **changes)
 
 
@@ -25,17 +24,61 @@ def test_builds_the_documented_body():
     assert body == {
         "name": "sc010", "blend_path": "sc010.blend", "files": FILES,
         "frame_start": 1, "frame_end": 240, "frame_step": 1, "chunk_size": 10,
-        "priority": 50, "output_format": "PNG", "resolution_percentage": 100,
-        "fps": 24.0, "submitted_by": "anna", "allow_scripts": False,
+        "priority": 50, "fps": 24.0, "submitted_by": "anna", "allow_scripts": False,
     }
 
 
+def test_the_files_own_settings_are_the_default():
+    """No format, resolution or chunk size is sent unless the artist asked."""
+    body = shot_spec.build(settings(chunk_size=None), FILES, "sc010.blend")
+    for key in ("output_format", "resolution_percentage", "render", "chunk_size", "frames",
+                "missing"):
+        assert key not in body
+
+
+def test_overrides_frame_lists_and_missing_files_are_sent():
+    render = {"scene": "Closeup", "camera": "CloseCam", "view_layers": ["BG", "BG", "FG"],
+              "output_format": "exr", "color_depth": "16", "color_mode": "rgba",
+              "exr_codec": "dwaa", "view_transform": "Standard", "look": "None",
+              "exposure": 1, "film_transparent": True, "resolution_x": 640,
+              "resolution_y": 360, "resolution_percentage": 50, "camera_shift": None}
+    missing = [{"path": "/p/tex/gone.png", "used_by": "Image 'gone'"}]
+    body = shot_spec.build(settings(frames="1-10, 20,30-40", frame_start=None, frame_end=None,
+                                    render=render, missing=missing), FILES, "sc010.blend")
+    assert body["frames"] == "1-10,20,30-40"
+    assert "frame_start" not in body and "frame_end" not in body
+    assert body["render"] == {
+        "scene": "Closeup", "camera": "CloseCam", "view_layers": ["BG", "FG"],
+        "output_format": "OPEN_EXR", "color_depth": "16", "color_mode": "RGBA",
+        "exr_codec": "DWAA", "view_transform": "Standard", "look": "None", "exposure": 1.0,
+        "film_transparent": True, "resolution_x": 640, "resolution_y": 360,
+        "resolution_percentage": 50}
+    assert body["missing"] == missing
+
+
 def test_normalises_values():
-    body = shot_spec.build(settings(name="  sc010 ", output_format="jpg", frame_start=5.0), FILES,
-                           "sc010.blend")
+    body = shot_spec.build(settings(name="  sc010 ", render={"output_format": "jpg"},
+                                    frame_start=5.0), FILES, "sc010.blend")
     assert body["name"] == "sc010"
-    assert body["output_format"] == "JPEG"
+    assert body["render"]["output_format"] == "JPEG"
     assert body["frame_start"] == 5 and isinstance(body["frame_start"], int)
+
+
+@pytest.mark.parametrize("text, ranges, count", [
+    ("7", [(7, 7)], 1),
+    ("1-10,20,30-40", [(1, 10), (20, 20), (30, 40)], 22),
+    (" 1 - 3 , 2-5 ", [(1, 3), (2, 5)], 5),          # overlaps are de-duplicated
+])
+def test_frame_lists(text, ranges, count):
+    assert shot_spec.parse_frames(text) == ranges
+    assert len(shot_spec.frame_numbers(ranges)) == count
+
+
+@pytest.mark.parametrize("text", ["", "1-", "a", "5-3", "1,,2", "-3", "1-10;20"])
+def test_bad_frame_lists(text):
+    with pytest.raises(SpecError) as err:
+        shot_spec.parse_frames(text)
+    assert err.value.field == "frames"
 
 
 @pytest.mark.parametrize("changes, field, words", [
@@ -50,10 +93,17 @@ def test_normalises_values():
     ({"frame_end": True}, "frame_end", "whole number"),
     ({"chunk_size": 0}, "chunk_size", "between 1 and 1000"),
     ({"priority": 101}, "priority", "between 0 and 100"),
-    ({"resolution_percentage": 0}, "resolution_percentage", "between 1 and 1000"),
-    ({"output_format": "FFMPEG"}, "output_format", "movie"),
-    ({"output_format": "AVI_JPEG"}, "output_format", "image sequences"),
-    ({"output_format": "TIFF"}, "output_format", "cannot write TIFF"),
+    ({"render": {"resolution_percentage": 0}}, "render.resolution_percentage", "between 1 and 1000"),
+    ({"render": {"resolution_x": 2}}, "render.resolution_x", "between 4 and 65536"),
+    ({"render": {"output_format": "FFMPEG"}}, "render.output_format", "movie"),
+    ({"render": {"output_format": "AVI_JPEG"}}, "render.output_format", "image sequences"),
+    ({"render": {"output_format": "HDR"}}, "render.output_format", "cannot write HDR"),
+    ({"render": {"color_depth": "12"}}, "render.color_depth", "one of 8, 16, 32"),
+    ({"render": {"exposure": "bright"}}, "render.exposure", "number"),
+    ({"render": {"view_layers": "BG"}}, "render.view_layers", "list"),
+    ({"render": {"samples": 4}}, "render.samples", "no render setting"),
+    ({"frames": "9-1"}, "frames", "ends before it starts"),
+    ({"frames": "0-2000000"}, "frames", "Too many frames"),
     ({"fps": 0}, "fps", "frame rate"),
 ])
 def test_refuses_bad_settings_with_the_field(changes, field, words):
