@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import colour_fractions, drive, mean_abs_diff, render_local
+from .fake_coordinator import FakeCoordinator
 
 pytestmark = pytest.mark.blender
 
@@ -60,6 +61,7 @@ def test_submit_from_blender_renders_on_the_farm(farm_factory, addon_zip, projec
             {"do": "exec", "code": "props.shot_name = 'addon-34'\n"
                                    "props.use_scene_range = False\n"
                                    "props.frame_start = 1\nprops.frame_end = 2\n"
+                                   "props.use_fixed_chunks = True\n"
                                    "props.chunk_size = 2\nprops.priority = 70\n"
                                    "bpy.ops.ed.undo_push(message='Brender settings')"},
             {"do": "submit", "save_first": True},     # the settings dirtied the file: save, then submit
@@ -150,7 +152,7 @@ def test_clear_reports_before_anything_is_uploaded(farm_factory, addon_zip, proj
         1: "never saved",
         4: "unsaved changes",
         7: "has no active camera",
-        11: "movie (FFMPEG)",
+        11: "writes FFMPEG, a movie",
         15: "frame range 10-5 is empty",
         19: "Cannot reach the coordinator at http://127.0.0.1:9",
         22: "refused the farm token",
@@ -180,3 +182,77 @@ def test_clear_reports_before_anything_is_uploaded(farm_factory, addon_zip, proj
     digests = [sha256_file(p) for p in (mine["blend"], project["texture"], project["library"],
                                         project["library_texture"], missing["blend"])]
     assert sorted(client.missing_blobs(digests)) == sorted(set(digests))
+
+
+def test_overrides_panel_and_the_missing_files_choice(addon_zip, project_missing, tmp_path):
+    """The Overrides sub-panel shows the file's values until one is ticked; only
+    ticked overrides are sent. Missing files stop the submission with the list
+    and their data-blocks; Cancel forgets them, Submit Anyway sends the shot
+    with `missing` recorded."""
+    mine = copy_project(project_missing, tmp_path / "project")
+    gone = str(mine["blend"].parent / "textures" / "does_not_exist.png")
+    with FakeCoordinator() as fake:
+        results = drive({
+            "zip": str(addon_zip), "mode": "legacy", "url": fake.url, "token": fake.token,
+            "steps": [
+                {"do": "open", "path": str(mine["blend"])},
+                {"do": "draw"},                                                       # 1 all off
+                {"do": "exec", "code": "props.override_output_format = True\n"
+                                       "props.output_format = 'OPEN_EXR'\n"
+                                       "props.override_resolution_percentage = True\n"
+                                       "props.resolution_percentage = 50\n"
+                                       "props.override_camera = True\n"
+                                       "props.camera = bpy.data.objects['Camera']\n"
+                                       "props.override_film_transparent = True\n"
+                                       "props.override_view_layers = True\n"
+                                       "props.view_layers = 'ViewLayer'"},
+                {"do": "draw"},                                                       # 3 ticked
+                {"do": "submit"},                                                     # 4 refused
+                {"do": "draw"},                                                       # 5 the choice
+                {"do": "dismiss_missing"},                                            # 6 Cancel
+                {"do": "draw"},                                                       # 7
+                {"do": "submit", "allow_missing": True},                              # 8 anyway
+            ]}, tmp_path / "blender-home")
+        steps = results["steps"]
+        for step in steps:
+            assert "exception" not in step, step["exception"]
+        untouched, ticked = steps[1]["drawn"], steps[3]["drawn"]
+        assert ["prop", "override_output_format", ""] in untouched
+        # Off: the file's own value, greyed, next to the tick box.
+        assert ["prop", "file_format", "File Format (file)"] in untouched
+        assert ["prop", "resolution_percentage", "Resolution % (file)"] in untouched
+        assert ["prop", "camera", "Camera (file)"] in untouched
+        assert ["label", "View Layers: ViewLayer (file)", "NONE"] in untouched
+        # On: the override's own field.
+        assert ["prop", "output_format", None] in ticked
+        assert ["prop", "file_format", "File Format (file)"] not in ticked
+        assert ["prop", "color_depth", "Color Depth (file)"] in ticked
+
+        refused = steps[4]
+        assert refused["result"] == ["CANCELLED"]
+        assert refused["missing"] == [{"path": gone, "used_by": "Image 'ghost'"}]
+        assert "Image 'ghost'" in refused["last_error"]
+        # Nothing was sent before the choice: the second submission's first call
+        # (GET /api/version) comes before any upload.
+        versions = [i for i, (m, path) in enumerate(fake.requests) if path == "/api/version"]
+        assert len(versions) == 2
+        assert [m for m, _ in fake.requests[:versions[1]]] == ["GET"] * versions[1]
+        choice = steps[5]["drawn"]
+        assert ["label", "1 external file(s) are missing; nothing was uploaded", "ERROR"] in choice
+        assert ["label", f"{gone}  (Image 'ghost')", "NONE"] in choice
+        assert ["operator", "brender.dismiss_missing", None] in choice
+        assert ["operator", "brender.submit", "Submit Anyway", {"allow_missing": True}] in choice
+        assert steps[6]["missing"] == [] and steps[6]["last_error"] == ""
+        assert not any(e[0] == "operator" and e[2] == "Submit Anyway" for e in steps[7]["drawn"])
+
+        anyway = steps[8]
+        assert anyway["result"] == ["FINISHED"], anyway["last_error"]
+        assert "1 missing file(s) allowed" in anyway["last_info"]
+        shot = fake.shots[1]
+    assert shot["missing"] == [{"path": gone, "used_by": "Image 'ghost'"}]
+    assert shot["render"] == {"output_format": "OPEN_EXR", "resolution_percentage": 50,
+                              "camera": "Camera", "film_transparent": True,
+                              "view_layers": ["ViewLayer"]}
+    # The file's frame range; jobs sized by the coordinator.
+    assert (shot["frame_start"], shot["frame_end"]) == (1, 3) and "chunk_size" not in shot
+    assert "output_format" not in shot and "resolution_percentage" not in shot

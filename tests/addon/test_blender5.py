@@ -17,7 +17,9 @@ from brender_addon import packing
 
 from .conftest import (BPY5_PYTHON, SCRIPTS, colour_fractions, drive, make_project, mean_abs_diff,
                        render_local, require_bpy5)
+from .fake_coordinator import FakeCoordinator
 from .test_blender34 import assert_thumbnail, copy_project
+from .test_submit_cli import submit
 
 pytestmark = [pytest.mark.bpy5, pytest.mark.blender]
 
@@ -101,3 +103,40 @@ def test_submit_from_blender5_renders_on_the_farm(farm_factory, addon_zip, proje
                              tmp_path / "render-home", bpy5=True)
     diff = mean_abs_diff(rendered, reference)
     assert diff < 2.0, f"the farm's frame differs from the local render by {diff:.2f}/255"
+
+
+@pytest.fixture(scope="module")
+def project5_compressed(tmp_path_factory) -> dict[str, Path]:
+    require_bpy5()
+    root = tmp_path_factory.mktemp("project5z")
+    return make_project(root / "p", root / "home", bpy5=True, compress=True, frames=[2, 4])
+
+
+def test_compressed_blender5_files_pack_from_blender_and_the_shell(project5_compressed, addon_zip,
+                                                                   tmp_path):
+    """Blender 5 saves Compressed files with Zstandard: the add-on inside Blender 5
+    and brender-submit both read them (and the compressed library they link)."""
+    mine = copy_project(project5_compressed, tmp_path / "project")
+    for blend in (mine["blend"], mine["library"]):
+        assert blend.read_bytes()[:4] == b"\x28\xb5\x2f\xfd", f"{blend} is not Zstandard"
+    expected = ["checker.png", "library.blend", "red.png", "shot.blend"]
+    with FakeCoordinator() as fake:
+        results = drive({
+            "zip": str(addon_zip), "mode": "extension", "url": fake.url, "token": fake.token,
+            "steps": [{"do": "open", "path": str(mine["blend"])},
+                      {"do": "submit", "save_first": True}]},
+            tmp_path / "blender-home", bpy5=True, timeout=300)
+        submitted = results["steps"][1]
+        assert submitted["result"] == ["FINISHED"], submitted["last_error"]
+        assert mine["blend"].read_bytes()[:4] == b"\x28\xb5\x2f\xfd", "saving kept Compress on"
+        from_blender = fake.shots[1]
+        assert sorted(Path(f["path"]).name for f in from_blender["files"]) == expected
+        assert (from_blender["frame_start"], from_blender["frame_end"]) == (2, 4)
+
+        proc = submit(fake, mine["blend"])
+        assert proc.returncode == 0, proc.stderr
+        from_shell = fake.shots[2]
+    assert sorted(Path(f["path"]).name for f in from_shell["files"]) == expected
+    # The shell read the frame range from the Blender 5 file itself.
+    assert (from_shell["frame_start"], from_shell["frame_end"]) == (2, 4)
+    assert "render" not in from_shell and "render" not in from_blender

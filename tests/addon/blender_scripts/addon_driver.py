@@ -11,11 +11,13 @@ Each step is a dict with "do":
                          edits do not mark the file modified, bpy.ops.ed.undo_push() does
   prefs {url?, token?}   set the add-on preferences
   test_connection        run brender.test_connection
-  submit {save_first?}   run brender.submit
+  submit {save_first?, allow_missing?}   run brender.submit
   wait {timeout}         follow the submitted shot until it ends (runtime.wait_for_shot)
   dashboard              run brender.open_dashboard
-  draw                   draw the Output panel and the preferences into a recording
-                         layout that checks every property, operator and icon exists
+  dismiss_missing        run brender.dismiss_missing (Cancel, after missing files)
+  draw                   draw the Output panel, its Overrides sub-panel and the
+                         preferences into a recording layout that checks every
+                         property, operator and icon exists
 Results (one dict per step, plus the add-on's module name) go to "out" as JSON;
 the pytest side makes the assertions.
 """
@@ -69,6 +71,7 @@ def snapshot(extra):
         "thumbnail_path": state.thumbnail_path,
         "thumbnail_frame": state.thumbnail_frame,
         "thumbnail_icon": state.thumbnail_icon,
+        "missing": list(state.missing),
         "dirty": bpy.data.is_dirty,
         "filepath": bpy.data.filepath,
     }
@@ -116,13 +119,30 @@ class RecordingLayout:
         module, name = idname.split(".")
         if not hasattr(getattr(bpy.ops, module), name):
             raise KeyError(f"no operator {idname}")
-        self.log.append(["operator", idname, text])
+        entry = ["operator", idname, text]
+        self.log.append(entry)
+        return OperatorProperties(idname, entry)
 
     def progress(self, factor=0.0, type="BAR", text=""):
         self.log.append(["progress", round(factor, 3), text])
 
     def template_icon(self, icon_value=0, scale=1.0):
         self.log.append(["icon", icon_value])
+
+
+class OperatorProperties:
+    """What layout.operator() returns: setting a property it lacks fails, as in Blender."""
+
+    def __init__(self, idname, entry):
+        module, name = idname.split(".")
+        rna = getattr(getattr(bpy.ops, module), name).get_rna_type()
+        object.__setattr__(self, "_names", set(rna.properties.keys()))
+        object.__setattr__(self, "_entry", entry)
+
+    def __setattr__(self, name, value):
+        if name not in self._names:
+            raise AttributeError(f"operator has no property {name}")
+        self._entry.append({name: value})
 
 
 class Proxy:
@@ -143,9 +163,14 @@ def draw_everything():
     log = []
     panel_cls = getattr(bpy.types, "BRENDER_PT_output")
     ns = Proxy(bpy.context.scene, RecordingLayout(log))
-    object.__setattr__(ns, "draw_warnings", lambda layout, scene: panel_cls.draw_warnings(ns, layout, scene))
-    object.__setattr__(ns, "draw_state", lambda layout: panel_cls.draw_state(ns, layout))
+    for name in dir(panel_cls):          # the panel's own draw_* helpers, bound to ns
+        if name.startswith("draw_"):
+            method = getattr(panel_cls, name)
+            object.__setattr__(ns, name, lambda *a, method=method: method(ns, *a))
     panel_cls.draw(ns, bpy.context)
+    log.append(["--- overrides"])
+    overrides_cls = getattr(bpy.types, "BRENDER_PT_overrides")
+    overrides_cls.draw(Proxy(bpy.context.scene, RecordingLayout(log)), bpy.context)
     log.append(["--- preferences"])
     real = prefs()
     type(real).draw(Proxy(real, RecordingLayout(log)), bpy.context)
@@ -175,7 +200,8 @@ for step in plan["steps"]:
         elif kind == "submit":
             state.shot = None
             started = time.monotonic()
-            extra["result"] = sorted(bpy.ops.brender.submit(save_first=step.get("save_first", False)))
+            extra["result"] = sorted(bpy.ops.brender.submit(
+                save_first=step.get("save_first", False), allow_missing=step.get("allow_missing", False)))
             extra["seconds"] = time.monotonic() - started
         elif kind == "wait":
             shot = runtime.wait_for_shot(step.get("timeout", 60))
@@ -186,6 +212,8 @@ for step in plan["steps"]:
                 extra["thumbnail_copy"] = str(keep)
         elif kind == "draw":
             extra["drawn"] = draw_everything()
+        elif kind == "dismiss_missing":
+            extra["result"] = sorted(bpy.ops.brender.dismiss_missing())
         elif kind == "dashboard":
             extra["result"] = sorted(bpy.ops.brender.open_dashboard())
             extra["url"] = state.dashboard_url
