@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import colour_fractions, drive, mean_abs_diff, render_local
+from .conftest import colour_fractions, drive, make_project, mean_abs_diff, render_local
 from .fake_coordinator import FakeCoordinator
 
 pytestmark = pytest.mark.blender
@@ -256,3 +256,30 @@ def test_overrides_panel_and_the_missing_files_choice(addon_zip, project_missing
     # The file's frame range; jobs sized by the coordinator.
     assert (shot["frame_start"], shot["frame_end"]) == (1, 3) and "chunk_size" not in shot
     assert "output_format" not in shot and "resolution_percentage" not in shot
+
+
+def test_a_zstd_file_in_a_blender_without_zstandard_is_one_clear_report(addon_zip, tmp_path):
+    """Blender 3.x writes Zstandard when Compress is on. Blender's own builds read it
+    with their bundled `zstandard` module; Debian's Blender has none unless
+    python3-zstandard is installed: then the submission says so, nothing else."""
+    project = make_project(tmp_path / "p", tmp_path / "make-home", compress=True)
+    assert project["blend"].read_bytes()[:4] == b"\x28\xb5\x2f\xfd"
+    with FakeCoordinator() as fake:
+        results = drive({
+            "zip": str(addon_zip), "mode": "legacy", "url": fake.url, "token": fake.token,
+            "steps": [{"do": "exec", "code": "import importlib.util, json\n"
+                                             "print('HAS-ZSTD', json.dumps(importlib.util."
+                                             "find_spec('zstandard') is not None))"},
+                      {"do": "open", "path": str(project["blend"])},
+                      {"do": "submit"}]}, tmp_path / "blender-home")
+        submitted = results["steps"][2]
+        has_zstd = "HAS-ZSTD true" in results["stdout"]
+        if has_zstd:
+            assert submitted["result"] == ["FINISHED"], submitted["last_error"]
+            assert len(fake.shots) == 1
+        else:
+            assert submitted["result"] == ["CANCELLED"]
+            assert "shot.blend is compressed with Zstandard" in submitted["last_error"]
+            assert "python3-zstandard" in submitted["last_error"]
+            assert "Traceback" not in results["stdout"]
+            assert fake.blobs == {} and fake.shots == {}
