@@ -120,7 +120,8 @@ def plan(args: argparse.Namespace, info: blend_info.BlendInfo) -> tuple[shot_spe
     total = len(shot_spec.frame_numbers(ranges, step))
     preflight.check(scene.facts(info.cameras), settings.render, total, label)
     fmt = render.get("output_format") or f"{scene.output_format} (the file's)"
-    chunks = f"jobs of {args.chunk} frames" if args.chunk else "jobs sized adaptively"
+    chunks = (f"jobs of {args.chunk} frame{'s' if args.chunk != 1 else ''}" if args.chunk
+              else "jobs sized adaptively")
     summary = (f"scene '{scene.name}', frames {label} step {step} ({source}, {total} frames), "
                f"{fmt}, {chunks}")
     return settings, summary
