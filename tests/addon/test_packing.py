@@ -113,6 +113,26 @@ def test_missing_files_are_reported(project_missing, tmp_path):
     assert len(result.missing) == 1
     assert result.missing[0].endswith("textures/does_not_exist.png")
     assert "textures/checker.png" in [f["path"] for f in result.files]
+    assert result.missing_report() == [{"path": result.missing[0], "used_by": "Image 'ghost'"}]
+
+
+def test_missing_files_name_their_data_block_and_stop_before_copying(tmp_path):
+    """A texture missing inside a linked library, then the library itself."""
+    from .conftest import make_project
+    project = make_project(tmp_path / "p", tmp_path / "home")
+    project["library_texture"].unlink()
+    with pytest.raises(packing.MissingFiles) as err:
+        packing.pack_blend(project["blend"], tmp_path / "pack1", allow_missing=False)
+    assert err.value.missing == [{"path": str(project["library_texture"]),
+                                  "used_by": "Image 'red.png' in library.blend"}]
+    assert "(used by Image 'red.png' in library.blend)" in str(err.value)
+    assert list((tmp_path / "pack1").iterdir()) == [], "nothing is copied when refused"
+
+    project["library"].unlink()
+    with pytest.raises(packing.MissingFiles) as err:
+        packing.pack_blend(project["blend"], tmp_path / "pack2", allow_missing=False)
+    assert err.value.missing == [{"path": str(project["library"]),
+                                  "used_by": "Library 'library.blend'"}]
 
 
 def test_refuses_a_non_empty_target_or_no_blend(project, tmp_path):
