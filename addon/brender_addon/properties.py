@@ -10,8 +10,12 @@ from bpy.props import (BoolProperty, EnumProperty, FloatProperty, IntProperty,
 from .shot_spec import COLOR_DEPTHS, COLOR_MODES, EXR_CODECS, OUTPUT_FORMATS
 
 
+LABELS = {"OPEN_EXR": "OpenEXR", "OPEN_EXR_MULTILAYER": "OpenEXR MultiLayer", "TARGA": "Targa",
+          "WEBP": "WebP", "8": "8 bit", "16": "16 bit", "32": "32 bit (float)", "NONE": "None"}
+
+
 def _items(values: tuple[str, ...]) -> list[tuple[str, str, str]]:
-    return [(v, v.replace("_", " ").title() if not v.isdigit() else f"{v} bit", "") for v in values]
+    return [(v, LABELS.get(v, v), "") for v in values]
 
 
 def _is_camera(_settings: Any, obj: Any) -> bool:

@@ -26,6 +26,7 @@ from .shot_spec import SpecError
 # refused or failed the shot.
 BAD_INPUT = 2
 FARM_ERROR = 1
+INTERRUPTED = 130
 
 
 def chunk_arg(text: str) -> int | None:
@@ -190,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                         FARM_ERROR)
     except BrenderError as exc:
         return fail(str(exc), FARM_ERROR)
+    except KeyboardInterrupt:
+        return fail("interrupted", INTERRUPTED)
     return 0
 
 
