@@ -22,7 +22,6 @@ IMAGE_TYPES = {
     33: "THEORA", 34: "PSD", 35: "WEBP",
 }
 OB_CAMERA = 11
-VIEW_LAYER_RENDER = 1   # ViewLayer.use
 
 
 class BlendReadError(PackError):
@@ -42,7 +41,6 @@ class SceneInfo:
     resolution_percentage: int
     fps: float
     view_layers: list[str] = field(default_factory=list)          # every layer, in order
-    rendered_layers: list[str] = field(default_factory=list)      # those with "Use for Rendering"
 
     def facts(self, cameras: set[str]) -> preflight.SceneFacts:
         return preflight.SceneFacts(
@@ -84,13 +82,10 @@ def _scene(block: Any) -> SceneInfo:
         return block[(b"r", *path)]
 
     camera = block.get_pointer(b"camera")
-    layers, rendered = [], []
+    layers = []
     layer = block.get_pointer((b"view_layers", b"first"))
     while layer is not None:
-        name = _text(layer[b"name"])
-        layers.append(name)
-        if layer[b"flag"] & VIEW_LAYER_RENDER:
-            rendered.append(name)
+        layers.append(_text(layer[b"name"]))
         layer = layer.get_pointer(b"next")
     imtype = int(render(b"im_format", b"imtype"))
     return SceneInfo(
@@ -100,7 +95,7 @@ def _scene(block: Any) -> SceneInfo:
         output_format=IMAGE_TYPES.get(imtype, f"UNKNOWN_{imtype}"),
         resolution_x=int(render(b"xsch")), resolution_y=int(render(b"ysch")),
         resolution_percentage=int(render(b"size")),
-        fps=float(render(b"frs_sec")) / (float(render(b"frs_sec_base")) or 1.0), view_layers=layers, rendered_layers=rendered)
+        fps=float(render(b"frs_sec")) / (float(render(b"frs_sec_base")) or 1.0), view_layers=layers)
 
 
 def read(path: Path) -> BlendInfo:

@@ -123,8 +123,11 @@ def plan(args: argparse.Namespace, info: blend_info.BlendInfo) -> tuple[shot_spe
     fmt = render.get("output_format") or f"{scene.output_format} (the file's)"
     chunks = (f"jobs of {args.chunk} frame{'s' if args.chunk != 1 else ''}" if args.chunk
               else "jobs sized adaptively")
+    width = render.get("resolution_x", scene.resolution_x)
+    height = render.get("resolution_y", scene.resolution_y)
+    percent = render.get("resolution_percentage", scene.resolution_percentage)
     summary = (f"scene '{scene.name}', frames {label} step {step} ({source}, {total} frames), "
-               f"{fmt}, {chunks}")
+               f"{fmt} {width}x{height} at {percent}%, {chunks}")
     return settings, summary
 
 

@@ -152,7 +152,7 @@ def test_frame_range_step_and_format_come_from_the_file(made):
     # The file's own output settings: nothing about them is sent.
     for key in ("render", "output_format", "resolution_percentage", "chunk_size", "frames"):
         assert key not in shot
-    assert "frames 2-9 step 2 (the scene's, 4 frames), PNG (the file's)" in proc.stderr
+    assert "frames 2-9 step 2 (the scene's, 4 frames), PNG (the file's) 64x36 at 100%" in proc.stderr
     assert "jobs sized adaptively" in proc.stderr
 
 
