@@ -170,7 +170,9 @@ class BRENDER_OT_submit(_ThreadedOperator, bpy.types.Operator):
         if job.error is not None or job.result is None:
             message = job.error or "Submission failed"
             state.last_error = message
-            state.missing = list(job.missing) if not job.cancelled() else []
+            # Refused for missing files: the panel offers Cancel or Submit Anyway.
+            refused = not self.allow_missing and not job.cancelled()
+            state.missing = list(job.missing) if refused else []
             self.report({"WARNING"} if job.cancelled() else {"ERROR"}, message)
             return {"CANCELLED"}
         shot = job.result
