@@ -64,7 +64,11 @@ class PackResult:
 
     def missing_report(self) -> list[dict[str, str]]:
         """`[{"path", "used_by"}]`, as the shot's `missing` (CONTRACT.md)."""
-        return [{"path": p, "used_by": self.used_by.get(p, "?")} for p in self.missing]
+        return _missing_report(self.missing, self.used_by)
+
+
+def _missing_report(missing: list[str], used_by: dict[str, str]) -> list[dict[str, str]]:
+    return [{"path": p, "used_by": used_by.get(p, "?")} for p in missing]
 
 
 ID_KINDS = {
@@ -75,7 +79,8 @@ ID_KINDS = {
 
 
 def describe_usage(usage: Any, main_blend: Path) -> str:
-    """"Image 'ghost'" for a BAT BlockUsage, plus "in lib.blend" when it is in a library."""
+    """The data-block of a BAT BlockUsage as an artist reads it: Image 'ghost',
+    plus "in lib.blend" when it is inside a linked library."""
     raw = bytes(getattr(usage, "block_name", b"") or b"")
     kind = ID_KINDS.get(raw[:2], raw[:2].decode("ascii", "replace") or "data-block")
     text = f"{kind} '{raw[2:].decode('utf-8', 'replace')}'"
@@ -296,10 +301,11 @@ def pack_blend(blend_path: Path, out_dir: Path,
             try:
                 packer.strategise()
                 missing = sorted(str(p) for p in packer.missing_files)
-                used_by = {str(path): ", ".join(dict.fromkeys(describe_usage(u, blend_path) for u in usages))
+                used_by = {str(path): ", ".join(dict.fromkeys(describe_usage(u, blend_path)
+                                                               for u in usages))
                            for path, usages in getattr(packer, "missing_usages", {}).items()}
                 if missing and not allow_missing:
-                    raise MissingFiles([{"path": p, "used_by": used_by.get(p, "?")} for p in missing])
+                    raise MissingFiles(_missing_report(missing, used_by))
                 packer.execute()
             except Aborted as err:
                 if cancelled is not None and cancelled():
