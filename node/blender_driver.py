@@ -10,12 +10,26 @@ arrives, and `{"open": FILE, "format": F, "resolution": R}` loads the shot's fil
 meant for the node starts with BRENDER_.
 """
 import argparse
+import importlib.util
 import json
 import os
 import sys
 import time
 
 import bpy
+
+
+def _load_outputs():
+    """node/outputs.py, under a name of its own (the node's folder is not on sys.path)."""
+    spec = importlib.util.spec_from_file_location(
+        "brender_outputs", os.path.join(os.path.dirname(os.path.abspath(__file__)), "outputs.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+outputs = _load_outputs()
 
 FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "OPEN_EXR": "OPEN_EXR",
            "OPEN_EXR_MULTILAYER": "OPEN_EXR_MULTILAYER"}
@@ -65,10 +79,12 @@ def render_frame(scene, number, outdir):
     base = os.path.join(outdir, f"frame_{'-' if number < 0 else ''}{abs(number):06d}")
     scene.render.filepath = base
     scene.frame_set(number)
+    extras_dir = outputs.frame_dir(outdir, number)
+    plan = outputs.redirect(scene, extras_dir)
     started = time.perf_counter()
     bpy.ops.render.render(write_still=True)
     seconds = time.perf_counter() - started
-    path = base + scene.render.file_extension
+    path = outputs.collect(scene, number, base, plan, extras_dir)
     if not os.path.isfile(path):
         raise RuntimeError(f"Blender wrote no file for frame {number} ({path})")
     emit("FRAME", frame=number, path=path, seconds=round(seconds, 4))

@@ -12,6 +12,7 @@ from typing import Callable
 
 import aiohttp
 
+from . import outputs
 from .blender import BlenderFailed, BlenderProcess, RenderSettings
 from .cache import BlobCache, CacheError
 
@@ -214,25 +215,37 @@ class Uploads:
             await self._upload(*item)
 
     async def _upload(self, number: int, path: Path, seconds: float) -> None:
+        # A frame's extra outputs go first: a frame that shows done has them all.
+        for extra in outputs.extras_of(path, number):
+            await self._put(f"/frames/{number}/outputs", extra.path,
+                            {"X-Output-Format": extra.format} if extra.format else {},
+                            {"kind": extra.kind, "name": extra.name},
+                            f"output {extra.name!r} of frame {number}")
+        await self._put(f"/frames/{number}", path,
+                        {"X-Render-Time": f"{seconds:.4f}", "X-Filename": path.name}, None,
+                        f"frame {number}")
+
+    async def _put(self, route: str, path: Path, headers: dict, params: dict | None,
+                   what: str) -> None:
         data = await asyncio.to_thread(path.read_bytes)
         sha = hashlib.sha256(data).hexdigest()
-        url = f"{self.base_url}/api/attempts/{self.attempt_id}/frames/{number}"
-        headers = {"X-Sha256": sha, "X-Render-Time": f"{seconds:.4f}",
-                   "X-Filename": path.name, "Content-Type": "application/octet-stream"}
+        url = f"{self.base_url}/api/attempts/{self.attempt_id}{route}"
+        headers = {**headers, "X-Sha256": sha, "Content-Type": "application/octet-stream"}
         delay, last = 0.5, ""
         for _ in range(self.tries):
             try:
-                async with self.http.put(url, data=data, headers=headers) as resp:
+                async with self.http.put(url, data=data, headers=headers,
+                                         params=params) as resp:
                     if resp.status in (200, 201):
                         return
                     body = await resp.text()
                     if resp.status == 409:
                         raise LeaseLost(body)
                     if resp.status < 500 and resp.status != 429:
-                        raise BlenderFailed(f"upload of frame {number} refused: {body}", "")
+                        raise BlenderFailed(f"upload of {what} refused: {body}", "")
                     last = f"HTTP {resp.status}: {body[:200]}"
             except aiohttp.ClientError as exc:
                 last = str(exc) or type(exc).__name__
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10)
-        raise BlenderFailed(f"upload of frame {number} failed: {last}", "")
+        raise BlenderFailed(f"upload of {what} failed: {last}", "")
