@@ -134,6 +134,29 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (shot_id, number)
     );
     """,
+    # Extra outputs of a frame (File Output nodes' files, multiview views), one row
+    # each; its thumbnail kept in the row like a frame's.
+    """
+    CREATE TABLE frame_outputs (
+        id INTEGER PRIMARY KEY,
+        shot_id INTEGER NOT NULL REFERENCES shots(id) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        format TEXT NOT NULL,
+        path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        width INTEGER,
+        height INTEGER,
+        thumbnail BLOB,
+        thumbnail_type TEXT,
+        preview_path TEXT,
+        attempt_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (shot_id, number, kind, name)
+    );
+    """,
 ]
 
 

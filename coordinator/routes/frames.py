@@ -10,6 +10,7 @@ from aiohttp import web
 
 from .. import keys, validation
 from ..storage import Storage
+from ..thumbnails import ThumbResult
 from ..store import frames as frame_sql
 from ..validation import OUTPUT_FORMATS
 
@@ -25,32 +26,21 @@ THUMBNAIL_NAME = re.compile(r"^frame_(?P<number>-?\d{1,7})_thumbnail\.(?P<ext>jp
 @routes.put("/api/attempts/{attempt_id}/frames/{number}")
 async def upload_frame(request: web.Request) -> web.Response:
     """A node uploads one rendered frame; refused (409) if its lease is gone."""
-    attempt_id = request.match_info["attempt_id"]
-    if not ATTEMPT.match(attempt_id):
-        raise validation.ValidationError("attempt_id", "must be 32 hex digits")
-    raw = request.match_info["number"]
-    if not re.fullmatch(r"-?\d{1,7}", raw):
-        raise validation.ValidationError("number", "must be a whole number")
-    number = int(raw)
+    attempt_id, number = attempt_of(request), number_of(request)
     expected = validation.sha256(request.headers.get("X-Sha256"), "X-Sha256")
     render_time = _float_header(request, "X-Render-Time")
     app = request.app
-    db, storage, config = app[keys.DB], app[keys.STORAGE], app[keys.CONFIG]
-    thumbnailer, frame_workers = app[keys.THUMBNAILER], app[keys.FRAME_WORKERS]
+    db, storage = app[keys.DB], app[keys.STORAGE]
     body = storage.temp_path("frame")
     made: list[Path] = [body]
     placed = False
     try:
-        sha, size, thumbs = await storage.receive(
-            request.content.iter_chunked(256 * 1024), body, config.max_upload_bytes,
-            expected_sha=expected, store=frame_workers.store)
-        if thumbs is None:
-            try:
-                thumbs = await thumbnailer.make(body, body)
-            except Exception as exc:
-                raise web.HTTPUnprocessableEntity(
-                    text=f"frame {number} is not an image the coordinator can read: {exc}") \
-                    from None
+        try:
+            sha, size, thumbs = await receive_image(request, body, expected)
+        except NotAnImage as exc:
+            raise web.HTTPUnprocessableEntity(
+                text=f"frame {number} is not an image the coordinator can read: {exc}") \
+                from None
         if thumbs.preview is not None:
             made.append(thumbs.preview)
         upload = frame_sql.Upload(attempt_id, number, body, thumbs.thumbnail,
@@ -73,6 +63,45 @@ async def upload_frame(request: web.Request) -> web.Response:
     app[keys.EVENTS].publish("frame", frame)
     app[keys.EVENTS].shot_changed(frame["shot_id"])
     return web.json_response({"recorded": True, "name": frame["name"]}, status=201)
+
+
+class NotAnImage(Exception):
+    """The body was received and written but is no image the coordinator reads."""
+
+    def __init__(self, reason: str, sha: str, size: int):
+        super().__init__(reason)
+        self.sha, self.size = sha, size
+
+
+def attempt_of(request: web.Request) -> str:
+    attempt_id = request.match_info["attempt_id"]
+    if not ATTEMPT.match(attempt_id):
+        raise validation.ValidationError("attempt_id", "must be 32 hex digits")
+    return attempt_id
+
+
+def number_of(request: web.Request) -> int:
+    raw = request.match_info["number"]
+    if not re.fullmatch(r"-?\d{1,7}", raw):
+        raise validation.ValidationError("number", "must be a whole number")
+    return int(raw)
+
+
+async def receive_image(request: web.Request, body: Path,
+                        expected: str) -> tuple[str, int, ThumbResult]:
+    """Receive an upload's body into `body` (in tmp), checked against its sha256 and
+    written durably, and make its thumbnail (and an EXR's preview); NotAnImage when
+    the body is not an image the coordinator reads (the body is still written)."""
+    app = request.app
+    sha, size, thumbs = await app[keys.STORAGE].receive(
+        request.content.iter_chunked(256 * 1024), body, app[keys.CONFIG].max_upload_bytes,
+        expected_sha=expected, store=app[keys.FRAME_WORKERS].store)
+    if thumbs is None:
+        try:
+            thumbs = await app[keys.THUMBNAILER].make(body, body)
+        except Exception as exc:
+            raise NotAnImage(str(exc), sha, size) from None
+    return sha, size, thumbs
 
 
 def _place(storage: Storage, shot_id: int, name: str,

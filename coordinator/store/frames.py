@@ -9,8 +9,10 @@ from typing import Any, Callable
 
 import orjson
 
-FRAME_SELECT = """SELECT f.*, n.name AS node_name FROM frames f
-                  LEFT JOIN nodes n ON n.id = f.node_id"""
+FRAME_SELECT = """SELECT f.*, n.name AS node_name,
+                  (SELECT COUNT(*) FROM frame_outputs o
+                   WHERE o.shot_id = f.shot_id AND o.number = f.number) AS outputs
+                  FROM frames f LEFT JOIN nodes n ON n.id = f.node_id"""
 
 
 THUMBNAIL_TYPES = {"jpg": "image/jpeg", "png": "image/png"}
@@ -97,6 +99,10 @@ def record(c: Connection, up: Upload, extensions: dict[str, str],
            render_time_count = render_time_count + (? IS NOT NULL) WHERE id = ?""",
         (up.render_time, up.render_time, row["shot_id"]))
     recorded["node_name"] = row["node_name"]
+    # Extra outputs come before their frame: the event counts them like the listing.
+    recorded["outputs"] = c.execute(
+        "SELECT COUNT(*) FROM frame_outputs WHERE shot_id = ? AND number = ?",
+        (row["shot_id"], number)).fetchone()[0]
     frame = frame_dict(recorded)
     frame["shot_name"] = row["shot_name"]
     return frame
