@@ -1,0 +1,113 @@
+"""Extra outputs end to end: compositor File Output nodes and stereo views rendered by
+real Blender on a real node come back, listed and identical to plain `blender -b`."""
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.farm import BLENDER, make_scene
+
+pytestmark = pytest.mark.blender
+ADD_OUTPUTS = Path(__file__).resolve().parent.parent / "scenes" / "make_outputs_scene.py"
+
+
+def add_outputs(base: Path, out: Path, **opts) -> Path:
+    import json
+    subprocess.run([BLENDER, "-b", str(base), "--factory-startup", "--python-exit-code", "1",
+                    "--python", str(ADD_OUTPUTS), "--", str(out), json.dumps(opts)],
+                   check=True, capture_output=True, timeout=120)
+    return out
+
+
+def plain_render(blend: Path, frame: int, workdir: Path) -> Path:
+    """What `blender -b FILE -f N` writes, the file's own paths relative to its copy."""
+    workdir.mkdir(parents=True)
+    copy = workdir / blend.name
+    shutil.copy(blend, copy)
+    subprocess.run([BLENDER, "-b", str(copy), "-o", "//plain/frame_", "-f", str(frame)],
+                   check=True, capture_output=True, timeout=120)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("outputs")
+    base = make_scene(folder / "base.blend", frame_end=3)
+    absolute = folder / "absolute_exr"
+    return {
+        "passes": add_outputs(base, folder / "passes.blend", passes=True,
+                              exr_base=f"{absolute}/"),
+        "stereo": add_outputs(base, folder / "stereo.blend", stereo=True),
+        "absolute": absolute,
+    }
+
+
+@pytest.mark.parametrize("node_args", [(), ("--no-warm",)], ids=["warm", "process-per-chunk"])
+def test_every_file_output_comes_back_identical_to_plain_blender(farm_factory, scenes,
+                                                                 tmp_path, node_args):
+    farm = farm_factory(nodes=1, node_args=node_args)
+    shot = farm.wait_shot(farm.submit(scenes["passes"], frame_end=2, chunk_size=2)["id"])
+    assert shot["status"] == "completed", farm.debug_dump(shot["id"])
+    # The node wrote the absolute path's files into its own folder, not there.
+    assert not scenes["absolute"].exists()
+    client = farm.client()
+    frames = client.frames(shot["id"])
+    assert [f["outputs"] for f in frames] == [3, 3]
+    for frame in frames:
+        n = frame["number"]
+        listed = client._request("GET", f"/api/shots/{shot['id']}/frames/{n}/outputs")["outputs"]
+        by_name = {o["name"]: o for o in listed}
+        assert sorted(by_name) == ["Passes EXR/mist_", "Passes PNG/beauty_",
+                                   "Passes PNG/sub/depth_###"]
+        assert {o["kind"] for o in listed} == {"pass"}
+        assert by_name["Passes EXR/mist_"]["format"] == "OPEN_EXR"
+        assert by_name["Passes PNG/beauty_"]["format"] == "PNG"
+
+        plain = plain_render(scenes["passes"], n, tmp_path / f"plain{n}")
+        expected = {"Passes PNG/beauty_": plain / "passes_png" / f"beauty_{n:04d}.png",
+                    "Passes PNG/sub/depth_###": plain / "passes_png" / "sub" / f"depth_{n:03d}.png",
+                    "Passes EXR/mist_": scenes["absolute"] / f"mist_{n:04d}.exr"}
+        for name, path in expected.items():
+            output = by_name[name]
+            data = client.download(output["url"])
+            assert data == path.read_bytes(), f"{name} of frame {n} differs from plain Blender"
+            assert output["size"] == len(data)
+            assert output["sha256"] == hashlib.sha256(data).hexdigest()
+            with Image.open(io.BytesIO(client.download(output["thumbnail_url"]))) as thumb:
+                assert thumb.size == (64, 36)
+        shutil.rmtree(scenes["absolute"])
+        # The EXR pass gets a tone-mapped preview the browser can show.
+        assert client.download(by_name["Passes EXR/mist_"]["preview_url"])[:2] == b"\xff\xd8"
+    # The passes are kept under the shot's folder.
+    stored = farm.data_dir / "shots" / str(shot["id"]) / "outputs"
+    assert len([p for p in stored.rglob("*") if p.is_file() and "preview" not in p.name]) == 6
+
+
+def test_the_right_view_of_a_stereo_render_comes_back(farm_factory, scenes, tmp_path):
+    farm = farm_factory(nodes=1)
+    shot = farm.wait_shot(farm.submit(scenes["stereo"], frame_start=2, frame_end=2,
+                                      chunk_size=1)["id"])
+    assert shot["status"] == "completed", farm.debug_dump(shot["id"])
+    client = farm.client()
+    frame = client.frames(shot["id"])[0]
+    assert frame["outputs"] == 1
+    listed = client._request("GET", f"/api/shots/{shot['id']}/frames/2/outputs")["outputs"]
+    assert [(o["kind"], o["name"], o["format"]) for o in listed] == [("view", "R", "PNG")]
+    plain = plain_render(scenes["stereo"], 2, tmp_path / "plain") / "plain"
+
+    def pixels(data: bytes) -> bytes:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.convert("RGBA").tobytes()
+
+    right = client.download(listed[0]["url"])
+    assert hashlib.sha256(right).hexdigest() == listed[0]["sha256"]
+    assert pixels(right) == pixels((plain / "frame_0002_R.png").read_bytes())
+    left = client.download(frame["image_url"])
+    assert pixels(left) == pixels((plain / "frame_0002_L.png").read_bytes())
+    assert pixels(left) != pixels(right), "the two eyes see the cube from different places"
