@@ -73,6 +73,7 @@ export const api = {
   shot: (id) => request('GET', `/api/shots/${enc(id)}`),
   frames: (id, offset, limit) => request('GET', `/api/shots/${enc(id)}/frames?offset=${offset}&limit=${limit}`),
   jobs: async (id) => (await request('GET', `/api/shots/${enc(id)}/jobs`)).jobs || [],
+  frameOutputs: async (id, number) => (await request('GET', `/api/shots/${enc(id)}/frames/${enc(number)}/outputs`)).outputs || [],
   job: (id) => request('GET', `/api/jobs/${enc(id)}`),
   async latestFrame() {
     try { return await request('GET', '/api/frames/latest'); } catch (e) {

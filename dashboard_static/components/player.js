@@ -4,6 +4,7 @@
 
 import { fileUrl } from '../api.js';
 import { h, icon, setText, fmtDuration, fmtAgo, fmtBytes } from '../util.js';
+import { PassPicker } from './passes.js';
 
 const CACHE = 40;     // images kept (full-size previews: keep it modest)
 const AHEAD = 10;     // frames preloaded ahead while playing
@@ -32,6 +33,7 @@ export class Player {
     this.fpsEl = h('span.muted', null, `${this.fps} fps`);
     this.fullLink = h('a.btn.ghost.small', { target: '_blank', rel: 'noopener', hidden: true }, 'Original');
     this.meta = h('div.player-meta');
+    this.passes = new PassPicker(shot.id, () => { if (this.index >= 0) this.show(this.index, { keep: true }); });
     this.el = h('div.player', null,
       this.stage,
       h('div.controls', null,
@@ -41,6 +43,7 @@ export class Player {
         this.scrub, this.pos, this.fpsEl,
         h('button.btn.ghost.small', { type: 'button', title: 'Full screen', onclick: () => this.fullscreen(), 'aria-label': 'Full screen' }, icon('full')),
         this.fullLink),
+      this.passes.el,
       this.meta);
     this.tick = this.tick.bind(this);
     this.onFrame = (e) => { if (e.detail.index === this.index) this.show(this.index, { keep: true }); };
@@ -79,7 +82,9 @@ export class Player {
     if (this.canvas.width !== w || this.canvas.height !== hgt) {
       this.canvas.width = w; this.canvas.height = hgt;
     }
-    this.canvas.getContext('2d').drawImage(img, 0, 0, w, hgt);
+    const ctx = this.canvas.getContext('2d');
+    ctx.clearRect(0, 0, w, hgt);  // an image with alpha must not show the last one through
+    ctx.drawImage(img, 0, 0, w, hgt);
     this.drawn = url;
     this.canvas.hidden = false;
   }
@@ -96,7 +101,8 @@ export class Player {
     this.el.dataset.frame = String(number);
     setText(this.pos, `${number}`);
     this.pos.title = `frame ${i + 1} of ${this.fs.total}`;
-    const url = this.urlOf(f);
+    this.passes.frame(f, number);
+    const url = this.passes.url() || this.urlOf(f);
     if (!url) {
       this.canvas.hidden = true;
       this.drawn = null;
