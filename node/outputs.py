@@ -45,12 +45,28 @@ def frame_dir(outdir: str | Path, number: int) -> str:
     return os.path.join(str(outdir), "outputs", str(number))
 
 
-def file_output_nodes(scene) -> list:
-    tree = getattr(scene, "compositing_node_group", None) or \
-        (scene.node_tree if scene.use_nodes else None)
-    if tree is None or not scene.render.use_compositing:
+def file_output_nodes(scene) -> list[tuple[str, object]]:
+    """(name, node) of every File Output node the compositor runs, in node groups too
+    (named `<group node>/<node>`); a group used twice is visited once."""
+    tree = getattr(scene, "compositing_node_group", None)  # Blender 5
+    if tree is None and getattr(scene, "use_nodes", False):
+        tree = getattr(scene, "node_tree", None)
+    if tree is None or not getattr(scene.render, "use_compositing", True):
         return []
-    return [n for n in tree.nodes if n.bl_idname == "CompositorNodeOutputFile" and not n.mute]
+    found, seen = [], set()
+
+    def walk(tree, prefix: str) -> None:
+        for node in tree.nodes:
+            if node.mute:
+                continue
+            if node.bl_idname == "CompositorNodeOutputFile" and node.as_pointer() not in seen:
+                seen.add(node.as_pointer())
+                found.append((prefix + node.name, node))
+            elif node.bl_idname == "CompositorNodeGroup" and node.node_tree is not None:
+                walk(node.node_tree, f"{prefix}{node.name}/")
+
+    walk(tree, "")
+    return found
 
 
 def redirect(scene, folder: str) -> list[tuple]:
@@ -58,7 +74,7 @@ def redirect(scene, folder: str) -> list[tuple]:
     needs to name the files: (node name, its folder, [(slot path, format)], multilayer
     file stem or None) per node."""
     plan = []
-    for index, node in enumerate(file_output_nodes(scene)):
+    for index, (name, node) in enumerate(file_output_nodes(scene)):
         target = os.path.join(folder, str(index))
         os.makedirs(target, exist_ok=True)
         fmt = node.format.file_format
@@ -72,7 +88,7 @@ def redirect(scene, folder: str) -> list[tuple]:
         else:  # Blender 5: a directory and a file name; the files' names stay Blender's
             node.directory = target + os.sep
             stem, slots = None, []
-        plan.append((node.name, target, slots, stem))
+        plan.append((name, target, slots, stem))
     return plan
 
 
@@ -141,13 +157,21 @@ def _node_files(node_name: str, target: str, slots: list, stem: str | None, numb
             path = os.path.normpath(os.path.join(root, file))
             slot, suffix, fmt = expected.get(path, (None, "", ""))
             if slot is None:
-                rel = os.path.relpath(path, target)
-                name, fmt = rel, _format_of(file)
+                name, fmt = _unnumbered(os.path.relpath(path, target), number), _format_of(file)
             else:
                 name = slot + (f" ({suffix.lstrip('_') or suffix})" if suffixes else "")
             found.append({"kind": "pass", "name": f"{node_name}/{name}", "path": path,
                           "format": fmt})
     return found
+
+
+def _unnumbered(relative: str, number: int) -> str:
+    """A file's path without its extension and frame number: the same name every frame."""
+    stem = os.path.splitext(relative)[0]
+    runs = [m for m in re.finditer(r"-?\d+", stem) if int(m.group()) == number]
+    if not runs:
+        return stem
+    return stem[:runs[-1].start()] + stem[runs[-1].end():]
 
 
 def _format_of(file: str) -> str:

@@ -111,3 +111,85 @@ def test_the_right_view_of_a_stereo_render_comes_back(farm_factory, scenes, tmp_
     left = client.download(frame["image_url"])
     assert pixels(left) == pixels((plain / "frame_0002_L.png").read_bytes())
     assert pixels(left) != pixels(right), "the two eyes see the cube from different places"
+
+
+def exr_channels(data: bytes, tmp_path: Path) -> dict:
+    import OpenEXR
+    path = tmp_path / "read.exr"
+    path.write_bytes(data)
+    with OpenEXR.File(str(path), separate_channels=True) as exr:
+        return {name: channel.pixels.tobytes() for name, channel in exr.channels().items()}
+
+
+def test_a_multilayer_exr_node_and_a_node_in_a_group_come_back(farm_factory, scenes,
+                                                              tmp_path):
+    blend = add_outputs(scenes["passes"].with_name("base.blend"), tmp_path / "ml.blend",
+                        multilayer=True, group=True)
+    farm = farm_factory(nodes=1)
+    shot = farm.wait_shot(farm.submit(blend, frame_start=3, frame_end=3, chunk_size=1)["id"])
+    assert shot["status"] == "completed", farm.debug_dump(shot["id"])
+    client = farm.client()
+    listed = client._request("GET", f"/api/shots/{shot['id']}/frames/3/outputs")["outputs"]
+    by_name = {o["name"]: o for o in listed}
+    assert sorted(by_name) == ["Comp Group/Inner/inner_", "Passes Multi/layers_"]
+    multi = by_name["Passes Multi/layers_"]
+    assert multi["format"] == "OPEN_EXR_MULTILAYER"
+    plain = plain_render(blend, 3, tmp_path / "plain")
+    got = exr_channels(client.download(multi["url"]), tmp_path)
+    # The EXR's header names the file and the date; every layer's pixels are the same.
+    assert sorted(got) == ["Image.A", "Image.B", "Image.G", "Image.R", "Mist.V"]
+    assert got == exr_channels((plain / "multi" / "layers_0003.exr").read_bytes(), tmp_path)
+    inner = client.download(by_name["Comp Group/Inner/inner_"]["url"])
+    assert inner == (plain / "grouped" / "inner_0003.png").read_bytes()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 8 MB filesystem for the coordinator's data dir (needs root)."""
+    import os
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
+                            capture_output=True)
+    if result.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount a tmpfs: {result.stderr.decode()}")
+        pytest.skip("mounting a tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)])
+
+
+def test_outputs_that_fill_the_disk_fail_the_job_clearly_then_land(small_disk, tmp_path):
+    import os
+
+    from tests.farm import Farm, wait_for
+    base = make_scene(tmp_path / "noisy.blend", width=960, height=540, samples=1,
+                      frame_end=1, noise_world=True)
+    blend = add_outputs(base, tmp_path / "noisy_passes.blend", passes=True)
+    farm = Farm(tmp_path / "farm")
+    farm.data_dir = small_disk / "data"
+    try:
+        farm.start_coordinator()
+        shot = farm.submit(blend, frame_end=1, chunk_size=1)
+        filler = small_disk / "filler"
+        free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+        with open(filler, "wb") as f:
+            f.write(b"\0" * max(0, free - 512 * 1024))  # not room for a 1.5 MB noisy pass
+        farm.add_node("node1", "--upload-tries", "2")
+        client = farm.client()
+
+        def failed_job():
+            jobs = client._request("GET", f"/api/shots/{shot['id']}/jobs")["jobs"]
+            return jobs[0] if jobs[0]["failures"] else None
+        job = client._request("GET", f"/api/jobs/{wait_for(failed_job, 90)['id']}")
+        assert "output" in job["failure_reason"] and "507" in job["failure_reason"], job
+        assert list((farm.data_dir / "tmp").iterdir()) == [], "no partial file remains"
+        outputs_dir = farm.data_dir / "shots" / str(shot["id"]) / "outputs"
+        assert not outputs_dir.exists() or not [p for p in outputs_dir.rglob("*") if p.is_file()]
+        assert client.frames(shot["id"])[0]["status"] != "done"
+        filler.unlink()  # space again: the retried job lands with every output
+        done = farm.wait_shot(shot["id"], 120)
+        assert done["status"] == "completed", farm.debug_dump(shot["id"])
+        assert client.frames(shot["id"])[0]["outputs"] == 3
+    finally:
+        farm.close()
