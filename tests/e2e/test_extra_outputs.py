@@ -193,3 +193,45 @@ def test_outputs_that_fill_the_disk_fail_the_job_clearly_then_land(small_disk, t
         assert client.frames(shot["id"])[0]["outputs"] == 3
     finally:
         farm.close()
+
+
+PLAIN_BPY5 = """import sys, bpy
+bpy.ops.wm.open_mainfile(filepath=sys.argv[1])
+bpy.context.scene.frame_set(int(sys.argv[2]))
+bpy.ops.render.render()
+"""
+
+
+@pytest.mark.bpy5
+def test_blender5_file_output_nodes_come_back(farm_factory, scenes, tmp_path):
+    from tests.addon.conftest import BPY5_PYTHON, SCRIPTS, require_bpy5
+    require_bpy5()
+    wrapper = tmp_path / "blender5"
+    wrapper.write_text(f'#!/bin/sh\nexec "{BPY5_PYTHON}" "{SCRIPTS / "bpy5_blender.py"}" "$@"\n')
+    wrapper.chmod(0o755)
+    farm = farm_factory()
+    farm.add_node("blender5", blender=str(wrapper))
+    farm.wait_nodes_online(1)
+    shot = farm.wait_shot(farm.submit(scenes["passes"], frame_start=2, frame_end=2,
+                                      chunk_size=1)["id"], timeout=300)
+    assert shot["status"] == "completed", farm.debug_dump(shot["id"])
+    client = farm.client()
+    listed = client._request("GET", f"/api/shots/{shot['id']}/frames/2/outputs")["outputs"]
+    # Blender 5 names a slot's file itself (no frame number without #): the names follow.
+    by_name = {o["name"]: o for o in listed}
+    assert sorted(by_name) == ["Passes EXR/mist_", "Passes PNG/beauty_", "Passes PNG/sub/depth_"]
+    workdir = tmp_path / "plain"
+    workdir.mkdir()
+    copy = workdir / "passes.blend"
+    shutil.copy(scenes["passes"], copy)
+    subprocess.run([str(BPY5_PYTHON), "-c", PLAIN_BPY5, str(copy), "2"], check=True,
+                   capture_output=True, timeout=300)
+    # Blender 5 stamps the file's path and the date into them: the pixels are the same.
+    for name, path in [("Passes PNG/sub/depth_", workdir / "passes_png" / "sub" / "depth_002.png"),
+                       ("Passes PNG/beauty_", workdir / "passes_png" / "beauty_.png")]:
+        with Image.open(io.BytesIO(client.download(by_name[name]["url"]))) as got, \
+                Image.open(path) as want:
+            assert got.mode == want.mode and got.tobytes() == want.tobytes(), name
+    assert exr_channels(client.download(by_name["Passes EXR/mist_"]["url"]), tmp_path) == \
+        exr_channels((scenes["absolute"] / "mist_.exr").read_bytes(), tmp_path)
+    shutil.rmtree(scenes["absolute"])
