@@ -144,8 +144,8 @@ def _node_files(node_name: str, target: str, slots: list, stem: str | None, numb
     view_suffixes = suffixes or [""]
     if stem is not None:
         for suffix in view_suffixes:
-            expected[_numbered(os.path.join(target, stem), number) + suffix + ".exr"] = \
-                (stem, suffix, "OPEN_EXR_MULTILAYER")
+            path = _numbered(os.path.join(target, stem), number) + suffix + ".exr"
+            expected[os.path.normpath(path)] = (stem, suffix, "OPEN_EXR_MULTILAYER")
     for slot_path, fmt in slots:
         for suffix in view_suffixes:
             path = _numbered(os.path.join(target, slot_path), number) + suffix + \

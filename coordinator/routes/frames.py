@@ -10,8 +10,8 @@ from aiohttp import web
 
 from .. import keys, validation
 from ..storage import Storage
-from ..thumbnails import ThumbResult
 from ..store import frames as frame_sql
+from ..thumbnails import ThumbResult
 from ..validation import OUTPUT_FORMATS
 
 log = logging.getLogger("brender.frames")
