@@ -121,17 +121,19 @@ def exr_channels(data: bytes, tmp_path: Path) -> dict:
         return {name: channel.pixels.tobytes() for name, channel in exr.channels().items()}
 
 
-def test_a_multilayer_exr_node_and_a_node_in_a_group_come_back(farm_factory, scenes,
+def test_multilayer_exr_grouped_and_per_slot_format_nodes_come_back(farm_factory, scenes,
                                                               tmp_path):
     blend = add_outputs(scenes["passes"].with_name("base.blend"), tmp_path / "ml.blend",
-                        multilayer=True, group=True)
+                        multilayer=True, group=True, slot_format=True)
     farm = farm_factory(nodes=1)
     shot = farm.wait_shot(farm.submit(blend, frame_start=3, frame_end=3, chunk_size=1)["id"])
     assert shot["status"] == "completed", farm.debug_dump(shot["id"])
     client = farm.client()
     listed = client._request("GET", f"/api/shots/{shot['id']}/frames/3/outputs")["outputs"]
     by_name = {o["name"]: o for o in listed}
-    assert sorted(by_name) == ["Comp Group/Inner/inner_", "Passes Multi/layers_"]
+    assert sorted(by_name) == ["Comp Group/Inner/inner_", "Passes Multi/layers_",
+                               "Per Slot/as_jpeg_"]
+    assert by_name["Per Slot/as_jpeg_"]["format"] == "JPEG"
     multi = by_name["Passes Multi/layers_"]
     assert multi["format"] == "OPEN_EXR_MULTILAYER"
     plain = plain_render(blend, 3, tmp_path / "plain")
@@ -141,6 +143,8 @@ def test_a_multilayer_exr_node_and_a_node_in_a_group_come_back(farm_factory, sce
     assert got == exr_channels((plain / "multi" / "layers_0003.exr").read_bytes(), tmp_path)
     inner = client.download(by_name["Comp Group/Inner/inner_"]["url"])
     assert inner == (plain / "grouped" / "inner_0003.png").read_bytes()
+    as_jpeg = client.download(by_name["Per Slot/as_jpeg_"]["url"])
+    assert as_jpeg == (plain / "perslot" / "as_jpeg_0003.jpg").read_bytes()
 
 
 @pytest.fixture

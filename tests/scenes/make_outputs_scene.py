@@ -6,7 +6,8 @@ with slots "beauty_" and "sub/depth_###" writing relative to the file, and "Pass
 an OPEN_EXR node with one slot "mist_"; `exr_base` sets that node's base path, default
 "//passes_exr/", `exr_codec` its codec), multilayer (true: "Passes Multi", a multilayer
 EXR node at "//multi/layers_" with layers "Image" and "Mist"), group (true: a node group
-"Comp Group" holding a File Output node "Inner" writing PNG "inner_"), stereo (true:
+"Comp Group" holding a File Output node "Inner" writing PNG "inner_"), slot_format (true:
+a PNG node "Per Slot" whose slot "as_jpeg_" has its own format, JPEG), stereo (true:
 multiview stereo 3D written as individual views).
 """
 import json
@@ -45,7 +46,7 @@ if opts.get("passes"):
     exr.file_slots[0].path = "mist_"
     tree.links.new(layers.outputs["Mist"], exr.inputs[0])
 
-if opts.get("multilayer") or opts.get("group"):
+if opts.get("multilayer") or opts.get("group") or opts.get("slot_format"):
     scene.view_layers[0].use_pass_mist = True
     scene.use_nodes = True
     tree = scene.node_tree
@@ -75,6 +76,17 @@ if opts.get("group"):
     instance.name = "Comp Group"
     instance.node_tree = group
     tree.links.new(layers.outputs["Image"], instance.inputs["Image"])
+
+if opts.get("slot_format"):
+    per_slot = tree.nodes.new("CompositorNodeOutputFile")
+    per_slot.name = "Per Slot"
+    per_slot.base_path = "//perslot/"
+    per_slot.format.file_format = "PNG"
+    slot = per_slot.file_slots[0]
+    slot.path = "as_jpeg_"
+    slot.use_node_format = False
+    slot.format.file_format = "JPEG"
+    tree.links.new(layers.outputs["Image"], per_slot.inputs[0])
 
 if opts.get("stereo"):
     scene.render.use_multiview = True
