@@ -5,7 +5,6 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import orjson
@@ -14,40 +13,13 @@ from aiohttp import web
 from .config import Config
 from .database import Database
 from .events import EventBroker
+from .sessions import NodeSession
 from .timings import Timings
 from .store import jobs as job_sql
 from .store import nodes as node_sql
 
 log = logging.getLogger("brender.dispatch")
-
-
-@dataclass
-class NodeSession:
-    node: dict
-    ws: web.WebSocketResponse
-    ready: bool = False
-    attempt_id: str | None = None
-    job_id: int | None = None
-    shot_id: int | None = None
-    progress: dict | None = None
-    claiming: bool = False   # a claim for this node is in flight
-    last_progress_event: float = 0.0
-    # Since when this node has waited for a job while there was work; None while the
-    # queue had nothing for it.
-    dispatched_at: float | None = field(default_factory=time.monotonic)
-
-    @property
-    def node_id(self) -> str:
-        return self.node["id"]
-
-    async def send(self, message: dict) -> bool:
-        if self.ws.closed:
-            return False
-        try:
-            await self.ws.send_str(orjson.dumps(message).decode())
-            return True
-        except (ConnectionError, RuntimeError):
-            return False
+UNDELIVERABLE = "could not send the job to a node"
 
 
 class Dispatcher:
@@ -116,23 +88,35 @@ class Dispatcher:
         return None
 
     # -- sessions -----------------------------------------------------------
-    def attach(self, session: NodeSession) -> NodeSession | None:
-        """Register a node's channel; returns a previous channel of the same node."""
+    def connect(self, node: dict, ws: web.WebSocketResponse,
+                ) -> tuple[NodeSession, NodeSession | None]:
+        """Register a node's channel; returns it and a previous channel of the same node."""
+        session = NodeSession(node, ws, self.publish_node)
         old = self.sessions.get(session.node_id)
         self.sessions[session.node_id] = session
-        return old
+        self.publish_node(session)
+        return session, old
 
     def detach(self, session: NodeSession) -> None:
         if self.sessions.get(session.node_id) is session:
             del self.sessions[session.node_id]
             self.publish_node(session)
 
-    def _wants_work(self, session: NodeSession) -> None:
-        session.ready = True
-        session.attempt_id = session.job_id = session.shot_id = None
-        session.progress = None
-        session.dispatched_at = time.monotonic()
-        self.publish_node(session)
+    def node_changed(self, node: dict) -> None:
+        """A node was enabled or disabled; one enabled again is served in the next round."""
+        session = self.sessions.get(node["id"])
+        if session is not None:
+            session.set_enabled(node["enabled"])
+        else:
+            self.publish_node(node)
+        self.kick()
+
+    def _release(self, attempt_id: str, node_id: str | None = None) -> None:
+        """The attempt no longer holds its job: the node that held it holds nothing."""
+        holders = [self.sessions.get(node_id)] if node_id else list(self.sessions.values())
+        for session in holders:
+            if session is not None and session.released(attempt_id):
+                return
 
     async def node_ready(self, session: NodeSession) -> None:
         """The node wants work: claim for it now rather than in the next round.
@@ -140,8 +124,11 @@ class Dispatcher:
         Claims from many nodes still share transactions (the database group-commits
         the writes that queue together), so a node waits for one commit, not for a
         round behind every other node's claims and uploads."""
-        self._wants_work(session)
-        if not session.claiming and not self._wake.is_set():
+        if session.attempt_id is not None:
+            # A node says "ready" only when it holds no job: it dropped this one.
+            await self.requeue(session.attempt_id, "the node dropped it without a report")
+        session.wants_work()
+        if session.takes_work and not self._wake.is_set():
             await self._claim([session])
 
     async def job_done(self, session: NodeSession, attempt_id: str, log_tail: str,
@@ -149,24 +136,19 @@ class Dispatcher:
         """The node finished its attempt. A node that says it is ready for more in the
         same message gets its next job from the same transaction: one write, one
         message each way between two jobs."""
-        if not ready or session.claiming:
+        if not ready:
+            session.released(attempt_id)
             await self.finish(attempt_id, log_tail)
-            session.attempt_id = None
-            self.publish_node(session)
-            if ready:
-                await self.node_ready(session)
             return
-        self._wants_work(session)
-        await self._claim([session], finishing=(attempt_id, log_tail))
+        session.wants_work()
+        if session.takes_work:
+            await self._claim([session], finishing=(attempt_id, log_tail))
+        else:  # disabled: it gets its next job once enabled again
+            await self.finish(attempt_id, log_tail)
 
-    def progress_changed(self, session: NodeSession) -> None:
+    def progress_changed(self, session: NodeSession, progress: dict) -> None:
         """Progress comes many times a second; tell dashboards a few times at most."""
-        now = time.monotonic()
-        if now - session.last_progress_event < 0.5:
-            return
-        session.last_progress_event = now
-        self.publish_node(session)
-        if session.job_id is not None:
+        if session.progressed(progress) and session.job_id is not None:
             self.events.publish("job", {"id": session.job_id, "shot_id": session.shot_id,
                                         "status": "running", "node_id": session.node_id,
                                         "progress": session.progress})
@@ -187,8 +169,7 @@ class Dispatcher:
                 self.kick()
 
     def _idle(self, sessions: Iterable[NodeSession]) -> list[NodeSession]:
-        return [s for s in sessions if s.ready and not s.attempt_id and not s.claiming
-                and s.node["enabled"] and not s.ws.closed]
+        return [s for s in sessions if s.takes_work]
 
     async def dispatch_once(self, round_size: int = 128) -> int:
         """Claim for every idle node (new work, requeues), a group per transaction."""
@@ -236,29 +217,47 @@ class Dispatcher:
                 session.dispatched_at = None
         return claims
 
-    async def _send_assignment(self, session: NodeSession, a: job_sql.Assignment) -> None:
+    def _assign_message(self, a: job_sql.Assignment) -> str:
+        """The encoded message; raises when the shot's data cannot be sent (text that is
+        not valid Unicode, a manifest that is not JSON)."""
         shot, job = a.shot, a.job
-        session.ready = False
-        session.attempt_id, session.job_id, session.shot_id = a.attempt_id, job["id"], shot["id"]
-        session.progress = None
         message = {"type": "assign", "job": {
             "job_id": job["id"], "attempt_id": a.attempt_id, "shot_id": shot["id"],
             "frames": a.frames, "blend_path": shot["blend_path"],
             "files": json.loads(shot["files"]), "output_format": shot["output_format"],
             "resolution_percentage": shot["resolution_percentage"],
             "allow_scripts": bool(shot["allow_scripts"])}}
-        sent = await session.send(message)
+        return orjson.dumps(message).decode()
+
+    async def _send_assignment(self, session: NodeSession, a: job_sql.Assignment) -> None:
+        try:
+            message = self._assign_message(a)
+        except Exception as exc:  # this job's data; the round goes on with the others
+            await self._undeliverable(a, exc)
+            return
+        session.assigned(a.attempt_id, a.job["id"], a.shot["id"])
+        sent = await session.send_text(message)
         now = time.monotonic()
         self.latencies.add(now - (session.dispatched_at or now), now)
         if not sent:
             await self.requeue(a.attempt_id, "node went away during assignment")
             return
-        self.publish_node(session)
-        await self.publish_job(job["id"], job)
+        await self.publish_job(a.job["id"], a.job)
+
+    async def _undeliverable(self, a: job_sql.Assignment, exc: Exception) -> None:
+        """A job that cannot be put into a message (say, a shot stored before its text
+        was checked) would fail on every node: it fails for good, with its shot, and
+        its node, still waiting, gets the next job in the next round."""
+        reason = f"{UNDELIVERABLE}: {exc}".encode(errors="replace").decode()
+        log.error("job %s of shot %s: %s", a.job["id"], a.shot["id"], reason)
+        await self.db.write(job_sql.fail_for_good, a.attempt_id, reason)
+        await self.publish_job(a.job["id"])
+        self.kick()
 
     # -- attempt outcomes -----------------------------------------------------
     async def requeue(self, attempt_id: str, why: str) -> None:
         job = await self.db.write(job_sql.requeue, attempt_id)
+        self._release(attempt_id, job["node_id"] if job else None)
         if job:
             log.info("job %s requeued: %s", job["id"], why)
             await self.publish_job(job["id"])
@@ -267,6 +266,7 @@ class Dispatcher:
     async def fail(self, attempt_id: str, reason: str, log_tail: str) -> None:
         job = await self.db.write(job_sql.fail, attempt_id, reason, log_tail,
                                   self.config.max_attempts, self.config.blocklist_threshold)
+        self._release(attempt_id, job["node_id"] if job else None)
         if job:
             log.info("job %s attempt failed: %s", job["id"], reason)
             await self.publish_job(job["id"])
@@ -297,10 +297,12 @@ class Dispatcher:
                             "every online node failed this shot repeatedly")
         self.events.shot_changed(shot_id)
 
-    async def cancel_attempts(self, shot_id: int, attempts: list[dict[str, Any]]) -> None:
+    async def cancel_attempts(self, attempts: list[dict[str, Any]]) -> None:
+        """The shot of these running attempts was cancelled or deleted: their nodes stop
+        and hold nothing; each gets its next job once it says it is ready."""
         for job in attempts:
             session = self.sessions.get(job["node_id"] or "")
-            if session and session.attempt_id == job["attempt_id"]:
+            if session is not None and session.released(job["attempt_id"]):
                 await session.send({"type": "cancel", "attempt_id": job["attempt_id"]})
 
     # -- reaper -----------------------------------------------------------------
@@ -322,14 +324,16 @@ class Dispatcher:
         busy nodes renews a few dozen a second, not all of them every second.
         """
         live = {s.node_id for s in self.sessions.values() if not s.ws.closed}
+        # Only a lease its node's channel holds is renewed: one whose assignment never
+        # reached the node runs out like a silent node's.
+        held = {s.attempt_id for s in self.sessions.values() if not s.ws.closed}
         due = await self.db.read(job_sql.leases_due, now + self.config.lease_timeout / 2)
-        renew = [attempt for attempt, node_id, _ in due if node_id in live]
+        renew = [attempt for attempt, _, _ in due if attempt in held]
         if renew:
             await self.db.write(job_sql.renew_leases, renew, self.config.lease_timeout)
-        expired = [attempt for attempt, node_id, ends in due
-                   if node_id not in live and ends < now]
+        expired = [attempt for attempt, _, ends in due if attempt not in held and ends < now]
         for attempt_id in expired:
-            await self.requeue(attempt_id, "lease expired: the node went silent")
+            await self.requeue(attempt_id, "lease expired: its node went silent or never got it")
         self._rounds += 1
         if self._rounds % 10 == 0:
             await self.db.write(node_sql.touch, sorted(live))

@@ -241,6 +241,10 @@ class Agent:
         self.pending_report = None
         if task and not task.done():
             task.cancel()
+            # A warm Blender reads "quit" only once it has rendered the frames it was
+            # asked for: stop it now, so the job stops at once.
+            if self.renderer.session is not None:
+                await self.renderer.session.kill()
             try:
                 await task
             except (asyncio.CancelledError, Exception):

@@ -65,6 +65,13 @@ def scene(scene_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def slow_scene(tmp_path_factory) -> Path:
+    """About half a second per frame, so a test can act in the middle of a job."""
+    return make_scene(tmp_path_factory.mktemp("slow") / "slow.blend", width=160, height=90,
+                      samples=300, frame_end=40)
+
+
+@pytest.fixture(scope="session")
 def make_test_scene(scene_dir):
     def make(name: str, **opts) -> Path:
         return make_scene(scene_dir / name, **opts)

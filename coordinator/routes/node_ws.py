@@ -1,6 +1,7 @@
 """The node control channel: the double handshake, then job traffic, on a WebSocket."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from typing import Any
@@ -9,7 +10,8 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from .. import keys
-from ..dispatch import Dispatcher, NodeSession
+from ..dispatch import Dispatcher
+from ..sessions import NodeSession
 from ..store import jobs as job_sql
 from ..store import nodes as node_sql
 from ..validation import ValidationError
@@ -20,6 +22,7 @@ MAX_MESSAGE = 1 << 20
 # What this coordinator understands beyond the first protocol, for nodes to check:
 # "ready_in_report": `job_done` may carry `"ready": true` instead of a separate `ready`.
 FEATURES = ["ready_in_report"]
+INTERNAL = "internal error; see the coordinator log"
 KNOWN = {"ready", "heartbeat", "goodbye", "progress", "job_done", "job_failed"}
 
 
@@ -72,11 +75,20 @@ async def node_channel(request: web.Request) -> web.WebSocketResponse:
                 await _handle(dispatcher, session, _decode(message))
             except ValidationError as exc:
                 await session.send({"type": "error", "error": str(exc)})
+            except Exception:  # the channel stays up; never an HTTP response on it
+                log.exception("node %s: a message failed", session.node_id)
+                await session.send({"type": "error", "error": INTERNAL})
     except ValidationError as exc:
         await ws.send_str(json.dumps({"type": "error", "error": str(exc)}))
         await ws.close(code=4400, message=str(exc)[:100].encode())
     except TimeoutError:
         await ws.close(code=4408, message=b"no hello")
+    except Exception:
+        log.exception("node channel failed")
+        if not ws.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_str(json.dumps({"type": "error", "error": INTERNAL}))
+            await ws.close(code=1011, message=b"internal error")
     finally:
         if session is not None:
             dispatcher.detach(session)
@@ -98,25 +110,22 @@ async def _handshake(app: web.Application, dispatcher: Dispatcher,
     """Check the identity, add or update the node, confirm with its id."""
     db = app[keys.DB]
     node = await db.write(node_sql.upsert, hello)
-    session = NodeSession(node=node, ws=ws)
-    old = dispatcher.attach(session)
+    session, old = dispatcher.connect(node, ws)
     if old is not None and old.ws is not ws:
         await old.ws.close(code=4409, message=b"replaced by a newer connection")
     held = await db.read(job_sql.running_attempt_of, node["id"])
-    resume = held is not None and held == hello["running_attempt"]
-    if held and not resume:
+    job = await db.read(job_sql.by_attempt, held) if held else None
+    if job is not None and held == hello["running_attempt"]:
+        session.assigned(job["attempt_id"], job["id"], job["shot_id"])
+    elif held:
         # The node came back without the job we think it has: fence that attempt.
         await dispatcher.requeue(held, "node reconnected without its job")
-    if resume:
-        job = await db.read(job_sql.by_attempt, held)
-        session.attempt_id, session.job_id = held, job["id"]
-        session.shot_id = job["shot_id"]
+    resume = session.attempt_id is not None
     await session.send({"type": "welcome", "node_id": node["id"],
                         "heartbeat_interval": app[keys.CONFIG].heartbeat_interval,
                         "resume_attempt": resume, "features": FEATURES})
     log.info("node %s (%s) connected%s", node["name"], node["id"],
              ", resuming its job" if resume else "")
-    dispatcher.publish_node(session)
     return session
 
 
@@ -127,30 +136,29 @@ async def _handle(dispatcher: Dispatcher, session: NodeSession, msg: Any) -> Non
     if kind not in KNOWN:
         raise ValidationError("type", f"unknown message type {kind[:40]!r}")
     if kind == "ready":
-        if session.attempt_id is None:
-            await dispatcher.node_ready(session)
+        await dispatcher.node_ready(session)
         return
     if kind == "heartbeat":
         return
     if kind == "goodbye":
         if session.attempt_id:
             await dispatcher.requeue(session.attempt_id, "node handed its job back")
-            session.attempt_id = None
         await session.ws.close()
         return
     attempt_id = msg.get("attempt_id")
     if not isinstance(attempt_id, str) or attempt_id != session.attempt_id:
-        # Late news about an attempt this node no longer holds: ignore it.
+        # Late news about an attempt this node no longer holds (cancelled, say): only
+        # a report's request for the next job still counts.
+        if kind == "job_done" and msg.get("ready") is True and session.attempt_id is None:
+            await dispatcher.node_ready(session)
         return
     if kind == "progress":
-        session.progress = {k: msg.get(k) for k in ("frame", "sample", "samples")
-                            if isinstance(msg.get(k), int)}
-        dispatcher.progress_changed(session)
+        progress = {k: msg.get(k) for k in ("frame", "sample", "samples")
+                    if isinstance(msg.get(k), int)}
+        dispatcher.progress_changed(session, progress)
     elif kind == "job_done":
         await dispatcher.job_done(session, attempt_id, str(msg.get("log_tail") or "")[-20_000:],
                                   ready=msg.get("ready") is True)
     elif kind == "job_failed":
         reason = str(msg.get("reason") or "unknown")[:500]
         await dispatcher.fail(attempt_id, reason, str(msg.get("log_tail") or "")[-20_000:])
-        session.attempt_id = None
-        dispatcher.publish_node(session)

@@ -28,11 +28,7 @@ async def _set_enabled(request: web.Request, enabled: bool) -> web.Response:
     if node is None:
         raise web.HTTPNotFound(text="no such node")
     dispatcher = request.app[keys.DISPATCHER]
-    session = dispatcher.sessions.get(node_id)
-    if session:
-        session.node["enabled"] = enabled
-    dispatcher.publish_node(node)
-    dispatcher.kick()
+    dispatcher.node_changed(node)
     return web.json_response(dispatcher.node_view(node))
 
 

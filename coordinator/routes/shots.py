@@ -82,10 +82,8 @@ async def patch_shot(request: web.Request) -> web.Response:
 async def delete_shot(request: web.Request) -> web.Response:
     """Delete a shot with its frames and thumbnails; running jobs are stopped."""
     shot = await shot_or_404(request)
-    db, dispatcher = request.app[keys.DB], request.app[keys.DISPATCHER]
-    running = await db.read(job_sql.running_attempts_of_shot, shot["id"])
-    await dispatcher.cancel_attempts(shot["id"], running)
-    await db.write(shot_sql.delete, shot["id"])
+    running = await request.app[keys.DB].write(job_sql.delete_shot, shot["id"])
+    await request.app[keys.DISPATCHER].cancel_attempts(running)
     await asyncio.to_thread(request.app[keys.STORAGE].delete_shot, shot["id"])
     request.app[keys.EVENTS].shot_changed(shot["id"])
     return web.json_response({"deleted": shot["id"]})
@@ -111,10 +109,8 @@ async def resume_shot(request: web.Request) -> web.Response:
 async def cancel_shot(request: web.Request) -> web.Response:
     """Cancel the shot; nodes rendering it stop at once."""
     shot = await shot_or_404(request)
-    db = request.app[keys.DB]
-    running = await db.read(job_sql.running_attempts_of_shot, shot["id"])
-    await _transition(db.write(job_sql.cancel_shot, shot["id"]))
-    await request.app[keys.DISPATCHER].cancel_attempts(shot["id"], running)
+    running = await _transition(request.app[keys.DB].write(job_sql.cancel_shot, shot["id"]))
+    await request.app[keys.DISPATCHER].cancel_attempts(running)
     return await _changed(request, shot["id"])
 
 
@@ -162,9 +158,9 @@ async def get_job(request: web.Request) -> web.Response:
     return web.json_response(job)
 
 
-async def _transition(change) -> None:
+async def _transition(change):
     try:
-        await change
+        return await change
     except ValueError as exc:
         raise web.HTTPConflict(text=str(exc)) from None
 

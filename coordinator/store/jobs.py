@@ -259,6 +259,19 @@ def fail(c: Connection, attempt_id: str, reason: str, log_tail: str, max_attempt
     return dict(job)
 
 
+def fail_for_good(c: Connection, attempt_id: str, reason: str) -> dict | None:
+    """A job that no node can be given fails at once, and its shot with it."""
+    job = _running(c, attempt_id)
+    if job is None:
+        return None
+    c.execute("""UPDATE jobs SET status = 'failed', failures = failures + 1,
+                 failure_reason = ?, attempt_id = NULL, lease_expires = NULL,
+                 finished_at = ? WHERE id = ?""", (reason, time.time(), job["id"]))
+    _release_frames(c, job["id"])
+    shot_sql.set_status(c, job["shot_id"], ShotStatus.FAILED, f"job {job['id']}: {reason}")
+    return dict(job)
+
+
 def requeue(c: Connection, attempt_id: str) -> dict | None:
     """Put a running attempt back in the queue (node gone or handing back)."""
     job = _running(c, attempt_id)
@@ -283,13 +296,23 @@ def running_attempts_of_shot(c: Connection, shot_id: int) -> list[dict]:
 
 
 @slow
-def cancel_shot(c: Connection, shot_id: int) -> bool:
-    ok = shot_sql.set_status(c, shot_id, ShotStatus.CANCELLED)
+def cancel_shot(c: Connection, shot_id: int) -> list[dict]:
+    """Cancel the shot's jobs; returns the attempts that were running (their nodes stop)."""
+    running = running_attempts_of_shot(c, shot_id)
+    shot_sql.set_status(c, shot_id, ShotStatus.CANCELLED)
     c.execute("""UPDATE jobs SET status = 'cancelled', attempt_id = NULL, lease_expires = NULL
                  WHERE shot_id = ? AND status IN ('queued', 'running', 'failed')""", (shot_id,))
     c.execute("UPDATE frames SET status = 'queued' WHERE shot_id = ? AND status = 'rendering'",
               (shot_id,))
-    return ok
+    return running
+
+
+@slow
+def delete_shot(c: Connection, shot_id: int) -> list[dict]:
+    """Delete the shot with its jobs and frames; returns the attempts that were running."""
+    running = running_attempts_of_shot(c, shot_id)
+    shot_sql.delete(c, shot_id)
+    return running
 
 
 @slow

@@ -106,7 +106,6 @@ def set_priority(c: Connection, shot_id: int, priority: int) -> bool:
                      (priority, shot_id)).rowcount > 0
 
 
-@slow
 def delete(c: Connection, shot_id: int) -> bool:
     return c.execute("DELETE FROM shots WHERE id = ?", (shot_id,)).rowcount > 0
 

@@ -1,0 +1,121 @@
+"""A connected node's channel and what it is doing; every change of that is made here.
+
+A session is waiting (it holds nothing and has not asked for work), ready (it asked
+and holds nothing), or holds one attempt. Only the methods below move it between
+these, and each one tells dashboards through `on_change`: a node whose attempt ended
+any way (done, failed, cancelled, deleted, lost) cannot be left looking busy, or
+ignored when it asks for its next job.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import orjson
+from aiohttp import web
+
+PROGRESS_EVERY = 0.5  # seconds: progress comes many times a second; dashboards hear two
+
+
+class NodeSession:
+    def __init__(self, node: dict, ws: web.WebSocketResponse,
+                 on_change: Callable[[NodeSession], None]):
+        self.node = node
+        self.ws = ws
+        self._on_change = on_change
+        self._ready = False
+        self._attempt_id: str | None = None
+        self._job_id: int | None = None
+        self._shot_id: int | None = None
+        self._progress: dict | None = None
+        self._progress_told = 0.0
+        self.claiming = False  # a claim for this node is in flight
+        # Since when this node has waited for a job while there was work; None while the
+        # queue had nothing for it.
+        self.dispatched_at: float | None = time.monotonic()
+
+    @property
+    def node_id(self) -> str:
+        return self.node["id"]
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    @property
+    def attempt_id(self) -> str | None:
+        return self._attempt_id
+
+    @property
+    def job_id(self) -> int | None:
+        return self._job_id
+
+    @property
+    def shot_id(self) -> int | None:
+        return self._shot_id
+
+    @property
+    def progress(self) -> dict | None:
+        return self._progress
+
+    @property
+    def takes_work(self) -> bool:
+        """Whether a claim may be made for this node now."""
+        return self._ready and self._attempt_id is None and not self.claiming \
+            and self.node["enabled"] and not self.ws.closed
+
+    # -- the state changes --------------------------------------------------------
+    def _set(self, ready: bool, attempt_id: str | None = None, job_id: int | None = None,
+             shot_id: int | None = None) -> None:
+        self._ready = ready
+        self._attempt_id, self._job_id, self._shot_id = attempt_id, job_id, shot_id
+        self._progress = None
+        self._on_change(self)
+
+    def wants_work(self) -> None:
+        """The node said it is ready: it holds nothing and waits for a job."""
+        self._set(ready=True)
+        self.dispatched_at = time.monotonic()
+
+    def assigned(self, attempt_id: str, job_id: int, shot_id: int) -> None:
+        """The node holds this attempt: just given to it, or resumed after a reconnect."""
+        self._set(False, attempt_id, job_id, shot_id)
+
+    def released(self, attempt_id: str) -> bool:
+        """The attempt ended without the node asking for more (it failed, was cancelled,
+        handed back or lost): the node holds nothing and gets its next job when it says
+        it is ready. False when the node no longer held that attempt."""
+        if self._attempt_id != attempt_id:
+            return False
+        self._set(ready=False)
+        return True
+
+    def progressed(self, progress: dict) -> bool:
+        """The attempt's render progress; True when dashboards were told (at most twice
+        a second)."""
+        self._progress = progress
+        now = time.monotonic()
+        if now - self._progress_told < PROGRESS_EVERY:
+            return False
+        self._progress_told = now
+        self._on_change(self)
+        return True
+
+    def set_enabled(self, enabled: bool) -> None:
+        self.node["enabled"] = enabled
+        self._on_change(self)
+
+    # -- the channel ----------------------------------------------------------------
+    async def send(self, message: dict) -> bool:
+        """Send a message (encoding errors raise: the caller's data is at fault)."""
+        return await self.send_text(orjson.dumps(message).decode())
+
+    async def send_text(self, text: str) -> bool:
+        """Send an encoded message; False when the channel is gone."""
+        if self.ws.closed:
+            return False
+        try:
+            await self.ws.send_str(text)
+            return True
+        except (ConnectionError, RuntimeError):
+            return False
