@@ -157,6 +157,31 @@ MIGRATIONS: list[str] = [
         UNIQUE (shot_id, number, kind, name)
     );
     """,
+    # Shot, job and output ids are never reused: a deleted shot's id given to the next shot
+    # served that shot's frames under the deleted one's cacheable URLs, and nodes cache
+    # by shot id. Not a table rebuild (dropping `shots` cascades to every table that
+    # references it, and a rebuild would drop columns that other migrations add): the id
+    # columns' declarations gain AUTOINCREMENT (the tables' b-trees stay as they are;
+    # RESET makes this connection read the schema again) and each sequence starts at
+    # the largest id in use. The CREATE makes `sqlite_sequence` if it does not exist yet.
+    """
+    PRAGMA writable_schema = ON;
+    UPDATE sqlite_master
+        SET sql = replace(sql, 'id INTEGER PRIMARY KEY,', 'id INTEGER PRIMARY KEY AUTOINCREMENT,')
+        WHERE type = 'table' AND name IN ('shots', 'jobs', 'frame_outputs');
+    PRAGMA writable_schema = RESET;
+    CREATE TABLE ids_never_reused (id INTEGER PRIMARY KEY AUTOINCREMENT);
+    DROP TABLE ids_never_reused;
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'shots', (SELECT COALESCE(MAX(id), 0) FROM shots)
+        WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'shots');
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'jobs', (SELECT COALESCE(MAX(id), 0) FROM jobs)
+        WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'jobs');
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'frame_outputs', (SELECT COALESCE(MAX(id), 0) FROM frame_outputs)
+        WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'frame_outputs');
+    """,
 ]
 
 

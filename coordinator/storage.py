@@ -7,6 +7,7 @@ import itertools
 import os
 import shutil
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, BinaryIO, Callable, TypeVar
@@ -44,7 +45,8 @@ class Storage:
         self.root = root.resolve()
         self.tmp = self.root / "tmp"
         self.blobs = self.root / "blobs"
-        for d in (self.root, self.tmp, self.blobs, self.root / "shots"):
+        self.trash = self.root / "trash"
+        for d in (self.root, self.tmp, self.blobs, self.root / "shots", self.trash):
             d.mkdir(parents=True, exist_ok=True)
         # Half-written uploads from a previous run are never frames: drop them.
         for leftover in self.tmp.iterdir():
@@ -55,6 +57,7 @@ class Storage:
         self._root, self._tmp = str(self.root), str(self.tmp)
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="files",
                                            initializer=_background_thread)
+        self.executor.submit(self._empty_trash)  # what a previous run had no time to remove
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
@@ -154,5 +157,16 @@ class Storage:
             raise
 
     def delete_shot(self, shot_id: int) -> None:
-        shutil.rmtree(self.root / "shots" / str(int(shot_id)), ignore_errors=True)
+        """Take the shot's folder out of `shots/` at once (a rename, before the delete is
+        acknowledged); its files are removed from the trash in a worker thread."""
+        try:
+            os.rename(self.root / "shots" / str(int(shot_id)),
+                      self.trash / f"shot-{int(shot_id)}-{uuid.uuid4().hex}")
+        except FileNotFoundError:  # the shot never had a frame
+            return
         self._made_dirs.clear()
+        self.executor.submit(self._empty_trash)
+
+    def _empty_trash(self) -> None:
+        for entry in self.trash.iterdir():
+            shutil.rmtree(entry, ignore_errors=True)

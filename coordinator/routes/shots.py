@@ -1,8 +1,6 @@
 """Shots: submit, list, read, change priority, pause/resume/cancel/requeue, delete."""
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from .. import keys, validation
@@ -84,7 +82,7 @@ async def delete_shot(request: web.Request) -> web.Response:
     shot = await shot_or_404(request)
     running = await request.app[keys.DB].write(job_sql.delete_shot, shot["id"])
     await request.app[keys.DISPATCHER].cancel_attempts(running)
-    await asyncio.to_thread(request.app[keys.STORAGE].delete_shot, shot["id"])
+    request.app[keys.STORAGE].delete_shot(shot["id"])
     request.app[keys.EVENTS].shot_changed(shot["id"])
     return web.json_response({"deleted": shot["id"]})
 
