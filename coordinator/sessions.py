@@ -4,7 +4,8 @@ A session is waiting (it holds nothing and has not asked for work), ready (it as
 and holds nothing), or holds one attempt. Only the methods below move it between
 these, and each one tells dashboards through `on_change`: a node whose attempt ended
 any way (done, failed, cancelled, deleted, lost) cannot be left looking busy, or
-ignored when it asks for its next job.
+ignored when it asks for its next job. (`claiming` and `dispatched_at` are the
+scheduler's own bookkeeping, not the node's state.)
 """
 from __future__ import annotations
 
