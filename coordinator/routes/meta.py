@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 from aiohttp import web
 
 from .. import __version__, keys
+from .. import addon_zip as addon_build
 from ..openapi import openapi_document
 from ..store import jobs as job_sql
 from ..store import nodes as node_sql
@@ -15,7 +15,6 @@ from ..validation import ValidationError
 
 log = logging.getLogger("brender.meta")
 routes = web.RouteTableDef()
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @routes.get("/api/version")
@@ -66,31 +65,15 @@ async def openapi(request: web.Request) -> web.Response:
 
 @routes.get("/addon/brender_addon.zip")
 async def addon_zip(request: web.Request) -> web.StreamResponse:
-    """The current Blender add-on, built on first request when no zip exists."""
-    dist = REPO_ROOT / "dist"
-    zips = sorted(dist.glob("brender_addon-*.zip"), key=lambda p: p.stat().st_mtime)
-    sources = REPO_ROOT / "addon" / "brender_addon"
-    newest_source = max((p.stat().st_mtime for p in sources.rglob("*.py")), default=0)
-    if not zips or zips[-1].stat().st_mtime < newest_source:
-        try:
-            zips = [await asyncio.to_thread(_build_addon, dist)]
-        except Exception as exc:
-            log.error("could not build the add-on: %s", exc)
-            raise web.HTTPNotFound(text="the add-on zip is not available") from None
-    return web.FileResponse(zips[-1], headers={
+    """The current Blender add-on, built into the data dir when it is missing or stale."""
+    try:
+        path = await asyncio.to_thread(addon_build.current, request.app[keys.CONFIG].data_dir / "addon")
+    except (addon_build.BuildError, OSError) as exc:
+        log.error("could not build the add-on: %s", exc)
+        raise web.HTTPNotFound(text="the add-on zip is not available") from None
+    return web.FileResponse(path, headers={
         "Content-Type": "application/zip",
-        "Content-Disposition": f'attachment; filename="{zips[-1].name}"'})
-
-
-def _build_addon(dist: Path) -> Path:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("build_addon", REPO_ROOT / "build_addon.py")
-    if spec is None or spec.loader is None:
-        raise FileNotFoundError("build_addon.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build(dist)
+        "Content-Disposition": f'attachment; filename="{path.name}"'})
 
 
 async def index(request: web.Request) -> web.StreamResponse:

@@ -53,14 +53,29 @@ def test_versions_agree_in_the_zip(addon_zip):
     assert manifest["blender_version_min"] == "4.2.0"
 
 
-def test_a_version_mismatch_stops_the_build(tmp_path):
+def test_a_second_version_in_the_manifest_stops_the_build(tmp_path):
+    """bl_info holds the one version; a manifest that sets its own is refused."""
     copy = tmp_path / "brender_addon"
     shutil.copytree(build_addon.ADDON_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
     manifest = copy / "blender_manifest.toml"
-    manifest.write_text(manifest.read_text().replace(f'version = "{build_addon.version()}"',
-                                                     'version = "9.9.9"'))
-    with pytest.raises(build_addon.BuildError, match="differs"):
-        build_addon.version(copy)
+    manifest.write_text(manifest.read_text().replace('id = "brender_addon"',
+                                                     'id = "brender_addon"\nversion = "9.9.9"'))
+    with pytest.raises(build_addon.BuildError, match="must not set version"):
+        build_addon.build(tmp_path / "out", copy)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_the_zip_takes_its_version_from_bl_info(tmp_path):
+    copy = tmp_path / "brender_addon"
+    shutil.copytree(build_addon.ADDON_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    init = copy / "__init__.py"
+    init.write_text(init.read_text().replace('"version": (', '"version": (7, 3, 1), "old": ('))
+    built = build_addon.build(tmp_path / "out", copy)
+    assert built.name == "brender_addon-7.3.1.zip"
+    with zipfile.ZipFile(built) as zf:
+        manifest = tomllib.loads(zf.read("brender_addon/blender_manifest.toml").decode())
+        assert zip_bl_info(zf)["version"] == (7, 3, 1)
+    assert manifest["version"] == "7.3.1"
 
 
 def test_the_build_is_reproducible(tmp_path, addon_zip):
