@@ -1,3 +1,5 @@
 """Brender coordinator: the farm's one server."""
 
-__version__ = "0.1.0"
+from brender_addon import __version__  # the one version: bl_info's
+
+__all__ = ["__version__"]

@@ -5,6 +5,10 @@ This file only holds `bl_info` and register/unregister: the modules that need
 `.shot_spec` and `.jobs` import in plain Python (the `brender-submit` CLI uses
 them). Works as a legacy add-on (Blender 3.4+, `bl_info`) and as an extension
 (Blender 4.2+, `blender_manifest.toml`, same version).
+
+`bl_info["version"]` is the project's one version string: Blender needs it there
+as a literal; the package metadata, the coordinator, the node and the zip's
+manifest all take it from here.
 """
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ bl_info = {
     "description": "Submit the current shot to a Brender render farm and watch it render",
     "category": "Render",
 }
+
+__version__ = ".".join(str(part) for part in bl_info["version"])
 
 _registered: list[Any] = []
 
