@@ -1,0 +1,16 @@
+"""What `blender -b FILE -o OUT -f N` does, for PyPI's bpy 5 (which has no command
+line): open the file, render frame N with the file's own output settings, write it.
+
+    /opt/brender-bpy5/bin/python render_plain.py -- FILE OUT N
+"""
+import sys
+
+import bpy
+
+blend, out, frame = sys.argv[sys.argv.index("--") + 1:][:3]
+bpy.ops.wm.open_mainfile(filepath=blend, load_ui=False)
+scene = bpy.context.scene
+scene.render.filepath = out
+scene.frame_set(int(frame))
+bpy.ops.render.render(write_still=True)
+print("RENDERED", scene.render.frame_path(frame=int(frame)), flush=True)
