@@ -438,7 +438,8 @@ def cache_shot(name, kind):
     if kind == "abc":
         bpy.ops.wm.alembic_export(filepath=str(cache), start=1, end=3, selected=False)
     else:
-        bpy.ops.wm.usd_export(filepath=str(cache), export_animation=True, export_materials=False)
+        bpy.ops.wm.usd_export(filepath=str(cache), export_animation=True, export_shapekeys=False,
+                               export_materials=False)
     start(name)
     scene = base_scene()
     scene.frame_set(1)

@@ -1,0 +1,52 @@
+"""The dependency corpus made and rendered by Blender 5 (PyPI's bpy 5.0.1): a farm
+whose node runs bpy 5 (bpy5_blender.py), each frame held pixel for pixel (alpha
+included) against a plain bpy 5 render of the artist's original file. Alembic and
+USD caches are proven here: Debian's Blender 3.4 is built without both."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.addon.conftest import require_bpy5
+
+from .corpus import (assert_identical, bpy5_wrapper, build_corpus, farm_frame, packed_paths,
+                     render_plain, start_farm, submit)
+
+pytestmark = [pytest.mark.bpy5, pytest.mark.blender]
+
+CASES = ["libraries", "texture paths é", "udim", "image_sequence", "point_cache", "volume",
+         "font", "eevee", "workbench", "alembic", "usd"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> dict[str, dict]:
+    require_bpy5()
+    return build_corpus(tmp_path_factory.mktemp("corpus5"), bpy5=True)
+
+
+@pytest.fixture(scope="module")
+def shots(corpus, tmp_path_factory):
+    """One farm whose one node renders with bpy 5, for the whole corpus; every shot is
+    submitted at once."""
+    root = tmp_path_factory.mktemp("farm5")
+    farm = start_farm(root, bpy5_wrapper(root))
+    try:
+        node = farm.client()._request("GET", "/api/nodes")["nodes"][0]
+        assert node["blender_version"].startswith("5.0"), node
+        ids = {name: submit(farm, Path(case["blend"]), case["frame"])
+               for name, case in corpus.items()}
+        yield farm, ids
+    finally:
+        farm.close()
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_farm_frame_is_plain_blenders(name, corpus, shots, tmp_path):
+    case = corpus[name]
+    farm, ids = shots
+    plain = render_plain(Path(case["blend"]), case["frame"], tmp_path / "plain", bpy5=True)
+    rendered = farm_frame(farm, ids[name], case["frame"], tmp_path / "farm.png")
+    names = {p.rsplit("/", 1)[-1] for p in packed_paths(farm, ids[name])}
+    assert set(case["deps"]) <= names, f"not packed: {set(case['deps']) - names}"
+    assert_identical(rendered, plain)
