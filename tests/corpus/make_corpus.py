@@ -13,7 +13,8 @@ brender-submit takes it):
     artist/textures/...              relative, absolute, UDIM, sequence, "café été/"
     artist/footage/take 1.mkv        a movie made by ffmpeg
     artist/blendcache_point_cache/   the baked particle cache
-    artist/bakes/smoke/              a baked smoke domain (its .vdb files feed "volume")
+    artist/volumes/ball.vdb          made beforehand by make_vdb.py (bpy 5's openvdb)
+    artist/bakes/grid/               a Geometry Nodes bake (Blender 5 only)
     artist/caches/anim.abc, anim.usdc   Blender 5 only (Debian's 3.4 has neither)
 Writes R/manifest.json: {case: {"blend", "frame", "engine", "deps": [file names the
 pack must carry]}}. Renders are tiny, 1-4 samples, no denoising, fixed seed, film
@@ -289,7 +290,7 @@ def make_movie():
     return movie
 
 
-@case(blender5=False)
+@case()
 def movie_clip():
     """A movie clip (ffmpeg) through the compositor's Movie Clip node, frame 2."""
     movie = make_movie()
@@ -298,25 +299,33 @@ def movie_clip():
     clip = bpy.data.movieclips.load(str(movie))
     clip.filepath = "//footage/take 1.mkv"
     scene.render.use_compositing = True
-    scene.use_nodes = True
-    tree = scene.node_tree
-    tree.nodes.clear()
+    if BLENDER5:   # the compositor is a node group whose output is the render
+        tree = bpy.data.node_groups.new("Compositing", "CompositorNodeTree")
+        tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+        scene.compositing_node_group = tree
+        output = tree.nodes.new("NodeGroupOutput").inputs[0]
+    else:
+        scene.use_nodes = True
+        tree = scene.node_tree
+        tree.nodes.clear()
+        output = tree.nodes.new("CompositorNodeComposite").inputs["Image"]
     source = tree.nodes.new("CompositorNodeMovieClip")
     source.clip = clip
-    tree.links.new(source.outputs["Image"], tree.nodes.new("CompositorNodeComposite").inputs["Image"])
+    tree.links.new(source.outputs["Image"], output)
     shot("movie_clip", frame=2, deps=["take 1.mkv"])
 
 
-@case(blender5=False)
+@case()
 def sequencer():
     """Sequencer strips: a movie strip under an image-sequence strip (frame 2: seq_0002)."""
     start("sequencer")
     scene = base_scene()
     scene.render.use_sequencer = True
     editor = scene.sequence_editor_create()
-    movie = editor.sequences.new_movie("Take", str(make_movie()), 1, 1)
+    strips = editor.strips if BLENDER5 else editor.sequences
+    movie = strips.new_movie("Take", str(make_movie()), 1, 1)
     movie.filepath = "//footage/take 1.mkv"
-    strip = editor.sequences.new_image("Seq", str(TEXTURES / "seq" / "seq_0001.png"), 2, 1)
+    strip = strips.new_image("Seq", str(TEXTURES / "seq" / "seq_0001.png"), 2, 1)
     strip.elements.append("seq_0002.png")
     strip.elements.append("seq_0003.png")
     strip.directory = "//textures/seq/"
@@ -326,10 +335,9 @@ def sequencer():
     shot("sequencer", frame=2, deps=["take 1.mkv", "seq_0002.png"])
 
 
-@case()
-def point_cache():
-    """Particles from a disk cache baked here, rendered at frame 3."""
-    start("point_cache")                             # a disk cache needs a saved file
+def baked_particles(name):
+    """Particles drifting from a plane, baked to a disk cache (frames 1-3)."""
+    start(name)                                      # a disk cache needs a saved file
     scene = base_scene()
     dot_mat, _ = emission_material("Dot", color=(1.0, 0.8, 0.2, 1.0))
     dot = plane("Dot", 0.25, (0, 0, -5), dot_mat)
@@ -348,11 +356,34 @@ def point_cache():
     settings.particle_size = 1.0
     emitter.show_instancer_for_render = False
     psys.point_cache.use_disk_cache = True
+    psys.point_cache.name = "Dust"
     with bpy.context.temp_override(scene=scene, point_cache=psys.point_cache):
         bpy.ops.ptcache.bake(bake=True)
-    cached = sorted(p.name for p in (ARTIST / "blendcache_point_cache").iterdir())
-    assert cached, "the particle bake wrote no cache files"
-    shot("point_cache", frame=3, deps=cached)
+    cache_dir = ARTIST / f"blendcache_{name}"
+    assert any(cache_dir.iterdir()), "the particle bake wrote no cache files"
+    return psys.point_cache, cache_dir
+
+
+@case()
+def point_cache():
+    """Particles from a disk cache baked here (//blendcache_point_cache/), frame 3."""
+    _, cache_dir = baked_particles("point_cache")
+    shot("point_cache", frame=3, deps=sorted(p.name for p in cache_dir.iterdir()))
+
+
+@case()
+def external_cache():
+    """Particles read from a bake folder, //bakes/dust/ (an external point cache:
+    baked, then moved where the artist keeps bakes), frame 3."""
+    cache, cache_dir = baked_particles("external_cache")
+    folder = ARTIST / "bakes" / "dust"
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in cache_dir.iterdir():
+        path.rename(folder / path.name)
+    cache_dir.rmdir()
+    cache.use_external = True
+    cache.filepath = "//bakes/dust/"
+    shot("external_cache", frame=3, deps=sorted(p.name for p in folder.iterdir()))
 
 
 @case()
@@ -458,6 +489,40 @@ def cache_shot(name, kind):
     for cache_file in bpy.data.cache_files:
         cache_file.filepath = f"//caches/anim.{kind}"
     shot(name, frame=3, deps=[cache.name])
+
+
+@case(blender34=False)
+def bake_folder():
+    """A Geometry Nodes bake written to the bake folder //bakes/grid; the mesh is moved
+    after baking, so only the baked files give the frame plain Blender renders."""
+    start("bake_folder")
+    base_scene()
+    bpy.ops.mesh.primitive_grid_add(x_subdivisions=3, y_subdivisions=3, size=1.5)
+    obj = bpy.context.active_object
+    obj.data.materials.append(emission_material("Baked", color=(0.9, 0.3, 0.6, 1))[0])
+    tree = bpy.data.node_groups.new("Baked", "GeometryNodeTree")
+    tree.interface.new_socket("Geometry", in_out="INPUT", socket_type="NodeSocketGeometry")
+    tree.interface.new_socket("Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
+    bake = tree.nodes.new("GeometryNodeBake")
+    if not bake.bake_items:
+        bake.bake_items.new("GEOMETRY", "Geometry")
+    tree.links.new(tree.nodes.new("NodeGroupInput").outputs[0], bake.inputs[0])
+    tree.links.new(bake.outputs[0], tree.nodes.new("NodeGroupOutput").inputs[0])
+    mod = obj.modifiers.new("Bake", "NODES")
+    mod.node_group = tree
+    mod.bake_directory = "//bakes/grid"
+    item = mod.bakes[0]
+    item.bake_mode, item.bake_target = "STILL", "DISK"
+    with bpy.context.temp_override(object=obj, active_object=obj):
+        result = bpy.ops.object.geometry_node_bake_single(
+            session_uid=obj.session_uid, modifier_name=mod.name, bake_id=item.bake_id)
+    assert result == {"FINISHED"}, result
+    for vertex in obj.data.vertices:
+        vertex.co.x += 1.0
+        vertex.co.y *= 0.3
+    baked = sorted(p.name for p in (ARTIST / "bakes" / "grid").rglob("*") if p.is_file())
+    assert baked, "the bake wrote nothing"
+    shot("bake_folder", deps=baked)
 
 
 @case(blender34=False)

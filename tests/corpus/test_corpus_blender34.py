@@ -15,7 +15,7 @@ from tests.farm import BLENDER
 pytestmark = pytest.mark.blender
 
 CASES = ["libraries", "texture paths é", "udim", "image_sequence", "movie_clip", "sequencer",
-         "point_cache", "volume", "font", "eevee", "workbench"]
+         "point_cache", "external_cache", "volume", "font", "eevee", "workbench"]
 # Where the packer must put some files (paths inside the uploaded tree).
 PLACED = {
     "texture paths é": ["textures/abs.png", "textures/café été/tuile ø 1.png"],

@@ -15,8 +15,9 @@ from .corpus import (assert_identical, bpy5_wrapper, build_corpus, farm_frame, p
 
 pytestmark = [pytest.mark.bpy5, pytest.mark.blender]
 
-CASES = ["libraries", "texture paths é", "udim", "image_sequence", "point_cache", "volume",
-         "font", "eevee", "workbench", "alembic", "usd"]
+CASES = ["libraries", "texture paths é", "udim", "image_sequence", "movie_clip", "sequencer",
+         "point_cache", "external_cache", "volume",
+         "font", "eevee", "workbench", "bake_folder", "alembic", "usd"]
 
 
 @pytest.fixture(scope="module")
