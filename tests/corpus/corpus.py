@@ -98,6 +98,25 @@ def packed_paths(farm: Farm, shot_id: int) -> list[str]:
     return [f["path"] for f in farm.client().shot(shot_id)["files"]]
 
 
+# Where the packer must put some files (paths inside the uploaded tree): an absolute
+# path inside the project keeps its place, like the relative ones.
+PLACED = {
+    "texture paths é": ["textures/abs.png", "textures/café été/tuile ø 1.png"],
+}
+
+
+def check_case(name: str, case: dict, farm: Farm, shot_id: int, workdir: Path,
+               *, bpy5: bool) -> None:
+    """The shot carried the case's files and its frame is plain Blender's, pixel for pixel."""
+    plain = render_plain(Path(case["blend"]), case["frame"], workdir / "plain", bpy5=bpy5)
+    rendered = farm_frame(farm, shot_id, case["frame"], workdir / "farm.png")
+    paths = packed_paths(farm, shot_id)
+    names = {p.rsplit("/", 1)[-1] for p in paths}
+    assert set(case["deps"]) <= names, f"not packed: {set(case['deps']) - names}"
+    assert set(PLACED.get(name, [])) <= set(paths), paths
+    assert_identical(rendered, plain)
+
+
 def assert_identical(farm_png: Path, plain_png: Path) -> None:
     """Same size, same mode, every pixel equal, alpha included."""
     with Image.open(farm_png) as a, Image.open(plain_png) as b:

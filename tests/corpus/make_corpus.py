@@ -12,7 +12,8 @@ brender-submit takes it):
     artist/<case>.blend              one shot per case (see CASES)
     artist/textures/...              relative, absolute, UDIM, sequence, "café été/"
     artist/footage/take 1.mkv        a movie made by ffmpeg
-    artist/blendcache_point_cache/   the baked particle cache
+    artist/blendcache_point_cache/   a baked particle cache, where Blender puts it
+    artist/bakes/dust/               a particle cache moved to a bake folder (external cache)
     artist/volumes/ball.vdb          made beforehand by make_vdb.py (bpy 5's openvdb)
     artist/bakes/grid/               a Geometry Nodes bake (Blender 5 only)
     artist/caches/anim.abc, anim.usdc   Blender 5 only (Debian's 3.4 has neither)
@@ -21,12 +22,15 @@ pack must carry]}}. Renders are tiny, 1-4 samples, no denoising, fixed seed, fil
 transparent, PNG RGBA 8 bit (so alpha is compared too).
 """
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import bpy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scene_kit import (BLENDER5, animated_grid, base_scene, checker, emission_material,  # noqa: E402
+                       empty_file, image, link_library, node_material, plane, save_as, save_png)
 
 argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
 opts = json.loads(argv[0])
@@ -34,7 +38,6 @@ ROOT = Path(opts["root"]).absolute()
 ARTIST = ROOT / "artist"
 LIBRARY = ROOT / "library"
 TEXTURES = ARTIST / "textures"
-BLENDER5 = bpy.app.version >= (5, 0, 0)
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 CASES = {}
 manifest = {}
@@ -48,129 +51,10 @@ def case(*, blender5=True, blender34=True):
     return register
 
 
-# -- helpers ---------------------------------------------------------------
-def save_png(path, width, height, color_at):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img = bpy.data.images.new(path.stem, width, height, alpha=True)
-    pixels = []
-    for y in range(height):
-        for x in range(width):
-            pixels.extend(color_at(x, y))
-    img.pixels[:] = pixels
-    img.filepath_raw = str(path)
-    img.file_format = "PNG"
-    img.save()
-    bpy.data.images.remove(img)
-    return path
-
-
-def checker(a, b, size=2):
-    return lambda x, y: a if (x // size + y // size) % 2 else b
-
-
-def empty_file():
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    bpy.context.preferences.filepaths.save_version = 0   # no .blend1 backups
-
-
 def start(name):
     """An empty file saved where the shot goes, so `//` paths resolve from the start."""
     empty_file()
     save_as(ARTIST / f"{name}.blend")
-
-
-def save_as(path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    bpy.ops.wm.save_as_mainfile(filepath=str(path), compress=False, relative_remap=False)
-
-
-def base_scene(engine="CYCLES", width=48, height=32):
-    scene = bpy.context.scene
-    render = scene.render
-    if engine == "EEVEE":
-        engine = "BLENDER_EEVEE_NEXT" if (4, 2, 0) <= bpy.app.version < (5, 0, 0) else "BLENDER_EEVEE"
-    render.engine = engine
-    scene.cycles.samples = 2
-    scene.cycles.seed = 7
-    scene.cycles.use_denoising = False
-    scene.cycles.use_adaptive_sampling = False
-    scene.cycles.device = "CPU"
-    scene.eevee.taa_render_samples = 2
-    scene.display.render_aa = "OFF"
-    render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
-    render.film_transparent = True
-    render.image_settings.file_format = "PNG"
-    render.image_settings.color_mode = "RGBA"
-    render.image_settings.color_depth = "8"
-    render.use_compositing = render.use_sequencer = False
-    scene.frame_start, scene.frame_end = 1, 3
-    world = bpy.data.worlds.new("Black")
-    world.color = (0.0, 0.0, 0.0)
-    scene.world = world
-    cam = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
-    cam.data.type = "ORTHO"
-    cam.data.ortho_scale = 4.0
-    cam.location = (0.0, 0.0, 10.0)
-    scene.collection.objects.link(cam)
-    scene.camera = cam
-    return scene
-
-
-def node_material(name):
-    mat = bpy.data.materials.new(name)
-    if not BLENDER5:
-        mat.use_nodes = True
-    mat.node_tree.nodes.clear()
-    return mat
-
-
-def emission_material(name, image=None, color=(1.0, 1.0, 1.0, 1.0)):
-    """Emission (no lights needed, nearly noise free) of an image, Closest-sampled."""
-    mat = node_material(name)
-    nodes, links = mat.node_tree.nodes, mat.node_tree.links
-    out = nodes.new("ShaderNodeOutputMaterial")
-    emit = nodes.new("ShaderNodeEmission")
-    emit.inputs["Color"].default_value = color
-    links.new(emit.outputs["Emission"], out.inputs["Surface"])
-    if image is not None:
-        tex = nodes.new("ShaderNodeTexImage")
-        tex.image = image
-        tex.interpolation = "Closest"
-        links.new(tex.outputs["Color"], emit.inputs["Color"])
-        return mat, tex
-    return mat, None
-
-
-def plane(name, size, location, material=None, scale=(1.0, 1.0, 1.0)):
-    bpy.ops.mesh.primitive_plane_add(size=size, location=location)
-    obj = bpy.context.active_object
-    obj.name = name
-    obj.scale = scale
-    if material is not None:
-        obj.data.materials.append(material)
-    return obj
-
-
-def image(path, filepath=None):
-    img = bpy.data.images.load(str(path))
-    if filepath is not None:
-        img.filepath = filepath
-    return img
-
-
-def link_library(path, relpath, *, collection=None, objects=(), scene=None):
-    scene = scene or bpy.context.scene
-    with bpy.data.libraries.load(str(path), link=True, relative=True) as (src, dst):
-        if collection:
-            dst.collections = [collection]
-        dst.objects = list(objects)
-    for coll in dst.collections:
-        scene.collection.children.link(coll)
-    for obj in dst.objects:
-        scene.collection.objects.link(obj)
-    for lib in bpy.data.libraries:
-        if Path(bpy.path.abspath(lib.filepath)).resolve() == path.resolve():
-            lib.filepath = relpath
 
 
 def shot(name, frame=1, deps=(), engine=None):
@@ -395,7 +279,9 @@ def volume():
         print("SKIP volume: no", vdb)
         return
     start("volume")
-    base_scene()
+    scene = base_scene()
+    if hasattr(scene.cycles, "volume_biased"):   # Blender 5's unbiased volumes: 10 s a frame
+        scene.cycles.volume_biased = True
     data = bpy.data.volumes.new("Ball")
     data.filepath = "//volumes/ball.vdb"
     obj = bpy.data.objects.new("Ball", data)
@@ -440,24 +326,6 @@ def workbench():
     scene.display.shading.light = "FLAT"
     scene.display.shading.color_type = "TEXTURE"
     save_as(ARTIST / "workbench.blend")
-
-
-def animated_grid(name):
-    """A grid whose vertices move with a shape key over frames 1-3 (a deforming mesh:
-    the exporters write it as time samples, the importers read it back live)."""
-    bpy.ops.mesh.primitive_grid_add(x_subdivisions=3, y_subdivisions=3, size=1.5)
-    obj = bpy.context.active_object
-    obj.name = name
-    obj.shape_key_add(name="Basis")
-    moved = obj.shape_key_add(name="Moved")
-    for point in moved.data:
-        point.co.x += 1.2
-        point.co.y *= 0.5
-    moved.value = 0.0
-    moved.keyframe_insert("value", frame=1)
-    moved.value = 1.0
-    moved.keyframe_insert("value", frame=3)
-    return obj
 
 
 def cache_shot(name, kind):

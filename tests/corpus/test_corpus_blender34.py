@@ -8,18 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from .corpus import (assert_identical, build_corpus, farm_frame, packed_paths, render_plain,
-                     start_farm, submit)
+from .corpus import build_corpus, check_case, packed_paths, start_farm, submit
 from tests.farm import BLENDER
 
 pytestmark = pytest.mark.blender
 
 CASES = ["libraries", "texture paths é", "udim", "image_sequence", "movie_clip", "sequencer",
          "point_cache", "external_cache", "volume", "font", "eevee", "workbench"]
-# Where the packer must put some files (paths inside the uploaded tree).
-PLACED = {
-    "texture paths é": ["textures/abs.png", "textures/café été/tuile ø 1.png"],
-}
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +39,8 @@ def shots(corpus, tmp_path_factory):
 def test_farm_frame_is_plain_blenders(name, corpus, shots, tmp_path):
     if name == "volume" and name not in corpus:
         pytest.skip("the .vdb is made by bpy 5's openvdb module: no bpy 5 venv here")
-    case = corpus[name]
     farm, ids = shots
-    plain = render_plain(Path(case["blend"]), case["frame"], tmp_path / "plain", bpy5=False)
-    rendered = farm_frame(farm, ids[name], case["frame"], tmp_path / "farm.png")
-    paths = packed_paths(farm, ids[name])
-    names = {p.rsplit("/", 1)[-1] for p in paths}
-    assert set(case["deps"]) <= names, f"not packed: {set(case['deps']) - names}"
-    assert set(PLACED.get(name, [])) <= set(paths), paths
-    assert_identical(rendered, plain)
+    check_case(name, corpus[name], farm, ids[name], tmp_path, bpy5=False)
 
 
 def test_library_in_parent_folder_is_packed_outside_the_project(corpus, shots):

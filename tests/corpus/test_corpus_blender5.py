@@ -10,8 +10,7 @@ import pytest
 
 from tests.addon.conftest import require_bpy5
 
-from .corpus import (assert_identical, bpy5_wrapper, build_corpus, farm_frame, packed_paths,
-                     render_plain, start_farm, submit)
+from .corpus import bpy5_wrapper, build_corpus, check_case, start_farm, submit
 
 pytestmark = [pytest.mark.bpy5, pytest.mark.blender]
 
@@ -44,10 +43,5 @@ def shots(corpus, tmp_path_factory):
 
 @pytest.mark.parametrize("name", CASES)
 def test_farm_frame_is_plain_blenders(name, corpus, shots, tmp_path):
-    case = corpus[name]
     farm, ids = shots
-    plain = render_plain(Path(case["blend"]), case["frame"], tmp_path / "plain", bpy5=True)
-    rendered = farm_frame(farm, ids[name], case["frame"], tmp_path / "farm.png")
-    names = {p.rsplit("/", 1)[-1] for p in packed_paths(farm, ids[name])}
-    assert set(case["deps"]) <= names, f"not packed: {set(case['deps']) - names}"
-    assert_identical(rendered, plain)
+    check_case(name, corpus[name], farm, ids[name], tmp_path, bpy5=True)
