@@ -7,6 +7,7 @@ of external file, every file made here by Blender (or ffmpeg, for the movie).
 Layout under R (the project is R/artist, the folder the shots sit in, as
 brender-submit takes it):
     library/lib_a.blend              linked by the shots as //../library/lib_a.blend
+    library/tex_a.png                lib_a's texture, //tex_a.png
     library/lib_b/lib_b.blend        linked by lib_a.blend as //lib_b/lib_b.blend
     library/lib_b/tex/blue.png       lib_b's texture, //tex/blue.png
     artist/<case>.blend              one shot per case (see CASES)
@@ -17,7 +18,7 @@ brender-submit takes it):
     artist/volumes/ball.vdb          made beforehand by make_vdb.py (bpy 5's openvdb)
     artist/bakes/grid/               a Geometry Nodes bake (Blender 5 only)
     artist/caches/anim.abc, anim.usdc   Blender 5 only (Debian's 3.4 has neither)
-Writes R/manifest.json: {case: {"blend", "frame", "engine", "deps": [file names the
+Writes R/manifest.json: {case: {"blend", "frame", "deps": [file names the
 pack must carry]}}. Renders are tiny, 1-4 samples, no denoising, fixed seed, film
 transparent, PNG RGBA 8 bit (so alpha is compared too).
 """
@@ -57,11 +58,10 @@ def start(name):
     save_as(ARTIST / f"{name}.blend")
 
 
-def shot(name, frame=1, deps=(), engine=None):
+def shot(name, frame=1, deps=()):
     path = ARTIST / f"{name}.blend"
     save_as(path)
-    manifest[name] = {"blend": str(path), "frame": frame, "deps": list(deps),
-                      "engine": engine or bpy.context.scene.render.engine}
+    manifest[name] = {"blend": str(path), "frame": frame, "deps": list(deps)}
 
 
 def textured_shot(name, engine):
@@ -69,8 +69,8 @@ def textured_shot(name, engine):
     base_scene(engine)
     mat, _ = emission_material("Floor", image(TEXTURES / "rel.png", "//textures/rel.png"))
     plane("Floor", 3.0, (0, 0, 0), mat)
-    link_library(LIBRARY / "lib_a.blend", "//../library/lib_a.blend", collection="SetA")
-    shot(name, deps=["rel.png", "lib_a.blend", "lib_b.blend", "blue.png"])
+    link_library(LIBRARY / "lib_a.blend", "//../library/lib_a.blend", "SetA")
+    shot(name, deps=["rel.png", "lib_a.blend", "tex_a.png", "lib_b.blend", "blue.png"])
 
 
 # -- the library chain: lib_b.blend -> lib_a.blend -> shots ------------------

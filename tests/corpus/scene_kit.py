@@ -110,16 +110,13 @@ def image(path, filepath=None):
     return img
 
 
-def link_library(path, relpath, *, collection=None, objects=(), scene=None):
-    scene = scene or bpy.context.scene
-    with bpy.data.libraries.load(str(path), link=True, relative=True) as (src, dst):
-        if collection:
-            dst.collections = [collection]
-        dst.objects = list(objects)
+def link_library(path, relpath, collection):
+    """Link `collection` from the .blend at `path` into the scene, the library named
+    by `relpath` (as the artist would see it in the file)."""
+    with bpy.data.libraries.load(str(path), link=True, relative=True) as (_, dst):
+        dst.collections = [collection]
     for coll in dst.collections:
-        scene.collection.children.link(coll)
-    for obj in dst.objects:
-        scene.collection.objects.link(obj)
+        bpy.context.scene.collection.children.link(coll)
     for lib in bpy.data.libraries:
         if Path(bpy.path.abspath(lib.filepath)).resolve() == path.resolve():
             lib.filepath = relpath
