@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from tests.addon.conftest import BPY5_PYTHON, SCRIPTS, blender_env, bpy5_available
@@ -62,13 +63,13 @@ def start_farm(root: Path, blender: str) -> Farm:
     return farm
 
 
-def submit(farm: Farm, blend: Path, frame: int) -> int:
+def submit(farm: Farm, blend: Path, frame: int, *extra: str) -> int:
     """`brender-submit FILE --frames N`, as a user runs it; returns the shot id."""
     env = dict(os.environ, PYTHONPATH=str(REPO / "addon"))
     proc = subprocess.run(
         [sys.executable, "-m", "brender_addon.submit_cli", str(blend), "--coordinator", farm.url,
          "--token", farm.token, "--frames", str(frame), "--chunk", "1",
-         "--name", blend.stem], env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
+         "--name", blend.stem, *extra], env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, f"brender-submit failed: {proc.stderr}"
     return int(proc.stdout.split()[0])
 
@@ -125,6 +126,6 @@ def assert_identical(farm_png: Path, plain_png: Path) -> None:
         pa, pb = a.convert("RGBA"), b.convert("RGBA")
         if pa.tobytes() == pb.tobytes():
             return
-        differing = sum(1 for x, y in zip(pa.getdata(), pb.getdata()) if x != y)
+        differing = int((np.asarray(pa) != np.asarray(pb)).any(axis=2).sum())
         raise AssertionError(f"{differing} of {a.width * a.height} pixels differ between the "
                              f"farm's frame {farm_png} and plain Blender's {plain_png}")

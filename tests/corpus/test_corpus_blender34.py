@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from .corpus import build_corpus, check_case, packed_paths, start_farm, submit
+from .corpus import (assert_identical, build_corpus, check_case, packed_paths, render_plain,
+                     start_farm, submit)
 from tests.farm import BLENDER
 
 pytestmark = pytest.mark.blender
@@ -52,3 +53,22 @@ def test_library_in_parent_folder_is_packed_outside_the_project(corpus, shots):
     assert lib_a.startswith("_outside_project/")
     folder = lib_a.rsplit("/", 1)[0]
     assert f"{folder}/lib_b/lib_b.blend" in paths and f"{folder}/lib_b/tex/blue.png" in paths
+
+
+def test_without_its_files_the_farm_does_not_render_plain_blenders_frame(corpus, shots, tmp_path):
+    """The comparison can fail: sent with --no-pack (the .blend alone), the libraries
+    shot either fails on the node or renders without its textures and linked props."""
+    farm, _ = shots
+    case = corpus["libraries"]
+    shot_id = submit(farm, Path(case["blend"]), case["frame"], "--no-pack")
+    shot = farm.wait_shot(shot_id, timeout=240)
+    assert [f["path"] for f in farm.client().shot(shot_id)["files"]] == ["libraries.blend"]
+    if shot["status"] != "completed":
+        assert shot["status"] == "failed", shot
+        return
+    frame = farm.client().frames(shot_id)[0]
+    rendered = tmp_path / "farm.png"
+    rendered.write_bytes(farm.client().download_url(frame["image_url"]))
+    plain = render_plain(Path(case["blend"]), case["frame"], tmp_path / "plain", bpy5=False)
+    with pytest.raises(AssertionError, match="pixels differ"):
+        assert_identical(rendered, plain)
