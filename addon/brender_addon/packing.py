@@ -311,6 +311,11 @@ def pack_blend(blend_path: Path, out_dir: Path,
                 if cancelled is not None and cancelled():
                     raise PackCancelled("Packing cancelled") from None
                 raise PackError(f"Packing failed: {err}") from None
+            except BaseException:
+                # BAT's copy thread (not a daemon) runs until told to stop: without
+                # this, a pack that fails mid-copy leaves the process unable to exit.
+                packer.abort("failed")
+                raise
             finally:
                 stop.set()
                 if watcher is not None:
