@@ -165,5 +165,5 @@ def effective(scene):
 
 
 def _names(items):
-    names = [item.name for item in items][:20]
+    names = sorted(item.name for item in items)[:20]
     return ", ".join(f"'{n}'" for n in names) if names else "none"
