@@ -16,6 +16,8 @@ from .failures import classify
 DRIVER = Path(__file__).with_name("blender_driver.py")
 PROGRESS = re.compile(r"^Fra:(-?\d+) .*?Sample (\d+)/(\d+)")
 LOG_LINES = 300
+# Causes that are the shot's: the file would fail the same in any Blender process.
+SHOTS_OWN = ("missing file", "no camera", "movie output")
 
 FrameCallback = Callable[[int, Path, float, str], Awaitable[None]]
 ProgressCallback = Callable[[int, int, int], None]
@@ -159,9 +161,10 @@ class BlenderProcess:
 
     def _failed(self, returncode: int | None) -> BlenderFailed:
         """The failure Blender's exit means, named from its log."""
-        final = any(line.startswith("BRENDER_FAILED ") for line in self.log) or \
-            self._classify(returncode).startswith(("missing file", "no camera", "movie output"))
-        return BlenderFailed(self._classify(returncode), self.log_tail(), final=final)
+        reason = self._classify(returncode)
+        final = reason.startswith(SHOTS_OWN) or \
+            any(line.startswith("BRENDER_FAILED ") for line in self.log)
+        return BlenderFailed(reason, self.log_tail(), final=final)
 
     async def close(self) -> None:
         if not self.alive:

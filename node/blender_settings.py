@@ -97,7 +97,8 @@ def _set_output(scene, render, warn):
         if value is None:
             continue
         if key == "exr_codec" and image.file_format not in EXR_FORMATS:
-            raise BadOverride(f"render.exr_codec: {image.file_format} is not an EXR format")
+            warn(f"render.exr_codec {value} ignored: {image.file_format} is not EXR")
+            continue
         _set_enum(image, key, str(value), f"render.{key}",
                   f"{image.file_format} cannot be written with {key} {value}")
     view = scene.view_settings

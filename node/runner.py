@@ -223,7 +223,8 @@ class Renderer:
         settings.outdir.mkdir(parents=True, exist_ok=True)
         session = self.session
         mark = len(session.log)
-        on_settings(session.settings_used or {})
+        if session.settings_used:
+            on_settings(session.settings_used)
         try:
             await session.render_into(frames, settings.outdir, on_frame, progress)
         except BaseException:
@@ -237,7 +238,8 @@ class Renderer:
                               hang_timeout=self.options.hang_timeout, frames=frames)
         try:
             await proc.start()
-            on_settings(proc.settings_used or {})
+            if proc.settings_used:
+                on_settings(proc.settings_used)
             await proc.render(frames, on_frame, progress)
             code = await proc.proc.wait() if proc.proc else 0
             if code:
