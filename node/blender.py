@@ -17,7 +17,7 @@ DRIVER = Path(__file__).with_name("blender_driver.py")
 PROGRESS = re.compile(r"^Fra:(-?\d+) .*?Sample (\d+)/(\d+)")
 LOG_LINES = 300
 # Causes that are the shot's: the file would fail the same in any Blender process.
-SHOTS_OWN = ("missing file", "no camera", "movie output")
+SHOTS_OWN = ("missing file", "cannot read file", "no camera", "movie output")
 
 FrameCallback = Callable[[int, Path, float, str], Awaitable[None]]
 ProgressCallback = Callable[[int, int, int], None]

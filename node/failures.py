@@ -7,8 +7,10 @@ import signal
 
 OUT_OF_MEMORY = re.compile(r"Malloc returns null|out of memory|CUDA error: Out of memory|"
                            r"std::bad_alloc|MemoryError|^Killed", re.IGNORECASE)
-MISSING_FILE = re.compile(r"Cannot read file ['\"](?P<path>.+?)['\"]|"
-                          r"No such file or directory: ['\"](?P<path2>.+?)['\"]")
+MISSING_FILE = re.compile(r"No such file or directory: ['\"](?P<path>.+?)['\"]")
+# Blender's own: "Cannot read file '/x.blend': No such file or directory" (or another why)
+UNREADABLE = re.compile(r"(?:Cannot read file|Failed to read blend file) "
+                        r"['\"](?P<path>.+?)['\"]: (?P<why>.+)")
 CRASH = re.compile(r"Segmentation fault|Aborted|Error: EXCEPTION_|SIGSEGV|backtrace")
 NO_CAMERA = "Cannot render, no camera"
 MOVIE = "Cannot write a single file with an animation format selected"
@@ -31,9 +33,15 @@ def classify(lines: list[str], returncode: int | None, settings: dict | None = N
     if any(OUT_OF_MEMORY.search(line) for line in lines):
         return "out of memory"
     for line in reversed(lines):
+        match = UNREADABLE.search(line)
+        if match:
+            path, why = match.group("path"), match.group("why").strip()
+            if why.startswith("No such file"):
+                return f"missing file: {path}"
+            return f"cannot read file: {path} ({why[:200]})"
         match = MISSING_FILE.search(line)
         if match:
-            return f"missing file: {match.group('path') or match.group('path2')}"
+            return f"missing file: {match.group('path')}"
     exception = _exception_line(lines)
     if exception:
         return f"Python error: {exception[:300]}"

@@ -60,6 +60,15 @@ def test_a_missing_file_is_named(line, path):
     assert classify(["Blender 3.4.1", line, "Blender quit"], 1) == f"missing file: {path}"
 
 
+def test_a_file_blender_cannot_read_is_not_called_missing():
+    lines = ["Error: Cannot read file '/w/shot.blend': File format is not supported",
+             "Blender quit"]
+    assert classify(lines, 1) == \
+        "cannot read file: /w/shot.blend (File format is not supported)"
+    corrupt = ["Error: Failed to read blend file '/w/shot.blend': Missing DNA block"]
+    assert classify(corrupt, 1) == "cannot read file: /w/shot.blend (Missing DNA block)"
+
+
 @pytest.mark.parametrize("line", ["Error: Malloc returns null: len=1073741824 in ...",
                                   "CUDA error: Out of memory in cuMemAlloc",
                                   "terminate called after throwing std::bad_alloc",
