@@ -75,7 +75,8 @@ def render_frame(scene, number, outdir):
 def open_file(request):
     if bpy.data.filepath:
         raise RuntimeError("only a spare Blender (started without a file) opens one")
-    bpy.ops.wm.open_mainfile(filepath=request["open"], load_ui=False, use_scripts=False)
+    # With its UI, as `blender -b FILE` loads it: the file's window picks its active scene.
+    bpy.ops.wm.open_mainfile(filepath=request["open"], load_ui=True, use_scripts=False)
     return prepare(request.get("render") or {})
 
 

@@ -134,6 +134,16 @@ async def test_without_overrides_the_files_own_settings_render(mode, graded_scen
 
 
 @pytest.mark.parametrize("mode", list(NODE_MODES))
+async def test_the_files_active_scene_is_the_one_its_window_shows(mode, make_test_scene,
+                                                                  tmp_path):
+    blend = make_test_scene("active_wide.blend", scene2="Wide", active_scene2=True)
+    rendered = await render_with(mode, tmp_path, blend, {})
+    assert rendered.settings[0]["scene"] == "Wide"
+    path, _ = rendered.frames[1]
+    assert pixels(path) == pixels(plain_blender(blend, 1, tmp_path / "plain"))
+
+
+@pytest.mark.parametrize("mode", list(NODE_MODES))
 async def test_overrides_change_only_the_keys_they_set(mode, graded_scene, tmp_path):
     overrides = {"scene": "Wide", "camera": "Side", "view_layers": ["Extra"],
                  "output_format": "PNG", "color_mode": "RGB", "resolution_percentage": 50}

@@ -9,7 +9,8 @@ image ({"file_format", "color_mode", "color_depth", "exr_codec"}: the file's out
 view ({"view_transform", "look", "exposure"}: the file's colour management),
 no_camera (the scene has none), camera2 (a second camera of that name, looking from
 elsewhere), view_layers (names of extra view layers, in every scene), scene2 (a second scene of that
-name, a linked copy rendered at twice the width).
+name, a linked copy rendered at twice the width), active_scene2 (the file is saved showing
+scene2, which makes it the file's active scene).
 """
 import json
 import sys
@@ -90,6 +91,8 @@ if opts.get("scene2"):
         scene2.cycles.use_denoising = False
     scene2.render.resolution_x = scene.render.resolution_x * 2
     scene2.render.resolution_y = scene.render.resolution_y
+    if opts.get("active_scene2"):
+        bpy.context.window.scene = scene2
 
 for name in opts.get("view_layers", []):
     for each in bpy.data.scenes:
