@@ -183,3 +183,14 @@ async def test_a_movie_output_format_renders_png_frames(mode, make_test_scene, t
     path, fmt = rendered.frames[1]
     assert (path.suffix, fmt) == (".png", "PNG")
     assert rendered.settings[0]["output_format"] == "PNG"
+
+
+@pytest.mark.parametrize("fmt, suffix", [("JPEG", ".jpg"), ("OPEN_EXR", ".exr"),
+                                         ("OPEN_EXR_MULTILAYER", ".exr"), ("TIFF", ".tif"),
+                                         ("BMP", ".bmp"), ("TARGA", ".tga"), ("WEBP", ".webp")])
+async def test_the_frames_extension_and_reported_format_follow_what_was_written(
+        fmt, suffix, scene, tmp_path):
+    rendered = await render_with("warm session", tmp_path, scene, {"output_format": fmt})
+    path, written = rendered.frames[1]
+    assert (path.suffix, written) == (suffix, fmt)
+    assert rendered.settings[0]["output_format"] == fmt
