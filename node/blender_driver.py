@@ -23,7 +23,6 @@ import time
 import bpy
 
 
-
 def _load(name, filename):
     """A module next to this script, under a name of its own: the node's folder stays
     off sys.path, so its modules never shadow those a shot's scripts import."""
