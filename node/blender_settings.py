@@ -86,9 +86,10 @@ def _set_output(scene, render, warn):
     if fmt is not None:
         image.file_format = fmt
     elif image.file_format in MOVIE_FORMATS:
-        # A farm renders frame by frame; a movie is encoded from the frames afterwards.
-        warn(f"the file's output format {image.file_format} is a movie: rendering PNG frames")
-        image.file_format = "PNG"
+        # Many nodes render a shot's frames apart: a movie is encoded from them afterwards.
+        warn(f"set render.output_format to one of {', '.join(STORED_FORMATS)}")
+        raise BadOverride(f"movie output format {image.file_format} cannot be rendered "
+                          "frame by frame")
     if image.file_format not in STORED_FORMATS:
         raise BadOverride(f"output format {image.file_format} is not one the farm stores "
                           f"({', '.join(STORED_FORMATS)}): set render.output_format")

@@ -177,12 +177,16 @@ async def test_a_bad_override_fails_naming_it(mode, overrides, reason, graded_sc
 
 
 @pytest.mark.parametrize("mode", list(NODE_MODES))
-async def test_a_movie_output_format_renders_png_frames(mode, make_test_scene, tmp_path):
+async def test_a_movie_output_format_fails_unless_a_still_format_is_asked_for(
+        mode, make_test_scene, tmp_path):
     blend = make_test_scene("movie.blend", image={"file_format": "FFMPEG"})
-    rendered = await render_with(mode, tmp_path, blend, {})
+    with pytest.raises(BlenderFailed) as failed:
+        await render_with(mode, tmp_path, blend, {})
+    assert failed.value.reason == "movie output format FFMPEG cannot be rendered frame by frame"
+    assert failed.value.final
+    rendered = await render_with(mode, tmp_path, blend, {"output_format": "PNG"})
     path, fmt = rendered.frames[1]
     assert (path.suffix, fmt) == (".png", "PNG")
-    assert rendered.settings[0]["output_format"] == "PNG"
 
 
 @pytest.mark.parametrize("fmt, suffix", [("JPEG", ".jpg"), ("OPEN_EXR", ".exr"),
