@@ -14,7 +14,8 @@ from typing import Callable
 import aiohttp
 
 from . import outputs
-from .blender import BlenderFailed, BlenderProcess, RenderSettings
+from .blender import (BlenderFailed, BlenderProcess, FrameCallback, ProgressCallback,
+                      RenderSettings)
 from .cache import BlobCache, CacheError
 from .cache_cleaning import clean
 from .layouts import Layouts
@@ -48,8 +49,9 @@ class NodeOptions:
 def job_overrides(job: dict) -> dict:
     """The shot's `render` overrides, only the keys set. A coordinator from before
     `render` sends output_format and resolution_percentage at the top (now maybe null)."""
-    render = job.get("render") if isinstance(job.get("render"), dict) else {}
-    overrides = {k: v for k, v in render.items() if v is not None}
+    render = job.get("render")
+    overrides = {k: v for k, v in render.items() if v is not None} \
+        if isinstance(render, dict) else {}
     for key in ("output_format", "resolution_percentage"):
         if overrides.get(key) is None and job.get(key) is not None:
             overrides[key] = job[key]
@@ -199,8 +201,9 @@ class Renderer:
         finally:
             self.cleaning = None
 
-    async def _render(self, settings: RenderSettings, frames: list[int], on_frame,
-                      progress, on_settings: SettingsCallback = lambda settings: None) -> str:
+    async def _render(self, settings: RenderSettings, frames: list[int],
+                      on_frame: FrameCallback, progress: ProgressCallback,
+                      on_settings: SettingsCallback = lambda settings: None) -> str:
         if not self.options.warm_sessions or self.warm_broken:
             return await self._render_cold(settings, frames, on_frame, progress, on_settings)
         key = (str(settings.blend_file), settings.files_digest,
@@ -232,8 +235,9 @@ class Renderer:
             raise
         return "\n".join(list(session.log)[max(0, mark - 5):][-60:])
 
-    async def _render_cold(self, settings: RenderSettings, frames: list[int], on_frame,
-                           progress, on_settings: SettingsCallback) -> str:
+    async def _render_cold(self, settings: RenderSettings, frames: list[int],
+                           on_frame: FrameCallback, progress: ProgressCallback,
+                           on_settings: SettingsCallback) -> str:
         proc = BlenderProcess(self.options.blender, settings, serve=False,
                               hang_timeout=self.options.hang_timeout, frames=frames)
         try:
