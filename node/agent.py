@@ -15,6 +15,7 @@ import aiohttp
 
 from . import __version__
 from .blender import BlenderFailed, blender_version
+from .layouts import farm_key
 from .runner import LeaseLost, NodeOptions, Renderer
 
 log = logging.getLogger("brender.node")
@@ -46,6 +47,7 @@ class Agent:
         self.blender_version = ""
         self.jobs_done = 0
         self.spare_timer: asyncio.TimerHandle | None = None
+        self.farm = farm_key(None, self.base)  # the welcome's farm_id, once we have one
 
     # -- identity --------------------------------------------------------------
     @property
@@ -115,6 +117,7 @@ class Agent:
             if welcome.get("type") != "welcome":
                 raise aiohttp.ClientError(f"handshake refused: {welcome.get('error')}")
             self._save_id(welcome["node_id"])
+            self.farm = farm_key(welcome.get("farm_id"), self.base)
             self.features = set(welcome.get("features") or [])
             self.ws = ws
             log.info("connected to %s as %s (%s)", self.base, self.config.name, self.node_id)
@@ -184,9 +187,14 @@ class Agent:
                        "sample": sample, "samples": samples}
             asyncio.get_running_loop().create_task(self._send(message))
 
+        def render_settings(settings: dict) -> None:
+            message = {"type": "render_settings", "attempt_id": attempt, "settings": settings}
+            asyncio.get_running_loop().create_task(self._send(message))
+
         report: dict | None
         try:
-            log_tail = await self.renderer.run(job, self.http, self.base, progress)
+            log_tail = await self.renderer.run(job, self.http, self.base, progress, self.farm,
+                                               render_settings)
             report = {"type": "job_done", "attempt_id": attempt, "log_tail": log_tail}
             self.jobs_done += 1
         except LeaseLost:

@@ -7,60 +7,40 @@ import json
 import os
 import re
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable
+
+from .failures import classify
 
 DRIVER = Path(__file__).with_name("blender_driver.py")
 PROGRESS = re.compile(r"^Fra:(-?\d+) .*?Sample (\d+)/(\d+)")
 LOG_LINES = 300
+# Causes that are the shot's: the file would fail the same in any Blender process.
+SHOTS_OWN = ("missing file", "cannot read file", "no camera", "movie output")
 
-FrameCallback = Callable[[int, Path, float], Awaitable[None]]
+FrameCallback = Callable[[int, Path, float, str], Awaitable[None]]
 ProgressCallback = Callable[[int, int, int], None]
 
 
 class BlenderFailed(Exception):
-    def __init__(self, reason: str, log_tail: str):
+    """A render failed. `final`: the cause is the shot's (a bad override, a file Blender
+    cannot read), so another way of running Blender would fail the same."""
+
+    def __init__(self, reason: str, log_tail: str, final: bool = False):
         super().__init__(reason)
         self.reason = reason
         self.log_tail = log_tail
-
-
-def classify(lines: list[str], returncode: int | None) -> str:
-    """The common causes of a failed render, named from Blender's log."""
-    text = "\n".join(lines)
-    checks = [
-        (r"Cannot read file|Unable to open|No such file or directory|not found: ",
-         "missing file"),
-        (r"Malloc returns null|out of memory|CUDA error: Out of memory|std::bad_alloc|"
-         r"Killed", "out of memory"),
-        (r"Traceback \(most recent call last\)|BRENDER_ERROR|Python script failed",
-         "Python error"),
-        (r"Segmentation fault|Aborted|Error: EXCEPTION_|SIGSEGV|backtrace", "Blender crashed"),
-    ]
-    for pattern, label in checks:
-        match = re.search(pattern, text)
-        if match:
-            line = next((ln for ln in reversed(lines) if re.search(pattern, ln)), match.group(0))
-            return f"{label}: {line.strip()[:300]}"
-    if returncode is not None and returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = str(-returncode)
-        return f"Blender crashed: killed by signal {name}"
-    if returncode:
-        return f"Blender exited with code {returncode}"
-    return "Blender stopped unexpectedly"
+        self.final = final
 
 
 @dataclass
 class RenderSettings:
     blend_file: Path | None  # None: a spare, started before its shot is known
     outdir: Path
-    output_format: str
-    resolution_percentage: int
-    allow_scripts: bool
+    render: dict = field(default_factory=dict)  # the shot's overrides: only keys set
+    allow_scripts: bool = False
+    files_digest: str = ""  # what the file's layout holds (runner.files_digest)
 
 
 class BlenderProcess:
@@ -76,6 +56,7 @@ class BlenderProcess:
         self.proc: asyncio.subprocess.Process | None = None
         self.log: collections.deque[str] = collections.deque(maxlen=LOG_LINES)
         self.frames_rendered = 0
+        self.settings_used: dict | None = None  # what the file renders with, once prepared
 
     def command(self) -> list[str]:
         s = self.settings
@@ -84,8 +65,7 @@ class BlenderProcess:
         if s.blend_file is not None:
             cmd.append(str(s.blend_file))
         cmd += ["--python-exit-code", "1", "--python", str(DRIVER), "--",
-                "--outdir", str(s.outdir), "--format", s.output_format,
-                "--resolution", str(s.resolution_percentage)]
+                "--outdir", str(s.outdir), "--render", json.dumps(s.render)]
         if self.serve:
             cmd.append("--serve")
         else:
@@ -100,7 +80,7 @@ class BlenderProcess:
             start_new_session=True, limit=1 << 20, preexec_fn=_die_with_parent)
         event, _ = await self._next_event(None)
         if event != "READY":
-            raise BlenderFailed(f"Blender did not start: {classify(list(self.log), None)}",
+            raise BlenderFailed(f"Blender did not start: {self._classify(None)}",
                                 self.log_tail())
 
     @property
@@ -114,8 +94,7 @@ class BlenderProcess:
         """Load a shot's file into a spare (a session started without one)."""
         if settings.allow_scripts or settings.blend_file is None:
             raise ValueError("a spare opens files with their scripts off, and needs a file")
-        await self._request({"open": str(settings.blend_file), "format": settings.output_format,
-                             "resolution": settings.resolution_percentage})
+        await self._request({"open": str(settings.blend_file), "render": settings.render})
         event, _ = await self._next_event(None)
         if event != "READY":
             raise BlenderFailed(f"Blender could not open the file: {event}", self.log_tail())
@@ -134,7 +113,7 @@ class BlenderProcess:
             await self.proc.stdin.drain()
         except ConnectionError:
             code = await self.proc.wait()
-            raise BlenderFailed(classify(list(self.log), code), self.log_tail()) from None
+            raise self._failed(code) from None
 
     async def render(self, frames: list[int], on_frame: FrameCallback,
                      on_progress: ProgressCallback) -> None:
@@ -144,7 +123,8 @@ class BlenderProcess:
             event, data = await self._next_event(on_progress)
             if event == "FRAME":
                 self.frames_rendered += 1
-                await on_frame(int(data["frame"]), Path(data["path"]), float(data["seconds"]))
+                await on_frame(int(data["frame"]), Path(data["path"]), float(data["seconds"]),
+                               str(data.get("format") or "PNG"))
             elif event == "DONE":
                 return
 
@@ -159,20 +139,32 @@ class BlenderProcess:
                     f"Blender hung: no output for {self.hang_timeout:.0f} s; killed",
                     self.log_tail()) from None
             if not raw:
-                code = await self.proc.wait()
-                raise BlenderFailed(classify(list(self.log), code), self.log_tail())
+                raise self._failed(await self.proc.wait())
             line = raw.decode(errors="replace").rstrip()
             self.log.append(line)
             if line.startswith("BRENDER_"):
                 kind, _, payload = line[8:].partition(" ")
                 data = json.loads(payload) if payload.startswith("{") else {}
-                if kind in ("ERROR", "WARNING"):
-                    continue  # an exit that follows carries a failure; warnings stay in the log
+                if kind == "SETTINGS":
+                    self.settings_used = data
+                    continue
+                if kind in ("ERROR", "WARNING", "FAILED"):
+                    continue  # the exit that follows carries a failure; warnings stay in the log
                 return kind, data
             if on_progress:
                 match = PROGRESS.match(line)
                 if match:
                     on_progress(*(int(g) for g in match.groups()))
+
+    def _classify(self, returncode: int | None) -> str:
+        return classify(list(self.log), returncode, self.settings_used)
+
+    def _failed(self, returncode: int | None) -> BlenderFailed:
+        """The failure Blender's exit means, named from its log."""
+        reason = self._classify(returncode)
+        final = reason.startswith(SHOTS_OWN) or \
+            any(line.startswith("BRENDER_FAILED ") for line in self.log)
+        return BlenderFailed(reason, self.log_tail(), final=final)
 
     async def close(self) -> None:
         if not self.alive:

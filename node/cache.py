@@ -1,11 +1,10 @@
-"""The node's file cache: each blob downloaded once, projects laid out from it."""
+"""The node's file cache: each blob downloaded once, verified by its sha256."""
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import os
-import shutil
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import aiohttp
 
@@ -24,10 +23,12 @@ class BlobCache:
     def path(self, sha: str) -> Path:
         return self.blobs / sha[:2] / sha
 
-    async def ensure(self, http: aiohttp.ClientSession, base_url: str, files: list[dict]) -> None:
-        """Download every blob we lack, in parallel, each verified by its sha256."""
+    async def ensure(self, http: aiohttp.ClientSession, base_url: str, files: list[dict]) -> int:
+        """Download every blob we lack, in parallel, each verified by its sha256;
+        returns how many were downloaded."""
         todo = {f["sha256"] for f in files if not self.path(f["sha256"]).is_file()}
         await asyncio.gather(*(self._fetch(http, base_url, sha) for sha in todo))
+        return len(todo)
 
     async def _fetch(self, http: aiohttp.ClientSession, base_url: str, sha: str) -> None:
         lock = self._locks.setdefault(sha, asyncio.Lock())
@@ -51,22 +52,3 @@ class BlobCache:
                 os.replace(tmp, dest)
             finally:
                 tmp.unlink(missing_ok=True)
-
-    def materialize(self, project: Path, files: list[dict]) -> None:
-        """Lay the shot's files out under `project` as the artist's tree had them."""
-        project.mkdir(parents=True, exist_ok=True)
-        root = project.resolve()
-        for f in files:
-            rel = PurePosixPath(f["path"])
-            if rel.is_absolute() or ".." in rel.parts:
-                raise CacheError(f"refusing a path outside the project: {f['path']}")
-            dest = (root / rel).resolve()
-            if root not in dest.parents:
-                raise CacheError(f"refusing a path outside the project: {f['path']}")
-            if dest.is_file():
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(self.path(f["sha256"]), dest)
-            except OSError:
-                shutil.copyfile(self.path(f["sha256"]), dest)

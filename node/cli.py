@@ -13,7 +13,15 @@ from pathlib import Path
 
 from . import __version__
 from .agent import Agent, AgentConfig
-from .runner import NodeOptions
+from .cache_cleaning import parse_size
+from .runner import DEFAULT_CACHE_AGE, NodeOptions
+
+
+def size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 20G, 500M)") from None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,6 +46,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="restart a warm Blender session after this many frames")
     p.add_argument("--upload-tries", type=int, default=8,
                    help="tries per frame upload before the job is failed and retried")
+    p.add_argument("--cache-size", type=size, default="20G",
+                   help="keep the work dir's shot files under this size, e.g. 20G (a shot in "
+                        "use is kept whatever its size)")
+    p.add_argument("--cache-days", type=float, default=DEFAULT_CACHE_AGE / 86400,
+                   help="remove a shot's files after this many days unused")
     p.add_argument("--version", action="version", version=__version__)
     return p.parse_args(argv)
 
@@ -54,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     options = NodeOptions(blender=blender, work_dir=work_dir.resolve(),
                           hang_timeout=args.hang_timeout, warm_sessions=not args.no_warm,
                           recycle_after=args.recycle_after, allow_scripts=args.allow_scripts,
-                          upload_tries=max(1, args.upload_tries), spare=not args.no_spare)
+                          upload_tries=max(1, args.upload_tries), spare=not args.no_spare,
+                          cache_size=args.cache_size, cache_max_age=args.cache_days * 86400)
     agent = Agent(AgentConfig(coordinator=args.coordinator, token=args.token, name=args.name,
                               options=options,
                               tags=[t.strip() for t in args.tags.split(",") if t.strip()]))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import shutil
 import time
@@ -13,12 +14,18 @@ from typing import Callable
 import aiohttp
 
 from . import outputs
-from .blender import BlenderFailed, BlenderProcess, RenderSettings
+from .blender import (BlenderFailed, BlenderProcess, FrameCallback, ProgressCallback,
+                      RenderSettings)
 from .cache import BlobCache, CacheError
+from .cache_cleaning import clean
+from .layouts import Layouts
 
 log = logging.getLogger("brender.node.runner")
 UPLOAD_TRIES = 8
 SPARE_RETRY_AFTER = 300.0  # seconds: a Blender that cannot start now rarely can in a moment
+DEFAULT_CACHE_SIZE = 20 << 30
+DEFAULT_CACHE_AGE = 7 * 86400.0  # seconds a layout may go unused before it is removed
+SettingsCallback = Callable[[dict], None]
 
 
 class LeaseLost(Exception):
@@ -35,6 +42,26 @@ class NodeOptions:
     allow_scripts: bool = False
     upload_tries: int = UPLOAD_TRIES
     spare: bool = True
+    cache_size: int = DEFAULT_CACHE_SIZE
+    cache_max_age: float = DEFAULT_CACHE_AGE
+
+
+def job_overrides(job: dict) -> dict:
+    """The shot's `render` overrides, only the keys set. A coordinator from before
+    `render` sends output_format and resolution_percentage at the top (now maybe null)."""
+    render = job.get("render")
+    overrides = {k: v for k, v in render.items() if v is not None} \
+        if isinstance(render, dict) else {}
+    for key in ("output_format", "resolution_percentage"):
+        if overrides.get(key) is None and job.get(key) is not None:
+            overrides[key] = job[key]
+    return overrides
+
+
+def files_digest(files: list[dict]) -> str:
+    """What a layout holds: a warm session serves only a layout with the same files."""
+    listed = sorted((f["path"], f["sha256"]) for f in files)
+    return hashlib.sha256(json.dumps(listed).encode()).hexdigest()
 
 
 class Renderer:
@@ -45,6 +72,11 @@ class Renderer:
     def __init__(self, options: NodeOptions):
         self.options = options
         self.cache = BlobCache(options.work_dir / "cache")
+        self.layouts = Layouts(options.work_dir / "projects", self.cache)
+        self.cleaning: asyncio.Task | None = None
+        self.cleaned_once = False
+        # Frames of attempts a node that stopped abruptly never uploaded.
+        shutil.rmtree(options.work_dir / "output", ignore_errors=True)
         self.session: BlenderProcess | None = None
         self.session_key: tuple | None = None
         self.warm_broken = False
@@ -58,6 +90,8 @@ class Renderer:
 
     async def shutdown(self) -> None:
         await self.close()
+        if self.cleaning is not None:
+            await asyncio.shield(self.cleaning)
         task, self.spare = self.spare, None
         if task is None:
             return
@@ -78,7 +112,7 @@ class Renderer:
 
     async def _start_spare(self) -> BlenderProcess:
         return await self._start_session(RenderSettings(
-            None, self.options.work_dir / "output" / "spare", "PNG", 0, allow_scripts=False))
+            None, self.options.work_dir / "output" / "spare"))
 
     async def _start_session(self, settings: RenderSettings) -> BlenderProcess:
         session = BlenderProcess(self.options.blender, settings, serve=True,
@@ -111,63 +145,89 @@ class Renderer:
                 await spare.open(settings)
                 return spare
             except BlenderFailed as exc:
+                await spare.kill()
+                if exc.final:
+                    raise
                 log.warning("the spare Blender could not open %s (%s); starting another",
                             settings.blend_file, exc.reason)
-                await spare.kill()
             except BaseException:
                 await spare.kill()
                 raise
         return await self._start_session(settings)
 
     async def run(self, job: dict, http: aiohttp.ClientSession, base_url: str,
-                  progress: Callable[[int, int, int], None]) -> str:
+                  progress: Callable[[int, int, int], None], farm: str,
+                  on_settings: SettingsCallback) -> str:
         """Render and upload every frame of `job`; returns Blender's log tail.
+        `farm` keys the shot's layout; `on_settings` gets the effective settings once.
 
         Raises BlenderFailed or LeaseLost."""
+        if self.cleaning is not None:
+            await asyncio.shield(self.cleaning)  # it may be removing what we would use
         try:
-            await self.cache.ensure(http, base_url, job["files"])
-        except (CacheError, aiohttp.ClientError) as exc:
+            fetched = await self.cache.ensure(http, base_url, job["files"])
+            project = await asyncio.to_thread(self.layouts.lay_out, farm, job["shot_id"],
+                                              job["files"])
+        except (CacheError, aiohttp.ClientError, OSError) as exc:
             raise BlenderFailed(f"could not fetch the shot's files: {exc}", "") from exc
-        project = self.options.work_dir / "projects" / str(job["shot_id"])
-        self.cache.materialize(project, job["files"])
+        if fetched or not self.cleaned_once:
+            self.cleaned_once = True
+            self.cleaning = asyncio.create_task(self._clean(project))
         outdir = self.options.work_dir / "output" / job["attempt_id"]
-        settings = RenderSettings(project / job["blend_path"], outdir, job["output_format"],
-                                  job["resolution_percentage"],
-                                  job["allow_scripts"] and self.options.allow_scripts)
+        settings = RenderSettings(project / job["blend_path"], outdir, job_overrides(job),
+                                  job["allow_scripts"] and self.options.allow_scripts,
+                                  files_digest(job["files"]))
         uploads = Uploads(http, base_url, job["attempt_id"], self.options.upload_tries)
 
-        async def on_frame(number: int, path: Path, seconds: float) -> None:
-            uploads.add(number, path, seconds)
+        async def on_frame(number: int, path: Path, seconds: float, fmt: str) -> None:
+            uploads.add(number, path, seconds, fmt)
 
         try:
-            log_tail = await self._render(settings, job["frames"], on_frame, progress)
+            log_tail = await self._render(settings, job["frames"], on_frame, progress,
+                                          on_settings)
             await uploads.finish()
             return log_tail
         finally:
             uploads.cancel()
             shutil.rmtree(outdir, ignore_errors=True)
 
-    async def _render(self, settings: RenderSettings, frames: list[int], on_frame,
-                      progress) -> str:
+    async def _clean(self, in_use: Path) -> None:
+        o = self.options
+        try:
+            await asyncio.to_thread(clean, self.layouts.root, self.cache, o.cache_size,
+                                    o.cache_max_age, {in_use})
+        except OSError as exc:
+            log.warning("cache cleaning failed: %s", exc)
+        finally:
+            self.cleaning = None
+
+    async def _render(self, settings: RenderSettings, frames: list[int],
+                      on_frame: FrameCallback, progress: ProgressCallback,
+                      on_settings: SettingsCallback = lambda settings: None) -> str:
         if not self.options.warm_sessions or self.warm_broken:
-            return await self._render_cold(settings, frames, on_frame, progress)
-        key = (str(settings.blend_file), settings.output_format,
-               settings.resolution_percentage, settings.allow_scripts)
+            return await self._render_cold(settings, frames, on_frame, progress, on_settings)
+        key = (str(settings.blend_file), settings.files_digest,
+               json.dumps(settings.render, sort_keys=True), settings.allow_scripts)
         if self.session is None or self.session_key != key or not self.session.alive or \
                 self.session.frames_rendered >= self.options.recycle_after:
             await self.close()
             try:
                 self.session = await self._open_session(settings)
                 self.session_key = key
-            except BlenderFailed:
+            except BlenderFailed as exc:
+                await self.close()
+                if exc.final:
+                    raise
                 # A file a warm session cannot load may still render the classic way.
                 log.warning("warm Blender session failed to start; one process per chunk")
-                await self.close()
-                return await self._render_cold(settings, frames, on_frame, progress)
+                return await self._render_cold(settings, frames, on_frame, progress,
+                                               on_settings)
         self.session.settings.outdir = settings.outdir
         settings.outdir.mkdir(parents=True, exist_ok=True)
         session = self.session
         mark = len(session.log)
+        if session.settings_used:
+            on_settings(session.settings_used)
         try:
             await session.render_into(frames, settings.outdir, on_frame, progress)
         except BaseException:
@@ -175,12 +235,15 @@ class Renderer:
             raise
         return "\n".join(list(session.log)[max(0, mark - 5):][-60:])
 
-    async def _render_cold(self, settings: RenderSettings, frames: list[int], on_frame,
-                           progress) -> None:
+    async def _render_cold(self, settings: RenderSettings, frames: list[int],
+                           on_frame: FrameCallback, progress: ProgressCallback,
+                           on_settings: SettingsCallback) -> str:
         proc = BlenderProcess(self.options.blender, settings, serve=False,
                               hang_timeout=self.options.hang_timeout, frames=frames)
         try:
             await proc.start()
+            if proc.settings_used:
+                on_settings(proc.settings_used)
             await proc.render(frames, on_frame, progress)
             code = await proc.proc.wait() if proc.proc else 0
             if code:
@@ -197,11 +260,11 @@ class Uploads:
                  tries: int = UPLOAD_TRIES):
         self.http, self.base_url, self.attempt_id = http, base_url, attempt_id
         self.tries = tries
-        self.queue: asyncio.Queue[tuple[int, Path, float] | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[int, Path, float, str] | None] = asyncio.Queue()
         self.task = asyncio.create_task(self._worker())
 
-    def add(self, number: int, path: Path, seconds: float) -> None:
-        self.queue.put_nowait((number, path, seconds))
+    def add(self, number: int, path: Path, seconds: float, fmt: str) -> None:
+        self.queue.put_nowait((number, path, seconds, fmt))
 
     async def finish(self) -> None:
         self.queue.put_nowait(None)
@@ -214,7 +277,7 @@ class Uploads:
         while (item := await self.queue.get()) is not None:
             await self._upload(*item)
 
-    async def _upload(self, number: int, path: Path, seconds: float) -> None:
+    async def _upload(self, number: int, path: Path, seconds: float, fmt: str) -> None:
         # A frame's extra outputs go first: a frame that shows done has them all.
         for extra in outputs.extras_of(path, number):
             await self._put(f"/frames/{number}/outputs", extra.path,
@@ -222,8 +285,8 @@ class Uploads:
                             {"kind": extra.kind, "name": extra.name},
                             f"output {extra.name!r} of frame {number}")
         await self._put(f"/frames/{number}", path,
-                        {"X-Render-Time": f"{seconds:.4f}", "X-Filename": path.name}, None,
-                        f"frame {number}")
+                        {"X-Render-Time": f"{seconds:.4f}", "X-Filename": path.name,
+                         "X-Output-Format": fmt}, None, f"frame {number}")
 
     async def _put(self, route: str, path: Path, headers: dict, params: dict | None,
                    what: str) -> None:

@@ -35,7 +35,7 @@ def scripted_scene(make_test_scene, tmp_path, monkeypatch) -> tuple[Path, Path]:
 async def render(renderer: Renderer, settings: RenderSettings, frames: list[int]) -> dict:
     written: dict[int, Path] = {}
 
-    async def on_frame(number: int, path: Path, seconds: float) -> None:
+    async def on_frame(number: int, path: Path, seconds: float, fmt: str) -> None:
         written[number] = path
 
     await renderer._render(settings, frames, on_frame, lambda *progress: None)
@@ -49,7 +49,8 @@ async def test_the_spare_renders_the_next_shot_with_its_settings_and_no_scripts(
         renderer.prepare_spare()
         spare = await renderer.spare
         assert spare.alive
-        settings = RenderSettings(blend, tmp_path / "out", "JPEG", 50, allow_scripts=False)
+        settings = RenderSettings(blend, tmp_path / "out",
+                                  {"output_format": "JPEG", "resolution_percentage": 50})
         written = await render(renderer, settings, [2, 3])
         assert renderer.session is spare, "the shot's session is the spare, not a new Blender"
         assert sorted(written) == [2, 3]
@@ -68,7 +69,7 @@ async def test_a_shot_that_allows_scripts_leaves_the_spare_alone(renderer, scrip
     try:
         renderer.prepare_spare()
         spare = await renderer.spare
-        settings = RenderSettings(blend, tmp_path / "out", "PNG", 100, allow_scripts=True)
+        settings = RenderSettings(blend, tmp_path / "out", allow_scripts=True)
         written = await render(renderer, settings, [1])
         assert renderer.session is not spare and spare.alive
         assert "script ran" in mark.read_text(), "a shot that allows scripts gets them"
@@ -82,7 +83,7 @@ async def test_a_shot_that_allows_scripts_leaves_the_spare_alone(renderer, scrip
 async def test_a_file_the_spare_cannot_open_fails_with_blenders_reason(renderer, tmp_path):
     broken = tmp_path / "broken.blend"
     broken.write_bytes(b"BLENDER-v304 but not really a blend file")
-    settings = RenderSettings(broken, tmp_path / "out", "PNG", 100, allow_scripts=False)
+    settings = RenderSettings(broken, tmp_path / "out")
     try:
         renderer.prepare_spare()
         spare = await renderer.spare

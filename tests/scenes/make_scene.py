@@ -3,7 +3,14 @@
 Options (JSON): width, height, samples, frame_end, transparent, engine, texture
 (an image path the cube's material uses), link (a .blend whose object "Linked"
 is linked in), object_name (rename the cube), script (Python run on load when auto-exec is on),
-noise_world (per-pixel noise background: big, incompressible frames).
+noise_world (per-pixel noise background: big, incompressible frames),
+color ([r, g, b]: the cube's emission colour, so its pixels are exactly that hue),
+image ({"file_format", "color_mode", "color_depth", "exr_codec"}: the file's output),
+view ({"view_transform", "look", "exposure"}: the file's colour management),
+no_camera (the scene has none), camera2 (a second camera of that name, looking from
+elsewhere), view_layers (names of extra view layers, in every scene), scene2 (a second scene of that
+name, a linked copy rendered at twice the width), active_scene2 (the file is saved showing
+scene2, which makes it the file's active scene).
 """
 import json
 import sys
@@ -45,6 +52,51 @@ if opts.get("texture"):
     mat.node_tree.links.new(tex.outputs["Color"], bsdf.inputs["Base Color"])
     cube.data.materials.clear()
     cube.data.materials.append(mat)
+
+if opts.get("color"):
+    mat = bpy.data.materials.new("Coloured")
+    mat.use_nodes = True
+    nodes = mat.node_tree.nodes
+    nodes.remove(nodes["Principled BSDF"])
+    emission = nodes.new("ShaderNodeEmission")
+    emission.inputs["Color"].default_value = (*opts["color"], 1.0)
+    mat.node_tree.links.new(emission.outputs["Emission"],
+                            nodes["Material Output"].inputs["Surface"])
+    cube.data.materials.clear()
+    cube.data.materials.append(mat)
+
+for key, value in opts.get("image", {}).items():
+    setattr(scene.render.image_settings, key, value)
+for key, value in opts.get("view", {}).items():
+    setattr(scene.view_settings, key, value)
+
+if opts.get("camera2"):
+    data = bpy.data.cameras.new(opts["camera2"])
+    camera2 = bpy.data.objects.new(opts["camera2"], data)
+    camera2.location = (0, -9, 0)
+    camera2.rotation_euler = (1.5708, 0, 0)
+    scene.collection.objects.link(camera2)
+
+if opts.get("no_camera"):
+    bpy.data.objects.remove(bpy.data.objects["Camera"])
+
+if opts.get("scene2"):
+    scene2 = bpy.data.scenes.new(opts["scene2"])
+    for obj in scene.objects:
+        scene2.collection.objects.link(obj)
+    scene2.camera = scene.camera
+    scene2.render.engine = scene.render.engine
+    if scene.render.engine == "CYCLES":
+        scene2.cycles.samples = scene.cycles.samples
+        scene2.cycles.use_denoising = False
+    scene2.render.resolution_x = scene.render.resolution_x * 2
+    scene2.render.resolution_y = scene.render.resolution_y
+    if opts.get("active_scene2"):
+        bpy.context.window.scene = scene2
+
+for name in opts.get("view_layers", []):
+    for each in bpy.data.scenes:
+        each.view_layers.new(name)
 
 if opts.get("link"):
     with bpy.data.libraries.load(opts["link"], link=True, relative=True) as (src, dst):
