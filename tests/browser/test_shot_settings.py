@@ -3,6 +3,7 @@ used, the chunk mode, the files a shot was submitted without, and failed frames 
 the reason their job failed (a real node, real Blender, a scene without a camera)."""
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -105,4 +106,7 @@ def test_failed_frames_show_the_reason(farm, page):
     expect(page.locator(".fcell[data-status=failed]").first).to_have_attribute(
         "title", f"Frame 1 · failed: {reason}")
     expect(page.locator(".shot-head .failure")).to_contain_text(reason)
+    expect(page.locator(".shot-progress .progress i.rendering")).to_have_attribute(
+        "style", re.compile(r"width: 0%"))
+    expect(page.locator(".viewer")).to_contain_text(f"Frame 1 failed: {reason}")
     page.screenshot("shot-failed-frames", full_page=True)
