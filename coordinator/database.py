@@ -200,6 +200,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE shots ADD COLUMN missing TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE shots ADD COLUMN settings_used TEXT;
     ALTER TABLE frames ADD COLUMN failure_reason TEXT;
+    UPDATE frames SET status = 'failed',
+        failure_reason = (SELECT j.failure_reason FROM jobs j WHERE j.id = frames.job_id)
+        WHERE status IN ('queued', 'rendering')
+          AND job_id IN (SELECT id FROM jobs WHERE status = 'failed');
     """,
 ]
 

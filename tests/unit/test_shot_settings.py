@@ -198,22 +198,26 @@ async def test_shots_from_before_migrate_with_their_settings(aiohttp_client, tmp
     conn.execute(
         """INSERT INTO shots (id, name, status, priority, blend_path, files, frame_start,
            frame_end, frame_step, chunk_size, output_format, resolution_percentage, fps,
-           created_at, frames_total) VALUES (7, 'old', 'queued', 50, 'a.blend', ?, 1, 2, 1,
-           5, 'JPEG', 50, 24, 1, 2)""", (json.dumps([{"path": "a.blend", "sha256": "a" * 64,
+           created_at, frames_total) VALUES (7, 'old', 'queued', 50, 'a.blend', ?, 1, 4, 1,
+           5, 'JPEG', 50, 24, 1, 4)""", (json.dumps([{"path": "a.blend", "sha256": "a" * 64,
                                                       "size": 1}]),))
     conn.execute("INSERT INTO jobs (id, shot_id, ordinal, status, frames) "
                  "VALUES (1, 7, 0, 'queued', '[1,2]')")
-    conn.executemany("INSERT INTO frames (shot_id, number, job_id, status) VALUES (7,?,1,?)",
-                     [(1, "queued"), (2, "queued")])
+    conn.execute("INSERT INTO jobs (id, shot_id, ordinal, status, frames, failure_reason) "
+                 "VALUES (2, 7, 1, 'failed', '[3,4]', 'out of memory')")
+    conn.executemany("INSERT INTO frames (shot_id, number, job_id, status) VALUES (7,?,?,?)",
+                     [(1, 1, "queued"), (2, 1, "queued"), (3, 2, "done"), (4, 2, "queued")])
     conn.commit()
     conn.close()
     client = await aiohttp_client(create_app(Config(data_dir=data), TOKEN))
     shot = await (await client.get("/api/shots/7")).json()
     assert shot["render"] == {"output_format": "JPEG", "resolution_percentage": 50}
     assert (shot["chunk_mode"], shot["chunk_size"], shot["missing"]) == ("auto", None, [])
-    assert shot["frames_total"] == 2 and shot["name"] == "old"
+    assert shot["frames_total"] == 4 and shot["name"] == "old"
     frames = (await (await client.get("/api/shots/7/frames")).json())["frames"]
-    assert [(f["status"], f["failure_reason"]) for f in frames] == [("queued", None)] * 2
+    # The frames a failed job left unrendered are failed, with its reason.
+    assert [(f["status"], f["failure_reason"]) for f in frames] == \
+        [("queued", None), ("queued", None), ("done", None), ("failed", "out of memory")]
     ws = await client.ws_connect("/api/node/ws", headers=AUTH)
     await node_hello(ws)
     await ws.send_json({"type": "ready"})
