@@ -164,6 +164,7 @@ async def _handle(dispatcher: Dispatcher, session: NodeSession, msg: Any) -> Non
         settings = msg.get("settings")
         if not isinstance(settings, dict) or len(orjson.dumps(settings)) > MAX_SETTINGS:
             raise ValidationError("settings", f"must be an object of at most {MAX_SETTINGS} bytes")
+        assert session.shot_id is not None  # set with the attempt it names
         await dispatcher.db.write(shot_sql.set_settings_used, session.shot_id, settings)
         dispatcher.events.shot_changed(session.shot_id)
     elif kind == "job_done":
