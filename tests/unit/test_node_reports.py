@@ -181,3 +181,24 @@ async def test_an_unknown_output_format_header_is_refused(api):
     assert resp.status == 400 and "X-Output-Format" in (await resp.json())["error"]
     assert (await put_frame(api, job, 1, image("PNG"), "PNG")).status == 201
     await ws.close()
+
+
+async def test_frames_say_why_when_every_node_gave_up_on_the_shot(aiohttp_client, tmp_path):
+    client = await aiohttp_client(create_app(Config(data_dir=tmp_path / "d", max_attempts=3,
+                                                    blocklist_threshold=1), TOKEN))
+    shot = await create_shot(client, frame_end=2, chunk_size=2)
+    ws, job = await take_job(client)
+    await ws.send_json({"type": "job_failed", "attempt_id": job["attempt_id"],
+                        "reason": "out of memory", "log_tail": ""})
+
+    async def failed():
+        s = await (await client.get(f"/api/shots/{shot['id']}")).json()
+        return s if s["status"] == "failed" else None
+    shot_now = await until(failed)
+    # One attempt of three, but the only node is blocklisted: the shot fails now.
+    assert shot_now["failure_reason"] == \
+        "out of memory (every online node failed this shot repeatedly)"
+    frames = (await (await client.get(f"/api/shots/{shot['id']}/frames")).json())["frames"]
+    assert [(f["status"], f["failure_reason"]) for f in frames] == \
+        [("failed", "out of memory")] * 2
+    await ws.close()
