@@ -43,6 +43,20 @@ def chunk_frames(frames: list[int], chunk_size: int, previews: bool = True) -> l
     return jobs
 
 
+def fixed_chunks(frames: list[int], chunk_size: int) -> list[list[int]]:
+    """Jobs of exactly `chunk_size` frames in order (the last may be shorter), as the
+    artist asked: never cut or merged. The jobs holding the first, last and middle
+    frames go first, so the shot still shows its range early."""
+    if chunk_size < 1:
+        raise ValueError("chunk size must be at least 1")
+    jobs = [frames[i:i + chunk_size] for i in range(0, len(frames), chunk_size)]
+    if not jobs:
+        return jobs
+    picks = preview_first(list(range(len(frames))))
+    head = list(dict.fromkeys(i // chunk_size for i in picks))
+    return [jobs[j] for j in head] + [job for j, job in enumerate(jobs) if j not in head]
+
+
 def split_for_duration(frames: list[int], seconds_per_frame: float | None,
                        target_seconds: float) -> tuple[list[int], list[int]]:
     """Cut a job so it lasts about `target_seconds`; returns (keep, remainder)."""

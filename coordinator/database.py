@@ -182,6 +182,29 @@ MIGRATIONS: list[str] = [
         SELECT 'frame_outputs', (SELECT COALESCE(MAX(id), 0) FROM frame_outputs)
         WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'frame_outputs');
     """,
+    # Issue 13: the file's own settings are the default. A shot keeps the overrides
+    # asked for (`render`, JSON) instead of a format and resolution that every shot
+    # had; shots from before keep theirs as overrides, which is what they rendered
+    # with. chunk_size is null for adaptive shots (all shots before were adaptive);
+    # frames of a job that failed for good say why.
+    """
+    ALTER TABLE shots ADD COLUMN render TEXT NOT NULL DEFAULT '{}';
+    UPDATE shots SET render = json_object('output_format', output_format,
+                                          'resolution_percentage', resolution_percentage);
+    ALTER TABLE shots DROP COLUMN output_format;
+    ALTER TABLE shots DROP COLUMN resolution_percentage;
+    ALTER TABLE shots DROP COLUMN chunk_size;
+    ALTER TABLE shots ADD COLUMN chunk_size INTEGER;
+    ALTER TABLE shots ADD COLUMN chunk_mode TEXT NOT NULL DEFAULT 'auto';
+    ALTER TABLE shots ADD COLUMN frames_text TEXT;
+    ALTER TABLE shots ADD COLUMN missing TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE shots ADD COLUMN settings_used TEXT;
+    ALTER TABLE frames ADD COLUMN failure_reason TEXT;
+    UPDATE frames SET status = 'failed',
+        failure_reason = (SELECT j.failure_reason FROM jobs j WHERE j.id = frames.job_id)
+        WHERE status IN ('queued', 'rendering')
+          AND job_id IN (SELECT id FROM jobs WHERE status = 'failed');
+    """,
 ]
 
 

@@ -221,11 +221,14 @@ class Dispatcher:
         """The encoded message; raises when the shot's data cannot be sent (text that is
         not valid Unicode, a manifest that is not JSON)."""
         shot, job = a.shot, a.job
+        render = json.loads(shot["render"])
         message = {"type": "assign", "job": {
             "job_id": job["id"], "attempt_id": a.attempt_id, "shot_id": shot["id"],
             "frames": a.frames, "blend_path": shot["blend_path"],
-            "files": json.loads(shot["files"]), "output_format": shot["output_format"],
-            "resolution_percentage": shot["resolution_percentage"],
+            "files": json.loads(shot["files"]), "render": render,
+            # Old nodes read these two; null means the file's own.
+            "output_format": render.get("output_format"),
+            "resolution_percentage": render.get("resolution_percentage"),
             "allow_scripts": bool(shot["allow_scripts"])}}
         return orjson.dumps(message).decode()
 

@@ -25,6 +25,7 @@ class FrameStatus(str, Enum):
     QUEUED = "queued"
     RENDERING = "rendering"
     DONE = "done"
+    FAILED = "failed"   # its job failed for good; `failure_reason` says why
 
 
 S, J = ShotStatus, JobStatus

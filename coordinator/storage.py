@@ -40,6 +40,25 @@ def _background_thread() -> None:
         pass
 
 
+def _farm_id(path: Path) -> str:
+    """This data dir's farm id (32 hex digits), made once and kept: nodes key their
+    per-shot files by (farm id, shot id), since another farm's shot 7 is not ours."""
+    try:
+        value = path.read_text().strip()
+        if len(value) == 32 and all(c in "0123456789abcdef" for c in value):
+            return value
+    except FileNotFoundError:
+        pass
+    value = uuid.uuid4().hex
+    temp = path.with_name(path.name + ".tmp")
+    with open(temp, "w") as f:
+        f.write(value + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temp, path)
+    return value
+
+
 class Storage:
     def __init__(self, root: Path, threads: int = 4):
         self.root = root.resolve()
@@ -51,6 +70,7 @@ class Storage:
         # Half-written uploads from a previous run are never frames: drop them.
         for leftover in self.tmp.iterdir():
             leftover.unlink(missing_ok=True)
+        self.farm_id = _farm_id(self.root / "farm_id")
         # Temp names: unique within this run, since tmp starts empty (cheaper than uuid4).
         self._serial = itertools.count()
         self._made_dirs: set[Path | str] = set()

@@ -90,15 +90,21 @@ def tone_map(rgba: np.ndarray) -> Image.Image:
 
 
 EXR_MAGIC = b"\x76\x2f\x31\x01"
+# Pillow's reader for each raster output format: TARGA has no magic number to be
+# recognised by, so the node's X-Output-Format says which reader to use.
+PILLOW_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "TIFF": "TIFF", "BMP": "BMP",
+                  "TARGA": "TGA", "WEBP": "WEBP"}
 
 
-def make(frame: Path, out_base: Path, size: int) -> ThumbResult:
+def make(frame: Path, out_base: Path, size: int, output_format: str | None = None
+         ) -> ThumbResult:
     """Runs in a worker process: the thumbnail of `frame`, and for EXR a browser
     preview written next to `out_base`. Decodes at reduced size where it can."""
     with open(frame, "rb") as f:
         is_exr = f.read(4) == EXR_MAGIC
     if not is_exr:
-        return _raster(Image.open(frame), size)
+        reader = PILLOW_FORMATS.get(output_format or "")
+        return _raster(Image.open(frame, formats=[reader] if reader else None), size)
     img = tone_map(_pick_rgba(frame))
     preview = out_base.with_name(out_base.name + ".preview.jpg")
     img.convert("RGB").save(preview, "JPEG", quality=JPEG_QUALITY)
@@ -155,9 +161,11 @@ class Thumbnailer:
                                         mp_context=multiprocessing.get_context("spawn"),
                                         initializer=_worker_init)
 
-    async def make(self, frame: Path, out_base: Path) -> ThumbResult:
+    async def make(self, frame: Path, out_base: Path, output_format: str | None = None
+                   ) -> ThumbResult:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, make, frame, out_base, self.size)
+        return await loop.run_in_executor(self.pool, make, frame, out_base, self.size,
+                                          output_format)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

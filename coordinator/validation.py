@@ -2,17 +2,21 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from .chunking import MAX_FRAMES
 
+# Frame file extension per output format (CONTRACT.md "Frame file names").
 OUTPUT_FORMATS = {
     "PNG": "png",
     "JPEG": "jpg",
     "OPEN_EXR": "exr",
     "OPEN_EXR_MULTILAYER": "exr",
+    "TIFF": "tif",
+    "BMP": "bmp",
+    "TARGA": "tga",
+    "WEBP": "webp",
 }
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 FRAME_LIMIT = 1_000_000
@@ -35,13 +39,17 @@ class ShotSpec:
     frame_start: int
     frame_end: int
     frame_step: int = 1
-    chunk_size: int = 1
+    chunk_size: int | None = None   # None: adaptive ("auto")
     priority: int = 50
-    output_format: str = "PNG"
-    resolution_percentage: int = 100
     fps: float = 24.0
     submitted_by: str = ""
     allow_scripts: bool = False
+    # How the file renders (coordinator/render_spec.py): only the overrides asked for.
+    render: dict = field(default_factory=dict)
+    frames: list[int] = field(default_factory=list)
+    frames_text: str | None = None
+    chunk_mode: str = "auto"
+    missing: list[dict] = field(default_factory=list)
 
 
 def _int(body: dict, key: str, default: Any = None, lo: int = -FRAME_LIMIT,
@@ -116,17 +124,9 @@ def shot_spec(body: Any) -> ShotSpec:
         raise ValidationError("blend_path", "must be one of the files")
     if not blend_path.lower().endswith(".blend"):
         raise ValidationError("blend_path", "must name a .blend file")
-    start = _int(body, "frame_start")
-    end = _int(body, "frame_end")
-    step = _int(body, "frame_step", 1, 1, FRAME_LIMIT)
-    if end < start:
-        raise ValidationError("frame_end", "must not be before frame_start")
-    count = (end - start) // step + 1
-    if count > MAX_FRAMES:
-        raise ValidationError("frame_end", f"a shot has at most {MAX_FRAMES} frames")
-    fmt = _str(body, "output_format", "PNG").upper()
-    if fmt not in OUTPUT_FORMATS:
-        raise ValidationError("output_format", f"must be one of {', '.join(OUTPUT_FORMATS)}")
+    from . import render_spec  # it builds on this module's checks
+    frames, frames_text = render_spec.frame_list(body)
+    chunk_size, chunk_mode = render_spec.chunking(body)
     fps = body.get("fps", 24)
     if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 1000:
         raise ValidationError("fps", "must be a number between 0 and 1000")
@@ -134,12 +134,13 @@ def shot_spec(body: Any) -> ShotSpec:
     if not isinstance(allow_scripts, bool):
         raise ValidationError("allow_scripts", "must be true or false")
     return ShotSpec(
-        name=name, blend_path=blend_path, files=clean, frame_start=start, frame_end=end,
-        frame_step=step, chunk_size=_int(body, "chunk_size", 1, 1, MAX_FRAMES),
-        priority=_int(body, "priority", 50, 0, 100), output_format=fmt,
-        resolution_percentage=_int(body, "resolution_percentage", 100, 1, 1000),
+        name=name, blend_path=blend_path, files=clean, frame_start=frames[0],
+        frame_end=frames[-1], frame_step=_int(body, "frame_step", 1, 1, FRAME_LIMIT),
+        chunk_size=chunk_size, priority=_int(body, "priority", 50, 0, 100),
         fps=float(fps), submitted_by=_str(body, "submitted_by", "", 100),
-        allow_scripts=allow_scripts)
+        allow_scripts=allow_scripts, render=render_spec.render_overrides(body),
+        frames=frames, frames_text=frames_text, chunk_mode=chunk_mode,
+        missing=render_spec.missing_files(body))
 
 
 def priority(body: Any) -> int:

@@ -110,7 +110,8 @@ export class FrameSet extends EventTarget {
 
   applyJob(job) {
     if (!job.frames || !job.frames.length) return;
-    const status = job.status === 'running' ? 'rendering' : job.status === 'done' ? null : 'queued';
+    const status = job.status === 'running' ? 'rendering' : job.status === 'done' ? null
+      : job.status === 'failed' ? 'failed' : 'queued';
     if (!status) return;  // its frames arrive as `frame` events
     let lo = Infinity, hi = -Infinity;
     for (const n of job.frames) {
@@ -120,7 +121,7 @@ export class FrameSet extends EventTarget {
       if (f && f.status === 'done') continue;
       this.frames[i] = {
         ...(f || { shot_id: this.shotId, number: n }),
-        status, job_id: job.id,
+        status, job_id: job.id, failure_reason: status === 'failed' ? job.failure_reason : null,
         node_id: job.node_id ?? (f && f.node_id), node_name: job.node_name ?? (f && f.node_name),
       };
       lo = Math.min(lo, i); hi = Math.max(hi, i);

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .. import keys, validation
+from .. import keys, render_spec, validation
 from ..storage import Storage
 from ..store import frames as frame_sql
 from ..thumbnails import ThumbResult
@@ -29,6 +29,8 @@ async def upload_frame(request: web.Request) -> web.Response:
     attempt_id, number = attempt_of(request), number_of(request)
     expected = validation.sha256(request.headers.get("X-Sha256"), "X-Sha256")
     render_time = _float_header(request, "X-Render-Time")
+    fmt = request.headers.get("X-Output-Format")
+    fmt = render_spec.output_format(fmt, "X-Output-Format") if fmt is not None else None
     app = request.app
     db, storage = app[keys.DB], app[keys.STORAGE]
     body = storage.temp_path("frame")
@@ -36,7 +38,7 @@ async def upload_frame(request: web.Request) -> web.Response:
     placed = False
     try:
         try:
-            sha, size, thumbs = await receive_image(request, body, expected)
+            sha, size, thumbs = await receive_image(request, body, expected, fmt)
         except NotAnImage as exc:
             raise web.HTTPUnprocessableEntity(
                 text=f"frame {number} is not an image the coordinator can read: {exc}") \
@@ -45,7 +47,7 @@ async def upload_frame(request: web.Request) -> web.Response:
             made.append(thumbs.preview)
         upload = frame_sql.Upload(attempt_id, number, body, thumbs.thumbnail,
                                   thumbs.thumbnail_ext, thumbs.preview, sha, size, render_time,
-                                  thumbs.width, thumbs.height)
+                                  thumbs.width, thumbs.height, fmt)
         frame = await db.write(frame_sql.record, upload, OUTPUT_FORMATS,
                                partial(_place, storage), batched=True)
         placed = frame is not None
@@ -87,18 +89,22 @@ def number_of(request: web.Request) -> int:
     return int(raw)
 
 
-async def receive_image(request: web.Request, body: Path,
-                        expected: str) -> tuple[str, int, ThumbResult]:
+async def receive_image(request: web.Request, body: Path, expected: str,
+                        output_format: str | None = None) -> tuple[str, int, ThumbResult]:
     """Receive an upload's body into `body` (in tmp), checked against its sha256 and
     written durably, and make its thumbnail (and an EXR's preview); NotAnImage when
-    the body is not an image the coordinator reads (the body is still written)."""
+    the body is not an image the coordinator reads (the body is still written).
+    `output_format` (X-Output-Format) picks the image reader."""
     app = request.app
     sha, size, thumbs = await app[keys.STORAGE].receive(
         request.content.iter_chunked(256 * 1024), body, app[keys.CONFIG].max_upload_bytes,
-        expected_sha=expected, store=app[keys.FRAME_WORKERS].store)
+        expected_sha=expected,
+        # Frame workers thumbnail PNG and JPEG; other formats go to the pool.
+        store=app[keys.FRAME_WORKERS].store if output_format in (None, "PNG", "JPEG")
+        else None)
     if thumbs is None:
         try:
-            thumbs = await app[keys.THUMBNAILER].make(body, body)
+            thumbs = await app[keys.THUMBNAILER].make(body, body, output_format)
         except Exception as exc:
             raise NotAnImage(str(exc), sha, size) from None
     return sha, size, thumbs

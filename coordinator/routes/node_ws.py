@@ -14,6 +14,7 @@ from ..dispatch import Dispatcher
 from ..sessions import NodeSession
 from ..store import jobs as job_sql
 from ..store import nodes as node_sql
+from ..store import shots as shot_sql
 from ..validation import ValidationError
 
 log = logging.getLogger("brender.nodes")
@@ -23,7 +24,9 @@ MAX_MESSAGE = 1 << 20
 # "ready_in_report": `job_done` may carry `"ready": true` instead of a separate `ready`.
 FEATURES = ["ready_in_report"]
 INTERNAL = "internal error; see the coordinator log"
-KNOWN = {"ready", "heartbeat", "goodbye", "progress", "job_done", "job_failed"}
+KNOWN = {"ready", "heartbeat", "goodbye", "progress", "job_done", "job_failed",
+         "render_settings"}
+MAX_SETTINGS = 16 * 1024
 
 
 def parse_hello(msg: Any) -> dict:
@@ -122,6 +125,7 @@ async def _handshake(app: web.Application, dispatcher: Dispatcher,
         await dispatcher.requeue(held, "node reconnected without its job")
     resume = session.attempt_id is not None
     await session.send({"type": "welcome", "node_id": node["id"],
+                        "farm_id": app[keys.STORAGE].farm_id,
                         "heartbeat_interval": app[keys.CONFIG].heartbeat_interval,
                         "resume_attempt": resume, "features": FEATURES})
     log.info("node %s (%s) connected%s", node["name"], node["id"],
@@ -156,6 +160,13 @@ async def _handle(dispatcher: Dispatcher, session: NodeSession, msg: Any) -> Non
         progress = {k: msg.get(k) for k in ("frame", "sample", "samples")
                     if isinstance(msg.get(k), int)}
         dispatcher.progress_changed(session, progress)
+    elif kind == "render_settings":
+        settings = msg.get("settings")
+        if not isinstance(settings, dict) or len(orjson.dumps(settings)) > MAX_SETTINGS:
+            raise ValidationError("settings", f"must be an object of at most {MAX_SETTINGS} bytes")
+        assert session.shot_id is not None  # set with the attempt it names
+        await dispatcher.db.write(shot_sql.set_settings_used, session.shot_id, settings)
+        dispatcher.events.shot_changed(session.shot_id)
     elif kind == "job_done":
         await dispatcher.job_done(session, attempt_id, str(msg.get("log_tail") or "")[-20_000:],
                                   ready=msg.get("ready") is True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import keys, validation
-from ..chunking import chunk_frames, frame_numbers
+from ..chunking import chunk_frames, fixed_chunks
 from ..middleware import read_json
 from ..store import frames as frame_sql
 from ..store import jobs as job_sql
@@ -41,8 +41,9 @@ async def create_shot(request: web.Request) -> web.Response:
         head = f.read(8)
     if not head.startswith(BLEND_MAGIC):
         raise validation.ValidationError("blend_path", f"{spec.blend_path} is not a .blend file")
-    frames = frame_numbers(spec.frame_start, spec.frame_end, spec.frame_step)
-    jobs = chunk_frames(frames, spec.chunk_size)
+    # Adaptive shots start with one-frame jobs, which grow once frames are timed.
+    jobs = fixed_chunks(spec.frames, spec.chunk_size) if spec.chunk_size \
+        else chunk_frames(spec.frames, 1)
     db = request.app[keys.DB]
     shot_id = await db.write(shot_sql.create, spec, jobs)
     shot = await db.read(shot_sql.get, shot_id, True)

@@ -40,6 +40,7 @@ class Upload:
     render_time: float | None
     width: int
     height: int
+    output_format: str | None = None   # X-Output-Format; None: the shot's, else PNG
 
 
 def frame_dict(row: Any) -> dict:
@@ -68,7 +69,8 @@ def record(c: Connection, up: Upload, extensions: dict[str, str],
     the event stream, or None when the frame was already recorded.
     """
     row = c.execute(
-        """SELECT j.shot_id, j.node_id, j.frames, f.status, s.output_format, s.name AS shot_name,
+        """SELECT j.shot_id, j.node_id, j.frames, f.status, s.name AS shot_name,
+                  json_extract(s.render, '$.output_format') AS output_format,
                   n.name AS node_name
            FROM jobs j JOIN shots s ON s.id = j.shot_id
            LEFT JOIN frames f ON f.shot_id = j.shot_id AND f.number = ? AND f.job_id = j.id
@@ -82,7 +84,8 @@ def record(c: Connection, up: Upload, extensions: dict[str, str],
     if row["status"] == "done":
         return None
     number = up.number
-    name = f"frame_{'-' if number < 0 else ''}{abs(number):06d}.{extensions[row['output_format']]}"
+    ext = extensions[up.output_format or row["output_format"] or "PNG"]
+    name = f"frame_{'-' if number < 0 else ''}{abs(number):06d}.{ext}"
     path, thumb, preview = place(row["shot_id"], name, up)
     recorded = dict(c.execute(
         """UPDATE frames SET status = 'done', name = ?, path = ?, sha256 = ?, size = ?,

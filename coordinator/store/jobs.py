@@ -115,7 +115,8 @@ def _assign(c: Connection, job: Any, shot_row: Any, node_id: str, lease_seconds:
         "SELECT number FROM frames WHERE job_id = ? AND status = 'done'", (job["id"],))} \
         if job["attempts"] else set()
     todo = [f for f in frames if f not in done]
-    keep, rest = split_for_duration(todo, avg_time, target)
+    fixed = shot_row["chunk_mode"] == "fixed"   # the artist's chunk size, as asked
+    keep, rest = (todo, []) if fixed else split_for_duration(todo, avg_time, target)
     if rest:
         cur = c.execute("INSERT INTO jobs (shot_id, ordinal, status, frames) VALUES (?,?,?,?)",
                         (shot_id, job["ordinal"], JobStatus.QUEUED.value,
@@ -124,7 +125,7 @@ def _assign(c: Connection, job: Any, shot_row: Any, node_id: str, lease_seconds:
                       [(cur.lastrowid, shot_id, n) for n in rest])
         moved = set(rest)
         frames = [f for f in frames if f not in moved]
-    elif avg_time and len(keep) * avg_time < target / 2:
+    elif not fixed and avg_time and len(keep) * avg_time < target / 2:
         extra = _absorb_following(c, job["id"], shot_id, frames, avg_time, target,
                                   nodes_online)
         frames += extra
@@ -206,6 +207,12 @@ def _release_frames(c: Connection, job_id: int) -> None:
               (job_id,))
 
 
+def _fail_frames(c: Connection, job_id: int, reason: str | None) -> None:
+    """The frames of a job that failed for good say so, and why."""
+    c.execute("""UPDATE frames SET status = 'failed', failure_reason = ?
+                 WHERE job_id = ? AND status IN ('queued', 'rendering')""", (reason, job_id))
+
+
 def finish(c: Connection, attempt_id: str, log_tail: str = "") -> tuple[str, dict | None]:
     """The node says the attempt is done: 'done', 'missing' (frames absent) or 'stale'."""
     # One statement on the path every job takes; the other two outcomes look again.
@@ -248,14 +255,17 @@ def fail(c: Connection, attempt_id: str, reason: str, log_tail: str, max_attempt
            lease_expires = NULL, finished_at = ? WHERE id = ?""",
         ("failed" if final else "queued", failures, reason, log_tail, final,
          time.time(), job["id"]))
-    _release_frames(c, job["id"])
+    if final:
+        _fail_frames(c, job["id"], reason)
+    else:
+        _release_frames(c, job["id"])
     if job["node_id"]:
         c.execute("""INSERT INTO blocklist (shot_id, node_id, failures) VALUES (?, ?, 1)
                      ON CONFLICT (shot_id, node_id) DO UPDATE SET failures = failures + 1""",
                   (job["shot_id"], job["node_id"]))
     if final:
         shot_sql.set_status(c, job["shot_id"], ShotStatus.FAILED,
-                            f"job {job['id']} failed {failures} times; last: {reason}")
+                            f"{reason} (job {job['id']} failed {failures} times)")
     return dict(job)
 
 
@@ -319,6 +329,8 @@ def delete_shot(c: Connection, shot_id: int) -> list[dict]:
 def requeue_failed(c: Connection, shot_id: int) -> int:
     count = c.execute("""UPDATE jobs SET status = 'queued', failures = 0, node_id = NULL
                          WHERE shot_id = ? AND status = 'failed'""", (shot_id,)).rowcount
+    c.execute("""UPDATE frames SET status = 'queued', failure_reason = NULL
+                 WHERE shot_id = ? AND status = 'failed'""", (shot_id,))
     c.execute("DELETE FROM blocklist WHERE shot_id = ?", (shot_id,))
     if shot_sql.status_of(c, shot_id) == "failed":
         shot_sql.set_status(c, shot_id, ShotStatus.ACTIVE)
@@ -342,9 +354,12 @@ def fail_unrenderable(c: Connection, shot_id: int, reason: str) -> None:
                         AND failure_reason IS NOT NULL ORDER BY finished_at DESC LIMIT 1""",
                      (shot_id,)).fetchone()
     shot_sql.set_status(c, shot_id, ShotStatus.FAILED,
-                        f"{reason}; last error: {last[0] if last else 'unknown'}")
-    c.execute("""UPDATE jobs SET status = 'failed' WHERE shot_id = ?
-                 AND status = 'queued' AND failures > 0""", (shot_id,))
+                        f"{last[0] if last else 'unknown error'} ({reason})")
+    failing = c.execute("""UPDATE jobs SET status = 'failed' WHERE shot_id = ?
+                           AND status = 'queued' AND failures > 0
+                           RETURNING id, failure_reason""", (shot_id,)).fetchall()
+    for job in failing:
+        _fail_frames(c, job["id"], job["failure_reason"])
 
 
 def blocked_nodes(c: Connection, shot_id: int, threshold: int) -> set[str]:

@@ -16,6 +16,8 @@ SELECT s.*,
       AS avg_frame_time,
   (SELECT COUNT(*) FROM frames f WHERE f.shot_id = s.id AND f.status = 'rendering')
       AS frames_rendering,
+  (SELECT COUNT(*) FROM frames f WHERE f.shot_id = s.id AND f.status = 'failed')
+      AS frames_failed,
   (SELECT COUNT(*) FROM jobs j WHERE j.shot_id = s.id) AS jobs_total,
   (SELECT COUNT(*) FROM jobs j WHERE j.shot_id = s.id AND j.status = 'done') AS jobs_done,
   (SELECT COUNT(*) FROM jobs j WHERE j.shot_id = s.id AND j.status = 'failed') AS jobs_failed,
@@ -30,6 +32,7 @@ def shot_dict(row: Any, with_files: bool = False) -> dict:
     if with_files:
         d["files"] = files
     d["allow_scripts"] = bool(d["allow_scripts"])
+    _render_fields(d, with_files)
     d.pop("render_time_sum", None)
     d.pop("render_time_count", None)
     remaining = d["frames_total"] - d["frames_done"]
@@ -41,18 +44,33 @@ def shot_dict(row: Any, with_files: bool = False) -> dict:
     return d
 
 
+def _render_fields(d: dict, with_files: bool) -> None:
+    """How the shot renders: the overrides asked for, what the node reported using,
+    the files submitted without (up to 10,000: only with the manifest, like files);
+    the top-level format and resolution of old clients."""
+    d["render"] = json.loads(d["render"])
+    d["settings_used"] = json.loads(d["settings_used"]) if d["settings_used"] else None
+    missing = d.pop("missing")
+    if with_files:
+        d["missing"] = json.loads(missing)
+    d["frames"] = d.pop("frames_text")
+    d["output_format"] = d["render"].get("output_format")
+    d["resolution_percentage"] = d["render"].get("resolution_percentage")
+
+
 @slow
 def create(c: Connection, spec: ShotSpec, jobs: list[list[int]]) -> int:
     now = time.time()
     cur = c.execute(
         """INSERT INTO shots (name, status, priority, blend_path, files, frame_start,
-           frame_end, frame_step, chunk_size, output_format, resolution_percentage, fps,
+           frame_end, frame_step, chunk_size, chunk_mode, frames_text, render, missing, fps,
            submitted_by, allow_scripts, created_at, frames_total)
-           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
         (spec.name, ShotStatus.QUEUED.value, spec.priority, spec.blend_path,
          json.dumps(spec.files), spec.frame_start, spec.frame_end, spec.frame_step,
-         spec.chunk_size, spec.output_format, spec.resolution_percentage, spec.fps,
-         spec.submitted_by, int(spec.allow_scripts), now, sum(len(f) for f in jobs)))
+         spec.chunk_size, spec.chunk_mode, spec.frames_text, json.dumps(spec.render),
+         json.dumps(spec.missing), spec.fps, spec.submitted_by, int(spec.allow_scripts), now,
+         sum(len(f) for f in jobs)))
     shot_id = cur.lastrowid
     assert shot_id is not None
     frame_rows = []
@@ -99,6 +117,12 @@ def set_status(c: Connection, shot_id: int, new: ShotStatus, reason: str | None 
            finished_at = ? WHERE id = ?""",
         (new.value, reason, new.value, now, finished, shot_id))
     return True
+
+
+def set_settings_used(c: Connection, shot_id: int, settings: dict) -> bool:
+    """What the node reports it rendered with (the latest report wins)."""
+    return c.execute("UPDATE shots SET settings_used = ? WHERE id = ?",
+                     (json.dumps(settings), shot_id)).rowcount > 0
 
 
 def set_priority(c: Connection, shot_id: int, priority: int) -> bool:

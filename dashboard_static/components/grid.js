@@ -117,7 +117,8 @@ export class FrameGrid {
     if (label.textContent !== text) label.textContent = text;
     c.title = status === 'done'
       ? `Frame ${number} · ${fmtDuration(f.render_time)}${f.node_name ? ` · ${f.node_name}` : ''}`
-      : `Frame ${number} · ${status}${f && f.node_name && status === 'rendering' ? ` on ${f.node_name}` : ''}`;
+      : status === 'failed' ? `Frame ${number} · failed: ${f.failure_reason || 'unknown reason'}`
+        : `Frame ${number} · ${status}${f && f.node_name && status === 'rendering' ? ` on ${f.node_name}` : ''}`;
   }
 
   select(i, { scroll = true } = {}) {

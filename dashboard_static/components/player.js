@@ -48,7 +48,13 @@ export class Player {
     this.tick = this.tick.bind(this);
     this.onFrame = (e) => { if (e.detail.index === this.index) this.show(this.index, { keep: true }); };
     this.onResize = () => { this.scrub.max = String(Math.max(0, this.fs.total - 1)); };
+    // A job moved (rendering, failed, requeued): the frame shown may be one of its.
+    this.onChange = (e) => {
+      const { from, to } = e.detail || {};
+      if (this.index >= from && this.index < to) this.show(this.index, { keep: true });
+    };
     frames.addEventListener('frame', this.onFrame);
+    frames.addEventListener('change', this.onChange);
     frames.addEventListener('resize', this.onResize);
     this.setPlaying(false);
   }
@@ -108,6 +114,7 @@ export class Player {
       this.drawn = null;
       const st = f ? f.status : 'loading';
       setText(this.msg, st === 'loading' ? 'Loading…'
+        : st === 'failed' ? `Frame ${number} failed: ${f.failure_reason || 'unknown reason'}`
         : `Frame ${number} is ${st === 'rendering' ? `rendering${f.node_name ? ` on ${f.node_name}` : ''}` : 'not rendered yet'}.`);
       this.msg.hidden = false;
     } else if (url !== this.drawn || !keep) {
@@ -211,6 +218,7 @@ export class Player {
   destroy() {
     this.setPlaying(false);
     this.fs.removeEventListener('frame', this.onFrame);
+    this.fs.removeEventListener('change', this.onChange);
     this.fs.removeEventListener('resize', this.onResize);
     this.cache.clear();
   }

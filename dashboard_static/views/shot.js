@@ -1,5 +1,6 @@
-// Shot: the frame grid, the viewer / animated preview, render time per frame, the
-// jobs and their logs, and the shot's actions.
+// Shot: the frame grid, the viewer / animated preview, render time per frame, failed
+// frames and why, the render settings asked for and used, missing files, the jobs and
+// their logs, and the shot's actions.
 
 import { store } from '../store.js';
 import { api } from '../api.js';
@@ -9,6 +10,8 @@ import { FrameGrid } from '../components/grid.js';
 import { Player } from '../components/player.js';
 import { TimeChart } from '../components/chart.js';
 import { JobsPanel } from '../components/jobs.js';
+import { RenderSettings } from '../components/render_settings.js';
+import { FailedFrames } from '../components/failed_frames.js';
 import {
   h, fill, setText, listen, fmtDuration, fmtAgo, fmtDate, progressBar, updateProgress, statusPill,
 } from '../util.js';
@@ -57,9 +60,10 @@ export function mount(root, { id, frame: wantFrame }) {
     });
     const grid = new FrameGrid(fs, { onSelect: (i) => { player.pause(); player.show(i, { user: true }); } });
     const chart = new TimeChart(fs, { onPick: (i) => { player.pause(); player.show(i, { user: true }); } });
-    const jobs = new JobsPanel(shot.id, {
-      onPickFrame: (n) => { const i = fs.indexOf(n); if (i >= 0) { player.pause(); player.show(i, { user: true }); } },
-    });
+    const pickFrame = (n) => { const i = fs.indexOf(n); if (i >= 0) { player.pause(); player.show(i, { user: true }); } };
+    const jobs = new JobsPanel(shot.id, { onPickFrame: pickFrame });
+    const failed = new FailedFrames(fs, { onPickFrame: pickFrame });
+    const settings = new RenderSettings();
     const followBtn = h('button.btn.small', { type: 'button', title: 'Show each new frame as it lands', onclick: () => setFollow(!follow) }, 'Follow live');
     function setFollow(v) {
       follow = v;
@@ -72,14 +76,15 @@ export function mount(root, { id, frame: wantFrame }) {
       h('div.card-head', null, h('h2', null, 'Preview'), h('span.spacer'), followBtn), player.el);
     const gridCard = h('section.card.frames', { 'aria-label': 'Frames' },
       h('div.card-head', null, h('h2', null, 'Frames'), h('span.spacer'), gridCount), grid.el,
-      h('div.legend.muted', null, ...['done', 'rendering', 'queued'].map((s) =>
+      h('div.legend.muted', null, ...['done', 'rendering', 'queued', 'failed'].map((s) =>
         h('span', null, h('i.fdot', { dataset: { status: s } }), s))));
     const chartCard = h('section.card.chart-card', { 'aria-label': 'Render time per frame' },
       h('div.card-head', null, h('h2', null, 'Render time per frame')), chart.el);
-    fill(root, h('div.shot', null, head.el, h('div.shot-main', null, viewerCard, gridCard), chartCard, jobs.el));
+    fill(root, h('div.shot', null, head.el, failed.el, h('div.shot-main', null, viewerCard, gridCard),
+      chartCard, settings.el, jobs.el));
     setFollow(follow);
 
-    parts = { fs, player, grid, chart, jobs, head, shot };
+    parts = { fs, player, grid, chart, jobs, head, settings, shot };
     refresh(shot, { first: true });
 
     // First view: the asked frame, or the latest one that landed.
@@ -137,13 +142,18 @@ export function mount(root, { id, frame: wantFrame }) {
     };
     window.addEventListener('keydown', onKey);
     offs.push(() => window.removeEventListener('keydown', onKey));
-    offs.push(() => { player.destroy(); grid.destroy(); chart.destroy(); fs.destroy(); });
+    offs.push(() => { player.destroy(); grid.destroy(); chart.destroy(); failed.destroy(); fs.destroy(); });
   }
 
   function refresh(shot, { first = false } = {}) {
+    const failedBefore = parts.shot.frames_failed;
     parts.shot = { ...parts.shot, ...shot };
     parts.head.update(parts.shot);
-    if (!first && shot.files) {  // a full reload (after reconnecting)
+    parts.settings.update(parts.shot);
+    // Frames fail (or are requeued) a job at a time, or a whole shot at once without
+    // job events: read them again when the count moves.
+    const failedMoved = !first && shot.frames_failed != null && shot.frames_failed !== failedBefore;
+    if (!first && (shot.files || failedMoved)) {  // a full reload (after reconnecting)
       parts.fs.reset(shot);
       parts.fs.loadAll();
       parts.jobs.load();
@@ -236,8 +246,10 @@ export function mount(root, { id, frame: wantFrame }) {
         kv('ETA', ['active', 'queued'].includes(s.status) ? fmtDuration(s.eta_seconds) : '—'),
         kv('per frame', fmtDuration(s.avg_frame_time), 'average measured render time'),
         kv('jobs', `${s.jobs_done ?? 0}/${s.jobs_total ?? 0}${s.jobs_failed ? `, ${s.jobs_failed} failed` : ''}`),
-        kv('frames', `${s.frame_start}–${s.frame_end}${s.frame_step > 1 ? ` by ${s.frame_step}` : ''}`),
-        kv('format', `${s.output_format || '—'}${s.resolution_percentage && s.resolution_percentage !== 100 ? ` @ ${s.resolution_percentage}%` : ''}`),
+        kv('frames', `${s.frames || `${s.frame_start}–${s.frame_end}`}${s.frame_step > 1 ? ` by ${s.frame_step}` : ''}`),
+        kv('format', format(s), 'asked for, or as the node reported the file’s own'),
+        kv('chunks', s.chunk_mode === 'fixed' ? `${s.chunk_size} (fixed)` : 'auto'),
+        s.frames_failed ? kv('failed', String(s.frames_failed)) : null,
         kv('fps', String(s.fps ?? '—')),
         kv('submitted', `${fmtAgo(s.created_at)}${s.submitted_by ? ` by ${s.submitted_by}` : ''}`,
           s.created_at ? new Date(s.created_at * 1000).toLocaleString() : ''),
@@ -246,6 +258,13 @@ export function mount(root, { id, frame: wantFrame }) {
         s.finished_at && s.started_at ? kv('took', fmtDuration(s.finished_at - s.started_at)) : null);
     }
     return { el, update, tick };
+  }
+
+  function format(s) {
+    const used = s.settings_used || {};
+    const fmt = s.output_format || used.output_format || 'file’s own';
+    const pct = s.resolution_percentage ?? used.resolution_percentage;
+    return `${fmt}${pct && pct !== 100 ? ` @ ${pct}%` : ''}`;
   }
 
   load();

@@ -67,7 +67,8 @@ export function mount(root) {
   function updateRow(r, s) {
     const c = r.cells;
     setText(r.link, s.name);
-    setText(c.name.lastChild, [s.output_format, s.frame_start != null ? `${s.frame_start}–${s.frame_end}` : null]
+    const fmt = s.output_format || (s.settings_used && s.settings_used.output_format);
+    setText(c.name.lastChild, [fmt, s.frames || (s.frame_start != null ? `${s.frame_start}–${s.frame_end}` : null)]
       .filter(Boolean).join(' · '));
     if (c.status.dataset.status !== s.status) {
       fill(c.status, statusPill(s.status));

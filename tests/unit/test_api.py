@@ -121,7 +121,8 @@ async def test_shot_is_split_into_jobs_and_frames(api):
     shot = await create_shot(api, frame_end=10, chunk_size=3)
     assert shot["frames_total"] == 10 and shot["status"] == "queued"
     jobs = (await (await api.get(f"/api/shots/{shot['id']}/jobs")).json())["jobs"]
-    assert [j["frames"] for j in jobs] == [[1], [10], [6], [2, 3, 4], [5], [7, 8, 9]]
+    # Exactly the chunk size asked for; the jobs with the first, last and middle frames first.
+    assert [j["frames"] for j in jobs] == [[1, 2, 3], [10], [4, 5, 6], [7, 8, 9]]
     frames = await (await api.get(f"/api/shots/{shot['id']}/frames?offset=2&limit=3")).json()
     assert [f["number"] for f in frames["frames"]] == [3, 4, 5] and frames["total"] == 10
 

@@ -165,8 +165,8 @@ def counts(c: sqlite3.Connection) -> dict[str, int]:
 def add_shot(c: sqlite3.Connection) -> tuple[int, int]:
     shot = c.execute(
         """INSERT INTO shots (name, status, priority, blend_path, files, frame_start, frame_end,
-           frame_step, chunk_size, output_format, resolution_percentage, fps, created_at)
-           VALUES ('new', 'queued', 50, 'a.blend', '[]', 1, 1, 1, 1, 'PNG', 100, 24, 0)
+           frame_step, fps, created_at)
+           VALUES ('new', 'queued', 50, 'a.blend', '[]', 1, 1, 1, 24, 0)
            RETURNING id""").fetchone()[0]
     job = c.execute("INSERT INTO jobs (shot_id, ordinal, status, frames) "
                     "VALUES (?, 0, 'queued', '[1]') RETURNING id", (shot,)).fetchone()[0]

@@ -18,8 +18,9 @@ def spec(**over):
 
 def test_defaults():
     s = shot_spec(spec())
-    assert (s.blend_path, s.frame_step, s.chunk_size, s.output_format) == \
-        ("sc010.blend", 1, 1, "PNG")
+    assert (s.blend_path, s.frame_step, s.chunk_size, s.chunk_mode, s.render, s.missing) == \
+        ("sc010.blend", 1, None, "auto", {}, [])
+    assert s.frames == list(range(1, 11)) and s.frames_text is None
 
 
 @pytest.mark.parametrize("over, field", [
