@@ -6,6 +6,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .pacing import Pace
+
 
 @dataclass
 class Config:
@@ -16,6 +18,14 @@ class Config:
     lock_reads: bool = False
     max_upload_bytes: int = 4 * 1024**3
     max_json_bytes: int = 8 * 1024**2
+    # Request bodies (uploads and JSON): a minimum average rate, and how far behind it
+    # a body may fall (a client silent this long is cut off); a total time limit.
+    upload_min_rate: float = 16 * 1024
+    upload_stall_seconds: float = 30.0
+    upload_max_seconds: float = 3600.0
+    # Event streams (/api/events) open at once, in all and from one client address.
+    max_event_streams: int = 1000
+    max_event_streams_per_address: int = 20
     # How long a lease outlives its node's silence before the job is requeued.
     lease_timeout: float = 30.0
     heartbeat_interval: float = 5.0
@@ -32,6 +42,10 @@ class Config:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
+
+    @property
+    def upload_pace(self) -> Pace:
+        return Pace(self.upload_min_rate, self.upload_stall_seconds, self.upload_max_seconds)
 
 
 def resolve_token(config: Config) -> tuple[str, bool]:

@@ -1,20 +1,23 @@
 """JSON errors for every failure, and the farm-token gate."""
 from __future__ import annotations
 
+import asyncio
 import hmac
-import json
 import logging
 import sqlite3
 
 from aiohttp import web
 
 from . import keys
+from .pacing import TooSlow, paced
 from .storage import DigestMismatch, OutsideDataDir, TooLarge
-from .validation import ValidationError
+from .validation import ValidationError, parse_json
 
 log = logging.getLogger("brender.http")
 
 OPEN_PATHS = ("/api/openapi.json", "/api/version")
+# Bodies larger than this are decoded on a worker thread: 100,000 digests are 7 MB.
+DECODE_IN_THREAD = 512 * 1024
 
 
 def json_error(status: int, message: str, **extra) -> web.Response:
@@ -53,10 +56,10 @@ async def error_middleware(request: web.Request, handler):
         return json_error(exc.status, message or exc.reason)
     except ValidationError as exc:
         return json_error(400, exc.message and f"{exc.field}: {exc.message}", field=exc.field)
-    except json.JSONDecodeError as exc:
-        return json_error(400, f"malformed JSON: {exc.msg}")
     except TooLarge as exc:
         return json_error(413, str(exc))
+    except TooSlow as exc:
+        return json_error(408, str(exc))
     except DigestMismatch as exc:
         return json_error(422, str(exc))
     except OutsideDataDir:
@@ -78,7 +81,17 @@ async def error_middleware(request: web.Request, handler):
 async def read_json(request: web.Request) -> object:
     if request.content_type not in ("application/json", ""):
         raise web.HTTPUnsupportedMediaType(text="send JSON (Content-Type: application/json)")
-    body = await request.read()
+    config = request.app[keys.CONFIG]
+    limit = config.max_json_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"body is larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in paced(request.content.iter_chunked(256 * 1024), config.upload_pace):
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge(f"body is larger than {limit} bytes")
     if not body:
         return {}
-    return json.loads(body)
+    if len(body) > DECODE_IN_THREAD:
+        return await asyncio.to_thread(parse_json, bytes(body))
+    return parse_json(body)

@@ -1,10 +1,19 @@
-"""Checks for everything a client sends; each failure names the field."""
+"""Checks for everything a client sends; each failure names the field.
+
+The generic helpers come first: text, ids, JSON documents (depth, number size, UTF-8),
+project-relative paths and file trees. Every route and the node channel use them, so
+bad input is refused at the edge with a 400 and never reaches the database or a node.
+"""
 from __future__ import annotations
 
+import json
 import re
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
+
+import orjson
 
 
 # Frame file extension per output format (CONTRACT.md "Frame file names").
@@ -22,6 +31,18 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 FRAME_LIMIT = 1_000_000
 MAX_FILES = 100_000
 MAX_PATH = 1024
+MAX_PART_BYTES = 255        # a file name on every file system nodes use
+MAX_DEPTH = 32              # the deepest document the API takes is 4 levels
+MAX_NUMBER_DIGITS = 20      # beyond int64: no field of ours takes such a number
+ASCII_INT = re.compile(r"-?[0-9]{1,18}")
+# C0, DEL and C1 controls; NUL among them.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Bidirectional overrides and marks: they make a name display as something it is not.
+BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# What Windows refuses in a file name, and its reserved device names (any extension).
+WINDOWS_CHARS = re.compile(r'[<>:"|?*]')
+WINDOWS_RESERVED = re.compile(r"^(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|COM[0-9\u00b9\u00b2\u00b3]|"
+                              r"LPT[0-9\u00b9\u00b2\u00b3])(\..*)?$", re.IGNORECASE)
 
 
 class ValidationError(ValueError):
@@ -29,6 +50,192 @@ class ValidationError(ValueError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+def text_problem(value: str, controls: bool = False) -> str | None:
+    """Why `value` is not text the farm can store and send on, or None.
+
+    Lone surrogates (what `json.dumps` of a `Path` made from a Latin-1 file name
+    gives) cannot be encoded as UTF-8: the database would keep them and every later
+    message carrying them would fail. `controls=True` allows control characters
+    other than NUL (free text such as a log tail)."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must be valid Unicode text (it holds a lone surrogate)"
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    if not controls and CONTROL.search(value):
+        return "must not contain control characters"
+    return None
+
+
+def text(value: Any, field: str, max_len: int = 200) -> str:
+    """A string of valid, encodable Unicode without control characters."""
+    if not isinstance(value, str):
+        raise ValidationError(field, "must be a string")
+    if len(value) > max_len:
+        raise ValidationError(field, f"is longer than {max_len} characters")
+    problem = text_problem(value)
+    if problem:
+        raise ValidationError(field, problem)
+    return value
+
+
+def name_text(value: Any, field: str, max_len: int = 200) -> str:
+    """`text` that is also shown to people: no bidirectional controls either."""
+    value = text(value, field, max_len)
+    if BIDI.search(value):
+        raise ValidationError(field, "must not contain bidirectional control characters")
+    return value
+
+
+def whole_number(raw: Any, field: str, lo: int = 0, hi: int = (1 << 63) - 1) -> int:
+    """A whole number written in ASCII digits (from a path or query), within [lo, hi].
+
+    `str.isdigit` accepts "²" and "①", which `int()` refuses; a number of thousands
+    of digits would cost `int()` quadratic time: both are refused here first."""
+    if not isinstance(raw, str) or not ASCII_INT.fullmatch(raw):
+        shown = raw[:40] if isinstance(raw, str) else raw
+        raise ValidationError(field, f"must be a whole number, not {shown!r}")
+    value = int(raw)
+    if not lo <= value <= hi:
+        raise ValidationError(field, f"must be between {lo} and {hi}")
+    return value
+
+
+def positive_id(raw: str, field: str = "id") -> int:
+    return whole_number(raw, field, 0)
+
+
+def parse_json(raw: bytes | bytearray | str, field: str = "body") -> Any:
+    """Decode a JSON document: UTF-8, at most MAX_DEPTH deep, numbers of at most
+    MAX_NUMBER_DIGITS digits, no NaN or Infinity, no lone surrogates in any string.
+
+    orjson decodes the common case quickly and refuses everything odd; an odd
+    document is decoded again by the standard library only to say which field is
+    wrong (a surrogate in `files[3].path` is named as such)."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        doc = _parse_strictly(raw, field)
+    problem = document_problem(doc, field)
+    if problem:
+        raise ValidationError(*problem)
+    return doc
+
+
+def _parse_strictly(raw: bytes | bytearray | str, field: str) -> Any:
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        try:
+            raw = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValidationError(field, f"is not UTF-8 text (byte {exc.start})") from None
+
+    def number(digits: str) -> int:
+        if len(digits.lstrip("-")) > MAX_NUMBER_DIGITS:
+            raise ValidationError(field, f"holds a number of more than {MAX_NUMBER_DIGITS} "
+                                  "digits")
+        return int(digits)
+
+    def constant(name: str) -> None:
+        raise ValidationError(field, f"{name} is not a JSON number")
+
+    try:
+        return json.loads(raw, parse_int=number, parse_constant=constant)
+    except ValidationError:
+        raise
+    except RecursionError:
+        raise ValidationError(field, f"is nested deeper than {MAX_DEPTH} levels") from None
+    except json.JSONDecodeError as exc:
+        raise ValidationError(field, f"malformed JSON: {exc.msg} at line {exc.lineno} "
+                              f"column {exc.colno}") from None
+    except ValueError as exc:  # a float the standard library cannot hold
+        raise ValidationError(field, f"malformed JSON: {exc}"[:200]) from None
+
+
+def document_problem(doc: Any, field: str = "body") -> tuple[str, str] | None:
+    """(field, message) for the first thing in a decoded document that the farm
+    cannot take: nesting past MAX_DEPTH, or a key or string that is not valid text.
+    Iterative: a deep document must not exhaust the stack here either."""
+    stack: list[tuple[Any, str, int]] = [(doc, field, 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii() and text_problem(value, controls=True):
+                return where, "must be valid Unicode text (it holds a lone surrogate)"
+            continue
+        if depth >= MAX_DEPTH and isinstance(value, (list, dict)):
+            return field, f"is nested deeper than {MAX_DEPTH} levels"
+        if isinstance(value, list):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)
+                         if not isinstance(v, (int, float, bool, type(None)))
+                         and not (isinstance(v, str) and v.isascii()))
+        elif isinstance(value, dict):
+            for key, v in value.items():
+                inner = key if where == field else f"{where}.{key}"
+                if not key.isascii() and text_problem(key, controls=True):
+                    return where, "has a key that is not valid Unicode text"
+                stack.append((v, inner, depth + 1))
+    return None
+
+
+def sha256(value: Any, field: str = "sha256") -> str:
+    if not isinstance(value, str) or not SHA256.match(value):
+        raise ValidationError(field, "must be 64 lowercase hex digits")
+    return value
+
+
+def relative_path(value: Any, field: str = "path") -> str:
+    """A project-relative POSIX path that cannot leave its root and that every node
+    (Linux, macOS, Windows) can create as it is."""
+    if not isinstance(value, str) or not value or len(value) > MAX_PATH:
+        raise ValidationError(field, "must be a non-empty relative path")
+    problem = text_problem(value)
+    if problem:
+        raise ValidationError(field, problem)
+    if "\\" in value:
+        raise ValidationError(field, "must use '/' and no control characters")
+    if BIDI.search(value):
+        raise ValidationError(field, "must not contain bidirectional control characters")
+    path = PurePosixPath(value)
+    if path.is_absolute() or re.match(r"^[A-Za-z]:", value):
+        raise ValidationError(field, "must be relative")
+    parts = value.split("/")
+    if any(part in ("..", ".", "") for part in parts):
+        raise ValidationError(field, "must not contain '..', '.' or empty parts")
+    for part in parts:
+        if WINDOWS_CHARS.search(part):
+            raise ValidationError(field, f"{part[:40]!r}: Windows cannot name a file with "
+                                  'any of < > : " | ? *')
+        if part[-1] in ". " or WINDOWS_RESERVED.match(part.rstrip(" .")):
+            raise ValidationError(field, f"{part[:40]!r} is a name Windows cannot create "
+                                  "(a device name, or ending in '.' or ' ')")
+        if len(part.encode()) > MAX_PART_BYTES:
+            raise ValidationError(field, f"has a part longer than {MAX_PART_BYTES} bytes")
+    return value
+
+
+def file_tree_problem(paths: list[str], field: str = "files") -> tuple[str, str] | None:
+    """(field, message) when the paths cannot all be laid out in one folder tree:
+    one is also a folder of another ("a" beside "a/s.blend"), or two differ only in
+    case (one file on Windows and macOS)."""
+    folded: dict[str, int] = {}
+    for i, path in enumerate(paths):
+        key = path.casefold()
+        if key in folded:
+            return f"{field}[{i}].path", f"differs from files[{folded[key]}].path only in " \
+                "case: Windows and macOS nodes cannot keep both"
+        folded[key] = i
+    for i, path in enumerate(paths):
+        parts = path.casefold().split("/")
+        for end in range(1, len(parts)):
+            folder = "/".join(parts[:end])
+            if folder in folded:
+                return f"{field}[{folded[folder]}].path", f"is a file, and a folder of " \
+                    f"files[{i}].path: no node can lay out both"
+    return None
 
 
 @dataclass
@@ -58,7 +265,7 @@ def _int(body: dict, key: str, default: Any = None, lo: int = -FRAME_LIMIT,
     if value is None:
         raise ValidationError(key, "is required")
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(key, f"must be a whole number, not {value!r}"[:200])
+        raise ValidationError(key, f"must be a whole number, not {reprlib.repr(value)}")
     if not lo <= value <= hi:
         raise ValidationError(key, f"must be between {lo} and {hi}")
     return value
@@ -68,33 +275,7 @@ def _str(body: dict, key: str, default: Any = None, max_len: int = 200) -> str:
     value = body.get(key, default)
     if value is None:
         raise ValidationError(key, "is required")
-    if not isinstance(value, str):
-        raise ValidationError(key, "must be a string")
-    if len(value) > max_len:
-        raise ValidationError(key, f"is longer than {max_len} characters")
-    if any(ord(c) < 32 for c in value):
-        raise ValidationError(key, "must not contain control characters")
-    return value
-
-
-def sha256(value: Any, field: str = "sha256") -> str:
-    if not isinstance(value, str) or not SHA256.match(value):
-        raise ValidationError(field, "must be 64 lowercase hex digits")
-    return value
-
-
-def relative_path(value: Any, field: str = "path") -> str:
-    """A project-relative POSIX path that cannot leave its root."""
-    if not isinstance(value, str) or not value or len(value) > MAX_PATH:
-        raise ValidationError(field, "must be a non-empty relative path")
-    if "\\" in value or "\x00" in value or any(ord(c) < 32 for c in value):
-        raise ValidationError(field, "must use '/' and no control characters")
-    path = PurePosixPath(value)
-    if path.is_absolute() or re.match(r"^[A-Za-z]:", value):
-        raise ValidationError(field, "must be relative")
-    if any(part in ("..", ".", "") for part in value.split("/")):
-        raise ValidationError(field, "must not contain '..', '.' or empty parts")
-    return value
+    return name_text(value, key, max_len)
 
 
 def shot_spec(body: Any) -> ShotSpec:
@@ -119,6 +300,9 @@ def shot_spec(body: Any) -> ShotSpec:
         size = _int(f, "size", 0, 0, 1 << 50)
         clean.append({"path": path, "sha256": sha256(f.get("sha256"), f"files[{i}].sha256"),
                       "size": size})
+    tree = file_tree_problem([str(f["path"]) for f in clean])
+    if tree:
+        raise ValidationError(*tree)
     blend_path = relative_path(body.get("blend_path", clean[0]["path"]), "blend_path")
     if blend_path not in seen:
         raise ValidationError("blend_path", "must be one of the files")
@@ -147,9 +331,3 @@ def priority(body: Any) -> int:
     if not isinstance(body, dict):
         raise ValidationError("body", "must be a JSON object")
     return _int(body, "priority", None, 0, 100)
-
-
-def positive_id(raw: str, field: str = "id") -> int:
-    if not raw.isdigit() or len(raw) > 18:
-        raise ValidationError(field, f"must be a positive whole number, not {raw[:40]!r}")
-    return int(raw)

@@ -20,7 +20,7 @@ routes = web.RouteTableDef()
 ATTEMPT = re.compile(r"^[0-9a-f]{32}$")
 FILE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 FILE_KINDS = ("frames", "thumbnails", "previews")
-THUMBNAIL_NAME = re.compile(r"^frame_(?P<number>-?\d{1,7})_thumbnail\.(?P<ext>jpg|png)$")
+THUMBNAIL_NAME = re.compile(r"^frame_(?P<number>-?[0-9]{1,7})_thumbnail\.(?P<ext>jpg|png)$")
 
 
 @routes.put("/api/attempts/{attempt_id}/frames/{number}")
@@ -83,10 +83,8 @@ def attempt_of(request: web.Request) -> str:
 
 
 def number_of(request: web.Request) -> int:
-    raw = request.match_info["number"]
-    if not re.fullmatch(r"-?\d{1,7}", raw):
-        raise validation.ValidationError("number", "must be a whole number")
-    return int(raw)
+    return validation.whole_number(request.match_info["number"], "number",
+                                   -validation.FRAME_LIMIT, validation.FRAME_LIMIT)
 
 
 async def receive_image(request: web.Request, body: Path, expected: str,

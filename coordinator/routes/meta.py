@@ -11,7 +11,7 @@ from .. import addon_zip as addon_build
 from ..openapi import openapi_document
 from ..store import jobs as job_sql
 from ..store import nodes as node_sql
-from ..validation import ValidationError
+from ..validation import ValidationError, text_problem
 
 log = logging.getLogger("brender.meta")
 routes = web.RouteTableDef()
@@ -90,6 +90,8 @@ async def dashboard_file(request: web.Request) -> web.StreamResponse:
     relative = request.match_info["path"]
     if relative.startswith("static/"):
         relative = relative[len("static/"):]
+    if text_problem(relative):
+        raise web.HTTPNotFound(text="no such page")
     path = (root / relative).resolve()
     if root not in path.parents or not path.is_file():
         raise web.HTTPNotFound(text="no such page")

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from .. import keys
+from .. import keys, validation
 from ..dispatch import Dispatcher
 from ..sessions import NodeSession
 from ..store import jobs as job_sql
@@ -34,10 +34,7 @@ def parse_hello(msg: Any) -> dict:
         raise ValidationError("type", "the first message must be a hello")
 
     def text(key: str, default: str = "", limit: int = 200) -> str:
-        value = msg.get(key, default)
-        if not isinstance(value, str) or len(value) > limit:
-            raise ValidationError(key, f"must be a string of at most {limit} characters")
-        return value
+        return validation.name_text(msg.get(key, default), key, limit)
 
     name = text("name").strip()
     if not name:
@@ -46,6 +43,8 @@ def parse_hello(msg: Any) -> dict:
     if not isinstance(tags, list) or len(tags) > 50 or \
             not all(isinstance(t, str) and 0 < len(t) <= 50 for t in tags):
         raise ValidationError("tags", "must be a list of short strings")
+    for i, tag in enumerate(tags):
+        validation.name_text(tag, f"tags[{i}]", 50)
     cpu = msg.get("cpu_count", 0)
     if isinstance(cpu, bool) or not isinstance(cpu, int) or not 0 <= cpu <= 100_000:
         raise ValidationError("cpu_count", "must be a whole number")
@@ -102,10 +101,7 @@ async def node_channel(request: web.Request) -> web.WebSocketResponse:
 def _decode(message: Any) -> Any:
     if message.type != WSMsgType.TEXT:
         raise ValidationError("message", "expected a JSON text message")
-    try:
-        return orjson.loads(message.data)
-    except ValueError:
-        raise ValidationError("message", "malformed JSON") from None
+    return validation.parse_json(message.data, "message")
 
 
 async def _handshake(app: web.Application, dispatcher: Dispatcher,
