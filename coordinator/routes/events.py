@@ -7,43 +7,44 @@ import json
 from aiohttp import web
 
 from .. import __version__, keys
+from ..middleware import json_error
 
 routes = web.RouteTableDef()
 PING_SECONDS = 15
+# A reader that takes no bytes for this long (its socket full) is cut loose.
+WRITE_SECONDS = 60
 
 
 @routes.get("/api/events")
 async def event_stream(request: web.Request) -> web.StreamResponse:
     """A text/event-stream of frame, shot, job and node events."""
+    config, broker = request.app[keys.CONFIG], request.app[keys.EVENTS]
+    address = request.remote or ""
+    if broker.streams >= config.max_event_streams:
+        return _busy(f"the coordinator serves {config.max_event_streams} event streams "
+                     "at most; try again later")
+    if broker.streams_from(address) >= config.max_event_streams_per_address:
+        return _busy(f"at most {config.max_event_streams_per_address} event streams per "
+                     "client address; close another dashboard tab")
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no"})
-    await response.prepare(request)
-    broker = request.app[keys.EVENTS]
-    sub = broker.subscribe()
+    sub = broker.subscribe(address)
     try:
+        await response.prepare(request)
         hello = json.dumps({"version": __version__})
         await response.write(f"retry: 2000\nevent: hello\ndata: {hello}\n\n".encode())
-        while True:
-            try:
-                message = await asyncio.wait_for(sub.queue.get(), PING_SECONDS)
-            except asyncio.TimeoutError:
-                message = b": ping\n\n"
-            if message is None:
-                break
-            # Whatever queued up meanwhile goes out in the same write.
-            batch, closed = [message], False
-            while not sub.queue.empty() and len(batch) < 1024:
-                more = sub.queue.get_nowait()
-                if more is None:
-                    closed = True
-                    break
-                batch.append(more)
-            await response.write(b"".join(batch))
-            if closed:
-                break
-    except ConnectionResetError:
+        while (batch := await broker.next_batch(sub, PING_SECONDS)) is not None:
+            async with asyncio.timeout(WRITE_SECONDS):
+                await response.write(batch or b": ping\n\n")
+    except (ConnectionResetError, TimeoutError):
         pass
     finally:
         broker.unsubscribe(sub)
+    return response
+
+
+def _busy(message: str) -> web.Response:
+    response = json_error(503, message)
+    response.headers["Retry-After"] = "10"
     return response

@@ -95,8 +95,8 @@ async def test_the_frame_and_job_events_say_what_the_api_says(api):
     api.server.app[keys.DISPATCHER].flush_changes()
     seen: dict[str, list[dict]] = {}
     for _ in range(100):
-        while not sub.queue.empty():
-            kind, data = sub.queue.get_nowait().decode().split("\n", 2)[:2]
+        for message in events.take(sub):
+            kind, data = message.decode().split("\n", 2)[:2]
             seen.setdefault(kind[len("event: "):], []).append(json.loads(data[len("data: "):]))
         if any(j["status"] == "done" for j in seen.get("job", [])):
             break
