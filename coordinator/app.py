@@ -36,7 +36,8 @@ def create_app(config: Config, token: str | None = None) -> web.Application:
 
 
 async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[keys.STORAGE] = Storage(app[keys.CONFIG].data_dir)
+    config = app[keys.CONFIG]
+    app[keys.STORAGE] = Storage(config.data_dir, pace=config.upload_pace)
     yield
 
 

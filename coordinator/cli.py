@@ -34,6 +34,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-attempts", type=int, default=3)
     p.add_argument("--max-upload-mb", type=int, default=4096)
     p.add_argument("--target-job-seconds", type=float, default=60.0)
+    p.add_argument("--upload-min-rate-kb", type=float, default=16.0,
+                   help="uploads slower than this (KiB/s on average) are cut off")
+    p.add_argument("--upload-stall-timeout", type=float, default=30.0,
+                   help="seconds an upload may fall behind that rate (a silent client: "
+                        "seconds after its last byte)")
+    p.add_argument("--upload-timeout", type=float, default=3600.0,
+                   help="seconds an upload may take in all")
+    p.add_argument("--max-event-streams", type=int, default=1000,
+                   help="dashboards' event streams (/api/events) open at once, in all")
+    p.add_argument("--max-event-streams-per-address", type=int, default=20,
+                   help="event streams open at once from one client address")
     p.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                    help="auto: uvloop when installed (faster), else asyncio's own")
     p.add_argument("--version", action="version", version=__version__)
@@ -48,7 +59,12 @@ def main(argv: list[str] | None = None) -> None:
                     lock_reads=args.lock_reads, lease_timeout=args.lease_timeout,
                     max_attempts=args.max_attempts,
                     max_upload_bytes=args.max_upload_mb * 1024 * 1024,
-                    target_job_seconds=args.target_job_seconds)
+                    target_job_seconds=args.target_job_seconds,
+                    upload_min_rate=args.upload_min_rate_kb * 1024,
+                    upload_stall_seconds=args.upload_stall_timeout,
+                    upload_max_seconds=args.upload_timeout,
+                    max_event_streams=args.max_event_streams,
+                    max_event_streams_per_address=args.max_event_streams_per_address)
     token, generated = resolve_token(config)
     if generated:
         print(f"Generated a farm token (saved in {config.data_dir / 'token'}):\n  {token}",

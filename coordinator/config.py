@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .pacing import Pace
+from .pacing import DEFAULT_PACE, Pace
 
 
 @dataclass
@@ -20,9 +20,9 @@ class Config:
     max_json_bytes: int = 8 * 1024**2
     # Request bodies (uploads and JSON): a minimum average rate, and how far behind it
     # a body may fall (a client silent this long is cut off); a total time limit.
-    upload_min_rate: float = 16 * 1024
-    upload_stall_seconds: float = 30.0
-    upload_max_seconds: float = 3600.0
+    upload_min_rate: float = DEFAULT_PACE.min_rate
+    upload_stall_seconds: float = DEFAULT_PACE.stall
+    upload_max_seconds: float = DEFAULT_PACE.total
     # Event streams (/api/events) open at once, in all and from one client address.
     max_event_streams: int = 1000
     max_event_streams_per_address: int = 20

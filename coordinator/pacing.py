@@ -22,6 +22,9 @@ class Pace:
     total: float        # seconds for a whole body
 
 
+DEFAULT_PACE = Pace(min_rate=16 * 1024, stall=30.0, total=3600.0)
+
+
 async def paced(chunks: AsyncIterator[bytes], pace: Pace) -> AsyncIterator[bytes]:
     """Yield `chunks`; TooSlow once the body falls `pace.stall` seconds behind
     `pace.min_rate` (a silent client: `stall` seconds after its last byte, at most)

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, BinaryIO, Callable, TypeVar
 
+from .pacing import DEFAULT_PACE, Pace, paced
 from .validation import SHA256
 
 CHUNK = 256 * 1024
@@ -60,8 +61,9 @@ def _farm_id(path: Path) -> str:
 
 
 class Storage:
-    def __init__(self, root: Path, threads: int = 4):
+    def __init__(self, root: Path, threads: int = 4, pace: Pace | None = None):
         self.root = root.resolve()
+        self.pace = pace or DEFAULT_PACE
         self.tmp = self.root / "tmp"
         self.blobs = self.root / "blobs"
         self.trash = self.root / "trash"
@@ -122,9 +124,9 @@ class Storage:
         """Stream a body to `dest` atomically; the file appears whole or not at all.
 
         The bytes are hashed on the way and go to a temp file in the data dir, which
-        is fsynced, then renamed into place. Any failure (size, digest, disk full)
-        leaves nothing. Small bodies (most frames) are held in memory and written by
-        one call in a worker thread: file-system calls stay off the event loop.
+        is fsynced, then renamed into place. Any failure (size, digest, disk full, a
+        body slower than the storage's pace) leaves nothing. Small bodies (most
+        frames) are held in memory and written by one call in a worker thread: file-system calls stay off the event loop.
         `store(dest, body)`, for a small body bound for tmp (a frame awaiting its
         record), writes it durably instead of that thread and returns a result (a
         thumbnail); the result is None when the body was not small.
@@ -133,7 +135,7 @@ class Storage:
         pending = bytearray()
         spill: BinaryIO | None = None
         try:
-            async for chunk in chunks:
+            async for chunk in paced(chunks, self.pace):
                 size += len(chunk)
                 if size > max_bytes:
                     raise TooLarge(f"body is larger than {max_bytes} bytes")

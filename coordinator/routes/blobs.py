@@ -1,13 +1,18 @@
 """Content-addressed uploads: a .blend and every file it needs, by sha256."""
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from .. import keys
 from ..middleware import read_json
+from ..storage import Storage
 from ..validation import ValidationError, sha256
 
 routes = web.RouteTableDef()
+MAX_DIGESTS = 100_000
+CHECK_CHUNK = 5_000
 
 
 @routes.post("/api/blobs/missing")
@@ -15,11 +20,19 @@ async def missing_blobs(request: web.Request) -> web.Response:
     """Which of these sha256 digests the coordinator does not have yet."""
     body = await read_json(request)
     digests = body.get("sha256") if isinstance(body, dict) else None
-    if not isinstance(digests, list) or len(digests) > 100_000:
-        raise ValidationError("sha256", "must be a list of digests")
+    if not isinstance(digests, list) or len(digests) > MAX_DIGESTS:
+        raise ValidationError("sha256", f"must be a list of at most {MAX_DIGESTS} digests")
     storage = request.app[keys.STORAGE]
-    missing = [d for d in (sha256(x) for x in digests) if not storage.has_blob(d)]
+    missing: list[str] = []
+    # A stat per digest: 100,000 of them held the event loop for most of a second.
+    for first in range(0, len(digests), CHECK_CHUNK):
+        missing += await asyncio.to_thread(_missing, storage, digests, first)
     return web.json_response({"missing": missing})
+
+
+def _missing(storage: Storage, digests: list, first: int) -> list[str]:
+    return [d for i, d in enumerate(digests[first:first + CHECK_CHUNK], first)
+            if not storage.has_blob(sha256(d, f"sha256[{i}]"))]
 
 
 @routes.put("/api/blobs/{sha256}")

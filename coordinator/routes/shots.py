@@ -5,6 +5,7 @@ from aiohttp import web
 
 from .. import keys, validation
 from ..chunking import chunk_frames, fixed_chunks
+from ..json_stream import stream_list
 from ..middleware import read_json
 from ..store import frames as frame_sql
 from ..store import jobs as job_sql
@@ -12,6 +13,9 @@ from ..store import shots as shot_sql
 
 routes = web.RouteTableDef()
 
+# `?limit=` of a frames page, at most; a full list is streamed STREAM_PAGE rows at a time.
+MAX_PAGE = 10_000
+STREAM_PAGE = 1000
 BLEND_MAGIC = (b"BLENDER", b"\x1f\x8b", b"\x28\xb5\x2f\xfd")  # plain, gzip, zstd
 
 
@@ -124,26 +128,48 @@ async def requeue_shot(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/shots/{shot_id}/frames")
-async def shot_frames(request: web.Request) -> web.Response:
+async def shot_frames(request: web.Request) -> web.StreamResponse:
     """A shot's frames in order, with status and image URLs; `?offset=&limit=` pages."""
     shot = await shot_or_404(request)
     offset = validation.positive_id(request.query.get("offset", "0"), "offset")
     limit = request.query.get("limit")
-    count = validation.positive_id(limit, "limit") if limit is not None else -1
-    frames, total = await request.app[keys.DB].read(frame_sql.for_shot, shot["id"], offset,
-                                                    count)
-    return web.json_response({"frames": frames, "total": total})
+    db = request.app[keys.DB]
+    if limit is not None:
+        count = validation.whole_number(limit, "limit", 0, MAX_PAGE)
+        frames, total = await db.read(frame_sql.for_shot, shot["id"], offset, count)
+        return web.json_response({"frames": frames, "total": total})
+
+    async def pages():
+        page, _ = await db.read(frame_sql.for_shot, shot["id"], offset, STREAM_PAGE)
+        while page:
+            yield page
+            if len(page) < STREAM_PAGE:
+                return
+            page = await db.read(frame_sql.page_after, shot["id"], page[-1]["number"],
+                                 STREAM_PAGE)
+
+    return await stream_list(request, "frames", pages(),
+                             {"total": shot["frames_total"]})
 
 
 @routes.get("/api/shots/{shot_id}/jobs")
-async def shot_jobs(request: web.Request) -> web.Response:
+async def shot_jobs(request: web.Request) -> web.StreamResponse:
     """A shot's jobs with node, attempts and live progress."""
     shot = await shot_or_404(request)
-    dispatcher = request.app[keys.DISPATCHER]
-    jobs = await request.app[keys.DB].read(job_sql.for_shot, shot["id"])
-    for job in jobs:
-        job["progress"] = dispatcher.job_progress(job)
-    return web.json_response({"jobs": jobs})
+    dispatcher, db = request.app[keys.DISPATCHER], request.app[keys.DB]
+
+    async def pages():
+        after = (-1, -1)
+        while page := await db.read(job_sql.page_after, shot["id"], after, STREAM_PAGE):
+            after = (page[-1]["ordinal"], page[-1]["id"])
+            for job in page:
+                del job["ordinal"]
+                job["progress"] = dispatcher.job_progress(job)
+            yield page
+            if len(page) < STREAM_PAGE:
+                return
+
+    return await stream_list(request, "jobs", pages())
 
 
 @routes.get("/api/jobs/{job_id}")

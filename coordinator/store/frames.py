@@ -125,6 +125,13 @@ def for_shot(c: Connection, shot_id: int, offset: int = 0,
     return [frame_dict(r) for r in rows], total[0] if total else 0
 
 
+def page_after(c: Connection, shot_id: int, after: int, limit: int) -> list[dict]:
+    """Up to `limit` of a shot's frames numbered above `after`, in order."""
+    rows = c.execute(FRAME_SELECT + " WHERE f.shot_id = ? AND f.number > ? ORDER BY f.number "
+                     "LIMIT ?", (shot_id, after, limit)).fetchall()
+    return [frame_dict(r) for r in rows]
+
+
 def latest(c: Connection) -> dict | None:
     row = c.execute(
         """SELECT f.*, n.name AS node_name, s.name AS shot_name FROM frames f

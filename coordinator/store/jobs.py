@@ -46,6 +46,14 @@ def for_shot(c: Connection, shot_id: int) -> list[dict]:
     return [job_dict(r) for r in rows.fetchall()]
 
 
+def page_after(c: Connection, shot_id: int, after: tuple[int, int], limit: int) -> list[dict]:
+    """Up to `limit` of a shot's jobs after `(ordinal, id)`, in `for_shot`'s order;
+    each carries its `ordinal` for the next page's `after`."""
+    rows = c.execute(JOB_SELECT + " WHERE j.shot_id = ? AND (j.ordinal, j.id) > (?, ?) "
+                     "ORDER BY j.ordinal, j.id LIMIT ?", (shot_id, *after, limit)).fetchall()
+    return [{**job_dict(r), "ordinal": r["ordinal"]} for r in rows]
+
+
 def get(c: Connection, job_id: int, with_log: bool = True) -> dict | None:
     row = c.execute(JOB_SELECT + " WHERE j.id = ?", (job_id,)).fetchone()
     return job_dict(row, with_log) if row else None
