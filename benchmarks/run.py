@@ -2,7 +2,7 @@
 
     python benchmarks/run.py                      # everything (about 10 minutes)
     python benchmarks/run.py --quick              # shorter windows, fewer repeats (< 3 min)
-    python benchmarks/run.py --only capacity      # overhead | capacity | bigshot (repeatable)
+    python benchmarks/run.py --only capacity      # overhead | capacity | bigshot | edge (repeatable)
     python benchmarks/run.py --nodes 10,100       # capacity fleet sizes
     python benchmarks/run.py --no-write           # print, leave the README alone
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bigshot, capacity, common, overhead  # noqa: E402
+from benchmarks import bigshot, capacity, common, edge, overhead  # noqa: E402
 from benchmarks.common import log, machine, raise_fd_limit  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -36,12 +36,14 @@ TARGETS = {
     "rss_mb": 300,
     "listing_s": 1.0,
     "dashboard_s": 1.0,
+    "farm_p99_ms": 50,
 }
+ALL = ["overhead", "capacity", "bigshot", "edge"]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--only", action="append", choices=["overhead", "capacity", "bigshot"],
+    p.add_argument("--only", action="append", choices=ALL,
                    help="run only these benchmarks (repeat the option for several)")
     p.add_argument("--quick", action="store_true", help="shorter runs (under 3 minutes)")
     p.add_argument("--nodes", default="10,100,1000", help="capacity fleet sizes")
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         args.no_write = True
 
     limit = raise_fd_limit()
-    chosen = args.only or ["overhead", "capacity", "bigshot"]
+    chosen = args.only or ALL
     scratch = Path(tempfile.mkdtemp(prefix="brender-bench-"))
     commit = None
     if args.commit:
@@ -84,10 +86,11 @@ def main(argv: list[str] | None = None) -> int:
                                          node_counts=nodes, chunk=args.chunk,
                                          profile_dir=args.profile),
         "bigshot": lambda: bigshot.run(scratch / "bigshot", quick=args.quick),
+        "edge": lambda: edge.run(scratch / "edge", quick=args.quick),
     }
     failed = False
     try:
-        for name in ("overhead", "capacity", "bigshot"):
+        for name in ALL:
             if name not in chosen:
                 continue
             try:
@@ -292,6 +295,33 @@ def render(r: dict) -> str:
                     f"last thumbnail {bd['thumbnails']} ({bd['requests_before_ready']} "
                     f"requests before the grid was ready; {b['grid_in_view']['thumbnails']} "
                     "thumbnails in view).", ""]
+    if "edge" in r:
+        e = r["edge"]
+        idle, loaded = e["farm_idle"], e["farm_loaded"]
+        ok = loaded["p99_ms"] < TARGETS["farm_p99_ms"]
+        reads = e["reads"]
+        out += [
+            f"### 4. `/api/farm` while the open reads are stressed ({e['frames']:,}-frame shot, "
+            f"{e['streams']:,} idle event streams)",
+            "",
+            "| `GET /api/farm` | samples | p50 (ms) | p99 (ms) | max (ms) | target p99 < 50 ms |",
+            "|---|---|---|---|---|---|",
+            f"| idle coordinator | {idle['samples']} | {idle['p50_ms']} | {idle['p99_ms']} | "
+            f"{idle['max_ms']} | — |",
+            f"| under load ({e['window_s']:g} s) | {loaded['samples']} | {loaded['p50_ms']} | "
+            f"{loaded['p99_ms']} | {loaded['max_ms']} | {mark(ok)} |",
+            "",
+            f"The load, all at once: {e['streams_accepted']:,} of {e['streams']:,} event "
+            "streams that never read (20 per loopback source address 127.0.0.x, the "
+            "default per-address cap; total cap raised with `--max-event-streams`); "
+            f"full frame list ({e['frames_mb']} MB, {reads.get('frames', {}).get('runs')} "
+            f"runs, median {reads.get('frames', {}).get('median_s')} s), full job list "
+            f"({e['jobs_mb']} MB, {reads.get('jobs', {}).get('runs')} runs, median "
+            f"{reads.get('jobs', {}).get('median_s')} s) and `POST /api/blobs/missing` of "
+            f"100,000 digests ({reads.get('missing', {}).get('runs')} runs, median "
+            f"{reads.get('missing', {}).get('median_s')} s), each looped by its own "
+            f"client; 300 blob uploads of 64 kB, 4 at a time ({e['uploads_s']} s in all); "
+            "a priority change every 100 ms (a `shot` event to every stream).", ""]
     out.append(f"Whole run: {r.get('seconds')} s.")
     return "\n".join(out)
 

@@ -22,6 +22,8 @@ from .thumbnails import Thumbnailer
 from .timings import Timings, watch_loop_lag
 
 log = logging.getLogger("brender")
+# Event streams get a comment line this often, so proxies and browsers keep them open.
+PING_SECONDS = 15
 
 
 def create_app(config: Config, token: str | None = None) -> web.Application:
@@ -76,6 +78,7 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(dispatcher.reap_forever(min(1.0, config.lease_timeout / 4)),
                             name="reaper"),
         asyncio.create_task(events.flush_shots(lambda i: db.read(shot_sql.get, i)), name="shots"),
+        asyncio.create_task(events.ping_forever(PING_SECONDS), name="event-pings"),
         asyncio.create_task(dispatcher.flush_nodes(), name="nodes"),
         asyncio.create_task(watch_loop_lag(lag), name="loop-lag"),
     ]

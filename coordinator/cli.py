@@ -73,6 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Brender {__version__} coordinator on {url} (data: {config.data_dir})", flush=True)
     node = _start_local_node(url, token, args.blender) if args.local_node else None
     _tune_gc()
+    # A worker thread busy in Python (a big listing's page, a blob check) keeps the GIL
+    # for up to this long each time the event loop wants it back: 5 ms by default,
+    # paid on every await that crosses threads.
+    sys.setswitchinterval(0.001)
     try:
         web.run_app(create_app(config, token), host=args.host, port=args.port,
                     print=None, handle_signals=True, loop=_event_loop(args.event_loop))

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -239,6 +241,7 @@ class Database:
     def __init__(self, path: Path):
         self.path = path
         self._conn: aiosqlite.Connection | None = None
+        self._bulk: aiosqlite.Connection | None = None
         self._writer_conn: sqlite3.Connection | None = None
         self._queue: deque[tuple[Callable[..., Any], tuple, asyncio.Future]] = deque()
         self._writer: asyncio.Task | None = None
@@ -264,11 +267,19 @@ class Database:
         await self.write(_migrate)
         self._checkpoint_conn = sqlite3.connect(self.path, isolation_level=None,
                                                 check_same_thread=False)
-        self._conn = await aiosqlite.connect(self.path, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
+        self._conn = await self._reader()
+        # Big listings (a 100,000-frame shot's frames, page after page) read on a
+        # connection and thread of their own: the quick reads never queue behind them.
+        self._bulk = await self._reader()
+        await self.read_bulk(_background_thread)
+
+    async def _reader(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
         for pragma in ("query_only=ON", "busy_timeout=5000", "temp_store=MEMORY",
                        "cache_size=-32000"):
-            await self._conn.execute(f"PRAGMA {pragma}")
+            await conn.execute(f"PRAGMA {pragma}")
+        return conn
 
     async def close(self) -> None:
         if self._checkpoint_timer is not None:
@@ -279,9 +290,10 @@ class Database:
         if self._checkpoint_conn is not None:
             self._checkpoint_conn.close()
             self._checkpoint_conn = None
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+        for reader in (self._conn, self._bulk):
+            if reader is not None:
+                await reader.close()
+        self._conn = self._bulk = None
         if self._writer_conn is not None:
             conn, self._writer_conn = self._writer_conn, None
             await asyncio.to_thread(_close_writer, conn)
@@ -389,12 +401,25 @@ class Database:
         # whole function rather than one statement (aiosqlite is pinned in pyproject).
         return await self.conn._execute(fn, self.conn._conn, *args)
 
+    async def read_bulk(self, fn: Callable[..., T], *args: Any) -> T:
+        """`read` on the big listings' own connection."""
+        assert self._bulk is not None, "database is not open"
+        return await self._bulk._execute(fn, self._bulk._conn, *args)
+
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         return list(await self.conn.execute_fetchall(sql, tuple(params)))
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         async with self.conn.execute(sql, tuple(params)) as cur:
             return await cur.fetchone()
+
+
+def _background_thread(conn: sqlite3.Connection) -> None:
+    """The big listings' thread yields the CPU to the event loop (Linux: per thread)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 5)
+    except (AttributeError, OSError):
+        pass
 
 
 def _is_slow(fn: Callable[..., Any]) -> bool:

@@ -1,9 +1,11 @@
 """The event broker behind `/api/events`: publish once, fan out to every stream.
 
 Events go into one shared log; each stream keeps its place in it. Publishing costs
-the same with 3 streams or 3,000, and a stream wakes at most every WAKE_SECONDS, with
-everything that arrived meanwhile: a stream whose reader stopped reading waits on its
-socket and costs nothing until it is cut loose.
+the same with 3 streams or 3,000. Waiting streams are woken together, at most every
+WAKE_SECONDS (longer with thousands of streams), with everything that arrived
+meanwhile, WAKE_SLICE of them per turn of the loop so other requests are served in
+between; pings go the same way. A stream whose reader stopped reading waits on its
+socket and costs nothing until it falls LOG_LIMIT behind: then it is cancelled.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import orjson
 # dashboard that falls further behind is cut loose and reloads.
 LOG_LIMIT = 20_000
 WAKE_SECONDS = 0.05
+WAKE_SLICE = 100
 BATCH = 1024
 
 
@@ -24,6 +27,7 @@ class Subscriber:
     def __init__(self, position: int, address: str) -> None:
         self.position = position    # the sequence number of its next message
         self.address = address
+        self.task = asyncio.current_task()
 
 
 class EventBroker:
@@ -32,8 +36,8 @@ class EventBroker:
         self._per_address: Counter[str] = Counter()
         self._log: list[bytes] = []
         self._base = 0              # the sequence number of _log[0]
-        self._waiting: set[asyncio.Future] = set()
-        self._wake: asyncio.TimerHandle | None = None
+        self._waiting: list[asyncio.Future] = []
+        self._wake: asyncio.Handle | None = None
         self._closed = False
         self._dirty_shots: set[int] = set()
         self.published = 0
@@ -66,7 +70,8 @@ class EventBroker:
         if len(self._log) > LOG_LIMIT:
             self._trim()
         if self._waiting and self._wake is None:
-            self._wake = asyncio.get_running_loop().call_later(WAKE_SECONDS, self._wake_all)
+            delay = WAKE_SECONDS * max(1.0, len(self._subscribers) / 250)
+            self._wake = asyncio.get_running_loop().call_later(delay, self._wake_waiting)
 
     def _trim(self) -> None:
         """Drop what every stream has sent, and what the slowest ones are too far behind
@@ -76,13 +81,31 @@ class EventBroker:
         new_base = max(oldest, head - LOG_LIMIT // 2)
         del self._log[:new_base - self._base]
         self._base = new_base
+        for sub in [s for s in self._subscribers if s.position < new_base]:
+            # Its reader stopped reading (the stream waits on a full socket): end it.
+            self.unsubscribe(sub)
+            if sub.task is not None:
+                sub.task.cancel()
 
-    def _wake_all(self) -> None:
-        self._wake = None
-        waiting, self._waiting = self._waiting, set()
-        for future in waiting:
+    def ping(self) -> None:
+        """Wake every waiting stream: those with nothing to send write a ping."""
+        if self._wake is not None:
+            self._wake.cancel()
+        self._wake_waiting()
+
+    def _wake_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        self._wake_slices(waiting)
+
+    def _wake_slices(self, waiting: list[asyncio.Future], start: int = 0) -> None:
+        for future in waiting[start:start + WAKE_SLICE]:
             if not future.done():
                 future.set_result(None)
+        if start + WAKE_SLICE < len(waiting):
+            self._wake = asyncio.get_running_loop().call_soon(
+                self._wake_slices, waiting, start + WAKE_SLICE)
+        else:
+            self._wake = None
 
     def take(self, sub: Subscriber) -> list[bytes] | None:
         """The messages `sub` has not had yet (at most BATCH); None when it fell too far
@@ -94,17 +117,13 @@ class EventBroker:
         sub.position += len(batch)
         return batch
 
-    async def next_batch(self, sub: Subscriber, timeout: float) -> bytes | None:
-        """What `sub` has not had yet, waiting up to `timeout` for something to arrive
-        (b"" if nothing did); None when the stream must end."""
+    async def next_batch(self, sub: Subscriber) -> bytes | None:
+        """What `sub` has not had yet, waiting for something to arrive (b"" when woken
+        by a ping); None when the stream must end."""
         if sub.position == self._base + len(self._log) and not self._closed:
             future = asyncio.get_running_loop().create_future()
-            self._waiting.add(future)
-            try:
-                async with asyncio.timeout(timeout):
-                    await future
-            except TimeoutError:
-                self._waiting.discard(future)
+            self._waiting.append(future)
+            await future
         batch = self.take(sub)
         return None if batch is None else b"".join(batch)
 
@@ -121,8 +140,11 @@ class EventBroker:
                 shot = await load(shot_id)
                 self.publish("shot", shot or {"id": shot_id, "status": "deleted"})
 
+    async def ping_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.ping()
+
     def close(self) -> None:
         self._closed = True
-        if self._wake is not None:
-            self._wake.cancel()
-        self._wake_all()
+        self.ping()

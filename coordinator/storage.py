@@ -117,6 +117,15 @@ class Storage:
     def has_blob(self, sha: str) -> bool:
         return self.blob_path(sha).is_file()
 
+    async def missing_blobs(self, digests: list[str]) -> list[str]:
+        """Those of `digests` (checked ones) with no blob, looked up on a file thread."""
+        return await self._in_thread(self._missing_blobs, digests)
+
+    def _missing_blobs(self, digests: list[str]) -> list[str]:
+        # String paths: a Path per digest cost more than its stat.
+        root, isfile = str(self.blobs), os.path.isfile
+        return [d for d in digests if not isfile(f"{root}/{d[:2]}/{d}")]
+
     async def receive(self, chunks: AsyncIterator[bytes], dest: Path, max_bytes: int,
                       expected_sha: str | None = None,
                       store: Callable[[Path, bytes], Awaitable[T]] | None = None,

@@ -140,13 +140,13 @@ async def shot_frames(request: web.Request) -> web.StreamResponse:
         return web.json_response({"frames": frames, "total": total})
 
     async def pages():
-        page, _ = await db.read(frame_sql.for_shot, shot["id"], offset, STREAM_PAGE)
+        page, _ = await db.read_bulk(frame_sql.for_shot, shot["id"], offset, STREAM_PAGE)
         while page:
             yield page
             if len(page) < STREAM_PAGE:
                 return
-            page = await db.read(frame_sql.page_after, shot["id"], page[-1]["number"],
-                                 STREAM_PAGE)
+            page = await db.read_bulk(frame_sql.page_after, shot["id"], page[-1]["number"],
+                                      STREAM_PAGE)
 
     return await stream_list(request, "frames", pages(),
                              {"total": shot["frames_total"]})
@@ -160,7 +160,7 @@ async def shot_jobs(request: web.Request) -> web.StreamResponse:
 
     async def pages():
         after = (-1, -1)
-        while page := await db.read(job_sql.page_after, shot["id"], after, STREAM_PAGE):
+        while page := await db.read_bulk(job_sql.page_after, shot["id"], after, STREAM_PAGE):
             after = (page[-1]["ordinal"], page[-1]["id"])
             for job in page:
                 del job["ordinal"]

@@ -47,7 +47,15 @@ async def test_event_streams_over_the_cap_get_a_clear_503(aiohttp_client, tmp_pa
 async def test_streams_get_every_event_in_order_and_a_slow_one_is_cut_loose(monkeypatch):
     monkeypatch.setattr(events_module, "LOG_LIMIT", 100)
     broker = EventBroker()
-    reader, stalled = broker.subscribe("a"), broker.subscribe("b")
+    reader = broker.subscribe("a")
+    stuck = asyncio.get_running_loop().create_future()   # a write waiting on a full socket
+
+    async def stalled_stream():
+        broker.subscribe("b")
+        await stuck
+
+    stalled = asyncio.create_task(stalled_stream())
+    await asyncio.sleep(0)
     got = []
     for i in range(500):
         broker.publish("frame", {"n": i})
@@ -55,11 +63,17 @@ async def test_streams_get_every_event_in_order_and_a_slow_one_is_cut_loose(monk
             got += broker.take(reader)
     assert [m.split(b'"n":')[1].split(b"}")[0] for m in got] == [str(i).encode()
                                                               for i in range(500)]
-    assert broker.take(stalled) is None      # too far behind: its stream ends
+    await asyncio.sleep(0)
+    assert stalled.cancelled()          # too far behind: its stream was ended
+    assert broker.streams == 1 and broker.streams_from("b") == 0
     assert len(broker._log) <= 100
-    waiting = asyncio.create_task(broker.next_batch(reader, 5))
+    waiting = asyncio.create_task(broker.next_batch(reader))
     await asyncio.sleep(0)
     broker.publish("node", {"id": "x"})
     assert b"event: node" in await asyncio.wait_for(waiting, 1)
+    pinged = asyncio.create_task(broker.next_batch(reader))
+    await asyncio.sleep(0)
+    broker.ping()
+    assert await asyncio.wait_for(pinged, 1) == b""
     broker.close()
-    assert await broker.next_batch(reader, 5) is None
+    assert await broker.next_batch(reader) is None
