@@ -117,11 +117,8 @@ class Storage:
     def has_blob(self, sha: str) -> bool:
         return self.blob_path(sha).is_file()
 
-    async def missing_blobs(self, digests: list[str]) -> list[str]:
-        """Those of `digests` (checked ones) with no blob, looked up on a file thread."""
-        return await self._in_thread(self._missing_blobs, digests)
-
-    def _missing_blobs(self, digests: list[str]) -> list[str]:
+    def missing_blobs(self, digests: list[str]) -> list[str]:
+        """Those of `digests` (checked ones) with no blob (a stat each: not on the loop)."""
         # String paths: a Path per digest cost more than its stat.
         root, isfile = str(self.blobs), os.path.isfile
         return [d for d in digests if not isfile(f"{root}/{d[:2]}/{d}")]

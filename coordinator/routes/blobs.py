@@ -1,15 +1,19 @@
 """Content-addressed uploads: a .blend and every file it needs, by sha256."""
 from __future__ import annotations
 
+import asyncio
+
+import orjson
 from aiohttp import web
 
 from .. import keys
 from ..middleware import read_json
+from ..storage import Storage
 from ..validation import SHA256, ValidationError, sha256
 
 routes = web.RouteTableDef()
 MAX_DIGESTS = 100_000
-CHECK_CHUNK = 2_000
+CHECK_CHUNK = 10_000
 
 
 @routes.post("/api/blobs/missing")
@@ -22,15 +26,19 @@ async def missing_blobs(request: web.Request) -> web.Response:
     storage = request.app[keys.STORAGE]
     missing: list[str] = []
     # A stat per digest: 100,000 of them held the event loop for most of a second.
-    # They run on a file thread, a chunk at a time, each chunk checked here first.
+    # They are checked and looked up on a worker thread, a chunk at a time.
     for first in range(0, len(digests), CHECK_CHUNK):
-        chunk = digests[first:first + CHECK_CHUNK]
-        if not all(isinstance(d, str) and SHA256.match(d) for d in chunk):
-            bad = next(i for i, d in enumerate(chunk, first)
-                       if not isinstance(d, str) or not SHA256.match(d))
-            sha256(digests[bad], f"sha256[{bad}]")
-        missing += await storage.missing_blobs(chunk)
-    return web.json_response({"missing": missing})
+        missing += await asyncio.to_thread(_missing, storage, digests, first)
+    # orjson: the standard library took tens of ms to encode 100,000 digests.
+    return web.Response(body=orjson.dumps({"missing": missing}), content_type="application/json")
+
+
+def _missing(storage: Storage, digests: list, first: int) -> list[str]:
+    chunk = digests[first:first + CHECK_CHUNK]
+    if not all(isinstance(d, str) and SHA256.match(d) for d in chunk):
+        for i, d in enumerate(chunk, first):
+            sha256(d, f"sha256[{i}]")
+    return storage.missing_blobs(chunk)
 
 
 @routes.put("/api/blobs/{sha256}")
