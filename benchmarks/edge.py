@@ -9,7 +9,7 @@ jobs). Then, at once, for the measured window:
 - three clients looping over the big reads: the shot's full frame list, its full
   job list, and `POST /api/blobs/missing` of 100,000 digests;
 - 300 blob uploads (64 kB each, 4 at a time), timed, and a PATCH of the shot's
-  priority every 100 ms (a `shot` event for every stream);
+  priority every second (a `shot` event for every stream);
 - a probe: `GET /api/farm` every 20 ms on a keep-alive connection; its latencies
   give the p50 / p99 / max, next to the same probe on the idle coordinator first.
 """
@@ -124,11 +124,11 @@ def big_reads(url: str, shot_id: int, stop, which: str, until: float, results) -
 
 
 def uploads_and_events(url: str, shot_id: int, stop, results) -> None:
-    """Another load client: the timed uploads, and a priority change every 100 ms."""
+    """Another load client: the timed uploads, and a priority change every second."""
     os.nice(10)
     def patch_priority() -> None:
         conn, p = _connection(url), 0
-        while not stop.wait(0.1):
+        while not stop.wait(1.0):
             p = (p + 1) % 100
             _call(conn, "PATCH", f"/api/shots/{shot_id}", json.dumps({"priority": p}).encode())
         conn.close()

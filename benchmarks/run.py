@@ -321,7 +321,7 @@ def render(r: dict) -> str:
             f"100,000 digests ({reads.get('missing', {}).get('runs')} runs, median "
             f"{reads.get('missing', {}).get('median_s')} s), each looped by its own "
             f"client; 300 blob uploads of 64 kB, 4 at a time ({e['uploads_s']} s in all); "
-            "a priority change every 100 ms (a `shot` event to every stream).", ""]
+            "a priority change every second (a `shot` event to every stream).", ""]
     out.append(f"Whole run: {r.get('seconds')} s.")
     return "\n".join(out)
 

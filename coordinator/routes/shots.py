@@ -31,6 +31,16 @@ async def shot_or_404(request: web.Request, with_files: bool = False) -> dict:
     return shot
 
 
+async def listed_shot_or_404(request: web.Request) -> dict:
+    """`shot_or_404` for the big listings: on their own connection, so that a summary
+    (which counts a big shot's jobs) does not hold up the quick reads either."""
+    shot_id = shot_id_of(request)
+    shot = await request.app[keys.DB].read_bulk(shot_sql.get, shot_id)
+    if shot is None:
+        raise web.HTTPNotFound(text=f"no shot {shot_id}")
+    return shot
+
+
 @routes.post("/api/shots")
 async def create_shot(request: web.Request) -> web.Response:
     """Submit a shot whose files were uploaded as blobs; jobs are made at once."""
@@ -130,7 +140,7 @@ async def requeue_shot(request: web.Request) -> web.Response:
 @routes.get("/api/shots/{shot_id}/frames")
 async def shot_frames(request: web.Request) -> web.StreamResponse:
     """A shot's frames in order, with status and image URLs; `?offset=&limit=` pages."""
-    shot = await shot_or_404(request)
+    shot = await listed_shot_or_404(request)
     offset = validation.positive_id(request.query.get("offset", "0"), "offset")
     limit = request.query.get("limit")
     db = request.app[keys.DB]
@@ -155,7 +165,7 @@ async def shot_frames(request: web.Request) -> web.StreamResponse:
 @routes.get("/api/shots/{shot_id}/jobs")
 async def shot_jobs(request: web.Request) -> web.StreamResponse:
     """A shot's jobs with node, attempts and live progress."""
-    shot = await shot_or_404(request)
+    shot = await listed_shot_or_404(request)
     dispatcher, db = request.app[keys.DISPATCHER], request.app[keys.DB]
 
     async def pages():
