@@ -318,7 +318,8 @@ def render(r: dict) -> str:
             f"runs, median {reads.get('frames', {}).get('median_s')} s), full job list "
             f"({e['jobs_mb']} MB, {reads.get('jobs', {}).get('runs')} runs, median "
             f"{reads.get('jobs', {}).get('median_s')} s) and `POST /api/blobs/missing` of "
-            f"100,000 digests ({reads.get('missing', {}).get('runs')} runs, median "
+            "100,000 digests (10 calls of 10,000, the most one call takes) "
+            f"({reads.get('missing', {}).get('runs')} runs, median "
             f"{reads.get('missing', {}).get('median_s')} s), each looped by its own "
             f"client; 300 blob uploads of 64 kB, 4 at a time ({e['uploads_s']} s in all); "
             "a priority change every second (a `shot` event to every stream).", ""]

@@ -78,11 +78,13 @@ async def error_middleware(request: web.Request, handler):
         return json_error(500, "internal error; see the coordinator log")
 
 
-async def read_json(request: web.Request) -> object:
+async def read_json(request: web.Request, max_bytes: int | None = None) -> object:
+    """The request's JSON document, checked by `validation.parse_json`; at most
+    `max_bytes` (default: the config's `max_json_bytes`), read at the upload pace."""
     if request.content_type not in ("application/json", ""):
         raise web.HTTPUnsupportedMediaType(text="send JSON (Content-Type: application/json)")
     config = request.app[keys.CONFIG]
-    limit = config.max_json_bytes
+    limit = max_bytes or config.max_json_bytes
     if request.content_length is not None and request.content_length > limit:
         raise TooLarge(f"body is larger than {limit} bytes")
     body = bytearray()

@@ -55,6 +55,9 @@ class _ProgressReader:
         return block
 
 
+MISSING_BATCH = 10_000
+
+
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -105,8 +108,11 @@ class Client:
 
     # -- blobs ------------------------------------------------------------
     def missing_blobs(self, digests: Iterable[str]) -> list[str]:
-        return self._request("POST", "/api/blobs/missing",
-                             {"sha256": sorted(set(digests))})["missing"]
+        unique = sorted(set(digests))
+        # The coordinator checks at most MISSING_BATCH digests per call.
+        return [d for start in range(0, len(unique), MISSING_BATCH)
+                for d in self._request("POST", "/api/blobs/missing",
+                                       {"sha256": unique[start:start + MISSING_BATCH]})["missing"]]
 
     def upload_blob(self, path: str | Path, digest: str) -> None:
         path = Path(path)

@@ -7,6 +7,7 @@ import hashlib
 
 import aiohttp
 import pytest
+from brender_addon.client import Client
 
 from coordinator import keys
 from coordinator.app import create_app
@@ -58,15 +59,23 @@ async def test_full_frame_and_job_lists_are_streamed_whole_and_in_order(api):
     assert too_big.status == 400 and (await too_big.json())["field"] == "limit"
 
 
-async def test_missing_blobs_of_100000_digests_are_checked_and_named(api):
+async def test_missing_blobs_are_asked_in_bounded_batches(api):
     have = hashlib.sha256(BLEND).hexdigest()
     await api.put(f"/api/blobs/{have}", data=BLEND, headers=AUTH)
     digests = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(99_999)] + [have]
+    # The add-on and brender-submit ask 10,000 at a time.
+    client = Client(str(api.make_url("")).rstrip("/"), TOKEN)
+    missing = await asyncio.to_thread(client.missing_blobs, digests)
+    assert missing == sorted(digests[:-1])
     resp = await api.post("/api/blobs/missing", json={"sha256": digests}, headers=AUTH)
-    assert (await resp.json())["missing"] == digests[:-1]
-    digests[70_000] = "not a digest"
-    resp = await api.post("/api/blobs/missing", json={"sha256": digests}, headers=AUTH)
-    assert resp.status == 400 and (await resp.json())["field"] == "sha256[70000]"
+    assert resp.status == 413          # 7 MB: refused before it is decoded
+    resp = await api.post("/api/blobs/missing", json={"sha256": digests[:10_001]},
+                          headers=AUTH)
+    assert resp.status == 400 and (await resp.json())["field"] == "sha256"
+    batch = digests[:10_000]
+    batch[7_000] = "not a digest"
+    resp = await api.post("/api/blobs/missing", json={"sha256": batch}, headers=AUTH)
+    assert resp.status == 400 and (await resp.json())["field"] == "sha256[7000]"
 
 
 @pytest.mark.parametrize("method, url", [("PUT", "/api/blobs/" + "a" * 64),
