@@ -28,6 +28,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from . import common
 from .common import TOKEN, Coordinator, fake_blend, log
 
 FRAMES = 100_000
@@ -162,7 +163,10 @@ def uploads(url: str, count: int) -> float:
 
 def run(root: Path, quick: bool = False) -> dict:
     window = 10.0 if quick else 20.0
-    coord = Coordinator(root / "edge", "--max-event-streams", str(STREAMS + 1000)).start()
+    # A coordinator from before the caps (an A/B run with --repo) takes no such flag.
+    capped = "--max-event-streams" in (common.TARGET / "coordinator" / "cli.py").read_text()
+    flags = ["--max-event-streams", str(STREAMS + 1000)] if capped else []
+    coord = Coordinator(root / "edge", *flags).start()
     socks: list[socket.socket] = []
     stop = None
     try:
