@@ -77,7 +77,10 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(dispatcher.run(), name="dispatch"),
         asyncio.create_task(dispatcher.reap_forever(min(1.0, config.lease_timeout / 4)),
                             name="reaper"),
-        asyncio.create_task(events.flush_shots(lambda i: db.read(shot_sql.get, i)), name="shots"),
+        # Summaries count a shot's jobs (100,000 of them in a big shot): on the bulk
+        # connection, so the quick reads never wait behind them.
+        asyncio.create_task(events.flush_shots(lambda i: db.read_bulk(shot_sql.get, i)),
+                            name="shots"),
         asyncio.create_task(events.ping_forever(PING_SECONDS), name="event-pings"),
         asyncio.create_task(dispatcher.flush_nodes(), name="nodes"),
         asyncio.create_task(watch_loop_lag(lag), name="loop-lag"),
