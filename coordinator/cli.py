@@ -75,9 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     _tune_gc()
     # A worker thread busy in Python (a big listing's page, a blob check) keeps the GIL
     # for up to this long each time the event loop wants it back: 5 ms by default,
-    # paid on every await that crosses threads (GET /api/farm's p99 under big reads:
-    # 51-76 ms at 1 ms, 36 ms at 0.5 ms; benchmarks/edge.py).
-    sys.setswitchinterval(0.0005)
+    # paid on every await that crosses threads (benchmarks/edge.py: GET /api/farm's
+    # p50 went from 28 to 11 ms at 1 ms, with big reads and blob checks running).
+    sys.setswitchinterval(0.001)
     try:
         web.run_app(create_app(config, token), host=args.host, port=args.port,
                     print=None, handle_signals=True, loop=_event_loop(args.event_loop))
