@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,18 @@ def make_test_scene(scene_dir):
     def make(name: str, **opts) -> Path:
         return make_scene(scene_dir / name, **opts)
     return make
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 8 MB filesystem, for data dirs that must fill up (mounting needs root)."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
+                            capture_output=True)
+    if result.returncode != 0:
+        if IN_CI:
+            pytest.fail(f"cannot mount a tmpfs: {result.stderr.decode()}")
+        pytest.skip("mounting a tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)])

@@ -147,21 +147,6 @@ def test_multilayer_exr_grouped_and_per_slot_format_nodes_come_back(farm_factory
     assert as_jpeg == (plain / "perslot" / "as_jpeg_0003.jpg").read_bytes()
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 8 MB filesystem for the coordinator's data dir (needs root)."""
-    import os
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
-                            capture_output=True)
-    if result.returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail(f"cannot mount a tmpfs: {result.stderr.decode()}")
-        pytest.skip("mounting a tmpfs needs root")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)])
-
 
 def test_outputs_that_fill_the_disk_fail_the_job_clearly_then_land(small_disk, tmp_path):
     import os

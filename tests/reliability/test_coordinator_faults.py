@@ -5,7 +5,6 @@ import hashlib
 import os
 import signal
 import socket
-import subprocess
 import time
 
 import pytest
@@ -58,20 +57,6 @@ def test_coordinator_sigkill_mid_shot_loses_nothing(farm_factory, slow_scene):
         with Image.open(frames_dir / frame["name"]) as img:
             img.load()
 
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 8 MB filesystem for the coordinator's data dir (needs root)."""
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
-                            capture_output=True)
-    if result.returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail(f"cannot mount a tmpfs: {result.stderr.decode()}")
-        pytest.skip("mounting a tmpfs needs root")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)])
 
 
 @pytest.fixture(scope="module")

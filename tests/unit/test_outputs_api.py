@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import subprocess
 import time
 
 import numpy as np
@@ -185,20 +184,6 @@ async def test_deleting_the_shot_removes_its_outputs(api):
     count = await db.read(lambda c: c.execute("SELECT COUNT(*) FROM frame_outputs").fetchone()[0])
     assert count == 0
 
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 4 MB filesystem for the data dir (needs root)."""
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                            capture_output=True)
-    if result.returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail(f"cannot mount a tmpfs: {result.stderr.decode()}")
-        pytest.skip("mounting a tmpfs needs root")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)])
 
 
 async def test_a_full_disk_answers_507_and_leaves_nothing(aiohttp_client, small_disk):
