@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from functools import partial
 from typing import AsyncIterator
 
 from aiohttp import web
@@ -13,12 +14,11 @@ from .config import Config, resolve_token
 from .database import Database
 from .dispatch import Dispatcher
 from .events import EventBroker
-from .frame_workers import FrameWorkers
+from .frame_pipeline import FramePipeline, announce
 from .middleware import auth_middleware, error_middleware
 from .storage import Storage
 from .store import jobs as job_sql
 from .store import shots as shot_sql
-from .thumbnails import Thumbnailer
 from .timings import Timings, watch_loop_lag
 
 log = logging.getLogger("brender")
@@ -31,7 +31,7 @@ def create_app(config: Config, token: str | None = None) -> web.Application:
                           client_max_size=config.max_json_bytes)
     app[keys.CONFIG] = config
     app[keys.TOKEN] = token or resolve_token(config)[0]
-    app.cleanup_ctx.extend([_storage_ctx, _database_ctx, _thumbnail_ctx, _farm_ctx])
+    app.cleanup_ctx.extend([_storage_ctx, _database_ctx, _farm_ctx, _frame_pipeline_ctx])
     app.on_shutdown.append(_close_streams)
     routes.setup(app)
     return app
@@ -49,19 +49,6 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.DB] = db
     yield
     await db.close()
-
-
-async def _thumbnail_ctx(app: web.Application) -> AsyncIterator[None]:
-    config = app[keys.CONFIG]
-    # The worker processes start with the first frame that needs them (EXR, or very
-    # large): a farm rendering PNG or JPEG never pays their ~60 MB each.
-    app[keys.THUMBNAILER] = Thumbnailer(config.thumbnail_workers, config.thumbnail_size)
-    # Frames are written and PNG/JPEG thumbnailed in processes of their own, started
-    # with the first frame.
-    app[keys.FRAME_WORKERS] = FrameWorkers(config.frame_workers, config.thumbnail_size)
-    yield
-    await app[keys.FRAME_WORKERS].close()
-    app[keys.THUMBNAILER].close()
 
 
 async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -92,6 +79,19 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _frame_pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The frame path; its worker processes start with the first frame that needs them
+    (the heavy pool with the first EXR or very large frame: a farm rendering PNG or
+    JPEG never pays its ~45 MB a worker)."""
+    config = app[keys.CONFIG]
+    app[keys.FRAME_PIPELINE] = pipeline = FramePipeline(
+        app[keys.STORAGE], app[keys.DB], partial(announce, app[keys.EVENTS]),
+        config.max_upload_bytes, config.thumbnail_size, config.frame_workers,
+        config.thumbnail_workers)
+    yield
+    await pipeline.close()
 
 
 async def _close_streams(app: web.Application) -> None:

@@ -1,4 +1,4 @@
-"""Frame workers: processes that write an uploaded frame to disk and make its thumbnail.
+"""Frame workers: processes that write uploaded frames and make thumbnails and previews.
 
 Why processes and not threads: the coordinator's event loop decides how soon a node
 gets its next job, and threads in the same process take turns with it for the GIL.
@@ -6,13 +6,25 @@ With four file threads making thumbnails beside it, a 1,000-node farm's loop was
 20-300 ms late; with that work in processes the loop has the GIL to itself
 (docs/performance.md). The round trip is one write and one read on a pipe.
 
+One kind of worker does every job of the frame path; `frame_pipeline.py` keeps two
+pools of them. The light pool writes each small frame (fsync) and thumbnails it when
+it is a PNG/JPEG of up to ~4 megapixels: a millisecond or two a frame, with every
+frame behind it waiting. The heavy pool thumbnails (and previews) what the light one
+left: EXR tone mapping, very large frames, other formats; seconds for a big EXR,
+which would hold up the frames queued behind it in a light worker. A pool's
+processes start with the first request it gets, so a farm rendering small PNGs never
+starts the heavy pool. If a worker cannot start or dies, its requests run in a
+thread instead: slower for the event loop, but no frame is lost.
+
 The protocol on a worker's stdin/stdout, all integers big-endian:
-  request:  id (u32), path length (u32), body length (u64), path (UTF-8), body
-  reply:    id (u32), status (u8), extension (u8), width (u32), height (u32),
-            payload length (u32), payload
-Status OK carries the thumbnail; NEEDS_POOL means the frame was written but its
-thumbnail needs the process pool (EXR, very large); FAILED carries an error text.
-A worker ends when its stdin closes.
+  request:  id (u32), op (u8), path length (u32), body length (u64), path (UTF-8), body
+  reply:    id (u32), status (u8), extension (u8), preview (u8), width (u32),
+            height (u32), payload length (u32), payload
+Op STORE writes the body (the frame) to the path, fsyncs it and thumbnails it; op
+THUMBNAIL thumbnails the file at the path (body: its output format, may be empty),
+an EXR with a browser preview next to it (preview 1). Status OK carries the
+thumbnail; NEEDS_HEAVY means the frame was written but its thumbnail needs a
+THUMBNAIL request; FAILED carries an error text. A worker ends when its stdin closes.
 """
 from __future__ import annotations
 
@@ -27,23 +39,31 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
-from .thumbnails import ThumbResult, make_from_bytes
+from .thumbnails import ThumbResult, make, make_from_bytes, preview_path
 
 log = logging.getLogger("brender.frames")
 
-REQUEST = struct.Struct("!IIQ")
-REPLY = struct.Struct("!IBBIII")
-OK, NEEDS_POOL, FAILED = 0, 1, 2
+REQUEST = struct.Struct("!IBIQ")
+REPLY = struct.Struct("!IBBBIII")
+STORE, THUMBNAIL = 0, 1
+OK, NEEDS_HEAVY, FAILED = 0, 1, 2
 EXTENSIONS = ("jpg", "png")
 
 
 def store_frame(dest: Path, body: bytes, size: int) -> ThumbResult | None:
-    """Write `body` to `dest` durably, then thumbnail it (None: it needs the pool)."""
+    """Write `body` to `dest` durably, then thumbnail it (None: it is heavy work)."""
     with open(dest, "wb") as f:
         f.write(body)
         f.flush()
         os.fsync(f.fileno())
     return make_from_bytes(body, size)
+
+
+def handle(op: int, path: Path, body: bytes, size: int) -> ThumbResult | None:
+    """One request, in a worker process or (fallback) a thread."""
+    if op == STORE:
+        return store_frame(path, body, size)
+    return make(path, path, size, body.decode() or None)
 
 
 class WorkerGone(Exception):
@@ -57,7 +77,7 @@ class _Worker(asyncio.SubprocessProtocol):
     def __init__(self) -> None:
         self.transport: asyncio.SubprocessTransport | None = None
         self.stdin: asyncio.WriteTransport | None = None
-        self.pending: dict[int, asyncio.Future] = {}
+        self.pending: dict[int, tuple[asyncio.Future, Path]] = {}
         self.exited = asyncio.get_running_loop().create_future()
         self._buffer = bytearray()
 
@@ -69,12 +89,12 @@ class _Worker(asyncio.SubprocessProtocol):
         self.transport = transport  # type: ignore[assignment]
         self.stdin = self.transport.get_pipe_transport(0)  # type: ignore[union-attr,assignment]
 
-    def send(self, rid: int, dest: Path, body: bytes) -> asyncio.Future:
+    def send(self, rid: int, op: int, path: Path, body: bytes) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
-        self.pending[rid] = future
-        path = os.fsencode(dest)
+        self.pending[rid] = (future, path)
+        encoded = os.fsencode(path)
         assert self.stdin is not None
-        self.stdin.write(REQUEST.pack(rid, len(path), len(body)) + path)
+        self.stdin.write(REQUEST.pack(rid, op, len(encoded), len(body)) + encoded)
         self.stdin.write(body)
         return future
 
@@ -82,23 +102,25 @@ class _Worker(asyncio.SubprocessProtocol):
         buf = self._buffer
         buf += data
         while len(buf) >= REPLY.size:
-            rid, status, ext, width, height, length = REPLY.unpack_from(buf)
+            rid, status, ext, preview, width, height, length = REPLY.unpack_from(buf)
             if len(buf) < REPLY.size + length:
                 return
             payload = bytes(buf[REPLY.size:REPLY.size + length])
             del buf[:REPLY.size + length]
-            future = self.pending.pop(rid, None)
+            future, path = self.pending.pop(rid, (None, None))
             if future is None or future.done():
                 continue
             if status == OK:
-                future.set_result(ThumbResult(payload, EXTENSIONS[ext], None, width, height))
-            elif status == NEEDS_POOL:
+                future.set_result(ThumbResult(payload, EXTENSIONS[ext],
+                                              preview_path(path) if preview else None,
+                                              width, height))
+            elif status == NEEDS_HEAVY:
                 future.set_result(None)
             else:
                 future.set_exception(OSError(payload.decode(errors="replace")))
 
     def process_exited(self) -> None:
-        for future in self.pending.values():
+        for future, _ in self.pending.values():
             if not future.done():
                 future.set_exception(WorkerGone("the frame worker exited"))
         self.pending.clear()
@@ -107,8 +129,8 @@ class _Worker(asyncio.SubprocessProtocol):
 
 
 class FrameWorkers:
-    """A few worker processes, started with the first frame; a frame goes to the one
-    with the least work queued. If a worker dies its frames are done in a thread."""
+    """A pool of worker processes, started with the first request; a request goes to
+    the one with the least work queued. If a worker dies its requests run in a thread."""
 
     def __init__(self, count: int, size: int):
         self.count, self.size = max(1, count), size
@@ -119,15 +141,25 @@ class FrameWorkers:
 
     async def store(self, dest: Path, body: bytes) -> ThumbResult | None:
         """`store_frame` in a worker process."""
+        return await self._run(STORE, dest, body)
+
+    async def thumbnail(self, frame: Path, output_format: str | None) -> ThumbResult:
+        """The thumbnail of the file `frame` (and an EXR's preview next to it), in a
+        worker process; raises when it is not an image the coordinator reads."""
+        result = await self._run(THUMBNAIL, frame, (output_format or "").encode())
+        assert result is not None
+        return result
+
+    async def _run(self, op: int, path: Path, body: bytes) -> ThumbResult | None:
         worker = await self._pick()
         if worker is not None:
             rid = next(self._ids)
             try:
-                return await worker.send(rid, dest, body)
+                return await worker.send(rid, op, path, body)
             except (WorkerGone, ConnectionError, RuntimeError):
                 worker.pending.pop(rid, None)
-                log.warning("a frame worker exited; writing this frame in a thread")
-        return await asyncio.to_thread(store_frame, dest, body, self.size)
+                log.warning("a frame worker exited; doing its work in a thread")
+        return await asyncio.to_thread(handle, op, path, body, self.size)
 
     async def _pick(self) -> _Worker | None:
         self._workers = [w for w in self._workers if w.alive]
@@ -149,7 +181,7 @@ class FrameWorkers:
                     _Worker, sys.executable, "-m", "coordinator.frame_workers", str(self.size),
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
             except OSError as exc:
-                log.warning("cannot start a frame worker (%s): frames are written in threads",
+                log.warning("cannot start a frame worker (%s): its work is done in threads",
                             exc)
                 self._start_after = time.monotonic() + 30
                 return
@@ -172,31 +204,32 @@ class FrameWorkers:
 
 
 def serve(size: int, requests: BinaryIO, replies: BinaryIO) -> None:
-    """The worker's loop: one frame at a time, until stdin closes."""
+    """The worker's loop: one request at a time, until stdin closes."""
     while True:
         head = requests.read(REQUEST.size)
         if len(head) < REQUEST.size:
             return
-        rid, path_length, body_length = REQUEST.unpack(head)
-        dest = Path(os.fsdecode(requests.read(path_length)))
+        rid, op, path_length, body_length = REQUEST.unpack(head)
+        path = Path(os.fsdecode(requests.read(path_length)))
         body = requests.read(body_length)
         try:
-            thumb = store_frame(dest, body, size)
+            thumb = handle(op, path, body, size)
             if thumb is None:
-                reply = REPLY.pack(rid, NEEDS_POOL, 0, 0, 0, 0)
+                reply = REPLY.pack(rid, NEEDS_HEAVY, 0, 0, 0, 0, 0)
             else:
-                reply = REPLY.pack(rid, OK, EXTENSIONS.index(thumb.thumbnail_ext), thumb.width,
-                                   thumb.height, len(thumb.thumbnail)) + thumb.thumbnail
+                reply = REPLY.pack(rid, OK, EXTENSIONS.index(thumb.thumbnail_ext),
+                                   thumb.preview is not None, thumb.width, thumb.height,
+                                   len(thumb.thumbnail)) + thumb.thumbnail
         except Exception as exc:  # the coordinator reports it; this worker goes on
             text = f"{type(exc).__name__}: {exc}".encode()[:4000]
-            reply = REPLY.pack(rid, FAILED, 0, 0, 0, len(text)) + text
+            reply = REPLY.pack(rid, FAILED, 0, 0, 0, 0, len(text)) + text
         replies.write(reply)
         replies.flush()
 
 
 def main() -> None:
-    from .thumbnails import _worker_init
-    _worker_init()   # die with the coordinator
+    from .thumbnails import die_with_parent
+    die_with_parent()
     try:
         # The event loop decides how soon nodes get work: it goes first for a CPU.
         os.nice(5)

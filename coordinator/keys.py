@@ -10,9 +10,8 @@ if TYPE_CHECKING:
     from .database import Database
     from .dispatch import Dispatcher
     from .events import EventBroker
-    from .frame_workers import FrameWorkers
+    from .frame_pipeline import FramePipeline
     from .storage import Storage
-    from .thumbnails import Thumbnailer
     from .timings import Timings
 
 CONFIG = web.AppKey("config", "Config")
@@ -21,6 +20,5 @@ DB = web.AppKey("db", "Database")
 STORAGE = web.AppKey("storage", "Storage")
 EVENTS = web.AppKey("events", "EventBroker")
 DISPATCHER = web.AppKey("dispatcher", "Dispatcher")
-THUMBNAILER = web.AppKey("thumbnailer", "Thumbnailer")
-FRAME_WORKERS = web.AppKey("frame_workers", "FrameWorkers")
+FRAME_PIPELINE = web.AppKey("frame_pipeline", "FramePipeline")
 LOOP_LAG = web.AppKey("loop_lag", "Timings")

@@ -1,19 +1,16 @@
-"""Thumbnails and browser previews, made off the event loop.
+"""Thumbnails and browser previews, made in frame worker processes.
 
-PNG and JPEG frames of up to a few megapixels are thumbnailed by the frame worker
-process that writes them (`frame_workers.py`, with `make_from_bytes`); EXR tone
-mapping and very large images go to the process pool here, which starts with the
-first frame that needs it.
+PNG and JPEG frames of up to a few megapixels are thumbnailed from memory by the
+frame worker that writes them (`make_from_bytes`); EXR tone mapping, very large
+images and the other formats are made from the written file (`make`) by the heavy
+pool of frame workers (`frame_workers.py`, `frame_pipeline.py`).
 
 A thumbnail is returned as encoded bytes, to be stored with the frame's record in
 the database: a few kilobytes that SQLite stores and serves cheaper than a file of
 its own (creating a file, an inode, was the largest single cost of a frame)."""
 from __future__ import annotations
 
-import asyncio
 import io
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 JPEG_QUALITY = 85
-# Larger raster frames go to the process pool, so one cannot hold a frame worker
+# Larger raster frames go to the heavy pool, so one cannot hold a frame worker
 # (which writes the frames behind it) for long.
 THREAD_MAX_PIXELS = 4_200_000
 
@@ -99,14 +96,14 @@ PILLOW_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "TIFF": "TIFF", "BMP": "BMP",
 def make(frame: Path, out_base: Path, size: int, output_format: str | None = None
          ) -> ThumbResult:
     """Runs in a worker process: the thumbnail of `frame`, and for EXR a browser
-    preview written next to `out_base`. Decodes at reduced size where it can."""
+    preview written at `preview_path(out_base)`. Decodes at reduced size where it can."""
     with open(frame, "rb") as f:
         is_exr = f.read(4) == EXR_MAGIC
     if not is_exr:
         reader = PILLOW_FORMATS.get(output_format or "")
         return _raster(Image.open(frame, formats=[reader] if reader else None), size)
     img = tone_map(_pick_rgba(frame))
-    preview = out_base.with_name(out_base.name + ".preview.jpg")
+    preview = preview_path(out_base)
     img.convert("RGB").save(preview, "JPEG", quality=JPEG_QUALITY)
     result = _raster(img, size)
     result.preview = preview
@@ -115,7 +112,7 @@ def make(frame: Path, out_base: Path, size: int, output_format: str | None = Non
 
 def make_from_bytes(data: bytes, size: int) -> ThumbResult | None:
     """The thumbnail of an in-memory PNG/JPEG frame of moderate size, or None when
-    it needs the process pool (EXR, very large, or not something Pillow reads)."""
+    it is heavy work (EXR, very large, or not something Pillow reads)."""
     if data[:4] == EXR_MAGIC:
         return None
     try:
@@ -123,7 +120,7 @@ def make_from_bytes(data: bytes, size: int) -> ThumbResult | None:
         if img.width * img.height > THREAD_MAX_PIXELS:
             return None
         return _raster(img, size)
-    except Exception:  # the pool tries again and reports what is wrong
+    except Exception:  # `make` tries again and reports what is wrong
         return None
 
 
@@ -142,7 +139,12 @@ def _raster(img: Image.Image, size: int) -> ThumbResult:
     return ThumbResult(out.getvalue(), "png" if alpha else "jpg", None, width, height)
 
 
-def _worker_init() -> None:
+def preview_path(out_base: Path) -> Path:
+    """Where `make` writes an EXR's browser preview for `out_base`."""
+    return out_base.with_name(out_base.name + ".preview.jpg")
+
+
+def die_with_parent() -> None:
     """Die with the coordinator: an orphaned worker would keep its port and files."""
     try:
         import ctypes
@@ -151,21 +153,3 @@ def _worker_init() -> None:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
-
-
-class Thumbnailer:
-    def __init__(self, workers: int, size: int):
-        self.size = size
-        # "spawn": workers must not inherit the listening socket or the database.
-        self.pool = ProcessPoolExecutor(max_workers=max(1, workers),
-                                        mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_worker_init)
-
-    async def make(self, frame: Path, out_base: Path, output_format: str | None = None
-                   ) -> ThumbResult:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, make, frame, out_base, self.size,
-                                          output_format)
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)

@@ -1,21 +1,17 @@
 """Frames: nodes upload them under their lease; everyone reads them and thumbnails."""
 from __future__ import annotations
 
-import logging
 import re
-from functools import partial
-from pathlib import Path
+from typing import AsyncIterator
 
 from aiohttp import web
 
 from .. import keys, render_spec, validation
-from ..storage import Storage
+from ..frame_pipeline import NotAnImage, NotInJob, StaleAttempt
 from ..store import frames as frame_sql
-from ..thumbnails import ThumbResult
-from ..validation import OUTPUT_FORMATS
 
-log = logging.getLogger("brender.frames")
 routes = web.RouteTableDef()
+STALE = "this attempt no longer holds the job (it was requeued)"
 
 ATTEMPT = re.compile(r"^[0-9a-f]{32}$")
 FILE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -31,48 +27,19 @@ async def upload_frame(request: web.Request) -> web.Response:
     render_time = _float_header(request, "X-Render-Time")
     fmt = request.headers.get("X-Output-Format")
     fmt = render_spec.output_format(fmt, "X-Output-Format") if fmt is not None else None
-    app = request.app
-    db, storage = app[keys.DB], app[keys.STORAGE]
-    body = storage.temp_path("frame")
-    made: list[Path] = [body]
-    placed = False
     try:
-        try:
-            sha, size, thumbs = await receive_image(request, body, expected, fmt)
-        except NotAnImage as exc:
-            raise web.HTTPUnprocessableEntity(
-                text=f"frame {number} is not an image the coordinator can read: {exc}") \
-                from None
-        if thumbs.preview is not None:
-            made.append(thumbs.preview)
-        upload = frame_sql.Upload(attempt_id, number, body, thumbs.thumbnail,
-                                  thumbs.thumbnail_ext, thumbs.preview, sha, size, render_time,
-                                  thumbs.width, thumbs.height, fmt)
-        frame = await db.write(frame_sql.record, upload, OUTPUT_FORMATS,
-                               partial(_place, storage), batched=True)
-        placed = frame is not None
-    except frame_sql.NotInJob:
+        frame = await request.app[keys.FRAME_PIPELINE].frame(
+            body_of(request), attempt_id, number, expected, render_time, fmt)
+    except NotAnImage as exc:
+        raise web.HTTPUnprocessableEntity(
+            text=f"frame {number} is not an image the coordinator can read: {exc}") from None
+    except NotInJob:
         raise web.HTTPBadRequest(text=f"frame {number} is not part of this job") from None
-    except frame_sql.StaleAttempt:
-        raise web.HTTPConflict(text="this attempt no longer holds the job (it was requeued)") \
-            from None
-    finally:
-        if not placed:
-            for path in made:
-                path.unlink(missing_ok=True)
+    except StaleAttempt:
+        raise web.HTTPConflict(text=STALE) from None
     if frame is None:
         return web.json_response({"recorded": False, "reason": "frame already recorded"})
-    app[keys.EVENTS].publish("frame", frame)
-    app[keys.EVENTS].shot_changed(frame["shot_id"])
     return web.json_response({"recorded": True, "name": frame["name"]}, status=201)
-
-
-class NotAnImage(Exception):
-    """The body was received and written but is no image the coordinator reads."""
-
-    def __init__(self, reason: str, sha: str, size: int):
-        super().__init__(reason)
-        self.sha, self.size = sha, size
 
 
 def attempt_of(request: web.Request) -> str:
@@ -87,45 +54,9 @@ def number_of(request: web.Request) -> int:
                                    -validation.FRAME_LIMIT, validation.FRAME_LIMIT)
 
 
-async def receive_image(request: web.Request, body: Path, expected: str,
-                        output_format: str | None = None) -> tuple[str, int, ThumbResult]:
-    """Receive an upload's body into `body` (in tmp), checked against its sha256 and
-    written durably, and make its thumbnail (and an EXR's preview); NotAnImage when
-    the body is not an image the coordinator reads (the body is still written).
-    `output_format` (X-Output-Format) picks the image reader."""
-    app = request.app
-    sha, size, thumbs = await app[keys.STORAGE].receive(
-        request.content.iter_chunked(256 * 1024), body, app[keys.CONFIG].max_upload_bytes,
-        expected_sha=expected,
-        # Frame workers thumbnail PNG and JPEG; other formats go to the pool.
-        store=app[keys.FRAME_WORKERS].store if output_format in (None, "PNG", "JPEG")
-        else None)
-    if thumbs is None:
-        try:
-            thumbs = await app[keys.THUMBNAILER].make(body, body, output_format)
-        except Exception as exc:
-            raise NotAnImage(str(exc), sha, size) from None
-    return sha, size, thumbs
-
-
-def _place(storage: Storage, shot_id: int, name: str,
-           up: frame_sql.Upload) -> tuple[str, str, str | None]:
-    """Move a recorded frame's files into place (inside the record's transaction);
-    returns the data-dir paths of frame, thumbnail (kept in the database) and preview.
-
-    This runs on the event loop with the rest of the write: the lease fence needs the
-    rename inside the transaction, and a rename (a folder is made once per shot) is a
-    metadata change of tens of microseconds, less than a hand-off to a thread. Paths
-    are plain strings here: pathlib cost more than the rename itself."""
-    stem = name.rsplit(".", 1)[0]
-    base = f"shots/{int(shot_id)}"
-    frame = f"{base}/frames/{name}"
-    storage.move_into(up.body, frame)
-    preview = None
-    if up.preview is not None:
-        preview = f"{base}/previews/{stem}_preview.jpg"
-        storage.move_into(up.preview, preview)
-    return frame, f"{base}/thumbnails/{stem}_thumbnail.{up.thumbnail_ext}", preview
+def body_of(request: web.Request) -> AsyncIterator[bytes]:
+    """An upload's body, as the frame pipeline receives it."""
+    return request.content.iter_chunked(256 * 1024)
 
 
 def _float_header(request: web.Request, name: str) -> float | None:
