@@ -107,9 +107,10 @@ class _Worker(asyncio.SubprocessProtocol):
                 return
             payload = bytes(buf[REPLY.size:REPLY.size + length])
             del buf[:REPLY.size + length]
-            future, path = self.pending.pop(rid, (None, None))
-            if future is None or future.done():
+            entry = self.pending.pop(rid, None)
+            if entry is None or entry[0].done():
                 continue
+            future, path = entry
             if status == OK:
                 future.set_result(ThumbResult(payload, EXTENSIONS[ext],
                                               preview_path(path) if preview else None,
