@@ -55,7 +55,7 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
         cpu0 = cpu_seconds(coord.pid)
         wait0 = run_queue_wait(coord.pid)
         load0 = sum(cpu_seconds(p.pid) for p in fleet.procs)
-        # Worker processes (frame writers, thumbnail pool); most start with the first frame.
+        # Worker processes (frame workers, both pools); they start with the first frame.
         kids0 = {k: cpu_seconds(k) for k in children_of(coord.pid)}
         t_submit = time.monotonic()
         shot = coord.api.create_shot("capacity.blend", fake_blend(), frame_start=1,

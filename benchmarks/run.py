@@ -260,7 +260,7 @@ def render(r: dict) -> str:
                 "assignment written, `GET /api/farm`), without the load generator's own "
                 "delays. \"All nodes busy\": submit → the last node's "
                 "first job. RSS: the coordinator process, then with its worker processes "
-                "(frame writers, thumbnail pool). CPU ms / frame is coordinator CPU time "
+                "(frame workers, both pools). CPU ms / frame is coordinator CPU time "
                 "(all threads; in brackets, its worker processes) per frame "
                 "delivered: it moves much less with the machine's other load than "
                 "frames/s do (still ±30 % between runs here: contention costs CPU "
