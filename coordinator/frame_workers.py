@@ -63,7 +63,7 @@ def handle(op: int, path: Path, body: bytes, size: int) -> ThumbResult | None:
     """One request, in a worker process or (fallback) a thread."""
     if op == STORE:
         return store_frame(path, body, size)
-    return make(path, path, size, body.decode() or None)
+    return make(path, size, body.decode() or None)
 
 
 class WorkerGone(Exception):

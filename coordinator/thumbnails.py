@@ -93,17 +93,17 @@ PILLOW_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "TIFF": "TIFF", "BMP": "BMP",
                   "TARGA": "TGA", "WEBP": "WEBP"}
 
 
-def make(frame: Path, out_base: Path, size: int, output_format: str | None = None
-         ) -> ThumbResult:
-    """Runs in a worker process: the thumbnail of `frame`, and for EXR a browser
-    preview written at `preview_path(out_base)`. Decodes at reduced size where it can."""
+def make(frame: Path, size: int, output_format: str | None = None) -> ThumbResult:
+    """Runs in a worker process: the thumbnail of the file `frame`, and for EXR a
+    browser preview written at `preview_path(frame)`. Decodes at reduced size where
+    it can."""
     with open(frame, "rb") as f:
         is_exr = f.read(4) == EXR_MAGIC
     if not is_exr:
         reader = PILLOW_FORMATS.get(output_format or "")
         return _raster(Image.open(frame, formats=[reader] if reader else None), size)
     img = tone_map(_pick_rgba(frame))
-    preview = preview_path(out_base)
+    preview = preview_path(frame)
     img.convert("RGB").save(preview, "JPEG", quality=JPEG_QUALITY)
     result = _raster(img, size)
     result.preview = preview
@@ -139,9 +139,9 @@ def _raster(img: Image.Image, size: int) -> ThumbResult:
     return ThumbResult(out.getvalue(), "png" if alpha else "jpg", None, width, height)
 
 
-def preview_path(out_base: Path) -> Path:
-    """Where `make` writes an EXR's browser preview for `out_base`."""
-    return out_base.with_name(out_base.name + ".preview.jpg")
+def preview_path(frame: Path) -> Path:
+    """Where `make` writes the browser preview of the EXR `frame`."""
+    return frame.with_name(frame.name + ".preview.jpg")
 
 
 def die_with_parent() -> None:
