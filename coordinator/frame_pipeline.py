@@ -2,7 +2,8 @@
 
   receive   the body, streamed (paced, size-capped) by `Storage.receive`
   check     its sha256 and size, and that it is an image the coordinator reads
-  write     to `tmp/`, fsynced (a light frame worker, or a storage thread when big)
+  write     to `tmp/`, fsynced, by a light frame worker (a storage thread when the
+            body is big or said to be neither PNG nor JPEG)
   thumbnail PNG/JPEG up to ~4 megapixels by the same light worker, in the same
             request; EXR (tone-mapped, with a browser preview), large frames and
             other formats by the heavy pool (`frame_workers.py` says why two pools)
