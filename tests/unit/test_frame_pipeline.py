@@ -18,7 +18,7 @@ from coordinator.config import Config
 from coordinator.frame_pipeline import FramePipeline, NotAnImage, NotInJob, StaleAttempt
 from coordinator.storage import DigestMismatch
 from tests.unit.test_api import TOKEN
-from tests.unit.test_outputs_api import assigned, exr, small_disk  # noqa: F401 (fixture)
+from tests.unit.test_outputs_api import assigned, exr
 
 
 def png(size=(64, 36), mode="RGB", color=(10, 200, 30, 255)) -> bytes:
