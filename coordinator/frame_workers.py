@@ -24,7 +24,9 @@ Op STORE writes the body (the frame) to the path, fsyncs it and thumbnails it; o
 THUMBNAIL thumbnails the file at the path (body: its output format, may be empty),
 an EXR with a browser preview next to it (preview 1). Status OK carries the
 thumbnail; NEEDS_HEAVY means the frame was written but its thumbnail needs a
-THUMBNAIL request; FAILED carries an error text. A worker ends when its stdin closes.
+THUMBNAIL request; FAILED carries an error text, and in the width field the error's
+errno (0: none), so that a full disk is told as one (507, "No space left on device").
+A worker ends when its stdin closes.
 """
 from __future__ import annotations
 
@@ -118,7 +120,9 @@ class _Worker(asyncio.SubprocessProtocol):
             elif status == NEEDS_HEAVY:
                 future.set_result(None)
             else:
-                future.set_exception(OSError(payload.decode(errors="replace")))
+                future.set_exception(
+                    OSError(width, os.strerror(width), os.fspath(path)) if width
+                    else OSError(payload.decode(errors="replace")))
 
     def process_exited(self) -> None:
         for future, _ in self.pending.values():
@@ -223,7 +227,8 @@ def serve(size: int, requests: BinaryIO, replies: BinaryIO) -> None:
                                    len(thumb.thumbnail)) + thumb.thumbnail
         except Exception as exc:  # the coordinator reports it; this worker goes on
             text = f"{type(exc).__name__}: {exc}".encode()[:4000]
-            reply = REPLY.pack(rid, FAILED, 0, 0, 0, 0, len(text)) + text
+            errno = exc.errno if isinstance(exc, OSError) and exc.errno else 0
+            reply = REPLY.pack(rid, FAILED, 0, 0, errno, 0, len(text)) + text
         replies.write(reply)
         replies.flush()
 

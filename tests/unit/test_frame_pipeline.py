@@ -5,6 +5,7 @@ pool, and a heavy worker that dies. Whatever the outcome, nothing is left in tmp
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import io
 import os
@@ -158,8 +159,10 @@ async def test_a_full_disk_refuses_the_frame_whole_and_the_retry_lands(aiohttp_c
     with open(filler, "wb") as f:   # room for the database, not for the frame
         f.write(b"\0" * max(0, stat.f_bavail * stat.f_frsize - 256 * 1024))
     try:
-        with pytest.raises(OSError):
+        with pytest.raises(OSError) as full:
             await pipeline.frame(body(data), job["attempt_id"], 1, sha(data), None, None)
+        # Told as what it is: the 507 says "No space left on device".
+        assert full.value.errno == errno.ENOSPC and full.value.strerror
         storage = app[keys.STORAGE]
         assert nothing_in_tmp(storage) and announced == []
         assert not (storage.root / "shots" / str(shot["id"]) / "frames").exists()
