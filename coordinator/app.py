@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from functools import partial
 from typing import AsyncIterator
 
 from aiohttp import web
@@ -12,12 +11,11 @@ from aiohttp import web
 from . import keys, routes
 from .config import Config, resolve_token
 from .database import Database
-from .dispatch import Dispatcher
 from .events import EventBroker
-from .frame_pipeline import FramePipeline, announce
+from .frame_pipeline import FramePipeline
 from .middleware import auth_middleware, error_middleware
+from .service import Farm
 from .storage import Storage
-from .store import jobs as job_sql
 from .store import shots as shot_sql
 from .timings import Timings, watch_loop_lag
 
@@ -52,27 +50,26 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Event broker, scheduler, reaper: the background work of a running farm."""
+    """Event broker and the farm service with its scheduler, reaper and node events:
+    the background work of a running farm."""
     config, db = app[keys.CONFIG], app[keys.DB]
     events = EventBroker()
-    dispatcher = Dispatcher(config, db, events)
-    app[keys.EVENTS], app[keys.DISPATCHER] = events, dispatcher
+    farm = Farm(config, db, app[keys.STORAGE], events)
+    app[keys.EVENTS], app[keys.FARM] = events, farm
     app[keys.LOOP_LAG] = lag = Timings()
-    # Nodes that held jobs when we stopped get a full lease to reconnect and resume.
-    await db.write(job_sql.renew_all_leases, config.lease_timeout)
+    await farm.open()
     tasks = [
-        asyncio.create_task(dispatcher.run(), name="dispatch"),
-        asyncio.create_task(dispatcher.reap_forever(min(1.0, config.lease_timeout / 4)),
+        asyncio.create_task(farm.scheduler.run(), name="dispatch"),
+        asyncio.create_task(farm.reaper.run(min(1.0, config.lease_timeout / 4)),
                             name="reaper"),
         # Summaries count a shot's jobs (100,000 of them in a big shot): on the bulk
         # connection, so the quick reads never wait behind them.
         asyncio.create_task(events.flush_shots(lambda i: db.read_bulk(shot_sql.get, i)),
                             name="shots"),
         asyncio.create_task(events.ping_forever(PING_SECONDS), name="event-pings"),
-        asyncio.create_task(dispatcher.flush_nodes(), name="nodes"),
+        asyncio.create_task(farm.view.flush_forever(), name="nodes"),
         asyncio.create_task(watch_loop_lag(lag), name="loop-lag"),
     ]
-    dispatcher.kick()
     yield
     for task in tasks:
         task.cancel()
@@ -87,7 +84,7 @@ async def _frame_pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     JPEG never pays its ~45 MB a worker)."""
     config = app[keys.CONFIG]
     app[keys.FRAME_PIPELINE] = pipeline = FramePipeline(
-        app[keys.STORAGE], app[keys.DB], partial(announce, app[keys.EVENTS]),
+        app[keys.STORAGE], app[keys.DB], lambda frame: app[keys.FARM].frame_landed(frame),
         config.max_upload_bytes, config.thumbnail_size, config.frame_workers,
         config.thumbnail_workers)
     yield
@@ -97,7 +94,4 @@ async def _frame_pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _close_streams(app: web.Application) -> None:
     """Runs before aiohttp waits for open handlers: end event streams and node channels,
     or a dashboard left open would hold the shutdown for a minute."""
-    app[keys.DISPATCHER].flush_changes()
-    app[keys.EVENTS].close()
-    for session in list(app[keys.DISPATCHER].sessions.values()):
-        await session.ws.close(code=1001, message=b"coordinator shutting down")
+    await app[keys.FARM].close()

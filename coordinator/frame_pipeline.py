@@ -9,7 +9,7 @@
             other formats by the heavy pool (`frame_workers.py` says why two pools)
   place     renamed from `tmp/` into the shot's folder
   record    the row, its thumbnail and the shot's counters
-  announce  the `frame` event (frames only: outputs come before their frame)
+  announce  the farm's `frame_landed` (frames only: outputs come before their frame)
 
 Place and record are one step: the rename runs inside the record's transaction,
 after the lease check, so a stale attempt never touches a frame on disk (the lease
@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, AsyncIterator, Callable
 
-from .events import EventBroker
 from .frame_workers import FrameWorkers
 from .storage import Storage
 from .store import frames as frame_sql
@@ -40,7 +39,7 @@ from .validation import OUTPUT_FORMATS
 if TYPE_CHECKING:
     from .database import Database
 
-__all__ = ["FramePipeline", "NotAnImage", "NotInJob", "StaleAttempt", "announce"]
+__all__ = ["FramePipeline", "NotAnImage", "NotInJob", "StaleAttempt"]
 
 # Every still format Blender writes: a File Output node may use any of them.
 OUTPUT_EXTENSIONS = {
@@ -54,12 +53,6 @@ LIGHT_FORMATS = (None, "PNG", "JPEG")
 
 class NotAnImage(Exception):
     """The body was received whole but is no image the coordinator reads."""
-
-
-def announce(events: EventBroker, frame: dict) -> None:
-    """Tell the farm a frame was recorded: its `frame` event and its shot's summary."""
-    events.publish("frame", frame)
-    events.shot_changed(frame["shot_id"])
 
 
 @dataclass

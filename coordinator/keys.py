@@ -8,9 +8,9 @@ from aiohttp import web
 if TYPE_CHECKING:
     from .config import Config
     from .database import Database
-    from .dispatch import Dispatcher
     from .events import EventBroker
     from .frame_pipeline import FramePipeline
+    from .service import Farm
     from .storage import Storage
     from .timings import Timings
 
@@ -19,6 +19,7 @@ TOKEN = web.AppKey("token", str)
 DB = web.AppKey("db", "Database")
 STORAGE = web.AppKey("storage", "Storage")
 EVENTS = web.AppKey("events", "EventBroker")
-DISPATCHER = web.AppKey("dispatcher", "Dispatcher")
+FARM = web.AppKey("farm", "Farm")
+DISPATCHER = FARM  # the name the farm had while it was only the dispatcher (tests use it)
 FRAME_PIPELINE = web.AppKey("frame_pipeline", "FramePipeline")
 LOOP_LAG = web.AppKey("loop_lag", "Timings")

@@ -5,12 +5,14 @@ and holds nothing), or holds one attempt. Only the methods below move it between
 these, and each one tells dashboards through `on_change`: a node whose attempt ended
 any way (done, failed, cancelled, deleted, lost) cannot be left looking busy, or
 ignored when it asks for its next job. (`claiming` and `dispatched_at` are the
-scheduler's own bookkeeping, not the node's state.)
+scheduler's own bookkeeping, not the node's state.) `ConnectedNodes` holds the session
+of each node connected now. Only the farm service (coordinator/service.py and its
+parts) calls these methods.
 """
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import orjson
 from aiohttp import web
@@ -120,3 +122,42 @@ class NodeSession:
             return True
         except (ConnectionError, RuntimeError):
             return False
+
+
+class ConnectedNodes:
+    """The session of each node connected now, by node id."""
+
+    def __init__(self, on_change: Callable[[NodeSession], None]):
+        self._by_id: dict[str, NodeSession] = {}
+        self._on_change = on_change
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __iter__(self) -> Iterator[NodeSession]:
+        return iter(self._by_id.values())
+
+    def get(self, node_id: str | None) -> NodeSession | None:
+        return self._by_id.get(node_id or "")
+
+    def connect(self, node: dict, ws: web.WebSocketResponse,
+                ) -> tuple[NodeSession, NodeSession | None]:
+        """A node's new channel; returns it and the channel it replaces, if any."""
+        session = NodeSession(node, ws, self._on_change)
+        old = self._by_id.get(session.node_id)
+        self._by_id[session.node_id] = session
+        self._on_change(session)
+        return session, old
+
+    def disconnect(self, session: NodeSession) -> None:
+        """The channel closed; a newer channel of the same node stays."""
+        if self._by_id.get(session.node_id) is session:
+            del self._by_id[session.node_id]
+            self._on_change(session)
+
+    def release(self, attempt_id: str, node_id: str | None = None) -> None:
+        """The attempt no longer holds its job: the node that held it holds nothing."""
+        holders = [self._by_id.get(node_id)] if node_id else list(self._by_id.values())
+        for session in holders:
+            if session is not None and session.released(attempt_id):
+                return

@@ -21,7 +21,7 @@ routes = web.RouteTableDef()
 async def version(request: web.Request) -> web.Response:
     """Coordinator version and how many nodes are connected."""
     return web.json_response({"version": __version__,
-                              "nodes_online": len(request.app[keys.DISPATCHER].sessions)})
+                              "nodes_online": len(request.app[keys.FARM].sessions)})
 
 
 @routes.get("/api/auth")
@@ -42,10 +42,10 @@ async def farm(request: web.Request) -> web.Response:
         raise ValidationError("window", "must be a number of seconds") from None
     if not 0 < window <= 3600:
         raise ValidationError("window", "must be between 0 and 3600 seconds")
-    dispatcher, db = request.app[keys.DISPATCHER], request.app[keys.DB]
+    farm, db = request.app[keys.FARM], request.app[keys.DB]
     counts = {"idle": 0, "rendering": 0, "offline": 0, "disabled": 0}
     for node in await db.read(node_sql.list_all):
-        view = dispatcher.node_view(node)
+        view = farm.node_view(node)
         counts[view["status"]] += 1
         if not node["enabled"]:
             counts["disabled"] += 1
@@ -53,7 +53,7 @@ async def farm(request: web.Request) -> web.Response:
     return web.json_response({"version": __version__, "nodes": counts,
                               "frames_queued": await db.read(job_sql.frames_queued),
                               "shots_active": active[0],
-                              "dispatch_latency": dispatcher.latencies.summary(window),
+                              "dispatch_latency": farm.latencies.summary(window),
                               "loop_lag": request.app[keys.LOOP_LAG].summary(window)})
 
 

@@ -10,11 +10,8 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from .. import keys, validation
-from ..dispatch import Dispatcher
+from ..service import Farm
 from ..sessions import NodeSession
-from ..store import jobs as job_sql
-from ..store import nodes as node_sql
-from ..store import shots as shot_sql
 from ..validation import ValidationError
 
 log = logging.getLogger("brender.nodes")
@@ -64,17 +61,17 @@ async def node_channel(request: web.Request) -> web.WebSocketResponse:
     config = request.app[keys.CONFIG]
     ws = web.WebSocketResponse(heartbeat=config.heartbeat_interval, max_msg_size=MAX_MESSAGE)
     await ws.prepare(request)
-    dispatcher = request.app[keys.DISPATCHER]
+    farm = request.app[keys.FARM]
     session = None
     try:
         first = await ws.receive(timeout=30)
         hello = parse_hello(_decode(first))
-        session = await _handshake(request.app, dispatcher, ws, hello)
+        session = await _handshake(request.app, farm, ws, hello)
         async for message in ws:
             if message.type != WSMsgType.TEXT:
                 break
             try:
-                await _handle(dispatcher, session, _decode(message))
+                await _handle(farm, session, _decode(message))
             except ValidationError as exc:
                 await session.send({"type": "error", "error": str(exc)})
             except Exception:  # the channel stays up; never an HTTP response on it
@@ -93,7 +90,7 @@ async def node_channel(request: web.Request) -> web.WebSocketResponse:
             await ws.close(code=1011, message=b"internal error")
     finally:
         if session is not None:
-            dispatcher.detach(session)
+            farm.node_disconnected(session)
             log.info("node %s (%s) disconnected", session.node["name"], session.node_id)
     return ws
 
@@ -104,21 +101,11 @@ def _decode(message: Any) -> Any:
     return validation.parse_json(message.data, "message")
 
 
-async def _handshake(app: web.Application, dispatcher: Dispatcher,
+async def _handshake(app: web.Application, farm: Farm,
                      ws: web.WebSocketResponse, hello: dict) -> NodeSession:
     """Check the identity, add or update the node, confirm with its id."""
-    db = app[keys.DB]
-    node = await db.write(node_sql.upsert, hello)
-    session, old = dispatcher.connect(node, ws)
-    if old is not None and old.ws is not ws:
-        await old.ws.close(code=4409, message=b"replaced by a newer connection")
-    held = await db.read(job_sql.running_attempt_of, node["id"])
-    job = await db.read(job_sql.by_attempt, held) if held else None
-    if job is not None and held == hello["running_attempt"]:
-        session.assigned(job["attempt_id"], job["id"], job["shot_id"])
-    elif held:
-        # The node came back without the job we think it has: fence that attempt.
-        await dispatcher.requeue(held, "node reconnected without its job")
+    session = await farm.node_connected(hello, ws)
+    node = session.node
     resume = session.attempt_id is not None
     await session.send({"type": "welcome", "node_id": node["id"],
                         "farm_id": app[keys.STORAGE].farm_id,
@@ -129,20 +116,19 @@ async def _handshake(app: web.Application, dispatcher: Dispatcher,
     return session
 
 
-async def _handle(dispatcher: Dispatcher, session: NodeSession, msg: Any) -> None:
+async def _handle(farm: Farm, session: NodeSession, msg: Any) -> None:
     if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
         raise ValidationError("type", "each message is an object with a type")
     kind = msg["type"]
     if kind not in KNOWN:
         raise ValidationError("type", f"unknown message type {kind[:40]!r}")
     if kind == "ready":
-        await dispatcher.node_ready(session)
+        await farm.node_ready(session)
         return
     if kind == "heartbeat":
         return
     if kind == "goodbye":
-        if session.attempt_id:
-            await dispatcher.requeue(session.attempt_id, "node handed its job back")
+        await farm.node_leaving(session)
         await session.ws.close()
         return
     attempt_id = msg.get("attempt_id")
@@ -150,22 +136,20 @@ async def _handle(dispatcher: Dispatcher, session: NodeSession, msg: Any) -> Non
         # Late news about an attempt this node no longer holds (cancelled, say): only
         # a report's request for the next job still counts.
         if kind == "job_done" and msg.get("ready") is True and session.attempt_id is None:
-            await dispatcher.node_ready(session)
+            await farm.node_ready(session)
         return
     if kind == "progress":
         progress = {k: msg.get(k) for k in ("frame", "sample", "samples")
                     if isinstance(msg.get(k), int)}
-        dispatcher.progress_changed(session, progress)
+        farm.progress_changed(session, progress)
     elif kind == "render_settings":
         settings = msg.get("settings")
         if not isinstance(settings, dict) or len(orjson.dumps(settings)) > MAX_SETTINGS:
             raise ValidationError("settings", f"must be an object of at most {MAX_SETTINGS} bytes")
-        assert session.shot_id is not None  # set with the attempt it names
-        await dispatcher.db.write(shot_sql.set_settings_used, session.shot_id, settings)
-        dispatcher.events.shot_changed(session.shot_id)
+        await farm.render_settings(session, settings)
     elif kind == "job_done":
-        await dispatcher.job_done(session, attempt_id, str(msg.get("log_tail") or "")[-20_000:],
-                                  ready=msg.get("ready") is True)
+        await farm.job_done(session, attempt_id, str(msg.get("log_tail") or "")[-20_000:],
+                            ready=msg.get("ready") is True)
     elif kind == "job_failed":
         reason = str(msg.get("reason") or "unknown")[:500]
-        await dispatcher.fail(attempt_id, reason, str(msg.get("log_tail") or "")[-20_000:])
+        await farm.job_failed(attempt_id, reason, str(msg.get("log_tail") or "")[-20_000:])

@@ -15,21 +15,19 @@ NODE_ID = re.compile(r"^[0-9a-f]{32}$")
 @routes.get("/api/nodes")
 async def list_nodes(request: web.Request) -> web.Response:
     """Every node the farm has seen, with live status and progress."""
-    dispatcher = request.app[keys.DISPATCHER]
+    farm = request.app[keys.FARM]
     nodes = await request.app[keys.DB].read(node_sql.list_all)
-    return web.json_response({"nodes": [dispatcher.node_view(n) for n in nodes]})
+    return web.json_response({"nodes": [farm.node_view(n) for n in nodes]})
 
 
 async def _set_enabled(request: web.Request, enabled: bool) -> web.Response:
     node_id = request.match_info["node_id"]
     if not NODE_ID.match(node_id):
         raise web.HTTPNotFound(text="no such node")
-    node = await request.app[keys.DB].write(node_sql.set_enabled, node_id, enabled)
+    node = await request.app[keys.FARM].set_node_enabled(node_id, enabled)
     if node is None:
         raise web.HTTPNotFound(text="no such node")
-    dispatcher = request.app[keys.DISPATCHER]
-    dispatcher.node_changed(node)
-    return web.json_response(dispatcher.node_view(node))
+    return web.json_response(node)
 
 
 @routes.post("/api/nodes/{node_id}/enable")

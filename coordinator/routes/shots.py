@@ -1,10 +1,11 @@
 """Shots: submit, list, read, change priority, pause/resume/cancel/requeue, delete."""
 from __future__ import annotations
 
+from typing import Awaitable
+
 from aiohttp import web
 
 from .. import keys, validation
-from ..chunking import chunk_frames, fixed_chunks
 from ..json_stream import stream_list
 from ..middleware import read_json
 from ..store import frames as frame_sql
@@ -55,14 +56,7 @@ async def create_shot(request: web.Request) -> web.Response:
         head = f.read(8)
     if not head.startswith(BLEND_MAGIC):
         raise validation.ValidationError("blend_path", f"{spec.blend_path} is not a .blend file")
-    # Adaptive shots start with one-frame jobs, which grow once frames are timed.
-    jobs = fixed_chunks(spec.frames, spec.chunk_size) if spec.chunk_size \
-        else chunk_frames(spec.frames, 1)
-    db = request.app[keys.DB]
-    shot_id = await db.write(shot_sql.create, spec, jobs)
-    shot = await db.read(shot_sql.get, shot_id, True)
-    request.app[keys.EVENTS].shot_changed(shot_id)
-    request.app[keys.DISPATCHER].kick()
+    shot = await request.app[keys.FARM].submit(spec)
     return web.json_response(shot, status=201)
 
 
@@ -87,18 +81,14 @@ async def patch_shot(request: web.Request) -> web.Response:
     """Change a shot's priority (0-100, higher first)."""
     shot = await shot_or_404(request)
     priority = validation.priority(await read_json(request))
-    await request.app[keys.DB].write(shot_sql.set_priority, shot["id"], priority)
-    return await _changed(request, shot["id"])
+    return web.json_response(await request.app[keys.FARM].set_priority(shot["id"], priority))
 
 
 @routes.delete("/api/shots/{shot_id}")
 async def delete_shot(request: web.Request) -> web.Response:
     """Delete a shot with its frames and thumbnails; running jobs are stopped."""
     shot = await shot_or_404(request)
-    running = await request.app[keys.DB].write(job_sql.delete_shot, shot["id"])
-    await request.app[keys.DISPATCHER].cancel_attempts(running)
-    request.app[keys.STORAGE].delete_shot(shot["id"])
-    request.app[keys.EVENTS].shot_changed(shot["id"])
+    await request.app[keys.FARM].delete(shot["id"])
     return web.json_response({"deleted": shot["id"]})
 
 
@@ -106,35 +96,28 @@ async def delete_shot(request: web.Request) -> web.Response:
 async def pause_shot(request: web.Request) -> web.Response:
     """Stop handing out this shot's jobs; running jobs finish."""
     shot = await shot_or_404(request)
-    await _transition(request.app[keys.DB].write(job_sql.set_paused, shot["id"], True))
-    return await _changed(request, shot["id"])
+    return await _transition(request.app[keys.FARM].pause(shot["id"]))
 
 
 @routes.post("/api/shots/{shot_id}/resume")
 async def resume_shot(request: web.Request) -> web.Response:
     """Hand out a paused shot's jobs again."""
     shot = await shot_or_404(request)
-    await _transition(request.app[keys.DB].write(job_sql.set_paused, shot["id"], False))
-    return await _changed(request, shot["id"])
+    return await _transition(request.app[keys.FARM].resume(shot["id"]))
 
 
 @routes.post("/api/shots/{shot_id}/cancel")
 async def cancel_shot(request: web.Request) -> web.Response:
     """Cancel the shot; nodes rendering it stop at once."""
     shot = await shot_or_404(request)
-    running = await _transition(request.app[keys.DB].write(job_sql.cancel_shot, shot["id"]))
-    await request.app[keys.DISPATCHER].cancel_attempts(running)
-    return await _changed(request, shot["id"])
+    return await _transition(request.app[keys.FARM].cancel(shot["id"]))
 
 
 @routes.post("/api/shots/{shot_id}/requeue")
 async def requeue_shot(request: web.Request) -> web.Response:
     """Put the shot's failed jobs back in the queue and clear its blocklist."""
     shot = await shot_or_404(request)
-    if shot["status"] in ("completed", "cancelled"):
-        raise web.HTTPConflict(text=f"a {shot['status']} shot has nothing to requeue")
-    await _transition(request.app[keys.DB].write(job_sql.requeue_failed, shot["id"]))
-    return await _changed(request, shot["id"])
+    return await _transition(request.app[keys.FARM].requeue_failed(shot["id"]))
 
 
 @routes.get("/api/shots/{shot_id}/frames")
@@ -166,7 +149,7 @@ async def shot_frames(request: web.Request) -> web.StreamResponse:
 async def shot_jobs(request: web.Request) -> web.StreamResponse:
     """A shot's jobs with node, attempts and live progress."""
     shot = await listed_shot_or_404(request)
-    dispatcher, db = request.app[keys.DISPATCHER], request.app[keys.DB]
+    farm, db = request.app[keys.FARM], request.app[keys.DB]
 
     async def pages():
         after = (-1, -1)
@@ -174,7 +157,7 @@ async def shot_jobs(request: web.Request) -> web.StreamResponse:
             after = (page[-1]["ordinal"], page[-1]["id"])
             for job in page:
                 del job["ordinal"]
-                job["progress"] = dispatcher.job_progress(job)
+                job["progress"] = farm.job_progress(job)
             yield page
             if len(page) < STREAM_PAGE:
                 return
@@ -189,19 +172,13 @@ async def get_job(request: web.Request) -> web.Response:
     job = await request.app[keys.DB].read(job_sql.get, job_id)
     if job is None:
         raise web.HTTPNotFound(text=f"no job {job_id}")
-    job["progress"] = request.app[keys.DISPATCHER].job_progress(job)
+    job["progress"] = request.app[keys.FARM].job_progress(job)
     return web.json_response(job)
 
 
-async def _transition(change):
+async def _transition(change: Awaitable[dict | None]) -> web.Response:
+    """The shot after a change of state; 409 when its state does not allow the change."""
     try:
-        return await change
+        return web.json_response(await change)
     except ValueError as exc:
         raise web.HTTPConflict(text=str(exc)) from None
-
-
-async def _changed(request: web.Request, shot_id: int) -> web.Response:
-    shot = await request.app[keys.DB].read(shot_sql.get, shot_id, True)
-    request.app[keys.EVENTS].shot_changed(shot_id)
-    request.app[keys.DISPATCHER].kick()
-    return web.json_response(shot)

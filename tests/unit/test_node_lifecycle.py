@@ -11,7 +11,7 @@ from aiohttp import WSMsgType
 from coordinator import keys
 from coordinator.app import create_app
 from coordinator.config import Config
-from coordinator.dispatch import UNDELIVERABLE
+from coordinator.outcomes import UNDELIVERABLE
 from coordinator.store import shots as shot_sql
 from coordinator.validation import ShotSpec
 from tests.unit.test_api import AUTH, TOKEN, _png, create_shot, node_hello

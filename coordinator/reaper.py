@@ -1,0 +1,60 @@
+"""The lease reaper: renews the leases that connected nodes' channels hold and requeues
+the others once they run out (`--lease-timeout`)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from .config import Config
+from .database import Database
+from .outcomes import Outcomes
+from .sessions import ConnectedNodes
+from .store import jobs as job_sql
+from .store import nodes as node_sql
+
+log = logging.getLogger("brender.dispatch")
+
+
+class Reaper:
+    def __init__(self, config: Config, db: Database, sessions: ConnectedNodes,
+                 outcomes: Outcomes):
+        self.config = config
+        self.db = db
+        self.sessions = sessions
+        self.outcomes = outcomes
+        self._rounds = 0
+
+    async def run(self, interval: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.reap(time.time())
+            except Exception as exc:
+                log.error("reaper round failed: %s", exc)
+
+    async def reap(self, now: float) -> int:
+        """Renew the leases of connected nodes; requeue those whose node went silent.
+
+        A connection counts as alive while its WebSocket answers pings, so a node
+        that is killed or unplugged stops renewing and loses its job after the
+        lease timeout; one that reconnects in time resumes it. Only leases within
+        half a timeout of their end are looked at and renewed: a farm of 1,000
+        busy nodes renews a few dozen a second, not all of them every second.
+        """
+        live = {s.node_id for s in self.sessions if not s.ws.closed}
+        # Only a lease its node's channel holds is renewed: one whose assignment never
+        # reached the node runs out like a silent node's.
+        held = {s.attempt_id for s in self.sessions if not s.ws.closed}
+        due = await self.db.read(job_sql.leases_due, now + self.config.lease_timeout / 2)
+        renew = [attempt for attempt, _, _ in due if attempt in held]
+        if renew:
+            await self.db.write(job_sql.renew_leases, renew, self.config.lease_timeout)
+        expired = [attempt for attempt, _, ends in due if attempt not in held and ends < now]
+        for attempt_id in expired:
+            await self.outcomes.requeue(attempt_id,
+                                        "lease expired: its node went silent or never got it")
+        self._rounds += 1
+        if self._rounds % 10 == 0:
+            await self.db.write(node_sql.touch, sorted(live))
+        return len(expired)

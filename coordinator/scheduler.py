@@ -1,0 +1,141 @@
+"""The scheduler: claims jobs for nodes that want work and sends them their assignments.
+
+A node that says "ready" is claimed for at once, in its caller's turn of the loop, not
+in a later round; a round (woken by new shots, requeues, nodes enabled) claims for every
+node still waiting, up to 128 in one transaction.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Iterable
+
+import orjson
+
+from .config import Config
+from .database import Database
+from .farm_events import FarmEvents
+from .outcomes import Outcomes
+from .sessions import ConnectedNodes, NodeSession
+from .store import jobs as job_sql
+from .timings import Timings
+
+log = logging.getLogger("brender.dispatch")
+
+
+class Scheduler:
+    def __init__(self, config: Config, db: Database, sessions: ConnectedNodes,
+                 view: FarmEvents, outcomes: Outcomes):
+        self.config = config
+        self.db = db
+        self.sessions = sessions
+        self.view = view
+        self.outcomes = outcomes
+        self._wake = asyncio.Event()
+        # Seconds from "ready" to "assign" sent: the farm's dispatch latency.
+        self.latencies = Timings()
+
+    def kick(self) -> None:
+        """Work may have become claimable: run a round soon."""
+        self._wake.set()
+
+    async def serve(self, session: NodeSession) -> None:
+        """Claim for a node that wants work now, unless a round will serve it anyway.
+
+        Claims from many nodes still share transactions (the database group-commits
+        the writes that queue together), so a node waits for one commit, not for a
+        round behind every other node's claims and uploads."""
+        if session.takes_work and not self._wake.is_set():
+            await self.claim([session])
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.dispatch_once()
+            except Exception as exc:  # keep dispatching whatever one round hit
+                log.error("dispatch round failed (%s); retrying in a second", exc)
+                await asyncio.sleep(1)
+                self.kick()
+
+    def _idle(self, sessions: Iterable[NodeSession]) -> list[NodeSession]:
+        return [s for s in sessions if s.takes_work]
+
+    async def dispatch_once(self, round_size: int = 128) -> int:
+        """Claim for every idle node (new work, requeues), a group per transaction."""
+        assigned = 0
+        idle = self._idle(self.sessions)
+        now = time.monotonic()
+        for session in idle:
+            if session.dispatched_at is None:  # it waited for work; this round has some
+                session.dispatched_at = now
+        for start in range(0, len(idle), round_size):
+            # Nodes may have been served since the round began: look again.
+            group = self._idle(idle[start:start + round_size])
+            if not group:
+                continue
+            claims = await self.claim(group)
+            assigned += sum(1 for a in claims if a is not None)
+            if claims[-1] is None and not await self.db.read(job_sql.node_specific_limits):
+                break
+        return assigned
+
+    async def claim(self, group: list[NodeSession], finishing: tuple[str, str] | None = None,
+                    ) -> list[job_sql.Assignment | None]:
+        """Claim a job for each node of `group` in one write; `finishing` (attempt,
+        log tail) closes that attempt first, in the same transaction."""
+        nodes = [(s.node_id, s.node["allow_scripts"]) for s in group]
+        settings = (self.config.lease_timeout, self.config.blocklist_threshold,
+                    self.config.target_job_seconds, len(self.sessions))
+        for session in group:
+            session.claiming = True
+        try:
+            if finishing is None:
+                claims = await self.db.write(job_sql.claim_many, nodes, *settings)
+            else:
+                (outcome, job), claims = await self.db.write(
+                    job_sql.finish_then_claim, *finishing, nodes, *settings)
+        finally:
+            for session in group:
+                session.claiming = False
+        if finishing is not None:
+            await self.outcomes.finished(finishing[0], outcome, job)
+        for session, assignment in zip(group, claims):
+            if assignment is not None:
+                await self._send_assignment(session, assignment)
+            else:
+                session.dispatched_at = None
+        return claims
+
+    def _assign_message(self, a: job_sql.Assignment) -> str:
+        """The encoded message; raises when the shot's data cannot be sent (text that is
+        not valid Unicode, a manifest that is not JSON)."""
+        shot, job = a.shot, a.job
+        render = json.loads(shot["render"])
+        message = {"type": "assign", "job": {
+            "job_id": job["id"], "attempt_id": a.attempt_id, "shot_id": shot["id"],
+            "frames": a.frames, "blend_path": shot["blend_path"],
+            "files": json.loads(shot["files"]), "render": render,
+            # Old nodes read these two; null means the file's own.
+            "output_format": render.get("output_format"),
+            "resolution_percentage": render.get("resolution_percentage"),
+            "allow_scripts": bool(shot["allow_scripts"])}}
+        return orjson.dumps(message).decode()
+
+    async def _send_assignment(self, session: NodeSession, a: job_sql.Assignment) -> None:
+        try:
+            message = self._assign_message(a)
+        except Exception as exc:  # this job's data; the round goes on with the others
+            await self.outcomes.undeliverable(a, exc)
+            return
+        session.assigned(a.attempt_id, a.job["id"], a.shot["id"])
+        sent = await session.send_text(message)
+        now = time.monotonic()
+        self.latencies.add(now - (session.dispatched_at or now), now)
+        if not sent:
+            await self.outcomes.requeue(a.attempt_id, "node went away during assignment")
+            return
+        await self.view.job_changed(a.job["id"], a.job)
