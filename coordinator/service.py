@@ -8,8 +8,6 @@ publish events, so each operation's steps are sequenced in one place.
 """
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 
 from .chunking import chunk_frames, fixed_chunks
@@ -27,8 +25,6 @@ from .store import nodes as node_sql
 from .store import shots as shot_sql
 from .timings import Timings
 from .validation import ShotSpec
-
-log = logging.getLogger("brender.dispatch")
 
 
 class Farm:
