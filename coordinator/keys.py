@@ -14,12 +14,12 @@ if TYPE_CHECKING:
     from .storage import Storage
     from .timings import Timings
 
-CONFIG = web.AppKey("config", "Config")
+CONFIG: web.AppKey[Config] = web.AppKey("config")
 TOKEN = web.AppKey("token", str)
-DB = web.AppKey("db", "Database")
-STORAGE = web.AppKey("storage", "Storage")
-EVENTS = web.AppKey("events", "EventBroker")
-FARM = web.AppKey("farm", "Farm")
+DB: web.AppKey[Database] = web.AppKey("db")
+STORAGE: web.AppKey[Storage] = web.AppKey("storage")
+EVENTS: web.AppKey[EventBroker] = web.AppKey("events")
+FARM: web.AppKey[Farm] = web.AppKey("farm")
 DISPATCHER = FARM  # the name the farm had while it was only the dispatcher (tests use it)
-FRAME_PIPELINE = web.AppKey("frame_pipeline", "FramePipeline")
-LOOP_LAG = web.AppKey("loop_lag", "Timings")
+FRAME_PIPELINE: web.AppKey[FramePipeline] = web.AppKey("frame_pipeline")
+LOOP_LAG: web.AppKey[Timings] = web.AppKey("loop_lag")

@@ -5,8 +5,10 @@ import asyncio
 import hmac
 import logging
 import sqlite3
+from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from . import keys
 from .pacing import TooSlow, paced
@@ -20,7 +22,7 @@ OPEN_PATHS = ("/api/openapi.json", "/api/version")
 DECODE_IN_THREAD = 512 * 1024
 
 
-def json_error(status: int, message: str, **extra) -> web.Response:
+def json_error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
@@ -32,7 +34,7 @@ def token_ok(request: web.Request) -> bool:
 
 
 @web.middleware
-async def auth_middleware(request: web.Request, handler):
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     path = request.path
     guarded = path.startswith(("/api/", "/files/"))
     if guarded and path not in OPEN_PATHS:
@@ -45,7 +47,7 @@ async def auth_middleware(request: web.Request, handler):
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler):
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except web.HTTPException as exc:

@@ -67,6 +67,6 @@ def check_job(old: str, new: str) -> None:
         raise TransitionError(f"a {old} job cannot become {new}")
 
 
-def sql_sources(table: dict, new) -> tuple[str, ...]:
+def sql_sources(table: dict, new: str) -> tuple[str, ...]:
     """The states from which `new` may be reached, for `WHERE status IN (...)`."""
     return tuple(old.value for old, targets in table.items() if new in targets)

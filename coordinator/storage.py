@@ -148,7 +148,8 @@ class Storage:
                 digest.update(chunk)
                 pending += chunk
                 if len(pending) >= IN_MEMORY:
-                    spill = spill or await self._in_thread(self._open_temp)
+                    if spill is None:
+                        spill = await self._in_thread(self._open_temp)
                     await self._in_thread(spill.write, bytes(pending))
                     pending.clear()
             sha = digest.hexdigest()

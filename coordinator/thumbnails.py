@@ -36,7 +36,8 @@ def _has_alpha(img: Image.Image) -> bool:
     if img.mode not in ("RGBA", "LA", "PA") and "transparency" not in img.info:
         return False
     alpha = img.getchannel("A") if img.mode in ("RGBA", "LA", "PA") else img.convert("RGBA").getchannel("A")
-    return alpha.getextrema()[0] < 255
+    lowest = alpha.getextrema()[0]  # a single band: (min, max) of numbers
+    return isinstance(lowest, (int, float)) and lowest < 255
 
 
 def _pick_rgba(path: Path) -> np.ndarray:
@@ -65,11 +66,9 @@ def _pick_rgba(path: Path) -> np.ndarray:
             first = channels[names[0]].pixels.astype(np.float32)
             rgb = np.stack([first] * 3, axis=-1)
             return np.concatenate([rgb, np.ones(first.shape + (1,), np.float32)], axis=-1)
-        planes = [channels[n].pixels.astype(np.float32) if n else None for n in picked]
-        r = planes[0]
-        g = planes[1] if planes[1] is not None else r
-        b = planes[2] if planes[2] is not None else r
-        a = planes[3] if planes[3] is not None else np.ones_like(r)
+        r = channels[picked[0]].pixels.astype(np.float32)
+        g, b = ((channels[n].pixels.astype(np.float32) if n else r) for n in picked[1:3])
+        a = channels[picked[3]].pixels.astype(np.float32) if picked[3] else np.ones_like(r)
         return np.stack([r, g, b, a], axis=-1)
 
 

@@ -1,7 +1,7 @@
 """Shots: submit, list, read, change priority, pause/resume/cancel/requeue, delete."""
 from __future__ import annotations
 
-from typing import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 
 from aiohttp import web
 
@@ -132,7 +132,7 @@ async def shot_frames(request: web.Request) -> web.StreamResponse:
         frames, total = await db.read(frame_sql.for_shot, shot["id"], offset, count)
         return web.json_response({"frames": frames, "total": total})
 
-    async def pages():
+    async def pages() -> AsyncIterator[list[dict]]:
         page, _ = await db.read_bulk(frame_sql.for_shot, shot["id"], offset, STREAM_PAGE)
         while page:
             yield page
@@ -151,7 +151,7 @@ async def shot_jobs(request: web.Request) -> web.StreamResponse:
     shot = await listed_shot_or_404(request)
     farm, db = request.app[keys.FARM], request.app[keys.DB]
 
-    async def pages():
+    async def pages() -> AsyncIterator[list[dict]]:
         after = (-1, -1)
         while page := await db.read_bulk(job_sql.page_after, shot["id"], after, STREAM_PAGE):
             after = (page[-1]["ordinal"], page[-1]["id"])
