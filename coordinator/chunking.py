@@ -1,7 +1,7 @@
 """Splitting a shot's frames into jobs."""
 from __future__ import annotations
 
-MAX_FRAMES = 100_000
+from brender_protocol.shot import MAX_FRAMES
 
 
 def frame_numbers(start: int, end: int, step: int) -> list[int]:

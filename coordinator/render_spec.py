@@ -4,30 +4,21 @@ file is rendered. Absent means the file's own setting."""
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
+
+from brender_protocol import shot as shot_rules
+from brender_protocol.formats import (COLOR_DEPTHS, COLOR_MODES, EXR_CODECS, EXR_FORMATS,
+                                      FORMAT_DEPTHS, NO_ALPHA, OUTPUT_FORMATS)
 
 from . import validation
 from .chunking import MAX_FRAMES, frame_numbers
-from .validation import OUTPUT_FORMATS, ValidationError
+from .validation import ValidationError
 
-EXR_FORMATS = ("OPEN_EXR", "OPEN_EXR_MULTILAYER")
-# The depths Blender offers per format; formats not listed have 8 bits only.
-COLOR_DEPTHS = {"PNG": ("8", "16"), "TIFF": ("8", "16"), "OPEN_EXR": ("16", "32"),
-                "OPEN_EXR_MULTILAYER": ("16", "32")}
-COLOR_MODES = ("BW", "RGB", "RGBA")
-EXR_CODECS = ("NONE", "PXR24", "ZIP", "PIZ", "RLE", "ZIPS", "B44", "B44A", "DWAA", "DWAB")
-NAME_KEYS = ("scene", "camera", "view_transform", "look")
-RENDER_KEYS = NAME_KEYS + (
-    "view_layers", "output_format", "color_depth", "color_mode", "exr_codec", "exposure",
-    "film_transparent", "resolution_x", "resolution_y", "resolution_percentage")
-# Top-level fields of old clients that mean the same as these keys inside `render`.
-LEGACY_KEYS = ("output_format", "resolution_percentage")
-MAX_NAME = 255          # Blender's data-block names are shorter still
-MAX_VIEW_LAYERS = 1000
-MAX_MISSING = 10_000
-MAX_FRAMES_TEXT = 100_000
-FRAME_ITEM = re.compile(r"^\s*(-?\d{1,7})\s*(?:-\s*(-?\d{1,7})\s*)?$")
+NAME_KEYS = shot_rules.NAME_KEYS
+RENDER_KEYS = shot_rules.RENDER_KEYS
+LEGACY_KEYS = shot_rules.LEGACY_KEYS
+MAX_NAME = shot_rules.MAX_RENDER_NAME
+MAX_MISSING = shot_rules.MAX_MISSING
 
 
 def output_format(value: Any, field: str) -> str:
@@ -73,7 +64,8 @@ def _checked(given: dict) -> dict:
             out[key] = _name(given, key)
     if "view_layers" in given:
         layers = given["view_layers"]
-        if not isinstance(layers, list) or not layers or len(layers) > MAX_VIEW_LAYERS:
+        if not isinstance(layers, list) or not layers \
+                or len(layers) > shot_rules.MAX_VIEW_LAYERS:
             raise ValidationError("view_layers", "must be a non-empty list of view layer names")
         names = [_name({"view_layers": v}, "view_layers") for v in layers]
         if len(set(names)) != len(names):
@@ -87,16 +79,16 @@ def _checked(given: dict) -> dict:
         depth = given["color_depth"]
         depth = str(depth) if isinstance(depth, (str, int)) and not isinstance(depth, bool) \
             else ""
-        if depth not in ("8", "16", "32"):
+        if depth not in COLOR_DEPTHS:
             raise ValidationError("color_depth", 'must be "8", "16" or "32"')
-        if fmt and depth not in COLOR_DEPTHS.get(fmt, ("8",)):
+        if fmt and depth not in FORMAT_DEPTHS.get(fmt, ("8",)):
             raise ValidationError("color_depth", f"{fmt} has no {depth}-bit colour")
         out["color_depth"] = depth
     if "color_mode" in given:
         mode = given["color_mode"]
         if mode not in COLOR_MODES:
             raise ValidationError("color_mode", f"must be one of {', '.join(COLOR_MODES)}")
-        if mode == "RGBA" and fmt in ("JPEG", "BMP"):
+        if mode == "RGBA" and fmt in NO_ALPHA:
             raise ValidationError("color_mode", f"{fmt} has no alpha channel")
         out["color_mode"] = mode
     if "exr_codec" in given:
@@ -109,8 +101,10 @@ def _checked(given: dict) -> dict:
     if "exposure" in given:
         exposure = given["exposure"]
         if isinstance(exposure, bool) or not isinstance(exposure, (int, float)) \
-                or not math.isfinite(exposure) or not -32 <= exposure <= 32:
-            raise ValidationError("exposure", "must be a number between -32 and 32")
+                or not math.isfinite(exposure) \
+                or not shot_rules.EXPOSURE[0] <= exposure <= shot_rules.EXPOSURE[1]:
+            raise ValidationError("exposure", "must be a number between {} and {}".format(
+                *shot_rules.EXPOSURE))
         out["exposure"] = float(exposure)
     if "film_transparent" in given:
         if not isinstance(given["film_transparent"], bool):
@@ -118,10 +112,10 @@ def _checked(given: dict) -> dict:
         out["film_transparent"] = given["film_transparent"]
     for key in ("resolution_x", "resolution_y"):
         if key in given:
-            out[key] = validation._int(given, key, None, 4, 65536)
+            out[key] = validation._int(given, key, None, *shot_rules.RESOLUTION)
     if "resolution_percentage" in given:
         out["resolution_percentage"] = validation._int(given, "resolution_percentage", None,
-                                                       1, 1000)
+                                                       *shot_rules.RESOLUTION_PERCENTAGE)
     return out
 
 
@@ -148,17 +142,16 @@ def frame_list(body: dict) -> tuple[list[int], str | None]:
         return frame_numbers(start, end, step), None
     if not isinstance(text, str) or not text.strip():
         raise ValidationError("frames", 'must be a list of frames such as "1-10,20,30-40"')
-    if len(text) > MAX_FRAMES_TEXT:
-        raise ValidationError("frames", f"is longer than {MAX_FRAMES_TEXT} characters")
+    if len(text) > shot_rules.MAX_FRAMES_TEXT:
+        raise ValidationError("frames", f"is longer than {shot_rules.MAX_FRAMES_TEXT} characters")
+    try:
+        items = shot_rules.frame_items(text)
+    except shot_rules.BadFrameItem as exc:
+        if exc.reversed:
+            raise ValidationError("frames", f"{exc.item!r} ends before it starts") from None
+        raise ValidationError("frames", f"{exc.item[:40]!r} is not N or A-B") from None
     ranges, listed = [], 0
-    for item in text.split(","):
-        match = FRAME_ITEM.match(item)
-        if not match:
-            raise ValidationError("frames", f"{item.strip()[:40]!r} is not N or A-B")
-        first = int(match[1])
-        last = int(match[2]) if match[2] is not None else first
-        if last < first:
-            raise ValidationError("frames", f"{item.strip()!r} ends before it starts")
+    for first, last in items:
         listed += (last - first) // step + 1
         # Overlaps are allowed, but not a list that names millions of frames.
         if listed > validation.FRAME_LIMIT:
@@ -178,7 +171,7 @@ def chunking(body: dict) -> tuple[int | None, str]:
     size = body.get("chunk_size")
     if size is None or size == "auto":
         return None, "auto"
-    return validation._int(body, "chunk_size", None, 1, MAX_FRAMES), "fixed"
+    return validation._int(body, "chunk_size", None, 1, shot_rules.MAX_CHUNK), "fixed"
 
 
 def missing_files(body: dict) -> list[dict]:

@@ -10,85 +10,25 @@ import json
 import re
 import reprlib
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Any
 
 import orjson
+from brender_protocol import shot as shot_rules
+from brender_protocol.errors import FieldError as ValidationError
+from brender_protocol.formats import OUTPUT_FORMATS
+from brender_protocol.text import (MAX_PATH, SHA256, file_tree_problem, name_text,
+                                   relative_path, sha256, text, text_problem)
+
+__all__ = ["MAX_PATH", "OUTPUT_FORMATS", "SHA256", "ShotSpec", "ValidationError", "file_tree_problem",
+           "name_text", "parse_json", "positive_id", "priority", "relative_path", "sha256",
+           "shot_spec", "text", "text_problem", "whole_number"]
 
 
-# Frame file extension per output format (CONTRACT.md "Frame file names").
-OUTPUT_FORMATS = {
-    "PNG": "png",
-    "JPEG": "jpg",
-    "OPEN_EXR": "exr",
-    "OPEN_EXR_MULTILAYER": "exr",
-    "TIFF": "tif",
-    "BMP": "bmp",
-    "TARGA": "tga",
-    "WEBP": "webp",
-}
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
-FRAME_LIMIT = 1_000_000
-MAX_FILES = 100_000
-MAX_PATH = 1024
-MAX_PART_BYTES = 255        # a file name on every file system nodes use
+FRAME_LIMIT = shot_rules.FRAME_LIMIT
+MAX_FILES = shot_rules.MAX_FILES
 MAX_DEPTH = 32              # the deepest document the API takes is 4 levels
 MAX_NUMBER_DIGITS = 20      # beyond int64: no field of ours takes such a number
 ASCII_INT = re.compile(r"-?[0-9]{1,18}")
-# C0, DEL and C1 controls; NUL among them.
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-# Bidirectional overrides and marks: they make a name display as something it is not.
-BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-# What Windows refuses in a file name, and its reserved device names (any extension).
-WINDOWS_CHARS = re.compile(r'[<>:"|?*]')
-WINDOWS_RESERVED = re.compile(r"^(CON|PRN|AUX|NUL|CONIN\$|CONOUT\$|COM[0-9\u00b9\u00b2\u00b3]|"
-                              r"LPT[0-9\u00b9\u00b2\u00b3])(\..*)?$", re.IGNORECASE)
-
-
-class ValidationError(ValueError):
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
-def text_problem(value: str, controls: bool = False) -> str | None:
-    """Why `value` is not text the farm can store and send on, or None.
-
-    Lone surrogates (what `json.dumps` of a `Path` made from a Latin-1 file name
-    gives) cannot be encoded as UTF-8: the database would keep them and every later
-    message carrying them would fail. `controls=True` allows control characters
-    other than NUL (free text such as a log tail)."""
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return "must be valid Unicode text (it holds a lone surrogate)"
-    if "\x00" in value:
-        return "must not contain NUL characters"
-    if not controls and CONTROL.search(value):
-        return "must not contain control characters"
-    return None
-
-
-def text(value: Any, field: str, max_len: int = 200) -> str:
-    """A string of valid, encodable Unicode without control characters."""
-    if not isinstance(value, str):
-        raise ValidationError(field, "must be a string")
-    if len(value) > max_len:
-        raise ValidationError(field, f"is longer than {max_len} characters")
-    problem = text_problem(value)
-    if problem:
-        raise ValidationError(field, problem)
-    return value
-
-
-def name_text(value: Any, field: str, max_len: int = 200) -> str:
-    """`text` that is also shown to people: no bidirectional controls either."""
-    value = text(value, field, max_len)
-    if BIDI.search(value):
-        raise ValidationError(field, "must not contain bidirectional control characters")
-    return value
 
 
 def whole_number(raw: Any, field: str, lo: int = 0, hi: int = (1 << 63) - 1) -> int:
@@ -181,63 +121,6 @@ def document_problem(doc: Any, field: str = "body") -> tuple[str, str] | None:
     return None
 
 
-def sha256(value: Any, field: str = "sha256") -> str:
-    if not isinstance(value, str) or not SHA256.match(value):
-        raise ValidationError(field, "must be 64 lowercase hex digits")
-    return value
-
-
-def relative_path(value: Any, field: str = "path") -> str:
-    """A project-relative POSIX path that cannot leave its root and that every node
-    (Linux, macOS, Windows) can create as it is."""
-    if not isinstance(value, str) or not value or len(value) > MAX_PATH:
-        raise ValidationError(field, "must be a non-empty relative path")
-    problem = text_problem(value)
-    if problem:
-        raise ValidationError(field, problem)
-    if "\\" in value:
-        raise ValidationError(field, "must use '/' and no control characters")
-    if BIDI.search(value):
-        raise ValidationError(field, "must not contain bidirectional control characters")
-    path = PurePosixPath(value)
-    if path.is_absolute() or re.match(r"^[A-Za-z]:", value):
-        raise ValidationError(field, "must be relative")
-    parts = value.split("/")
-    if any(part in ("..", ".", "") for part in parts):
-        raise ValidationError(field, "must not contain '..', '.' or empty parts")
-    for part in parts:
-        if WINDOWS_CHARS.search(part):
-            raise ValidationError(field, f"{part[:40]!r}: Windows cannot name a file with "
-                                  'any of < > : " | ? *')
-        if part[-1] in ". " or WINDOWS_RESERVED.match(part.rstrip(" .")):
-            raise ValidationError(field, f"{part[:40]!r} is a name Windows cannot create "
-                                  "(a device name, or ending in '.' or ' ')")
-        if len(part.encode()) > MAX_PART_BYTES:
-            raise ValidationError(field, f"has a part longer than {MAX_PART_BYTES} bytes")
-    return value
-
-
-def file_tree_problem(paths: list[str], field: str = "files") -> tuple[str, str] | None:
-    """(field, message) when the paths cannot all be laid out in one folder tree:
-    one is also a folder of another ("a" beside "a/s.blend"), or two differ only in
-    case (one file on Windows and macOS)."""
-    folded: dict[str, int] = {}
-    for i, path in enumerate(paths):
-        key = path.casefold()
-        if key in folded:
-            return f"{field}[{i}].path", f"differs from files[{folded[key]}].path only in " \
-                "case: Windows and macOS nodes cannot keep both"
-        folded[key] = i
-    for i, path in enumerate(paths):
-        parts = path.casefold().split("/")
-        for end in range(1, len(parts)):
-            folder = "/".join(parts[:end])
-            if folder in folded:
-                return f"{field}[{folded[folder]}].path", f"is a file, and a folder of " \
-                    f"files[{i}].path: no node can lay out both"
-    return None
-
-
 @dataclass
 class ShotSpec:
     name: str
@@ -271,7 +154,7 @@ def _int(body: dict, key: str, default: Any = None, lo: int = -FRAME_LIMIT,
     return value
 
 
-def _str(body: dict, key: str, default: Any = None, max_len: int = 200) -> str:
+def _str(body: dict, key: str, default: Any = None, max_len: int = shot_rules.MAX_NAME) -> str:
     value = body.get(key, default)
     if value is None:
         raise ValidationError(key, "is required")
@@ -312,16 +195,16 @@ def shot_spec(body: Any) -> ShotSpec:
     frames, frames_text = render_spec.frame_list(body)
     chunk_size, chunk_mode = render_spec.chunking(body)
     fps = body.get("fps", 24)
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 1000:
-        raise ValidationError("fps", "must be a number between 0 and 1000")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= shot_rules.MAX_FPS:
+        raise ValidationError("fps", f"must be a number between 0 and {shot_rules.MAX_FPS}")
     allow_scripts = body.get("allow_scripts", False)
     if not isinstance(allow_scripts, bool):
         raise ValidationError("allow_scripts", "must be true or false")
     return ShotSpec(
         name=name, blend_path=blend_path, files=clean, frame_start=frames[0],
         frame_end=frames[-1], frame_step=_int(body, "frame_step", 1, 1, FRAME_LIMIT),
-        chunk_size=chunk_size, priority=_int(body, "priority", 50, 0, 100),
-        fps=float(fps), submitted_by=_str(body, "submitted_by", "", 100),
+        chunk_size=chunk_size, priority=_int(body, "priority", shot_rules.DEFAULT_PRIORITY, *shot_rules.PRIORITY),
+        fps=float(fps), submitted_by=_str(body, "submitted_by", "", shot_rules.MAX_SUBMITTED_BY),
         allow_scripts=allow_scripts, render=render_spec.render_overrides(body),
         frames=frames, frames_text=frames_text, chunk_mode=chunk_mode,
         missing=render_spec.missing_files(body))
@@ -330,4 +213,4 @@ def shot_spec(body: Any) -> ShotSpec:
 def priority(body: Any) -> int:
     if not isinstance(body, dict):
         raise ValidationError("body", "must be a JSON object")
-    return _int(body, "priority", None, 0, 100)
+    return _int(body, "priority", None, *shot_rules.PRIORITY)
