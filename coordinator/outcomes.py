@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from brender_protocol import messages
+
 from .config import Config
 from .database import Database
 from .farm_events import FarmEvents
@@ -87,4 +89,4 @@ class Outcomes:
         for job in attempts:
             session = self.sessions.get(job["node_id"])
             if session is not None and session.released(job["attempt_id"]):
-                await session.send({"type": "cancel", "attempt_id": job["attempt_id"]})
+                await session.send(messages.cancel(job["attempt_id"]))

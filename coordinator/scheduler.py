@@ -13,6 +13,7 @@ import time
 from typing import Iterable
 
 import orjson
+from brender_protocol import messages
 
 from .config import Config
 from .database import Database
@@ -115,14 +116,9 @@ class Scheduler:
         not valid Unicode, a manifest that is not JSON)."""
         shot, job = a.shot, a.job
         render = json.loads(shot["render"])
-        message = {"type": "assign", "job": {
-            "job_id": job["id"], "attempt_id": a.attempt_id, "shot_id": shot["id"],
-            "frames": a.frames, "blend_path": shot["blend_path"],
-            "files": json.loads(shot["files"]), "render": render,
-            # Old nodes read these two; null means the file's own.
-            "output_format": render.get("output_format"),
-            "resolution_percentage": render.get("resolution_percentage"),
-            "allow_scripts": bool(shot["allow_scripts"])}}
+        message = messages.assign(job["id"], a.attempt_id, shot["id"], a.frames,
+                                  shot["blend_path"], json.loads(shot["files"]), render,
+                                  bool(shot["allow_scripts"]))
         return orjson.dumps(message).decode()
 
     async def _send_assignment(self, session: NodeSession, a: job_sql.Assignment) -> None:

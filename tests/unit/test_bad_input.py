@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from coordinator.app import create_app
 from coordinator.config import Config
 from coordinator.openapi import documented_routes
-from coordinator.routes.node_ws import parse_hello
+from brender_protocol.messages import parse_hello
 from coordinator.validation import ValidationError
 
 TOKEN = "t0ken"

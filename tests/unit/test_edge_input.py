@@ -10,7 +10,7 @@ from yarl import URL
 
 from coordinator.app import create_app
 from coordinator.config import Config
-from coordinator.routes.node_ws import parse_hello
+from brender_protocol.messages import parse_hello
 from coordinator.validation import ValidationError
 
 TOKEN = "t0ken"
