@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+from brender_protocol import messages
 
 from . import __version__
 from .blender import BlenderFailed, blender_version
@@ -66,12 +67,11 @@ class Agent:
         self.node_id = node_id
 
     def hello(self) -> dict:
-        return {"type": "hello", "node_id": self.node_id, "name": self.config.name,
-                "hostname": socket.gethostname(), "platform": platform.platform(terse=True),
-                "blender_version": self.blender_version, "cpu_count": os.cpu_count() or 1,
-                "tags": self.config.tags, "allow_scripts": self.config.options.allow_scripts,
-                "running_attempt": self.job["attempt_id"] if self.job else None,
-                "agent_version": __version__}
+        return messages.hello(
+            self.node_id, self.config.name, socket.gethostname(),
+            platform.platform(terse=True), self.blender_version, os.cpu_count() or 1,
+            self.config.tags, self.config.options.allow_scripts,
+            self.job["attempt_id"] if self.job else None, __version__)
 
     # -- main loop ---------------------------------------------------------------
     async def run(self) -> None:
@@ -127,13 +127,13 @@ class Agent:
             report, self.pending_report = self.pending_report, None
             asked = False  # whether the report already asked for the next job
             if report and self.job and welcome.get("resume_attempt"):
-                asked = report["type"] == "job_done" and "ready_in_report" in self.features \
-                    and not self.stopping.is_set()
+                asked = report["type"] == "job_done" and not self.stopping.is_set() \
+                    and messages.READY_IN_REPORT in self.features
                 report["ready"] = asked
                 self._job_finished()  # first: the answer may be the next job
                 await self._send(report)
             if self.job is None and not asked:
-                await self._send({"type": "ready"})
+                await self._send(messages.ready())
             beat = asyncio.create_task(self._heartbeat(welcome.get("heartbeat_interval", 5)))
             try:
                 async for msg in ws:
@@ -148,7 +148,7 @@ class Agent:
     async def _heartbeat(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
-            await self._send({"type": "heartbeat"})
+            await self._send(messages.heartbeat())
 
     async def _send(self, message: dict) -> bool:
         ws = self.ws
@@ -172,7 +172,7 @@ class Agent:
             if self.job and msg.get("attempt_id") == self.job["attempt_id"]:
                 log.info("job %s cancelled by the coordinator", self.job["job_id"])
                 await self._stop_job()
-                await self._send({"type": "ready"})
+                await self._send(messages.ready())
         elif kind == "error":
             log.warning("coordinator says: %s", msg.get("error"))
 
@@ -183,42 +183,40 @@ class Agent:
                  job["shot_id"])
 
         def progress(frame: int, sample: int, samples: int) -> None:
-            message = {"type": "progress", "attempt_id": attempt, "frame": frame,
-                       "sample": sample, "samples": samples}
+            message = messages.progress(attempt, frame, sample, samples)
             asyncio.get_running_loop().create_task(self._send(message))
 
         def render_settings(settings: dict) -> None:
-            message = {"type": "render_settings", "attempt_id": attempt, "settings": settings}
+            message = messages.render_settings(attempt, settings)
             asyncio.get_running_loop().create_task(self._send(message))
 
         report: dict | None
         try:
             log_tail = await self.renderer.run(job, self.http, self.base, progress, self.farm,
                                                render_settings)
-            report = {"type": "job_done", "attempt_id": attempt, "log_tail": log_tail}
+            report = messages.job_done(attempt, log_tail)
             self.jobs_done += 1
         except LeaseLost:
             log.info("job %s: our lease was taken back; dropping it", job["job_id"])
             report = None
         except BlenderFailed as exc:
             log.warning("job %s failed: %s", job["job_id"], exc.reason)
-            report = {"type": "job_failed", "attempt_id": attempt, "reason": exc.reason,
-                      "log_tail": exc.log_tail}
+            report = messages.job_failed(attempt, exc.reason, exc.log_tail)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # report anything else rather than go silent
             log.exception("job %s crashed the runner", job["job_id"])
-            report = {"type": "job_failed", "attempt_id": attempt,
-                      "reason": f"node error: {type(exc).__name__}: {exc}", "log_tail": ""}
-        # A coordinator that can, answers the report with the next job: one round trip.
-        ready_in_report = report is not None and report["type"] == "job_done" and \
-            "ready_in_report" in self.features and not self.stopping.is_set()
-        if ready_in_report:
-            report["ready"] = True
+            report = messages.job_failed(attempt, f"node error: {type(exc).__name__}: {exc}",
+                                         "")
         if report is None:
             self._job_finished()
-            await self._send({"type": "ready"})
+            await self._send(messages.ready())
             return
+        # A coordinator that can, answers the report with the next job: one round trip.
+        ready_in_report = report["type"] == "job_done" and not self.stopping.is_set() \
+            and messages.READY_IN_REPORT in self.features
+        if ready_in_report:
+            report["ready"] = True
         held = self.job, self.job_task
         # Before sending: the coordinator's answer to a ready report is the next job.
         self._job_finished()
@@ -227,7 +225,7 @@ class Agent:
             self.job, self.job_task = held
             self.pending_report = report
         elif not ready_in_report:
-            await self._send({"type": "ready"})
+            await self._send(messages.ready())
 
     def _job_finished(self) -> None:
         self.job, self.job_task = None, None
@@ -268,7 +266,7 @@ class Agent:
     async def _goodbye(self) -> None:
         """SIGTERM: stop Blender, hand the job back, say goodbye."""
         await self._stop_job()
-        await self._send({"type": "goodbye"})
+        await self._send(messages.goodbye())
         if self.ws is not None:
             await self.ws.close()
 

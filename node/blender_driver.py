@@ -13,40 +13,51 @@ render the same file with the same settings. Every line meant for the node start
 BRENDER_: READY, SETTINGS (the effective settings), FRAME (a frame is written), DONE,
 FAILED (a reason that is the shot's, e.g. a bad override), ERROR, WARNING.
 """
+from __future__ import annotations
+
 import argparse
 import importlib.util
 import json
 import os
 import sys
 import time
+from types import ModuleType
+from typing import Any
 
 import bpy
 
 
-def _load(name, filename):
-    """A module next to this script, under a name of its own: the node's folder stays
-    off sys.path, so its modules never shadow those a shot's scripts import."""
-    spec = importlib.util.spec_from_file_location(
-        name, os.path.join(os.path.dirname(os.path.abspath(__file__)), filename))
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _load(name: str, path: str) -> ModuleType:
+    """A module of the farm's by its path, under a name of its own: the node's folder
+    stays off sys.path, so its modules never shadow those a shot's scripts import."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
 
-outputs = _load("brender_outputs", "outputs.py")
-blender_settings = _load("brender_blender_settings", "blender_settings.py")
+# brender_protocol sits beside node/, in a checkout as in an installed package.
+formats = _load("brender_formats", os.path.join(HERE, os.pardir, "brender_protocol",
+                                                "formats.py"))
+outputs = _load("brender_outputs", os.path.join(HERE, "outputs.py"))
+blender_settings = _load("brender_blender_settings", os.path.join(HERE, "blender_settings.py"))
 
 
-def emit(kind, **data):
+def emit(kind: str, **data: Any) -> None:
     print(f"BRENDER_{kind} {json.dumps(data)}", flush=True)
 
 
-def warn(message):
+def warn(message: str) -> None:
     emit("WARNING", message=message)
 
 
-def prepare(render):
+def prepare(render: dict) -> bpy.types.Scene:
     """Make the loaded file ready; report what it will render with."""
     scene = blender_settings.prepare(render, warn)
     emit("SETTINGS", **blender_settings.effective(scene))
@@ -54,8 +65,10 @@ def prepare(render):
     return scene
 
 
-def render_frame(scene, number, outdir):
-    base = os.path.join(outdir, f"frame_{'-' if number < 0 else ''}{abs(number):06d}")
+def render_frame(scene: bpy.types.Scene | None, number: int, outdir: str) -> None:
+    if scene is None:
+        raise RuntimeError("a spare Blender renders once it has opened a file")
+    base = os.path.join(outdir, formats.frame_stem(number))
     scene.render.filepath = base
     scene.frame_set(number)
     extras_dir = outputs.frame_dir(outdir, number)
@@ -71,7 +84,7 @@ def render_frame(scene, number, outdir):
          format=scene.render.image_settings.file_format)
 
 
-def open_file(request):
+def open_file(request: dict) -> bpy.types.Scene:
     if bpy.data.filepath:
         raise RuntimeError("only a spare Blender (started without a file) opens one")
     # With its UI, as `blender -b FILE` loads it: the file's window picks its active scene.
@@ -79,7 +92,7 @@ def open_file(request):
     return prepare(request.get("render") or {})
 
 
-def main():
+def main() -> None:
     argv = sys.argv[sys.argv.index("--") + 1:] if "--" in sys.argv else []
     parser = argparse.ArgumentParser(prog="blender_driver")
     parser.add_argument("--outdir", required=True)
@@ -87,10 +100,10 @@ def main():
     parser.add_argument("--frames", default="")
     parser.add_argument("--serve", action="store_true")
     args = parser.parse_args(argv)
+    scene: bpy.types.Scene | None = None
     if bpy.data.filepath:
         scene = prepare(args.render)
-    else:
-        scene = None  # a spare: nothing to prepare until a file is opened
+    else:  # a spare: nothing to prepare until a file is opened
         emit("READY", blender=bpy.app.version_string, file="")
     if not args.serve:
         for number in (int(x) for x in args.frames.split(",") if x.strip()):

@@ -6,20 +6,29 @@ The file's own settings are the default; a shot's `render` overrides change only
 keys they set. A bad override (a scene, camera or view layer the file does not have, a
 colour mode the format cannot write) raises BadOverride naming it.
 """
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any, Callable, Iterable
+
 import bpy
 
-# The still formats the farm stores (CONTRACT.md); anything else cannot be uploaded.
-STORED_FORMATS = ("PNG", "JPEG", "OPEN_EXR", "OPEN_EXR_MULTILAYER", "TIFF", "BMP", "TARGA",
-                  "WEBP")
-MOVIE_FORMATS = ("FFMPEG", "AVI_JPEG", "AVI_RAW")
-EXR_FORMATS = ("OPEN_EXR", "OPEN_EXR_MULTILAYER")
+# brender_protocol/formats.py, loaded by its path by blender_driver.py first (the
+# farm's packages stay off Blender's sys.path); the package's outside Blender.
+formats = sys.modules.get("brender_formats") or importlib.import_module("brender_protocol.formats")
+# The still formats the farm stores; anything else cannot be uploaded.
+STORED_FORMATS = tuple(formats.OUTPUT_FORMATS)
+MOVIE_FORMATS = formats.MOVIE_FORMATS
+EXR_FORMATS = formats.EXR_FORMATS
+Warn = Callable[[str], None]
 
 
 class BadOverride(Exception):
     """The shot asks for something this file cannot do; the reason names it."""
 
 
-def prepare(render, warn):
+def prepare(render: dict, warn: Warn) -> bpy.types.Scene:
     """Apply `render` (the shot's overrides) to the loaded file; returns the scene."""
     scene = _choose_scene(render.get("scene"))
     if render.get("camera") is not None:
@@ -44,11 +53,15 @@ def prepare(render, warn):
     return scene
 
 
-def _choose_scene(name):
-    window = bpy.context.window or next(iter(bpy.context.window_manager.windows), None)
+def _choose_scene(name: str | None) -> bpy.types.Scene:
+    manager = bpy.context.window_manager
+    window = bpy.context.window or next(iter(manager.windows if manager else ()), None)
     if name is None:
         # The file's active scene, as `blender -b FILE -f N` renders it.
-        return window.scene if window is not None else bpy.context.scene
+        active = window.scene if window is not None else bpy.context.scene
+        if active is None:
+            raise BadOverride("render.scene: the file has no scene")
+        return active
     scene = bpy.data.scenes.get(name)
     if scene is None:
         raise BadOverride(f"render.scene: no scene '{name}' in the file "
@@ -59,7 +72,7 @@ def _choose_scene(name):
     return scene
 
 
-def _set_camera(scene, name):
+def _set_camera(scene: bpy.types.Scene, name: str) -> None:
     camera = bpy.data.objects.get(name)
     if camera is None or camera.type != "CAMERA" or name not in scene.objects:
         cameras = [o for o in scene.objects if o.type == "CAMERA"]
@@ -71,7 +84,7 @@ def _set_camera(scene, name):
         marker.camera = None
 
 
-def _set_view_layers(scene, names):
+def _set_view_layers(scene: bpy.types.Scene, names: list[str]) -> None:
     missing = [n for n in names if n not in scene.view_layers]
     if missing:
         raise BadOverride(f"render.view_layers: no view layer '{missing[0]}' in scene "
@@ -80,7 +93,7 @@ def _set_view_layers(scene, names):
         layer.use = layer.name in names
 
 
-def _set_output(scene, render, warn):
+def _set_output(scene: bpy.types.Scene, render: dict, warn: Warn) -> None:
     image = scene.render.image_settings
     fmt = render.get("output_format")
     if fmt is not None:
@@ -102,7 +115,7 @@ def _set_output(scene, render, warn):
             continue
         _set_enum(image, key, str(value), f"render.{key}",
                   f"{image.file_format} cannot be written with {key} {value}")
-    view = scene.view_settings
+    view = _view_settings(scene)
     if render.get("view_transform") is not None:
         _set_enum(view, "view_transform", render["view_transform"], "render.view_transform",
                   f"no view transform '{render['view_transform']}' in this Blender")
@@ -113,14 +126,21 @@ def _set_output(scene, render, warn):
         view.exposure = float(render["exposure"])
 
 
-def _set_enum(owner, key, value, field, why):
+def _view_settings(scene: bpy.types.Scene) -> bpy.types.ColorManagedViewSettings:
+    view = scene.view_settings
+    if view is None:  # Blender always sets it; the stubs type every pointer optional
+        raise BadOverride(f"scene '{scene.name}' has no colour management settings")
+    return view
+
+
+def _set_enum(owner: Any, key: str, value: str, field: str, why: str) -> None:
     try:
         setattr(owner, key, value)
     except TypeError:
         raise BadOverride(f"{field}: {why}") from None
 
 
-def _disable_missing_denoiser(scene, warn):
+def _disable_missing_denoiser(scene: bpy.types.Scene, warn: Warn) -> None:
     """A Blender built without OpenImageDenoise fails every denoised frame: render
     without it and say so, rather than fail the shot on this node."""
     if scene.render.engine != "CYCLES" or not scene.cycles.use_denoising:
@@ -136,14 +156,14 @@ def _disable_missing_denoiser(scene, warn):
         warn("this Blender has no OpenImageDenoise: rendering without denoising")
 
 
-def effective(scene):
+def effective(scene: bpy.types.Scene) -> dict[str, Any]:
     """The settings a frame is rendered with, for the coordinator's `settings_used`."""
-    render, image, view = scene.render, scene.render.image_settings, scene.view_settings
+    render, image, view = scene.render, scene.render.image_settings, _view_settings(scene)
     samples = None
     if render.engine == "CYCLES":
         samples = scene.cycles.samples
-    elif hasattr(scene, "eevee"):
-        samples = scene.eevee.taa_render_samples
+    elif (eevee := getattr(scene, "eevee", None)) is not None:
+        samples = eevee.taa_render_samples
     return {
         "scene": scene.name,
         "camera": scene.camera.name if scene.camera else None,
@@ -166,6 +186,6 @@ def effective(scene):
     }
 
 
-def _names(items):
+def _names(items: Iterable[Any]) -> str:
     names = sorted(item.name for item in items)[:20]
     return ", ".join(f"'{n}'" for n in names) if names else "none"

@@ -17,17 +17,21 @@ folder. The main frame of a multiview render is its first view.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 MANIFEST = "manifest.json"
-EXTENSIONS = {"PNG": ".png", "JPEG": ".jpg", "OPEN_EXR": ".exr",
-              "OPEN_EXR_MULTILAYER": ".exr", "TIFF": ".tif", "BMP": ".bmp",
-              "TARGA": ".tga", "TARGA_RAW": ".tga", "WEBP": ".webp", "JPEG2000": ".jp2",
-              "HDR": ".hdr", "CINEON": ".cin", "DPX": ".dpx", "IRIS": ".rgb"}
+# Inside Blender, blender_driver.py has loaded brender_protocol/formats.py by its path
+# (the farm's packages stay off Blender's sys.path); in the node it is the package's.
+FORMATS_MODULE = "brender_formats"
+formats = sys.modules.get(FORMATS_MODULE) or importlib.import_module("brender_protocol.formats")
+EXTENSIONS = {fmt: f".{ext}" for fmt, ext in formats.STILL_FORMATS.items()}
 HASHES = re.compile(r"#+")
 
 
@@ -45,7 +49,7 @@ def frame_dir(outdir: str | Path, number: int) -> str:
     return os.path.join(str(outdir), "outputs", str(number))
 
 
-def file_output_nodes(scene) -> list[tuple[str, object]]:
+def file_output_nodes(scene: Any) -> list[tuple[str, Any]]:
     """(name, node) of every File Output node the compositor runs, in node groups too
     (named `<group node>/<node>`); a group used twice is visited once."""
     tree = getattr(scene, "compositing_node_group", None)  # Blender 5
@@ -53,9 +57,10 @@ def file_output_nodes(scene) -> list[tuple[str, object]]:
         tree = getattr(scene, "node_tree", None)
     if tree is None or not getattr(scene.render, "use_compositing", True):
         return []
-    found, seen = [], set()
+    found: list[tuple[str, Any]] = []
+    seen: set[int] = set()
 
-    def walk(tree, prefix: str) -> None:
+    def walk(tree: Any, prefix: str) -> None:
         for node in tree.nodes:
             if node.mute:
                 continue
@@ -69,7 +74,7 @@ def file_output_nodes(scene) -> list[tuple[str, object]]:
     return found
 
 
-def redirect(scene, folder: str) -> list[tuple]:
+def redirect(scene: Any, folder: str) -> list[tuple]:
     """Point every File Output node at `folder/<index>/`; returns what `collect`
     needs to name the files: (node name, its folder, [(slot path, format)], multilayer
     file stem or None) per node."""
@@ -81,7 +86,7 @@ def redirect(scene, folder: str) -> list[tuple]:
         if hasattr(node, "base_path"):
             multilayer = fmt == "OPEN_EXR_MULTILAYER"
             stem = os.path.basename(node.base_path.replace("\\", "/")) if multilayer else None
-            node.base_path = os.path.join(target, stem) if multilayer else target + os.sep
+            node.base_path = os.path.join(target, stem) if stem is not None else target + os.sep
             slots = [] if multilayer else [
                 (slot.path, fmt if slot.use_node_format else slot.format.file_format)
                 for slot in node.file_slots]
@@ -92,7 +97,7 @@ def redirect(scene, folder: str) -> list[tuple]:
     return plan
 
 
-def _views(scene) -> list[str]:
+def _views(scene: Any) -> list[str]:
     """File suffixes of the views Blender writes as separate files, first one first."""
     render = scene.render
     if not render.use_multiview or render.image_settings.views_format != "INDIVIDUAL":
@@ -116,7 +121,7 @@ def _numbered(path: str, number: int) -> str:
     return path[:last.start()] + digits + path[last.end():]
 
 
-def collect(scene, number: int, base: str, plan: list[tuple], folder: str) -> str:
+def collect(scene: Any, number: int, base: str, plan: list[tuple], folder: str) -> str:
     """After a frame rendered: write its manifest; returns the main frame's path."""
     ext = scene.render.file_extension
     suffixes = _views(scene)
