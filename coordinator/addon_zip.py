@@ -3,8 +3,10 @@
 The zip holds one folder, `brender_addon/`, with the add-on's modules, its
 `blender_manifest.toml` (Blender 4.2+ extension) next to `bl_info` in
 `__init__.py` (legacy add-on, Blender 3.4+), and a copy of Blender Asset Tracer
-in `brender_addon/vendor/` because Blender's Python does not ship it.
-`submit_cli.py` (the `brender-submit` command) stays out.
+in `brender_addon/vendor/` because Blender's Python does not ship it, and the
+farm's wire rules (`brender_protocol`) in `brender_addon/brender_protocol/`:
+Blender installs one top-level package per add-on, so the add-on imports its copy
+(brender_addon/protocol.py). `submit_cli.py` (the `brender-submit` command) stays out.
 
 The add-on's sources are found where `brender_addon` is installed (a wheel or a
 checkout), so the coordinator serves the zip from any install. The version is
@@ -22,12 +24,15 @@ from importlib import metadata
 from pathlib import Path
 
 import brender_addon
+import brender_protocol
 
 ADDON_DIR = Path(brender_addon.__file__).resolve().parent
+PROTOCOL_DIR = Path(brender_protocol.__file__).resolve().parent
+PROTOCOL = "brender_protocol"
 PACKAGE = "brender_addon"
 MANIFEST = "blender_manifest.toml"
 EXCLUDE_FILES = {"submit_cli.py"}
-EXCLUDE_DIRS = {"__pycache__", "vendor"}
+EXCLUDE_DIRS = {"__pycache__", "vendor", PROTOCOL}
 # A fixed timestamp keeps the zip's bytes the same for the same sources.
 ZIP_DATE = (2024, 1, 1, 0, 0, 0)
 VERSION_LINE = re.compile(r"^version\s*=", re.MULTILINE)
@@ -122,6 +127,9 @@ def build(out_dir: Path, addon_dir: Path | None = None) -> Path:
             for path in _walk(addon_dir, EXCLUDE_FILES):
                 relative = path.relative_to(addon_dir).as_posix()
                 _add(zf, f"{PACKAGE}/{relative}", manifest if relative == MANIFEST else path.read_bytes())
+            for path in _walk(PROTOCOL_DIR):
+                _add(zf, f"{PACKAGE}/{PROTOCOL}/{path.relative_to(PROTOCOL_DIR).as_posix()}",
+                     path.read_bytes())
             vendor = f"{PACKAGE}/vendor"
             _add(zf, f"{vendor}/README.txt",
                  b"Blender Asset Tracer (https://projects.blender.org/blender/blender-asset-tracer),\n"
@@ -141,11 +149,12 @@ def build(out_dir: Path, addon_dir: Path | None = None) -> Path:
 
 def current(out_dir: Path, addon_dir: Path | None = None) -> Path:
     """The zip in `out_dir`, built first when it is missing or older than the add-on's
-    sources or the Blender Asset Tracer it carries (an editable install changes them).
+    sources, the protocol or the Blender Asset Tracer it carries (an editable install
+    changes them).
     Zips of other versions in `out_dir` are removed."""
     addon_dir = addon_dir or ADDON_DIR
     target = Path(out_dir) / f"{PACKAGE}-{version(addon_dir)}.zip"
-    sources = _walk(addon_dir, EXCLUDE_FILES) + _walk(_bat_dir()[0])
+    sources = _walk(addon_dir, EXCLUDE_FILES) + _walk(PROTOCOL_DIR) + _walk(_bat_dir()[0])
     newest = max(p.stat().st_mtime for p in sources)
     if not target.is_file() or target.stat().st_mtime < newest:
         target = build(out_dir, addon_dir)

@@ -7,7 +7,8 @@ import bpy
 from bpy.props import (BoolProperty, EnumProperty, FloatProperty, IntProperty,
                        IntVectorProperty, PointerProperty, StringProperty)
 
-from .shot_spec import COLOR_DEPTHS, COLOR_MODES, EXR_CODECS, OUTPUT_FORMATS
+from .protocol import shot
+from .shot_spec import COLOR_DEPTHS, COLOR_MODES, EXR_CODECS, MAX_CHUNK, OUTPUT_FORMATS
 
 
 LABELS = {"OPEN_EXR": "OpenEXR", "OPEN_EXR_MULTILAYER": "OpenEXR MultiLayer", "TARGA": "Targa",
@@ -37,14 +38,16 @@ OVERRIDES: dict[str, Any] = {
     "view_transform": StringProperty(name="View Transform", default="Standard",
                                      description="Colour management view transform"),
     "look": StringProperty(name="Look", default="None", description="Colour management look"),
-    "exposure": FloatProperty(name="Exposure", default=0.0, min=-32.0, max=32.0, soft_min=-10.0,
-                              soft_max=10.0),
+    "exposure": FloatProperty(name="Exposure", default=0.0, min=float(shot.EXPOSURE[0]),
+                              max=float(shot.EXPOSURE[1]), soft_min=-10.0, soft_max=10.0),
     "film_transparent": BoolProperty(name="Transparent", default=True,
                                      description="Transparent film (alpha) instead of the world"),
-    "resolution": IntVectorProperty(name="Resolution", size=2, default=(1920, 1080), min=4,
-                                    max=65536, description="Width and height in pixels"),
-    "resolution_percentage": IntProperty(name="Resolution %", default=100, min=1, max=1000,
-                                         subtype="PERCENTAGE"),
+    "resolution": IntVectorProperty(name="Resolution", size=2, default=(1920, 1080),
+                                    min=shot.RESOLUTION[0], max=shot.RESOLUTION[1],
+                                    description="Width and height in pixels"),
+    "resolution_percentage": IntProperty(name="Resolution %", default=100,
+                                         min=shot.RESOLUTION_PERCENTAGE[0],
+                                         max=shot.RESOLUTION_PERCENTAGE[1], subtype="PERCENTAGE"),
 }
 
 
@@ -53,7 +56,7 @@ class BrenderShotSettings(bpy.types.PropertyGroup):
         name="Shot Name",
         description="Name of the shot on the farm (empty: the file's name)",
         default="",
-        maxlen=120,
+        maxlen=shot.MAX_NAME,
     )
     use_scene_range: BoolProperty(  # type: ignore[valid-type]
         name="Scene Frame Range",
@@ -61,9 +64,11 @@ class BrenderShotSettings(bpy.types.PropertyGroup):
         default=True,
     )
     frame_start: IntProperty(  # type: ignore[valid-type]
-        name="Start", description="First frame to render", default=1, min=0)
+        name="Start", description="First frame to render", default=1,
+        min=-shot.FRAME_LIMIT, max=shot.FRAME_LIMIT)
     frame_end: IntProperty(  # type: ignore[valid-type]
-        name="End", description="Last frame to render", default=250, min=0)
+        name="End", description="Last frame to render", default=250,
+        min=-shot.FRAME_LIMIT, max=shot.FRAME_LIMIT)
     frame_step: IntProperty(  # type: ignore[valid-type]
         name="Step", description="Render every n-th frame", default=1, min=1, soft_max=100)
     use_fixed_chunks: BoolProperty(  # type: ignore[valid-type]
@@ -74,10 +79,10 @@ class BrenderShotSettings(bpy.types.PropertyGroup):
     chunk_size: IntProperty(  # type: ignore[valid-type]
         name="Chunk Size",
         description="Frames per job: a node renders a chunk in one Blender session",
-        default=10, min=1, max=1000)
+        default=10, min=1, max=MAX_CHUNK)
     priority: IntProperty(  # type: ignore[valid-type]
         name="Priority", description="Higher priority shots render first",
-        default=50, min=0, max=100)
+        default=shot.DEFAULT_PRIORITY, min=shot.PRIORITY[0], max=shot.PRIORITY[1])
     allow_scripts: BoolProperty(  # type: ignore[valid-type]
         name="Allow Scripts",
         description="Let the nodes run Python scripts and drivers stored in the file (only for trusted files)",

@@ -6,24 +6,21 @@ bpy-free: the add-on feeds it values read from the scene and the panel,
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-# The farm's still formats (CONTRACT.md `render.output_format`).
-OUTPUT_FORMATS = ("PNG", "JPEG", "OPEN_EXR", "OPEN_EXR_MULTILAYER", "TIFF", "BMP", "TARGA", "WEBP")
-# Blender's file formats that write a movie rather than one image per frame.
-MOVIE_FORMATS = ("FFMPEG", "AVI_JPEG", "AVI_RAW", "FRAMESERVER", "QUICKTIME", "H264", "THEORA", "XVID")
-COLOR_DEPTHS = ("8", "16", "32")
-COLOR_MODES = ("BW", "RGB", "RGBA")
-EXR_CODECS = ("NONE", "PXR24", "ZIP", "PIZ", "RLE", "ZIPS", "B44", "B44A", "DWAA", "DWAB")
+from .protocol import formats, shot, text
 
-MAX_NAME = 120
-MAX_CHUNK = 1000
-MAX_FRAMES = 1_000_000
-MAX_MISSING = 10_000
-_BAD_NAME = re.compile(r"[\x00-\x1f/\\]")
-_FRAME_ITEM = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
+OUTPUT_FORMATS = tuple(formats.OUTPUT_FORMATS)
+MOVIE_FORMATS = formats.MOVIE_FORMATS
+COLOR_DEPTHS = formats.COLOR_DEPTHS
+COLOR_MODES = formats.COLOR_MODES
+EXR_CODECS = formats.EXR_CODECS
+
+MAX_NAME = shot.MAX_NAME
+MAX_CHUNK = shot.MAX_CHUNK
+MAX_FRAMES = shot.MAX_FRAMES
+MAX_MISSING = shot.MAX_MISSING
 
 
 class SpecError(ValueError):
@@ -65,7 +62,7 @@ def check_output_format(fmt: str) -> str:
             f"The output format is a movie ({fmt}): the farm renders image sequences. "
             f"Choose one of {', '.join(OUTPUT_FORMATS)} (and encode the movie afterwards).",
             "render.output_format")
-    fmt = {"JPG": "JPEG", "EXR": "OPEN_EXR", "TGA": "TARGA", "TIF": "TIFF"}.get(fmt, fmt)
+    fmt = formats.ALIASES.get(fmt, fmt)
     if fmt not in OUTPUT_FORMATS:
         raise SpecError(
             f"The farm cannot write {fmt or 'an empty format'}: choose one of "
@@ -73,19 +70,16 @@ def check_output_format(fmt: str) -> str:
     return fmt
 
 
-def parse_frames(text: str) -> list[tuple[int, int]]:
+def parse_frames(frames: str) -> list[tuple[int, int]]:
     """`"1-10, 20"` -> [(1, 10), (20, 20)]; SpecError naming `frames` when malformed."""
-    ranges = []
-    for item in str(text).split(","):
-        match = _FRAME_ITEM.fullmatch(item)
-        if not match:
-            raise SpecError(f"Frames must look like 1-10,20,30-40, not {text!r}.", "frames")
-        first = int(match.group(1))
-        last = int(match.group(2)) if match.group(2) is not None else first
-        if last < first:
-            raise SpecError(f"The frame range {first}-{last} ends before it starts.", "frames")
-        ranges.append((first, last))
-    return ranges
+    try:
+        return shot.frame_items(str(frames))
+    except shot.BadFrameItem as exc:
+        if exc.reversed:
+            raise SpecError(f"The frame range {exc.item} ends before it starts.",
+                            "frames") from None
+        raise SpecError(f"Frames must look like 1-10,20,30-40, not {frames!r}.",
+                        "frames") from None
 
 
 def frames_text(ranges: Iterable[tuple[int, int]]) -> str:
@@ -102,10 +96,7 @@ def frame_numbers(ranges: Iterable[tuple[int, int]], step: int = 1) -> set[int]:
     return numbers
 
 
-def frame_count(frame_start: int, frame_end: int, frame_step: int = 1) -> int:
-    if frame_step < 1 or frame_end < frame_start:
-        return 0
-    return (frame_end - frame_start) // frame_step + 1
+frame_count = shot.frame_count
 
 
 def _int(value: Any, field: str, label: str) -> int:
@@ -126,8 +117,9 @@ def _check_name(name: Any) -> str:
     name = name.strip()
     if len(name) > MAX_NAME:
         raise SpecError(f"The shot name is too long ({len(name)} characters, at most {MAX_NAME}).", "name")
-    if _BAD_NAME.search(name):
-        raise SpecError("The shot name may not contain slashes or control characters.", "name")
+    problem = text.name_problem(name)
+    if problem:
+        raise SpecError(f"The shot name {problem}.", "name")
     return name
 
 
@@ -136,15 +128,15 @@ def _check_files(files: Iterable[dict], blend_path: str) -> list[dict]:
     seen: set[str] = set()
     for entry in files:
         path = str(entry.get("path", ""))
-        parts = path.split("/")
-        if not path or path.startswith("/") or "\\" in path or ".." in parts or "" in parts \
-                or re.match(r"^[A-Za-z]:", path):
-            raise SpecError(f"File path {path!r} must be relative, with '/' and no '..'.", "files")
+        problem = text.path_problem(path)
+        if problem:
+            raise SpecError(f"File path {path!r} must be relative, with '/' and no '..': "
+                            f"it {problem}.", "files")
         if path in seen:
             raise SpecError(f"File {path!r} is listed twice.", "files")
         seen.add(path)
         digest = str(entry.get("sha256", ""))
-        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        if not text.SHA256.match(digest):
             raise SpecError(f"File {path!r} has no valid sha256.", "files")
         size = entry.get("size")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
@@ -168,7 +160,7 @@ def _choice(value: Any, key: str, choices: tuple[str, ...]) -> str:
 
 
 def _name_value(value: Any, key: str) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > 255:
+    if not isinstance(value, str) or not value.strip() or len(value) > shot.MAX_RENDER_NAME:
         raise SpecError(f"render {key} must be a name, not {value!r}.", f"render.{key}")
     return value.strip()
 
@@ -203,17 +195,18 @@ def check_render(render: dict[str, Any]) -> dict[str, Any]:
         elif key == "exr_codec":
             out[key] = _choice(value, key, EXR_CODECS)
         elif key == "exposure":
+            low, high = shot.EXPOSURE
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not -32 <= value <= 32:
-                raise SpecError(f"exposure must be a number from -32 to 32, not {value!r}.",
-                                "render.exposure")
+                    or not low <= value <= high:
+                raise SpecError(f"exposure must be a number from {low} to {high}, not "
+                                f"{value!r}.", "render.exposure")
             out[key] = float(value)
         elif key == "film_transparent":
             out[key] = bool(value)
         elif key in ("resolution_x", "resolution_y"):
-            out[key] = _bounded(value, key, 4, 65536)
+            out[key] = _bounded(value, key, *shot.RESOLUTION)
         elif key == "resolution_percentage":
-            out[key] = _bounded(value, key, 1, 1000)
+            out[key] = _bounded(value, key, *shot.RESOLUTION_PERCENTAGE)
         else:
             raise SpecError(f"There is no render setting {key!r}.", f"render.{key}")
     return out
@@ -233,6 +226,9 @@ def validate(settings: ShotSettings) -> ShotSettings:
     step = _int(settings.frame_step, "frame_step", "The frame step")
     if step < 1:
         raise SpecError(f"The frame step must be at least 1 (it is {step}).", "frame_step")
+    if step > shot.FRAME_LIMIT:
+        raise SpecError(f"The frame step must be at most {shot.FRAME_LIMIT} (it is {step}).",
+                        "frame_step")
     frames = None
     start = end = None
     if settings.frames is not None:
@@ -242,8 +238,10 @@ def validate(settings: ShotSettings) -> ShotSettings:
     else:
         start = _int(settings.frame_start, "frame_start", "The first frame")
         end = _int(settings.frame_end, "frame_end", "The last frame")
-        if start < 0:
-            raise SpecError(f"The first frame cannot be negative (it is {start}).", "frame_start")
+        for value, key in ((start, "frame_start"), (end, "frame_end")):
+            if not -shot.FRAME_LIMIT <= value <= shot.FRAME_LIMIT:
+                raise SpecError(f"Frame {value} is out of range (-{shot.FRAME_LIMIT} to "
+                                f"{shot.FRAME_LIMIT}).", key)
         if end < start:
             raise SpecError(f"The frame range is empty: it ends ({end}) before it starts ({start}).", "frame_end")
         if frame_count(start, end, step) > MAX_FRAMES:
@@ -254,16 +252,18 @@ def validate(settings: ShotSettings) -> ShotSettings:
         if not 1 <= chunk <= MAX_CHUNK:
             raise SpecError(f"The chunk size must be between 1 and {MAX_CHUNK} frames (it is {chunk}).", "chunk_size")
     priority = _int(settings.priority, "priority", "The priority")
-    if not 0 <= priority <= 100:
-        raise SpecError(f"The priority must be between 0 and 100 (it is {priority}).", "priority")
+    low, high = shot.PRIORITY
+    if not low <= priority <= high:
+        raise SpecError(f"The priority must be between {low} and {high} (it is {priority}).",
+                        "priority")
     fps = settings.fps
     if fps is not None:
-        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 1000:
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= shot.MAX_FPS:
             raise SpecError(f"The frame rate must be a positive number (it is {fps!r}).", "fps")
         fps = float(fps)
     who = settings.submitted_by
     if who is not None:
-        who = str(who)[:MAX_NAME]
+        who = str(who)[:shot.MAX_SUBMITTED_BY]
     return ShotSettings(
         name=name, frame_start=start, frame_end=end, frame_step=step, frames=frames,
         chunk_size=chunk, priority=priority, render=check_render(settings.render), fps=fps,

@@ -59,7 +59,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--step", type=int, help="render every n-th frame (default: the scene's step)")
     p.add_argument("--chunk", type=chunk_arg, metavar="N|auto",
                    help="frames per job; auto (the default): the coordinator sizes jobs to the farm")
-    p.add_argument("--priority", type=int, default=50, help="0-100, higher renders first")
+    low, high = shot_spec.shot.PRIORITY
+    p.add_argument("--priority", type=int, default=shot_spec.shot.DEFAULT_PRIORITY,
+                   help=f"{low}-{high}, higher renders first")
     p.add_argument("--name", help="the shot's name (default: the file's name)")
     p.add_argument("--fps", type=float, help="frame rate of the shot (default: the scene's)")
     g = p.add_argument_group("overrides (default: the file's own setting)")

@@ -35,10 +35,28 @@ def test_zip_layout(addon_zip):
                    "runtime.py", "gather.py",
                    "vendor/blender_asset_tracer/__init__.py",
                    "vendor/blender_asset_tracer/pack/__init__.py",
-                   "vendor/blender_asset_tracer/blendfile/__init__.py"):
+                   "vendor/blender_asset_tracer/blendfile/__init__.py",
+                   "protocol.py", "brender_protocol/__init__.py", "brender_protocol/formats.py",
+                   "brender_protocol/shot.py", "brender_protocol/text.py"):
         assert f"brender_addon/{needed}" in names, needed
     assert not any(n.endswith("submit_cli.py") for n in names)
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+
+
+def test_the_zip_carries_the_protocol_it_imports(addon_zip, tmp_path):
+    """Blender has no brender_protocol of its own: the add-on unpacked alone (no
+    site-packages, as in Blender) checks a shot with the copy inside its package."""
+    with zipfile.ZipFile(addon_zip) as zf:
+        zf.extractall(tmp_path)
+        copied = zf.read("brender_addon/brender_protocol/shot.py")
+    assert copied == (build_addon.ROOT / "brender_protocol" / "shot.py").read_bytes()
+    code = ("import sys, brender_addon.shot_spec as spec\n"
+            "print(spec.shot.__name__, 'brender_protocol' in sys.modules)\n"
+            "spec.validate(spec.ShotSettings(name='x', frames='-3-3', chunk_size=5000))\n")
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["brender_addon.brender_protocol.shot", "False"]
 
 
 def test_versions_agree_in_the_zip(addon_zip):
