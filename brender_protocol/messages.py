@@ -19,7 +19,8 @@ MAX_TAGS = 50
 MAX_TAG = 50
 # What this coordinator understands beyond the first protocol, for nodes to check:
 # "ready_in_report": `job_done` may carry `"ready": true` instead of a separate `ready`.
-FEATURES = ("ready_in_report",)
+READY_IN_REPORT = "ready_in_report"
+FEATURES = (READY_IN_REPORT,)
 
 # Each message type and its fields besides `type`.
 NODE_MESSAGES: dict[str, tuple[str, ...]] = {

@@ -24,11 +24,13 @@ from .fake_coordinator import FakeCoordinator
 pytestmark = pytest.mark.blender
 
 REPO = Path(__file__).resolve().parents[2]
+# This checkout's add-on and the brender_protocol package beside it.
+PYTHONPATH = os.pathsep.join((str(REPO / "addon"), str(REPO)))
 
 
 def submit(fake: FakeCoordinator, blend: Path, *args: str, env: dict | None = None,
            timeout: float = 120) -> subprocess.CompletedProcess:
-    environ = dict(os.environ, PYTHONPATH=str(REPO / "addon"), BRENDER_COORDINATOR=fake.url,
+    environ = dict(os.environ, PYTHONPATH=PYTHONPATH, BRENDER_COORDINATOR=fake.url,
                    BRENDER_TOKEN=fake.token, **(env or {}))
     return subprocess.run([sys.executable, "-m", "brender_addon.submit_cli", str(blend), *args],
                           cwd=blend.parent, env=environ, capture_output=True, text=True,
@@ -225,7 +227,7 @@ def test_chunk_auto_is_adaptive_and_says_so(made):
         assert "chunk_size" not in sent(fake)
     assert "jobs sized adaptively" in proc.stderr
     help_text = subprocess.run([sys.executable, "-m", "brender_addon.submit_cli", "--help"],
-                               env=dict(os.environ, PYTHONPATH=str(REPO / "addon")),
+                               env=dict(os.environ, PYTHONPATH=PYTHONPATH),
                                capture_output=True, text=True).stdout
     assert "auto (the default): the coordinator sizes jobs" in " ".join(help_text.split())
 
