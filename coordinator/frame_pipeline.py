@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, AsyncIterator, Callable
 
+from brender_protocol.formats import STILL_FORMATS, frame_stem
+
 from .frame_workers import FrameWorkers
 from .storage import Storage
 from .store import frames as frame_sql
@@ -42,10 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["FramePipeline", "NotAnImage", "NotInJob", "StaleAttempt"]
 
 # Every still format Blender writes: a File Output node may use any of them.
-OUTPUT_EXTENSIONS = {
-    "PNG": "png", "JPEG": "jpg", "OPEN_EXR": "exr", "OPEN_EXR_MULTILAYER": "exr",
-    "TIFF": "tif", "BMP": "bmp", "TARGA": "tga", "TARGA_RAW": "tga", "WEBP": "webp",
-    "JPEG2000": "jp2", "HDR": "hdr", "CINEON": "cin", "DPX": "dpx", "IRIS": "rgb"}
+OUTPUT_EXTENSIONS = STILL_FORMATS
 UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 # Formats a light frame worker thumbnails as it writes them (None: not said, sniffed).
 LIGHT_FORMATS = (None, "PNG", "JPEG")
@@ -174,7 +173,7 @@ class FramePipeline:
         name, so that names differing only in other characters never share a file."""
         digest = hashlib.sha1(f"{up.kind}/{up.name}".encode()).hexdigest()[:10]
         safe = UNSAFE.sub("_", up.name).strip("._")[:80] or up.kind
-        frame = f"frame_{'-' if up.number < 0 else ''}{abs(up.number):06d}"
+        frame = frame_stem(up.number)
         stem = f"shots/{int(shot_id)}/outputs/{frame}/{up.kind}-{safe}-{digest}"
         path = f"{stem}.{OUTPUT_EXTENSIONS.get(up.format, 'bin')}"
         self.storage.move_into(up.body, path)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable
 
+from brender_protocol.formats import DEFAULT_FORMAT
+
 from .failures import classify
 
 DRIVER = Path(__file__).with_name("blender_driver.py")
@@ -124,7 +126,7 @@ class BlenderProcess:
             if event == "FRAME":
                 self.frames_rendered += 1
                 await on_frame(int(data["frame"]), Path(data["path"]), float(data["seconds"]),
-                               str(data.get("format") or "PNG"))
+                               str(data.get("format") or DEFAULT_FORMAT))
             elif event == "DONE":
                 return
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from aiohttp import web
+from brender_protocol.text import CONTROL
 
 from .. import keys, validation
 from ..frame_pipeline import OUTPUT_EXTENSIONS, UNSAFE, NotInJob, StaleAttempt
@@ -15,7 +16,6 @@ from .shots import shot_or_404
 routes = web.RouteTableDef()
 
 KINDS = ("pass", "view")
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 INVALID_TEXT = re.compile("[\ufffd\ud800-\udfff]")  # undecodable bytes, lone surrogates
 FILE_PARTS = ("file", "thumbnail", "preview")
 

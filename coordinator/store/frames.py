@@ -8,6 +8,7 @@ from sqlite3 import Connection
 from typing import Any, Callable
 
 import orjson
+from brender_protocol.formats import DEFAULT_FORMAT, frame_stem
 
 FRAME_SELECT = """SELECT f.*, n.name AS node_name,
                   (SELECT COUNT(*) FROM frame_outputs o
@@ -84,8 +85,8 @@ def record(c: Connection, up: Upload, extensions: dict[str, str],
     if row["status"] == "done":
         return None
     number = up.number
-    ext = extensions[up.output_format or row["output_format"] or "PNG"]
-    name = f"frame_{'-' if number < 0 else ''}{abs(number):06d}.{ext}"
+    ext = extensions[up.output_format or row["output_format"] or DEFAULT_FORMAT]
+    name = f"{frame_stem(number)}.{ext}"
     path, thumb, preview = place(row["shot_id"], name, up)
     recorded = dict(c.execute(
         """UPDATE frames SET status = 'done', name = ?, path = ?, sha256 = ?, size = ?,
