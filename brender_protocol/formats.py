@@ -15,8 +15,9 @@ OUTPUT_FORMATS = {
 # Every still format Blender writes: a compositor File Output node (an extra output)
 # may use any of them.
 STILL_FORMATS = {
-    **OUTPUT_FORMATS,
+    **{k: v for k, v in OUTPUT_FORMATS.items() if k != "WEBP"},
     "TARGA_RAW": "tga",
+    "WEBP": "webp",
     "JPEG2000": "jp2",
     "HDR": "hdr",
     "CINEON": "cin",

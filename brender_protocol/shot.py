@@ -18,7 +18,11 @@ MAX_FILES = 100_000
 MAX_MISSING = 10_000
 MAX_FRAMES_TEXT = 100_000        # characters of a `frames` list
 # An item of a `frames` list: N or A-B, negative frames allowed, spaces around.
-FRAME_ITEM = re.compile(r"^\s*(-?\d{1,7})\s*(?:-\s*(-?\d{1,7})\s*)?$")
+_ITEM = r"\s*(-?\d{1,7})\s*(?:-\s*(-?\d{1,7})\s*)?"
+FRAME_ITEM = re.compile(f"^{_ITEM}$")
+# A whole `frames` list, as a pattern (the OpenAPI document states it so).
+_PLAIN_ITEM = _ITEM.replace("(-?", "(?:-?")
+FRAMES_PATTERN = f"^{_PLAIN_ITEM}(?:,{_PLAIN_ITEM})*$"
 
 # The `render` object's keys: these name data-blocks or colour settings of the file.
 NAME_KEYS = ("scene", "camera", "view_transform", "look")

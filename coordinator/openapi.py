@@ -5,10 +5,12 @@ import re
 
 from aiohttp import web
 
-from . import __version__
+from . import __version__, openapi_schemas
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 UNDOCUMENTED = {"/{path}"}
+# Request bodies with a schema of their own (components.schemas).
+BODIES = {("post", "/api/shots"): "ShotSpec", ("patch", "/api/shots/{shot_id}"): "PriorityChange"}
 
 
 def documented_routes(app: web.Application) -> list[tuple[str, str, str]]:
@@ -38,6 +40,9 @@ def openapi_document(app: web.Application) -> dict:
                 "schema": ERROR}}}}}
         if params:
             op["parameters"] = params
+        if (method, path) in BODIES:
+            op["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{BODIES[method, path]}"}}}}
         if method not in ("get", "head") or path in ("/api/node/ws",):
             op["security"] = [{"farmToken": []}]
         paths.setdefault(path, {})[method] = op
@@ -48,6 +53,10 @@ def openapi_document(app: web.Application) -> dict:
         "paths": paths,
         "components": {
             "securitySchemes": {"farmToken": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {
-                "error": {"type": "string"}, "field": {"type": "string"}}}}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {
+                    "error": {"type": "string"}, "field": {"type": "string"}}},
+                "ShotSpec": openapi_schemas.shot_spec(),
+                "RenderOverrides": openapi_schemas.render_overrides(),
+                "PriorityChange": openapi_schemas.priority_change()}},
     }

@@ -1,0 +1,75 @@
+"""The OpenAPI schemas of what clients send, made from brender_protocol's rules (the
+coordinator enforces the same ones), so the document states the farm's real limits."""
+from __future__ import annotations
+
+from typing import Any
+
+from brender_protocol import formats, shot, text
+
+
+def _int(low: int, high: int, **extra: Any) -> dict:
+    return {"type": "integer", "minimum": low, "maximum": high, **extra}
+
+
+def render_overrides() -> dict:
+    names = {key: {"type": "string", "maxLength": shot.MAX_RENDER_NAME}
+             for key in shot.NAME_KEYS}
+    properties: dict[str, dict] = {
+        **names,
+        "view_layers": {"type": "array", "minItems": 1, "maxItems": shot.MAX_VIEW_LAYERS,
+                        "items": {"type": "string", "maxLength": shot.MAX_RENDER_NAME}},
+        "output_format": {"enum": list(formats.OUTPUT_FORMATS)},
+        "color_depth": {"enum": list(formats.COLOR_DEPTHS)},
+        "color_mode": {"enum": list(formats.COLOR_MODES)},
+        "exr_codec": {"enum": list(formats.EXR_CODECS)},
+        "exposure": {"type": "number", "minimum": shot.EXPOSURE[0],
+                     "maximum": shot.EXPOSURE[1]},
+        "film_transparent": {"type": "boolean"},
+        "resolution_x": _int(*shot.RESOLUTION),
+        "resolution_y": _int(*shot.RESOLUTION),
+        "resolution_percentage": _int(*shot.RESOLUTION_PERCENTAGE),
+    }
+    return {"type": "object", "additionalProperties": False,
+            "properties": {key: properties[key] for key in shot.RENDER_KEYS}}
+
+
+def shot_spec() -> dict:
+    """`POST /api/shots`'s body. `x-max-frames`: the frames one shot may have."""
+    frame = _int(-shot.FRAME_LIMIT, shot.FRAME_LIMIT)
+    file = {"type": "object", "required": ["path", "sha256", "size"], "properties": {
+        "path": {"type": "string", "minLength": 1, "maxLength": text.MAX_PATH},
+        "sha256": {"type": "string", "pattern": text.SHA256.pattern},
+        "size": {"type": "integer", "minimum": 0}}}
+    missing = {"type": "object", "required": ["path"], "additionalProperties": False,
+               "properties": {"path": {"type": "string", "maxLength": text.MAX_PATH},
+                              "used_by": {"type": "string",
+                                          "maxLength": shot.MAX_RENDER_NAME}}}
+    legacy = render_overrides()["properties"]
+    return {
+        "type": "object", "required": ["name", "files"], "x-max-frames": shot.MAX_FRAMES,
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": shot.MAX_NAME},
+            "blend_path": {"type": "string", "maxLength": text.MAX_PATH},
+            "files": {"type": "array", "minItems": 1, "maxItems": shot.MAX_FILES,
+                      "items": file},
+            "frame_start": frame,
+            "frame_end": frame,
+            "frame_step": _int(1, shot.FRAME_LIMIT, default=1),
+            "frames": {"type": "string", "maxLength": shot.MAX_FRAMES_TEXT,
+                       "pattern": shot.FRAMES_PATTERN},
+            "chunk_size": {"oneOf": [_int(1, shot.MAX_CHUNK), {"const": "auto"}],
+                           "default": "auto"},
+            "priority": _int(*shot.PRIORITY, default=shot.DEFAULT_PRIORITY),
+            "fps": {"type": "number", "exclusiveMinimum": 0, "maximum": shot.MAX_FPS},
+            "submitted_by": {"type": "string", "maxLength": shot.MAX_SUBMITTED_BY},
+            "allow_scripts": {"type": "boolean", "default": False},
+            "render": render_overrides(),
+            "output_format": legacy["output_format"],
+            "resolution_percentage": legacy["resolution_percentage"],
+            "missing": {"type": "array", "maxItems": shot.MAX_MISSING, "items": missing},
+        }}
+
+
+def priority_change() -> dict:
+    return {"type": "object", "required": ["priority"],
+            "properties": {"priority": _int(*shot.PRIORITY)}}
