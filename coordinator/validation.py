@@ -1,8 +1,10 @@
 """Checks for everything a client sends; each failure names the field.
 
-The generic helpers come first: text, ids, JSON documents (depth, number size, UTF-8),
-project-relative paths and file trees. Every route and the node channel use them, so
-bad input is refused at the edge with a 400 and never reaches the database or a node.
+The rules (formats, a shot's limits, text, project-relative paths and file trees) are
+brender_protocol's, shared with the node and the add-on; here are the coordinator's
+generic helpers (ids, JSON documents: depth, number size, UTF-8) and the whole shot's
+check. Every route and the node channel use them, so bad input is refused at the edge
+with a 400 and never reaches the database or a node.
 """
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ from brender_protocol.formats import OUTPUT_FORMATS
 from brender_protocol.text import (MAX_PATH, SHA256, file_tree_problem, name_text,
                                    relative_path, sha256, text, text_problem)
 
-__all__ = ["MAX_PATH", "OUTPUT_FORMATS", "SHA256", "ShotSpec", "ValidationError", "file_tree_problem",
-           "name_text", "parse_json", "positive_id", "priority", "relative_path", "sha256",
-           "shot_spec", "text", "text_problem", "whole_number"]
+# The rules are brender_protocol's; routes and the store take them from here.
+__all__ = ["MAX_PATH", "OUTPUT_FORMATS", "SHA256", "ShotSpec", "ValidationError",
+           "document_problem", "file_tree_problem", "name_text", "parse_json", "positive_id",
+           "priority", "relative_path", "sha256", "shot_spec", "text", "text_problem",
+           "whole_number"]
 
 
 FRAME_LIMIT = shot_rules.FRAME_LIMIT
