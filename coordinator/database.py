@@ -1,4 +1,8 @@
-"""The one facade around SQLite: migrations, reads, and a single write path."""
+"""The one facade around the database: a single write path, and reads beside it.
+
+Store functions (coordinator/store/, `async def fn(c: Connection, ...)`) are run by
+it; this is the SQLite backend of that contract (coordinator/store/connection.py).
+"""
 from __future__ import annotations
 
 import asyncio
@@ -8,219 +12,24 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Awaitable, Callable, Iterable, TypeVar, overload
 
-import aiosqlite
+from .store.connection import Row, is_slow, slow
+from .store.migrations import migrate
+from .store.sqlite import WRITER_PRAGMAS, Reader, SQLiteConnection, call, checkpoint, connect
+
+__all__ = ["Database", "slow"]
 
 T = TypeVar("T")
 
-MIGRATIONS: list[str] = [
-    # 1: the frame model from the architecture document, plus jobs and nodes.
-    """
-    CREATE TABLE shots (
-        id INTEGER PRIMARY KEY,
-        name TEXT NOT NULL,
-        status TEXT NOT NULL,
-        priority INTEGER NOT NULL,
-        blend_path TEXT NOT NULL,
-        files TEXT NOT NULL,
-        frame_start INTEGER NOT NULL,
-        frame_end INTEGER NOT NULL,
-        frame_step INTEGER NOT NULL,
-        chunk_size INTEGER NOT NULL,
-        output_format TEXT NOT NULL,
-        resolution_percentage INTEGER NOT NULL,
-        fps REAL NOT NULL,
-        submitted_by TEXT NOT NULL DEFAULT '',
-        allow_scripts INTEGER NOT NULL DEFAULT 0,
-        created_at REAL NOT NULL,
-        started_at REAL,
-        finished_at REAL,
-        failure_reason TEXT
-    );
-    CREATE TABLE nodes (
-        id TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        hostname TEXT NOT NULL DEFAULT '',
-        platform TEXT NOT NULL DEFAULT '',
-        blender_version TEXT NOT NULL DEFAULT '',
-        cpu_count INTEGER NOT NULL DEFAULT 0,
-        tags TEXT NOT NULL DEFAULT '[]',
-        allow_scripts INTEGER NOT NULL DEFAULT 0,
-        enabled INTEGER NOT NULL DEFAULT 1,
-        connected_at REAL,
-        last_seen REAL
-    );
-    CREATE TABLE jobs (
-        id INTEGER PRIMARY KEY,
-        shot_id INTEGER NOT NULL REFERENCES shots(id) ON DELETE CASCADE,
-        ordinal INTEGER NOT NULL,
-        status TEXT NOT NULL,
-        frames TEXT NOT NULL,
-        node_id TEXT REFERENCES nodes(id) ON DELETE SET NULL,
-        attempt_id TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        failures INTEGER NOT NULL DEFAULT 0,
-        lease_expires REAL,
-        started_at REAL,
-        finished_at REAL,
-        failure_reason TEXT,
-        log_tail TEXT
-    );
-    CREATE INDEX jobs_queue ON jobs(status, shot_id, ordinal);
-    CREATE INDEX jobs_shot ON jobs(shot_id, ordinal);
-    CREATE UNIQUE INDEX jobs_attempt ON jobs(attempt_id);
-    CREATE TABLE frames (
-        shot_id INTEGER NOT NULL REFERENCES shots(id) ON DELETE CASCADE,
-        number INTEGER NOT NULL,
-        job_id INTEGER REFERENCES jobs(id) ON DELETE SET NULL,
-        status TEXT NOT NULL,
-        name TEXT,
-        path TEXT,
-        preview_path TEXT,
-        thumbnail_path TEXT,
-        node_id TEXT,
-        attempt_id TEXT,
-        rendered_at REAL,
-        render_time REAL,
-        size INTEGER,
-        sha256 TEXT,
-        width INTEGER,
-        height INTEGER,
-        PRIMARY KEY (shot_id, number)
-    ) WITHOUT ROWID;
-    CREATE INDEX frames_latest ON frames(rendered_at) WHERE rendered_at IS NOT NULL;
-    CREATE TABLE blocklist (
-        shot_id INTEGER NOT NULL REFERENCES shots(id) ON DELETE CASCADE,
-        node_id TEXT NOT NULL,
-        failures INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (shot_id, node_id)
-    ) WITHOUT ROWID;
-    """,
-    # 2: progress counters kept on the shot, so listings and the scheduler never
-    # count a 10,000-frame shot's rows; indexes for the per-status counts.
-    """
-    ALTER TABLE shots ADD COLUMN frames_total INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE shots ADD COLUMN frames_done INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE shots ADD COLUMN render_time_sum REAL NOT NULL DEFAULT 0;
-    ALTER TABLE shots ADD COLUMN render_time_count INTEGER NOT NULL DEFAULT 0;
-    UPDATE shots SET
-        frames_total = (SELECT COUNT(*) FROM frames f WHERE f.shot_id = shots.id),
-        frames_done = (SELECT COUNT(*) FROM frames f WHERE f.shot_id = shots.id
-                       AND f.status = 'done'),
-        render_time_sum = COALESCE((SELECT SUM(render_time) FROM frames f
-                                    WHERE f.shot_id = shots.id AND f.status = 'done'), 0),
-        render_time_count = (SELECT COUNT(render_time) FROM frames f
-                             WHERE f.shot_id = shots.id AND f.status = 'done');
-    CREATE INDEX frames_status ON frames(shot_id, status);
-    CREATE INDEX jobs_shot_status ON jobs(shot_id, status);
-    CREATE INDEX jobs_node ON jobs(node_id) WHERE status = 'running';
-    CREATE INDEX shots_status ON shots(status, priority);
-    """,
-    # 3: a job's frames are looked up on every claim, upload and report. jobs_queue
-    # (status, shot_id, ordinal) already serves per-shot status counts and keeps the
-    # queue in order; a second index made the planner sort the whole queue.
-    """
-    CREATE INDEX frames_job ON frames(job_id, status);
-    DROP INDEX jobs_shot_status;
-    """,
-    # 4: thumbnails are kept with the frame's record, not as files: written in the
-    # same transaction, and a frame costs one new file (an inode) instead of two.
-    # Thumbnails made before this stay files and are still served from disk.
-    """
-    CREATE TABLE thumbnails (
-        shot_id INTEGER NOT NULL REFERENCES shots(id) ON DELETE CASCADE,
-        number INTEGER NOT NULL,
-        media_type TEXT NOT NULL,
-        data BLOB NOT NULL,
-        PRIMARY KEY (shot_id, number)
-    );
-    """,
-    # Extra outputs of a frame (File Output nodes' files, multiview views), one row
-    # each; its thumbnail kept in the row like a frame's.
-    """
-    CREATE TABLE frame_outputs (
-        id INTEGER PRIMARY KEY,
-        shot_id INTEGER NOT NULL REFERENCES shots(id) ON DELETE CASCADE,
-        number INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        name TEXT NOT NULL,
-        format TEXT NOT NULL,
-        path TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        sha256 TEXT NOT NULL,
-        width INTEGER,
-        height INTEGER,
-        thumbnail BLOB,
-        thumbnail_type TEXT,
-        preview_path TEXT,
-        attempt_id TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        UNIQUE (shot_id, number, kind, name)
-    );
-    """,
-    # Shot, job and output ids are never reused: a deleted shot's id given to the next shot
-    # served that shot's frames under the deleted one's cacheable URLs, and nodes cache
-    # by shot id. Not a table rebuild (dropping `shots` cascades to every table that
-    # references it, and a rebuild would drop columns that other migrations add): the id
-    # columns' declarations gain AUTOINCREMENT (the tables' b-trees stay as they are;
-    # RESET makes this connection read the schema again) and each sequence starts at
-    # the largest id in use. The CREATE makes `sqlite_sequence` if it does not exist yet.
-    """
-    PRAGMA writable_schema = ON;
-    UPDATE sqlite_master
-        SET sql = replace(sql, 'id INTEGER PRIMARY KEY,', 'id INTEGER PRIMARY KEY AUTOINCREMENT,')
-        WHERE type = 'table' AND name IN ('shots', 'jobs', 'frame_outputs');
-    PRAGMA writable_schema = RESET;
-    CREATE TABLE ids_never_reused (id INTEGER PRIMARY KEY AUTOINCREMENT);
-    DROP TABLE ids_never_reused;
-    INSERT INTO sqlite_sequence (name, seq)
-        SELECT 'shots', (SELECT COALESCE(MAX(id), 0) FROM shots)
-        WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'shots');
-    INSERT INTO sqlite_sequence (name, seq)
-        SELECT 'jobs', (SELECT COALESCE(MAX(id), 0) FROM jobs)
-        WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'jobs');
-    INSERT INTO sqlite_sequence (name, seq)
-        SELECT 'frame_outputs', (SELECT COALESCE(MAX(id), 0) FROM frame_outputs)
-        WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'frame_outputs');
-    """,
-    # Issue 13: the file's own settings are the default. A shot keeps the overrides
-    # asked for (`render`, JSON) instead of a format and resolution that every shot
-    # had; shots from before keep theirs as overrides, which is what they rendered
-    # with. chunk_size is null for adaptive shots (all shots before were adaptive);
-    # frames of a job that failed for good say why.
-    """
-    ALTER TABLE shots ADD COLUMN render TEXT NOT NULL DEFAULT '{}';
-    UPDATE shots SET render = json_object('output_format', output_format,
-                                          'resolution_percentage', resolution_percentage);
-    ALTER TABLE shots DROP COLUMN output_format;
-    ALTER TABLE shots DROP COLUMN resolution_percentage;
-    ALTER TABLE shots DROP COLUMN chunk_size;
-    ALTER TABLE shots ADD COLUMN chunk_size INTEGER;
-    ALTER TABLE shots ADD COLUMN chunk_mode TEXT NOT NULL DEFAULT 'auto';
-    ALTER TABLE shots ADD COLUMN frames_text TEXT;
-    ALTER TABLE shots ADD COLUMN missing TEXT NOT NULL DEFAULT '[]';
-    ALTER TABLE shots ADD COLUMN settings_used TEXT;
-    ALTER TABLE frames ADD COLUMN failure_reason TEXT;
-    UPDATE frames SET status = 'failed',
-        failure_reason = (SELECT j.failure_reason FROM jobs j WHERE j.id = frames.job_id)
-        WHERE status IN ('queued', 'rendering')
-          AND job_id IN (SELECT id FROM jobs WHERE status = 'failed');
-    """,
-]
-
-
-def slow(fn: Callable[..., T]) -> Callable[..., T]:
-    """Marks a store function that may touch a whole shot's rows (create, delete,
-    cancel): `Database.write` runs it on a worker thread instead of the event loop."""
-    fn.slow = True  # type: ignore[attr-defined]
-    return fn
-
 
 class Database:
-    """The one facade around SQLite. Store functions are plain synchronous functions of
-    a `sqlite3.Connection`; `write` runs one as a transaction, `read` runs one on a
-    reading connection's thread (aiosqlite), which never blocks the writer in WAL mode.
+    """The one facade around SQLite. Store functions are `async def` functions of a
+    `Connection` (coordinator/store/connection.py); `write` runs one as a transaction,
+    `read` runs one on a reading connection's thread, which never blocks the writer
+    in WAL mode. SQLite's connection never waits, so a store coroutine is driven to
+    its end at once on whatever thread holds the connection. A plain function gets
+    the `sqlite3.Connection` itself (tests, SQLite-only maintenance).
 
     Writes run on the event loop itself, one connection, one at a time. A write on
     the per-frame path takes 0.1-0.3 ms of SQLite; handing it to a database thread
@@ -240,9 +49,9 @@ class Database:
 
     def __init__(self, path: Path):
         self.path = path
-        self._conn: aiosqlite.Connection | None = None
-        self._bulk: aiosqlite.Connection | None = None
-        self._writer_conn: sqlite3.Connection | None = None
+        self._reader: Reader | None = None
+        self._bulk: Reader | None = None
+        self._writer_conn: SQLiteConnection | None = None
         self._queue: deque[tuple[Callable[..., Any], tuple, asyncio.Future]] = deque()
         self._writer: asyncio.Task | None = None
         self._last_checkpoint = 0.0
@@ -255,31 +64,18 @@ class Database:
         self.batched_writes = 0
 
     async def open(self) -> None:
-        # check_same_thread=False: a slow write borrows it on a worker thread while
-        # every other write waits, so one thread at a time uses it.
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL",
-                       "busy_timeout=5000", "temp_store=MEMORY", "cache_size=-32000",
-                       "wal_autocheckpoint=0"):
-            conn.execute(f"PRAGMA {pragma}")
-        self._writer_conn = conn
-        await self.write(_migrate)
-        self._checkpoint_conn = sqlite3.connect(self.path, isolation_level=None,
-                                                check_same_thread=False)
-        self._conn = await self._reader()
+        # shared: a slow write borrows it on a worker thread while every other write
+        # waits, so one thread at a time uses it.
+        self._writer_conn = connect(self.path, WRITER_PRAGMAS, shared=True)
+        await self.write(migrate)
+        self._checkpoint_conn = connect(self.path, (), shared=True).raw
+        self._reader = Reader(self.path, "db-reader")
+        await self._reader.open()
         # Big listings (a 100,000-frame shot's frames, page after page) read on a
         # connection and thread of their own: the quick reads never queue behind them.
-        self._bulk = await self._reader()
+        self._bulk = Reader(self.path, "db-bulk")
+        await self._bulk.open()
         await self.read_bulk(_background_thread)
-
-    async def _reader(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        for pragma in ("query_only=ON", "busy_timeout=5000", "temp_store=MEMORY",
-                       "cache_size=-32000"):
-            await conn.execute(f"PRAGMA {pragma}")
-        return conn
 
     async def close(self) -> None:
         if self._checkpoint_timer is not None:
@@ -290,20 +86,22 @@ class Database:
         if self._checkpoint_conn is not None:
             self._checkpoint_conn.close()
             self._checkpoint_conn = None
-        for reader in (self._conn, self._bulk):
+        for reader in (self._reader, self._bulk):
             if reader is not None:
                 await reader.close()
-        self._conn = self._bulk = None
+        self._reader = self._bulk = None
         if self._writer_conn is not None:
             conn, self._writer_conn = self._writer_conn, None
-            await asyncio.to_thread(_close_writer, conn)
+            await asyncio.to_thread(_close_writer, conn.raw)
 
-    @property
-    def conn(self) -> aiosqlite.Connection:
-        assert self._conn is not None, "database is not open"
-        return self._conn
+    @overload
+    async def write(self, fn: Callable[..., Awaitable[T]], *args: Any,
+                    batched: bool = False) -> T: ...
 
-    async def write(self, fn: Callable[..., T], *args: Any, batched: bool = False) -> T:
+    @overload
+    async def write(self, fn: Callable[..., T], *args: Any, batched: bool = False) -> T: ...
+
+    async def write(self, fn: Callable[..., Any], *args: Any, batched: bool = False) -> Any:
         """Run `fn(connection, *args)` as one transaction (or savepoint of a group).
 
         `batched=True`: wait for the writer task, which commits every write queued
@@ -311,7 +109,7 @@ class Database:
         (~11 pages for a frame's record, ~90 us); records of frames arriving together
         share theirs. Writes that someone is waiting on (a node's next job) are not
         batched: they run at once, ahead of the queued ones, which are independent."""
-        if not batched and not self._lent and not _is_slow(fn):
+        if not batched and not self._lent and not is_slow(fn):
             # The connection is free: write now, on the caller's turn of the loop.
             ok, value = _run_batch(self._connection(), [(fn, args)])[0]
             self.batches += 1
@@ -325,7 +123,7 @@ class Database:
         self._start_writer()
         return await future
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self) -> SQLiteConnection:
         assert self._writer_conn is not None, "database is not open"
         return self._writer_conn
 
@@ -349,7 +147,7 @@ class Database:
             return
         self._last_checkpoint = time.monotonic()
         self._checkpointer = asyncio.create_task(
-            asyncio.to_thread(_checkpoint, self._checkpoint_conn), name="db-checkpoint")
+            asyncio.to_thread(checkpoint, self._checkpoint_conn), name="db-checkpoint")
 
     def _checkpoint_later(self) -> None:
         self._checkpoint_timer = None
@@ -371,12 +169,12 @@ class Database:
         finally:
             self._lent = False
 
-    async def _run_queued(self, conn: sqlite3.Connection) -> None:
+    async def _run_queued(self, conn: SQLiteConnection) -> None:
         # A slow write goes alone; quick ones go together, up to MAX_BATCH.
-        slow = _is_slow(self._queue[0][0])
+        slow = is_slow(self._queue[0][0])
         batch = [self._queue.popleft()]
         while not slow and self._queue and len(batch) < self.MAX_BATCH \
-                and not _is_slow(self._queue[0][0]):
+                and not is_slow(self._queue[0][0]):
             batch.append(self._queue.popleft())
         calls = [(fn, args) for fn, args, _ in batch]
         try:
@@ -396,22 +194,41 @@ class Database:
             else:
                 future.set_exception(value)
 
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        # aiosqlite runs every call on its own thread, in order; `_execute` hands it a
-        # whole function rather than one statement (aiosqlite is pinned in pyproject).
-        return await self.conn._execute(fn, self.conn._conn, *args)
+    @overload
+    async def read(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T: ...
 
-    async def read_bulk(self, fn: Callable[..., T], *args: Any) -> T:
+    @overload
+    async def read(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+    async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run `fn(connection, *args)` on the reading connection's thread."""
+        assert self._reader is not None, "database is not open"
+        return await self._reader.run(fn, *args)
+
+    @overload
+    async def read_bulk(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T: ...
+
+    @overload
+    async def read_bulk(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+    async def read_bulk(self, fn: Callable[..., Any], *args: Any) -> Any:
         """`read` on the big listings' own connection."""
         assert self._bulk is not None, "database is not open"
-        return await self._bulk._execute(fn, self._bulk._conn, *args)
+        return await self._bulk.run(fn, *args)
 
-    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        return list(await self.conn.execute_fetchall(sql, tuple(params)))
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+        return await self.read(_fetchall, sql, tuple(params))
 
-    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
-        async with self.conn.execute(sql, tuple(params)) as cur:
-            return await cur.fetchone()
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+        return await self.read(_fetchone, sql, tuple(params))
+
+
+async def _fetchall(c: SQLiteConnection, sql: str, params: tuple) -> list[Row]:
+    return await c.fetchall(sql, params)
+
+
+async def _fetchone(c: SQLiteConnection, sql: str, params: tuple) -> Row | None:
+    return await c.fetchone(sql, params)
 
 
 def _background_thread(conn: sqlite3.Connection) -> None:
@@ -422,66 +239,54 @@ def _background_thread(conn: sqlite3.Connection) -> None:
         pass
 
 
-def _is_slow(fn: Callable[..., Any]) -> bool:
-    return getattr(fn, "slow", False)
-
-
-def _checkpoint(conn: sqlite3.Connection) -> None:
-    """Copy committed pages from the WAL into the database file (never waits for
-    readers; what they still use is copied next time)."""
-    try:
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-    except sqlite3.Error:
-        pass  # disk full or busy: the WAL keeps the data; the next one tries again
-
-
 def _close_writer(conn: sqlite3.Connection) -> None:
-    _checkpoint(conn)
+    checkpoint(conn)
     conn.close()
 
 
-def _run_batch(conn: sqlite3.Connection,
+def _run_batch(conn: SQLiteConnection,
                calls: list[tuple[Callable[..., Any], tuple]]) -> list[tuple[bool, Any]]:
     """Run each call in a savepoint of one transaction; (ok, result or exception) each."""
+    raw = conn.raw
     outcomes: list[tuple[bool, Any]] = []
     first = 0  # the first call of the transaction now open
     try:
         for i, (fn, args) in enumerate(calls):
-            if not conn.in_transaction:
-                conn.execute("BEGIN IMMEDIATE")
+            if not raw.in_transaction:
+                raw.execute(conn.dialect.begin_write)
                 first = i
             # A write alone in its transaction needs no savepoint: ROLLBACK undoes it.
             alone = len(calls) == 1
             if not alone:
-                conn.execute("SAVEPOINT call")
+                raw.execute("SAVEPOINT call")
             try:
-                value = fn(conn, *args)
+                value = call(fn, conn, args)
                 if not alone:
-                    conn.execute("RELEASE call")
+                    raw.execute("RELEASE call")
                 outcomes.append((True, value))
             except Exception as exc:
-                if conn.in_transaction and alone:
-                    conn.execute("ROLLBACK")
-                elif conn.in_transaction:
-                    conn.execute("ROLLBACK TO call")
-                    conn.execute("RELEASE call")
+                if raw.in_transaction and alone:
+                    raw.execute("ROLLBACK")
+                elif raw.in_transaction:
+                    raw.execute("ROLLBACK TO call")
+                    raw.execute("RELEASE call")
                 else:
                     # SQLite rolled the whole transaction back (disk full, I/O error):
                     # the calls before this one in it are undone too.
                     _undo(outcomes, first, exc)
                 outcomes.append((False, exc))
-        if conn.in_transaction:
+        if raw.in_transaction:
             try:
-                conn.execute("COMMIT")
+                raw.execute("COMMIT")
             except Exception as exc:
                 # A failed COMMIT (disk full) leaves the transaction open.
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
                 _undo(outcomes, first, exc)
     except BaseException:
         # Not a store error: leave no transaction open behind us.
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        if raw.in_transaction:
+            raw.execute("ROLLBACK")
         raise
     return outcomes
 
@@ -490,15 +295,3 @@ def _undo(outcomes: list[tuple[bool, Any]], first: int, exc: Exception) -> None:
     for j in range(first, len(outcomes)):
         if outcomes[j][0]:
             outcomes[j] = (False, exc)
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        for statement in _statements(script):
-            conn.execute(statement)
-        conn.execute(f"PRAGMA user_version={number}")
-
-
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]

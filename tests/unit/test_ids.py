@@ -15,7 +15,8 @@ from PIL import Image
 from coordinator import keys, storage
 from coordinator.app import create_app
 from coordinator.config import Config
-from coordinator.database import MIGRATIONS, Database, _statements
+from coordinator.database import Database
+from coordinator.store.migrations import MIGRATIONS, _statements
 from coordinator.storage import Storage
 from tests.unit.test_api import AUTH, TOKEN, create_shot, node_hello
 

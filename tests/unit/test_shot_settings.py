@@ -10,7 +10,7 @@ import pytest
 
 from coordinator.app import create_app
 from coordinator.config import Config
-from coordinator.database import MIGRATIONS
+from coordinator.store.migrations import MIGRATIONS
 from tests.unit.test_api import AUTH, BLEND, TOKEN, api, create_shot, node_hello, put_blob
 
 __all__ = ["api"]

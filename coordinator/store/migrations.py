@@ -1,0 +1,220 @@
+"""The schema's history: SQLite's migration scripts, in order, and how they run.
+
+`PRAGMA user_version` is the number of scripts a database has had; opening it runs
+the rest, each in the opening write's transaction. Append only: a script that has
+shipped is never changed, so every database upgrades through the same steps. These
+are SQLite's scripts (`writable_schema` and other SQLite-only steps are among them);
+a PostgreSQL backend keeps its own list, from today's schema on (dialect.py).
+"""
+from __future__ import annotations
+
+from .connection import Connection
+
+MIGRATIONS: list[str] = [
+    # 1: the frame model from the architecture document, plus jobs and nodes.
+    """
+    CREATE TABLE shots (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        blend_path TEXT NOT NULL,
+        files TEXT NOT NULL,
+        frame_start INTEGER NOT NULL,
+        frame_end INTEGER NOT NULL,
+        frame_step INTEGER NOT NULL,
+        chunk_size INTEGER NOT NULL,
+        output_format TEXT NOT NULL,
+        resolution_percentage INTEGER NOT NULL,
+        fps REAL NOT NULL,
+        submitted_by TEXT NOT NULL DEFAULT '',
+        allow_scripts INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        failure_reason TEXT
+    );
+    CREATE TABLE nodes (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        hostname TEXT NOT NULL DEFAULT '',
+        platform TEXT NOT NULL DEFAULT '',
+        blender_version TEXT NOT NULL DEFAULT '',
+        cpu_count INTEGER NOT NULL DEFAULT 0,
+        tags TEXT NOT NULL DEFAULT '[]',
+        allow_scripts INTEGER NOT NULL DEFAULT 0,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        connected_at REAL,
+        last_seen REAL
+    );
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        shot_id INTEGER NOT NULL REFERENCES shots(id) ON DELETE CASCADE,
+        ordinal INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        frames TEXT NOT NULL,
+        node_id TEXT REFERENCES nodes(id) ON DELETE SET NULL,
+        attempt_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        failures INTEGER NOT NULL DEFAULT 0,
+        lease_expires REAL,
+        started_at REAL,
+        finished_at REAL,
+        failure_reason TEXT,
+        log_tail TEXT
+    );
+    CREATE INDEX jobs_queue ON jobs(status, shot_id, ordinal);
+    CREATE INDEX jobs_shot ON jobs(shot_id, ordinal);
+    CREATE UNIQUE INDEX jobs_attempt ON jobs(attempt_id);
+    CREATE TABLE frames (
+        shot_id INTEGER NOT NULL REFERENCES shots(id) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        job_id INTEGER REFERENCES jobs(id) ON DELETE SET NULL,
+        status TEXT NOT NULL,
+        name TEXT,
+        path TEXT,
+        preview_path TEXT,
+        thumbnail_path TEXT,
+        node_id TEXT,
+        attempt_id TEXT,
+        rendered_at REAL,
+        render_time REAL,
+        size INTEGER,
+        sha256 TEXT,
+        width INTEGER,
+        height INTEGER,
+        PRIMARY KEY (shot_id, number)
+    ) WITHOUT ROWID;
+    CREATE INDEX frames_latest ON frames(rendered_at) WHERE rendered_at IS NOT NULL;
+    CREATE TABLE blocklist (
+        shot_id INTEGER NOT NULL REFERENCES shots(id) ON DELETE CASCADE,
+        node_id TEXT NOT NULL,
+        failures INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (shot_id, node_id)
+    ) WITHOUT ROWID;
+    """,
+    # 2: progress counters kept on the shot, so listings and the scheduler never
+    # count a 10,000-frame shot's rows; indexes for the per-status counts.
+    """
+    ALTER TABLE shots ADD COLUMN frames_total INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE shots ADD COLUMN frames_done INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE shots ADD COLUMN render_time_sum REAL NOT NULL DEFAULT 0;
+    ALTER TABLE shots ADD COLUMN render_time_count INTEGER NOT NULL DEFAULT 0;
+    UPDATE shots SET
+        frames_total = (SELECT COUNT(*) FROM frames f WHERE f.shot_id = shots.id),
+        frames_done = (SELECT COUNT(*) FROM frames f WHERE f.shot_id = shots.id
+                       AND f.status = 'done'),
+        render_time_sum = COALESCE((SELECT SUM(render_time) FROM frames f
+                                    WHERE f.shot_id = shots.id AND f.status = 'done'), 0),
+        render_time_count = (SELECT COUNT(render_time) FROM frames f
+                             WHERE f.shot_id = shots.id AND f.status = 'done');
+    CREATE INDEX frames_status ON frames(shot_id, status);
+    CREATE INDEX jobs_shot_status ON jobs(shot_id, status);
+    CREATE INDEX jobs_node ON jobs(node_id) WHERE status = 'running';
+    CREATE INDEX shots_status ON shots(status, priority);
+    """,
+    # 3: a job's frames are looked up on every claim, upload and report. jobs_queue
+    # (status, shot_id, ordinal) already serves per-shot status counts and keeps the
+    # queue in order; a second index made the planner sort the whole queue.
+    """
+    CREATE INDEX frames_job ON frames(job_id, status);
+    DROP INDEX jobs_shot_status;
+    """,
+    # 4: thumbnails are kept with the frame's record, not as files: written in the
+    # same transaction, and a frame costs one new file (an inode) instead of two.
+    # Thumbnails made before this stay files and are still served from disk.
+    """
+    CREATE TABLE thumbnails (
+        shot_id INTEGER NOT NULL REFERENCES shots(id) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        media_type TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (shot_id, number)
+    );
+    """,
+    # Extra outputs of a frame (File Output nodes' files, multiview views), one row
+    # each; its thumbnail kept in the row like a frame's.
+    """
+    CREATE TABLE frame_outputs (
+        id INTEGER PRIMARY KEY,
+        shot_id INTEGER NOT NULL REFERENCES shots(id) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        format TEXT NOT NULL,
+        path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        width INTEGER,
+        height INTEGER,
+        thumbnail BLOB,
+        thumbnail_type TEXT,
+        preview_path TEXT,
+        attempt_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (shot_id, number, kind, name)
+    );
+    """,
+    # Shot, job and output ids are never reused: a deleted shot's id given to the next shot
+    # served that shot's frames under the deleted one's cacheable URLs, and nodes cache
+    # by shot id. Not a table rebuild (dropping `shots` cascades to every table that
+    # references it, and a rebuild would drop columns that other migrations add): the id
+    # columns' declarations gain AUTOINCREMENT (the tables' b-trees stay as they are;
+    # RESET makes this connection read the schema again) and each sequence starts at
+    # the largest id in use. The CREATE makes `sqlite_sequence` if it does not exist yet.
+    """
+    PRAGMA writable_schema = ON;
+    UPDATE sqlite_master
+        SET sql = replace(sql, 'id INTEGER PRIMARY KEY,', 'id INTEGER PRIMARY KEY AUTOINCREMENT,')
+        WHERE type = 'table' AND name IN ('shots', 'jobs', 'frame_outputs');
+    PRAGMA writable_schema = RESET;
+    CREATE TABLE ids_never_reused (id INTEGER PRIMARY KEY AUTOINCREMENT);
+    DROP TABLE ids_never_reused;
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'shots', (SELECT COALESCE(MAX(id), 0) FROM shots)
+        WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'shots');
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'jobs', (SELECT COALESCE(MAX(id), 0) FROM jobs)
+        WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'jobs');
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'frame_outputs', (SELECT COALESCE(MAX(id), 0) FROM frame_outputs)
+        WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'frame_outputs');
+    """,
+    # Issue 13: the file's own settings are the default. A shot keeps the overrides
+    # asked for (`render`, JSON) instead of a format and resolution that every shot
+    # had; shots from before keep theirs as overrides, which is what they rendered
+    # with. chunk_size is null for adaptive shots (all shots before were adaptive);
+    # frames of a job that failed for good say why.
+    """
+    ALTER TABLE shots ADD COLUMN render TEXT NOT NULL DEFAULT '{}';
+    UPDATE shots SET render = json_object('output_format', output_format,
+                                          'resolution_percentage', resolution_percentage);
+    ALTER TABLE shots DROP COLUMN output_format;
+    ALTER TABLE shots DROP COLUMN resolution_percentage;
+    ALTER TABLE shots DROP COLUMN chunk_size;
+    ALTER TABLE shots ADD COLUMN chunk_size INTEGER;
+    ALTER TABLE shots ADD COLUMN chunk_mode TEXT NOT NULL DEFAULT 'auto';
+    ALTER TABLE shots ADD COLUMN frames_text TEXT;
+    ALTER TABLE shots ADD COLUMN missing TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE shots ADD COLUMN settings_used TEXT;
+    ALTER TABLE frames ADD COLUMN failure_reason TEXT;
+    UPDATE frames SET status = 'failed',
+        failure_reason = (SELECT j.failure_reason FROM jobs j WHERE j.id = frames.job_id)
+        WHERE status IN ('queued', 'rendering')
+          AND job_id IN (SELECT id FROM jobs WHERE status = 'failed');
+    """,
+]
+
+
+async def migrate(c: Connection, scripts: list[str] = MIGRATIONS) -> int:
+    """Run the scripts this database has not had; its schema version afterwards."""
+    version = int(await c.fetchval(c.dialect.schema_version) or 0)
+    for number, script in enumerate(scripts[version:], start=version + 1):
+        for statement in _statements(script):
+            await c.execute(statement)
+        await c.execute(c.dialect.set_schema_version.format(version=number))
+    return max(version, len(scripts))
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
