@@ -4,11 +4,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from sqlite3 import Connection
 from typing import Any, Callable
 
 import orjson
 from brender_protocol.formats import DEFAULT_FORMAT, frame_stem
+
+from .connection import Connection
 
 FRAME_SELECT = """SELECT f.*, n.name AS node_name,
                   (SELECT COUNT(*) FROM frame_outputs o
@@ -60,7 +61,7 @@ def frame_dict(row: Any) -> dict:
     return d
 
 
-def record(c: Connection, up: Upload, extensions: dict[str, str],
+async def record(c: Connection, up: Upload, extensions: dict[str, str],
            place: Callable[[int, str, Upload], tuple[str, str, str | None]]) -> dict | None:
     """Record a frame under the lease fence, in one transaction.
 
@@ -69,15 +70,15 @@ def record(c: Connection, up: Upload, extensions: dict[str, str],
     so a fenced (stale) upload never touches a frame on disk. Returns the frame for
     the event stream, or None when the frame was already recorded.
     """
-    row = c.execute(
-        """SELECT j.shot_id, j.node_id, j.frames, f.status, s.name AS shot_name,
-                  json_extract(s.render, '$.output_format') AS output_format,
+    row = await c.fetchone(
+        f"""SELECT j.shot_id, j.node_id, j.frames, f.status, s.name AS shot_name,
+                  {c.dialect.json_text('s.render', 'output_format')} AS output_format,
                   n.name AS node_name
            FROM jobs j JOIN shots s ON s.id = j.shot_id
            LEFT JOIN frames f ON f.shot_id = j.shot_id AND f.number = ? AND f.job_id = j.id
            LEFT JOIN nodes n ON n.id = j.node_id
            WHERE j.attempt_id = ? AND j.status = 'running'""",
-        (up.number, up.attempt_id)).fetchone()
+        (up.number, up.attempt_id))
     if row is None:
         raise StaleAttempt()
     if row["status"] is None or up.number not in orjson.loads(row["frames"]):
@@ -88,62 +89,82 @@ def record(c: Connection, up: Upload, extensions: dict[str, str],
     ext = extensions[up.output_format or row["output_format"] or DEFAULT_FORMAT]
     name = f"{frame_stem(number)}.{ext}"
     path, thumb, preview = place(row["shot_id"], name, up)
-    recorded = dict(c.execute(
+    recorded = dict((await c.fetchall(
         """UPDATE frames SET status = 'done', name = ?, path = ?, sha256 = ?, size = ?,
            render_time = ?, width = ?, height = ?, node_id = ?, attempt_id = ?,
            rendered_at = ?, thumbnail_path = ?, preview_path = ?
            WHERE shot_id = ? AND number = ? RETURNING *""",
         (name, path, up.sha256, up.size, up.render_time, up.width, up.height, row["node_id"],
-         up.attempt_id, time.time(), thumb, preview, row["shot_id"], number)).fetchall()[0])
-    c.execute("INSERT OR REPLACE INTO thumbnails VALUES (?, ?, ?, ?)",
-              (row["shot_id"], number, THUMBNAIL_TYPES[up.thumbnail_ext], up.thumbnail))
-    c.execute(
+         up.attempt_id, time.time(), thumb, preview, row["shot_id"], number)))[0])
+    await c.execute(
+        """INSERT INTO thumbnails (shot_id, number, media_type, data) VALUES (?, ?, ?, ?)
+           ON CONFLICT (shot_id, number) DO UPDATE SET
+               media_type = excluded.media_type, data = excluded.data""",
+        (row["shot_id"], number, THUMBNAIL_TYPES[up.thumbnail_ext], up.thumbnail))
+    await c.execute(
         """UPDATE shots SET frames_done = frames_done + 1,
            render_time_sum = render_time_sum + COALESCE(?, 0),
-           render_time_count = render_time_count + (? IS NOT NULL) WHERE id = ?""",
+           render_time_count = render_time_count + CASE WHEN ? IS NULL THEN 0 ELSE 1 END
+           WHERE id = ?""",
         (up.render_time, up.render_time, row["shot_id"]))
     recorded["node_name"] = row["node_name"]
     # Extra outputs come before their frame: the event counts them like the listing.
-    recorded["outputs"] = c.execute(
+    recorded["outputs"] = await c.fetchval(
         "SELECT COUNT(*) FROM frame_outputs WHERE shot_id = ? AND number = ?",
-        (row["shot_id"], number)).fetchone()[0]
+        (row["shot_id"], number))
     frame = frame_dict(recorded)
     frame["shot_name"] = row["shot_name"]
     return frame
 
 
-def get(c: Connection, shot_id: int, number: int) -> dict | None:
-    row = c.execute(FRAME_SELECT + " WHERE f.shot_id = ? AND f.number = ?",
-                    (shot_id, number)).fetchone()
+async def get(c: Connection, shot_id: int, number: int) -> dict | None:
+    row = await c.fetchone(FRAME_SELECT + " WHERE f.shot_id = ? AND f.number = ?",
+                           (shot_id, number))
     return frame_dict(row) if row else None
 
 
-def for_shot(c: Connection, shot_id: int, offset: int = 0,
-             limit: int = -1) -> tuple[list[dict], int]:
-    rows = c.execute(FRAME_SELECT + " WHERE f.shot_id = ? ORDER BY f.number LIMIT ? OFFSET ?",
-                     (shot_id, limit, offset)).fetchall()
-    total = c.execute("SELECT frames_total FROM shots WHERE id = ?", (shot_id,)).fetchone()
-    return [frame_dict(r) for r in rows], total[0] if total else 0
+async def for_shot(c: Connection, shot_id: int, offset: int = 0,
+                   limit: int = -1) -> tuple[list[dict], int]:
+    """`limit` -1: every frame from `offset` on."""
+    rows = await c.fetchall(
+        FRAME_SELECT + " WHERE f.shot_id = ? ORDER BY f.number LIMIT ? OFFSET ?",
+        (shot_id, c.dialect.no_limit if limit < 0 else limit, offset))
+    total = await c.fetchval("SELECT frames_total FROM shots WHERE id = ?", (shot_id,))
+    return [frame_dict(r) for r in rows], total or 0
 
 
-def page_after(c: Connection, shot_id: int, after: int, limit: int) -> list[dict]:
+async def page_after(c: Connection, shot_id: int, after: int, limit: int) -> list[dict]:
     """Up to `limit` of a shot's frames numbered above `after`, in order."""
-    rows = c.execute(FRAME_SELECT + " WHERE f.shot_id = ? AND f.number > ? ORDER BY f.number "
-                     "LIMIT ?", (shot_id, after, limit)).fetchall()
+    rows = await c.fetchall(FRAME_SELECT + " WHERE f.shot_id = ? AND f.number > ? "
+                            "ORDER BY f.number LIMIT ?", (shot_id, after, limit))
     return [frame_dict(r) for r in rows]
 
 
-def latest(c: Connection) -> dict | None:
-    row = c.execute(
+async def latest(c: Connection) -> dict | None:
+    row = await c.fetchone(
         """SELECT f.*, n.name AS node_name, s.name AS shot_name FROM frames f
            JOIN shots s ON s.id = f.shot_id LEFT JOIN nodes n ON n.id = f.node_id
            WHERE f.rendered_at IS NOT NULL
-           ORDER BY f.rendered_at DESC LIMIT 1""").fetchone()
+           ORDER BY f.rendered_at DESC LIMIT 1""")
     return frame_dict(row) if row else None
 
 
-def thumbnail(c: Connection, shot_id: int, number: int) -> tuple[str, bytes] | None:
+async def thumbnail(c: Connection, shot_id: int, number: int) -> tuple[str, bytes] | None:
     """A frame's thumbnail kept in the database: (media type, bytes)."""
-    row = c.execute("SELECT media_type, data FROM thumbnails WHERE shot_id = ? AND number = ?",
-                    (shot_id, number)).fetchone()
-    return (row[0], row[1]) if row else None
+    row = await c.fetchone(
+        "SELECT media_type, data FROM thumbnails WHERE shot_id = ? AND number = ?",
+        (shot_id, number))
+    return (row["media_type"], row["data"]) if row else None
+
+
+async def release_for_job(c: Connection, job_id: int) -> None:
+    """A job's frames being rendered go back to the queue with it."""
+    await c.execute("UPDATE frames SET status = 'queued' WHERE job_id = ? "
+                    "AND status = 'rendering'", (job_id,))
+
+
+async def fail_for_job(c: Connection, job_id: int, reason: str | None) -> None:
+    """The frames of a job that failed for good say so, and why."""
+    await c.execute("""UPDATE frames SET status = 'failed', failure_reason = ?
+                       WHERE job_id = ? AND status IN ('queued', 'rendering')""",
+                    (reason, job_id))

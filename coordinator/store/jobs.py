@@ -1,22 +1,25 @@
 """SQL for jobs: atomic claim, leases, completion, failure and requeue.
 
-Every function takes a `sqlite3.Connection`; `Database.write` wraps the mutating
-ones in one transaction, so each runs whole or not at all.
+Every function takes a `Connection`; `Database.write` wraps the mutating ones in
+one transaction, so each runs whole or not at all. The operations on a whole shot
+live in shots.py; their names stay importable here, where callers use them.
 """
 from __future__ import annotations
 
 import time
 import uuid
 from dataclasses import dataclass
-from sqlite3 import Connection
 from typing import Any
 
 import orjson
 
 from ..chunking import split_for_duration
-from ..database import slow
 from ..states import DISPATCHABLE_SHOTS, JobStatus, ShotStatus
+from . import frames as frame_sql
 from . import shots as shot_sql
+from .connection import Connection, Row
+from .shots import (cancel_shot, delete_shot, fail_unrenderable,  # noqa: F401 (callers' names)
+                    requeue_failed, set_paused)
 
 
 @dataclass
@@ -41,30 +44,32 @@ JOB_SELECT = """SELECT j.*, n.name AS node_name FROM jobs j
                 LEFT JOIN nodes n ON n.id = j.node_id"""
 
 
-def for_shot(c: Connection, shot_id: int) -> list[dict]:
-    rows = c.execute(JOB_SELECT + " WHERE j.shot_id = ? ORDER BY j.ordinal, j.id", (shot_id,))
-    return [job_dict(r) for r in rows.fetchall()]
+async def for_shot(c: Connection, shot_id: int) -> list[dict]:
+    rows = await c.fetchall(JOB_SELECT + " WHERE j.shot_id = ? ORDER BY j.ordinal, j.id",
+                            (shot_id,))
+    return [job_dict(r) for r in rows]
 
 
-def page_after(c: Connection, shot_id: int, after: tuple[int, int], limit: int) -> list[dict]:
+async def page_after(c: Connection, shot_id: int, after: tuple[int, int],
+                     limit: int) -> list[dict]:
     """Up to `limit` of a shot's jobs after `(ordinal, id)`, in `for_shot`'s order;
     each carries its `ordinal` for the next page's `after`."""
-    rows = c.execute(JOB_SELECT + " WHERE j.shot_id = ? AND (j.ordinal, j.id) > (?, ?) "
-                     "ORDER BY j.ordinal, j.id LIMIT ?", (shot_id, *after, limit)).fetchall()
+    rows = await c.fetchall(JOB_SELECT + " WHERE j.shot_id = ? AND (j.ordinal, j.id) > (?, ?) "
+                            "ORDER BY j.ordinal, j.id LIMIT ?", (shot_id, *after, limit))
     return [{**job_dict(r), "ordinal": r["ordinal"]} for r in rows]
 
 
-def get(c: Connection, job_id: int, with_log: bool = True) -> dict | None:
-    row = c.execute(JOB_SELECT + " WHERE j.id = ?", (job_id,)).fetchone()
+async def get(c: Connection, job_id: int, with_log: bool = True) -> dict | None:
+    row = await c.fetchone(JOB_SELECT + " WHERE j.id = ?", (job_id,))
     return job_dict(row, with_log) if row else None
 
 
-def by_attempt(c: Connection, attempt_id: str) -> dict | None:
-    row = c.execute(JOB_SELECT + " WHERE j.attempt_id = ?", (attempt_id,)).fetchone()
+async def by_attempt(c: Connection, attempt_id: str) -> dict | None:
+    row = await c.fetchone(JOB_SELECT + " WHERE j.attempt_id = ?", (attempt_id,))
     return job_dict(row) if row else None
 
 
-def claim(c: Connection, node_id: str, node_allows_scripts: bool, lease_seconds: float,
+async def claim(c: Connection, node_id: str, node_allows_scripts: bool, lease_seconds: float,
           blocklist_threshold: int, target_job_seconds: float,
           nodes_online: int = 1) -> Assignment | None:
     """Hand the best queued job to `node_id`: highest priority, then oldest shot.
@@ -75,7 +80,7 @@ def claim(c: Connection, node_id: str, node_allows_scripts: bool, lease_seconds:
     rest queued; one far shorter takes in the contiguous jobs after it, up to the
     target and to a fair share of what is left.
     """
-    shots = c.execute(
+    shots = await c.fetchall(
         f"""SELECT s.*,
                CASE WHEN s.render_time_count > 0
                     THEN s.render_time_sum / s.render_time_count END AS avg_time
@@ -85,88 +90,88 @@ def claim(c: Connection, node_id: str, node_allows_scripts: bool, lease_seconds:
               AND NOT EXISTS (SELECT 1 FROM blocklist b WHERE b.shot_id = s.id
                               AND b.node_id = ? AND b.failures >= ?)
             ORDER BY s.priority DESC, s.created_at, s.id""",
-        (node_id, blocklist_threshold)).fetchall()
+        (node_id, blocklist_threshold))
     for shot in shots:
         if shot["allow_scripts"] and not node_allows_scripts:
             continue
-        job = c.execute(
+        job = await c.fetchone(
             """SELECT id, frames, ordinal, attempts FROM jobs
                WHERE status = 'queued' AND shot_id = ?
-               ORDER BY ordinal, id LIMIT 1""", (shot["id"],)).fetchone()
+               ORDER BY ordinal, id LIMIT 1""", (shot["id"],))
         if job is not None:
-            return _assign(c, job, shot, node_id, lease_seconds, target_job_seconds,
+            return await _assign(c, job, shot, node_id, lease_seconds, target_job_seconds,
                            nodes_online)
     return None
 
 
-def claim_many(c: Connection, nodes: list[tuple[str, bool]], lease_seconds: float,
+async def claim_many(c: Connection, nodes: list[tuple[str, bool]], lease_seconds: float,
                blocklist_threshold: int, target_job_seconds: float,
                nodes_online: int) -> list[Assignment | None]:
     """`claim` for each idle node of a dispatch round, in one transaction."""
     out: list[Assignment | None] = []
     for node_id, allows_scripts in nodes:
-        if out and out[-1] is None and not node_specific_limits(c):
+        if out and out[-1] is None and not await node_specific_limits(c):
             out.append(None)  # the queue is empty for everyone
             continue
-        out.append(claim(c, node_id, allows_scripts, lease_seconds, blocklist_threshold,
+        out.append(await claim(c, node_id, allows_scripts, lease_seconds, blocklist_threshold,
                          target_job_seconds, nodes_online))
     return out
 
 
-def _assign(c: Connection, job: Any, shot_row: Any, node_id: str, lease_seconds: float,
+async def _assign(c: Connection, job: Row, shot_row: Row, node_id: str, lease_seconds: float,
             target: float, nodes_online: int) -> Assignment:
     now = time.time()
     shot_id, avg_time = shot_row["id"], shot_row["avg_time"]
     frames = orjson.loads(job["frames"])
     # Only an earlier attempt can have delivered some of a job's frames.
-    done = {r[0] for r in c.execute(
+    done = {r["number"] for r in await c.fetchall(
         "SELECT number FROM frames WHERE job_id = ? AND status = 'done'", (job["id"],))} \
         if job["attempts"] else set()
     todo = [f for f in frames if f not in done]
     fixed = shot_row["chunk_mode"] == "fixed"   # the artist's chunk size, as asked
     keep, rest = (todo, []) if fixed else split_for_duration(todo, avg_time, target)
     if rest:
-        cur = c.execute("INSERT INTO jobs (shot_id, ordinal, status, frames) VALUES (?,?,?,?)",
-                        (shot_id, job["ordinal"], JobStatus.QUEUED.value,
-                         orjson.dumps(rest).decode()))
-        c.executemany("UPDATE frames SET job_id = ? WHERE shot_id = ? AND number = ?",
-                      [(cur.lastrowid, shot_id, n) for n in rest])
+        new_id = await c.fetchval(
+            "INSERT INTO jobs (shot_id, ordinal, status, frames) VALUES (?,?,?,?) RETURNING id",
+            (shot_id, job["ordinal"], JobStatus.QUEUED.value, orjson.dumps(rest).decode()))
+        await c.executemany("UPDATE frames SET job_id = ? WHERE shot_id = ? AND number = ?",
+                            [(new_id, shot_id, n) for n in rest])
         moved = set(rest)
         frames = [f for f in frames if f not in moved]
     elif not fixed and avg_time and len(keep) * avg_time < target / 2:
-        extra = _absorb_following(c, job["id"], shot_id, frames, avg_time, target,
+        extra = await _absorb_following(c, job["id"], shot_id, frames, avg_time, target,
                                   nodes_online)
         frames += extra
         keep += extra
     attempt_id = uuid.uuid4().hex
-    job_row = job_dict(c.execute(
+    job_row = job_dict((await c.fetchall(
         """UPDATE jobs SET status = 'running', node_id = ?, attempt_id = ?, frames = ?,
            attempts = attempts + 1, lease_expires = ?, started_at = ?, finished_at = NULL
            WHERE id = ? RETURNING *, (SELECT name FROM nodes WHERE id = node_id) AS node_name""",
         (node_id, attempt_id, orjson.dumps(frames).decode(), now + lease_seconds, now,
-         job["id"])).fetchall()[0])
-    c.execute("UPDATE frames SET status = 'rendering' WHERE job_id = ? AND status != 'done'",
-              (job["id"],))
+         job["id"])))[0])
+    await c.execute("UPDATE frames SET status = 'rendering' WHERE job_id = ? "
+                    "AND status != 'done'", (job["id"],))
     shot = dict(shot_row)
     del shot["avg_time"]
     if shot["status"] != ShotStatus.ACTIVE.value:
-        shot_sql.set_status(c, shot_id, ShotStatus.ACTIVE)
-        shot = dict(c.execute("SELECT * FROM shots WHERE id = ?", (shot_id,)).fetchone())
+        await shot_sql.set_status(c, shot_id, ShotStatus.ACTIVE)
+        shot = dict((await c.fetchall("SELECT * FROM shots WHERE id = ?", (shot_id,)))[0])
     return Assignment(job_row, attempt_id, keep, shot)
 
 
-def _absorb_following(c: Connection, job_id: int, shot_id: int, frames: list[int],
+async def _absorb_following(c: Connection, job_id: int, shot_id: int, frames: list[int],
                       avg_time: float, target: float, nodes_online: int) -> list[int]:
     """Merge the queued jobs that continue `frames` into this one; returns new frames."""
-    left = c.execute("SELECT frames_total - frames_done FROM shots WHERE id = ?",
-                     (shot_id,)).fetchone()[0]
+    left = await c.fetchval("SELECT frames_total - frames_done FROM shots WHERE id = ?",
+                            (shot_id,))
     budget = min(int(target / avg_time + 1e-6), max(1, left // max(1, nodes_online))) \
         - len(frames)
     if budget <= 0 or not frames:
         return []
-    following = c.execute(
+    following = await c.fetchall(
         """SELECT id, frames FROM jobs WHERE status = 'queued' AND shot_id = ? AND id != ?
-           AND attempts = 0 ORDER BY ordinal, id LIMIT 64""", (shot_id, job_id)).fetchall()
+           AND attempts = 0 ORDER BY ordinal, id LIMIT 64""", (shot_id, job_id))
     step = frames[1] - frames[0] if len(frames) > 1 else None
     taken: list[int] = []
     last = frames[-1]
@@ -176,215 +181,146 @@ def _absorb_following(c: Connection, job_id: int, shot_id: int, frames: list[int
         if gap <= 0 or (step is not None and gap != step) or len(taken) + len(more) > budget:
             break
         step = step or gap
-        c.execute("DELETE FROM jobs WHERE id = ?", (other["id"],))
+        await c.execute("DELETE FROM jobs WHERE id = ?", (other["id"],))
         taken += more
         last = more[-1]
     if taken:
-        c.executemany("UPDATE frames SET job_id = ? WHERE shot_id = ? AND number = ?",
-                      [(job_id, shot_id, n) for n in taken])
+        await c.executemany("UPDATE frames SET job_id = ? WHERE shot_id = ? AND number = ?",
+                            [(job_id, shot_id, n) for n in taken])
     return taken
 
 
-def leases_due(c: Connection, before: float) -> list[tuple[str, str | None, float]]:
+async def leases_due(c: Connection, before: float) -> list[tuple[str, str | None, float]]:
     """Running attempts whose lease ends before `before`: (attempt, node, lease end)."""
-    rows = c.execute("""SELECT attempt_id, node_id, lease_expires FROM jobs
-                        WHERE status = 'running' AND lease_expires < ?""", (before,))
-    return [(r[0], r[1], r[2]) for r in rows.fetchall()]
+    rows = await c.fetchall("""SELECT attempt_id, node_id, lease_expires FROM jobs
+                               WHERE status = 'running' AND lease_expires < ?""", (before,))
+    return [(r["attempt_id"], r["node_id"], r["lease_expires"]) for r in rows]
 
 
-def renew_leases(c: Connection, attempt_ids: list[str], lease_seconds: float) -> None:
+async def renew_leases(c: Connection, attempt_ids: list[str], lease_seconds: float) -> None:
     until = time.time() + lease_seconds
-    c.executemany("UPDATE jobs SET lease_expires = ? WHERE attempt_id = ? AND status = 'running'",
-                  [(until, a) for a in attempt_ids])
+    await c.executemany(
+        "UPDATE jobs SET lease_expires = ? WHERE attempt_id = ? AND status = 'running'",
+        [(until, a) for a in attempt_ids])
 
 
-def running_attempt_of(c: Connection, node_id: str) -> str | None:
-    row = c.execute("SELECT attempt_id FROM jobs WHERE node_id = ? AND status = 'running'",
-                    (node_id,)).fetchone()
-    return row["attempt_id"] if row else None
+async def running_attempt_of(c: Connection, node_id: str) -> str | None:
+    attempt: str | None = await c.fetchval(
+        "SELECT attempt_id FROM jobs WHERE node_id = ? AND status = 'running'", (node_id,))
+    return attempt
 
 
-def _running(c: Connection, attempt_id: str) -> Any:
+async def _running(c: Connection, attempt_id: str) -> Row | None:
     """The job this attempt holds, if it still holds it."""
-    return c.execute(JOB_SELECT + " WHERE j.attempt_id = ? AND j.status = 'running'",
-                     (attempt_id,)).fetchone()
+    return await c.fetchone(JOB_SELECT + " WHERE j.attempt_id = ? AND j.status = 'running'",
+                            (attempt_id,))
 
 
-def _release_frames(c: Connection, job_id: int) -> None:
-    c.execute("UPDATE frames SET status = 'queued' WHERE job_id = ? AND status = 'rendering'",
-              (job_id,))
-
-
-def _fail_frames(c: Connection, job_id: int, reason: str | None) -> None:
-    """The frames of a job that failed for good say so, and why."""
-    c.execute("""UPDATE frames SET status = 'failed', failure_reason = ?
-                 WHERE job_id = ? AND status IN ('queued', 'rendering')""", (reason, job_id))
-
-
-def finish(c: Connection, attempt_id: str, log_tail: str = "") -> tuple[str, dict | None]:
+async def finish(c: Connection, attempt_id: str, log_tail: str = "") -> tuple[str, dict | None]:
     """The node says the attempt is done: 'done', 'missing' (frames absent) or 'stale'."""
     # One statement on the path every job takes; the other two outcomes look again.
-    row = c.execute(
+    row = await c.fetchall(
         """UPDATE jobs SET status = 'done', finished_at = ?, lease_expires = NULL, log_tail = ?
            WHERE attempt_id = ? AND status = 'running'
              AND NOT EXISTS (SELECT 1 FROM frames f WHERE f.job_id = jobs.id
                              AND f.status != 'done')
            RETURNING *, (SELECT name FROM nodes WHERE id = node_id) AS node_name""",
-        (time.time(), log_tail or None, attempt_id)).fetchall()
+        (time.time(), log_tail or None, attempt_id))
     if not row:
-        job = _running(c, attempt_id)
+        job = await _running(c, attempt_id)
         return ("stale", None) if job is None else ("missing", dict(job))
     done = job_dict(row[0])
-    shot_sql.complete_if_done(c, done["shot_id"])
+    await shot_sql.complete_if_done(c, done["shot_id"])
     return "done", done
 
 
-def finish_then_claim(c: Connection, attempt_id: str, log_tail: str,
+async def finish_then_claim(c: Connection, attempt_id: str, log_tail: str,
                       nodes: list[tuple[str, bool]], *claim_settings: Any,
                       ) -> tuple[tuple[str, dict | None], list[Assignment | None]]:
     """`finish`, then (when the job is done) `claim_many` for the node that did it."""
-    outcome = finish(c, attempt_id, log_tail)
-    claims = claim_many(c, nodes, *claim_settings) if outcome[0] != "missing" \
-        else [None] * len(nodes)
+    outcome = await finish(c, attempt_id, log_tail)
+    claims: list[Assignment | None] = [None] * len(nodes)
+    if outcome[0] != "missing":
+        claims = await claim_many(c, nodes, *claim_settings)
     return outcome, claims
 
 
-def fail(c: Connection, attempt_id: str, reason: str, log_tail: str, max_attempts: int,
+async def fail(c: Connection, attempt_id: str, reason: str, log_tail: str, max_attempts: int,
          blocklist_threshold: int) -> dict | None:
     """Record a failed attempt; requeue it, or fail the job and its shot at the limit."""
-    job = _running(c, attempt_id)
+    job = await _running(c, attempt_id)
     if job is None:
         return None
     failures = job["failures"] + 1
     final = failures >= max_attempts
-    c.execute(
+    await c.execute(
         """UPDATE jobs SET status = ?, failures = ?, failure_reason = ?, log_tail = ?,
            node_id = CASE WHEN ? THEN node_id END, attempt_id = NULL,
            lease_expires = NULL, finished_at = ? WHERE id = ?""",
         ("failed" if final else "queued", failures, reason, log_tail, final,
          time.time(), job["id"]))
     if final:
-        _fail_frames(c, job["id"], reason)
+        await frame_sql.fail_for_job(c, job["id"], reason)
     else:
-        _release_frames(c, job["id"])
+        await frame_sql.release_for_job(c, job["id"])
     if job["node_id"]:
-        c.execute("""INSERT INTO blocklist (shot_id, node_id, failures) VALUES (?, ?, 1)
-                     ON CONFLICT (shot_id, node_id) DO UPDATE SET failures = failures + 1""",
-                  (job["shot_id"], job["node_id"]))
+        await c.execute(
+            """INSERT INTO blocklist (shot_id, node_id, failures) VALUES (?, ?, 1)
+               ON CONFLICT (shot_id, node_id) DO UPDATE SET failures = blocklist.failures + 1""",
+            (job["shot_id"], job["node_id"]))
     if final:
-        shot_sql.set_status(c, job["shot_id"], ShotStatus.FAILED,
+        await shot_sql.set_status(c, job["shot_id"], ShotStatus.FAILED,
                             f"{reason} (job {job['id']} failed {failures} times)")
     return dict(job)
 
 
-def fail_for_good(c: Connection, attempt_id: str, reason: str) -> dict | None:
+async def fail_for_good(c: Connection, attempt_id: str, reason: str) -> dict | None:
     """A job that no node can be given fails at once, and its shot with it."""
-    job = _running(c, attempt_id)
+    job = await _running(c, attempt_id)
     if job is None:
         return None
-    c.execute("""UPDATE jobs SET status = 'failed', failures = failures + 1,
+    await c.execute("""UPDATE jobs SET status = 'failed', failures = failures + 1,
                  failure_reason = ?, attempt_id = NULL, lease_expires = NULL,
                  finished_at = ? WHERE id = ?""", (reason, time.time(), job["id"]))
-    _release_frames(c, job["id"])
-    shot_sql.set_status(c, job["shot_id"], ShotStatus.FAILED, f"job {job['id']}: {reason}")
+    await frame_sql.release_for_job(c, job["id"])
+    await shot_sql.set_status(c, job["shot_id"], ShotStatus.FAILED,
+                              f"job {job['id']}: {reason}")
     return dict(job)
 
 
-def requeue(c: Connection, attempt_id: str) -> dict | None:
+async def requeue(c: Connection, attempt_id: str) -> dict | None:
     """Put a running attempt back in the queue (node gone or handing back)."""
-    job = _running(c, attempt_id)
+    job = await _running(c, attempt_id)
     if job is None:
         return None
-    c.execute("""UPDATE jobs SET status = 'queued', node_id = NULL, attempt_id = NULL,
-                 lease_expires = NULL WHERE id = ?""", (job["id"],))
-    _release_frames(c, job["id"])
+    await c.execute("""UPDATE jobs SET status = 'queued', node_id = NULL, attempt_id = NULL,
+                       lease_expires = NULL WHERE id = ?""", (job["id"],))
+    await frame_sql.release_for_job(c, job["id"])
     return dict(job)
 
 
-def renew_all_leases(c: Connection, lease_seconds: float) -> None:
+async def renew_all_leases(c: Connection, lease_seconds: float) -> None:
     """After a coordinator restart, give every running job's node time to reconnect."""
-    c.execute("UPDATE jobs SET lease_expires = ? WHERE status = 'running'",
+    await c.execute("UPDATE jobs SET lease_expires = ? WHERE status = 'running'",
               (time.time() + lease_seconds,))
 
 
-def running_attempts_of_shot(c: Connection, shot_id: int) -> list[dict]:
-    rows = c.execute("""SELECT id, attempt_id, node_id FROM jobs
-                        WHERE status = 'running' AND shot_id = ?""", (shot_id,))
-    return [dict(r) for r in rows.fetchall()]
+async def blocked_nodes(c: Connection, shot_id: int, threshold: int) -> set[str]:
+    rows = await c.fetchall("SELECT node_id FROM blocklist WHERE shot_id = ? AND failures >= ?",
+                            (shot_id, threshold))
+    return {r["node_id"] for r in rows}
 
 
-@slow
-def cancel_shot(c: Connection, shot_id: int) -> list[dict]:
-    """Cancel the shot's jobs; returns the attempts that were running (their nodes stop)."""
-    running = running_attempts_of_shot(c, shot_id)
-    shot_sql.set_status(c, shot_id, ShotStatus.CANCELLED)
-    c.execute("""UPDATE jobs SET status = 'cancelled', attempt_id = NULL, lease_expires = NULL
-                 WHERE shot_id = ? AND status IN ('queued', 'running', 'failed')""", (shot_id,))
-    c.execute("UPDATE frames SET status = 'queued' WHERE shot_id = ? AND status = 'rendering'",
-              (shot_id,))
-    return running
-
-
-@slow
-def delete_shot(c: Connection, shot_id: int) -> list[dict]:
-    """Delete the shot with its jobs and frames; returns the attempts that were running."""
-    running = running_attempts_of_shot(c, shot_id)
-    shot_sql.delete(c, shot_id)
-    return running
-
-
-@slow
-def requeue_failed(c: Connection, shot_id: int) -> int:
-    count = c.execute("""UPDATE jobs SET status = 'queued', failures = 0, node_id = NULL
-                         WHERE shot_id = ? AND status = 'failed'""", (shot_id,)).rowcount
-    c.execute("""UPDATE frames SET status = 'queued', failure_reason = NULL
-                 WHERE shot_id = ? AND status = 'failed'""", (shot_id,))
-    c.execute("DELETE FROM blocklist WHERE shot_id = ?", (shot_id,))
-    if shot_sql.status_of(c, shot_id) == "failed":
-        shot_sql.set_status(c, shot_id, ShotStatus.ACTIVE)
-    return count
-
-
-def set_paused(c: Connection, shot_id: int, paused: bool) -> bool:
-    target = ShotStatus.PAUSED if paused else ShotStatus.QUEUED
-    if not paused:
-        row = c.execute("SELECT started_at FROM shots WHERE id = ?", (shot_id,)).fetchone()
-        if row and row["started_at"]:
-            target = ShotStatus.ACTIVE
-    return shot_sql.set_status(c, shot_id, target)
-
-
-def fail_unrenderable(c: Connection, shot_id: int, reason: str) -> None:
-    """Every usable node failed this shot: fail it, and its failing jobs with it."""
-    if shot_sql.status_of(c, shot_id) not in DISPATCHABLE_SHOTS:
-        return
-    last = c.execute("""SELECT failure_reason FROM jobs WHERE shot_id = ?
-                        AND failure_reason IS NOT NULL ORDER BY finished_at DESC LIMIT 1""",
-                     (shot_id,)).fetchone()
-    shot_sql.set_status(c, shot_id, ShotStatus.FAILED,
-                        f"{last[0] if last else 'unknown error'} ({reason})")
-    failing = c.execute("""UPDATE jobs SET status = 'failed' WHERE shot_id = ?
-                           AND status = 'queued' AND failures > 0
-                           RETURNING id, failure_reason""", (shot_id,)).fetchall()
-    for job in failing:
-        _fail_frames(c, job["id"], job["failure_reason"])
-
-
-def blocked_nodes(c: Connection, shot_id: int, threshold: int) -> set[str]:
-    rows = c.execute("SELECT node_id FROM blocklist WHERE shot_id = ? AND failures >= ?",
-                     (shot_id, threshold))
-    return {r[0] for r in rows.fetchall()}
-
-
-def node_specific_limits(c: Connection) -> bool:
+async def node_specific_limits(c: Connection) -> bool:
     """Whether some queued work may suit one node but not another (blocklists, scripts)."""
-    return bool(c.execute(
+    return bool(await c.fetchval(
         """SELECT EXISTS (SELECT 1 FROM blocklist LIMIT 1)
                OR EXISTS (SELECT 1 FROM shots WHERE allow_scripts = 1
-                          AND status IN ('queued', 'active'))""").fetchone()[0])
+                          AND status IN ('queued', 'active'))"""))
 
 
-def frames_queued(c: Connection) -> int:
-    return c.execute(
+async def frames_queued(c: Connection) -> int:
+    queued: int = await c.fetchval(
         f"""SELECT COALESCE(SUM(frames_total - frames_done), 0) FROM shots
-            WHERE status IN {DISPATCHABLE_SHOTS + ('paused',)}""").fetchone()[0]
+            WHERE status IN {DISPATCHABLE_SHOTS + ('paused',)}""")
+    return queued

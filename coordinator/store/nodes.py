@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from sqlite3 import Connection
 from typing import Any
+
+from .connection import Connection
 
 
 def node_dict(row: Any) -> dict:
@@ -16,40 +17,40 @@ def node_dict(row: Any) -> dict:
     return d
 
 
-def upsert(c: Connection, hello: dict) -> dict:
+async def upsert(c: Connection, hello: dict) -> dict:
     """Add the node, or update it when it comes back with the id we gave it."""
     now = time.time()
     node_id = hello.get("node_id")
     fields = (hello["name"], hello["hostname"], hello["platform"], hello["blender_version"],
               hello["cpu_count"], json.dumps(hello["tags"]), int(hello["allow_scripts"]))
-    if node_id and c.execute("SELECT 1 FROM nodes WHERE id = ?", (node_id,)).fetchone():
-        c.execute("""UPDATE nodes SET name=?, hostname=?, platform=?, blender_version=?,
+    if node_id and await c.fetchone("SELECT 1 FROM nodes WHERE id = ?", (node_id,)):
+        await c.execute("""UPDATE nodes SET name=?, hostname=?, platform=?, blender_version=?,
                      cpu_count=?, tags=?, allow_scripts=?, connected_at=?, last_seen=?
                      WHERE id=?""", fields + (now, now, node_id))
     else:
         node_id = uuid.uuid4().hex
-        c.execute("""INSERT INTO nodes (name, hostname, platform, blender_version, cpu_count,
+        await c.execute("""INSERT INTO nodes (name, hostname, platform, blender_version, cpu_count,
                      tags, allow_scripts, connected_at, last_seen, id)
                      VALUES (?,?,?,?,?,?,?,?,?,?)""", fields + (now, now, node_id))
-    node = get(c, node_id)
+    node = await get(c, node_id)
     assert node is not None
     return node
 
 
-def touch(c: Connection, node_ids: list[str]) -> None:
+async def touch(c: Connection, node_ids: list[str]) -> None:
     now = time.time()
-    c.executemany("UPDATE nodes SET last_seen = ? WHERE id = ?", [(now, n) for n in node_ids])
+    await c.executemany("UPDATE nodes SET last_seen = ? WHERE id = ?", [(now, n) for n in node_ids])
 
 
-def set_enabled(c: Connection, node_id: str, enabled: bool) -> dict | None:
-    c.execute("UPDATE nodes SET enabled = ? WHERE id = ?", (int(enabled), node_id))
-    return get(c, node_id)
+async def set_enabled(c: Connection, node_id: str, enabled: bool) -> dict | None:
+    await c.execute("UPDATE nodes SET enabled = ? WHERE id = ?", (int(enabled), node_id))
+    return await get(c, node_id)
 
 
-def get(c: Connection, node_id: str) -> dict | None:
-    row = c.execute("SELECT * FROM nodes WHERE id = ?", (node_id,)).fetchone()
+async def get(c: Connection, node_id: str) -> dict | None:
+    row = await c.fetchone("SELECT * FROM nodes WHERE id = ?", (node_id,))
     return node_dict(row) if row else None
 
 
-def list_all(c: Connection) -> list[dict]:
-    return [node_dict(r) for r in c.execute("SELECT * FROM nodes ORDER BY name, id").fetchall()]
+async def list_all(c: Connection) -> list[dict]:
+    return [node_dict(r) for r in await c.fetchall("SELECT * FROM nodes ORDER BY name, id")]

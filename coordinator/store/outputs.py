@@ -4,10 +4,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from sqlite3 import Connection
 from typing import Any, Callable
 
 import orjson
+
+from .connection import Connection
 
 from .frames import THUMBNAIL_TYPES, NotInJob, StaleAttempt
 
@@ -44,7 +45,7 @@ def output_dict(row: Any) -> dict:
     return d
 
 
-def record(c: Connection, up: OutputUpload,
+async def record(c: Connection, up: OutputUpload,
            place: Callable[[int, OutputUpload], tuple[str, str | None]]
            ) -> tuple[dict, list[str]]:
     """Record an extra output under the lease fence, in one transaction.
@@ -53,19 +54,20 @@ def record(c: Connection, up: OutputUpload,
     paths; it runs only when the attempt still holds the job. Returns the output and
     the files of the one it replaced that are not overwritten (to delete once
     committed)."""
-    job = c.execute("SELECT shot_id, frames FROM jobs WHERE attempt_id = ? AND status = 'running'",
-                    (up.attempt_id,)).fetchone()
+    job = await c.fetchone(
+        "SELECT shot_id, frames FROM jobs WHERE attempt_id = ? AND status = 'running'",
+        (up.attempt_id,))
     if job is None:
         raise StaleAttempt()
     if up.number not in orjson.loads(job["frames"]):
         raise NotInJob()
     shot_id = job["shot_id"]
-    old = c.execute(
+    old = await c.fetchone(
         """SELECT path, preview_path FROM frame_outputs
            WHERE shot_id = ? AND number = ? AND kind = ? AND name = ?""",
-        (shot_id, up.number, up.kind, up.name)).fetchone()
+        (shot_id, up.number, up.kind, up.name))
     path, preview = place(shot_id, up)
-    row = c.execute(
+    row = (await c.fetchall(
         """INSERT INTO frame_outputs (shot_id, number, kind, name, format, path, size, sha256,
                width, height, thumbnail, thumbnail_type, preview_path, attempt_id, created_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -79,20 +81,21 @@ def record(c: Connection, up: OutputUpload,
         (shot_id, up.number, up.kind, up.name, up.format, path, up.size, up.sha256, up.width,
          up.height, up.thumbnail,
          THUMBNAIL_TYPES[up.thumbnail_ext] if up.thumbnail_ext else None, preview,
-         up.attempt_id, time.time())).fetchone()
-    stale = [p for p in (old or ()) if p and p not in (path, preview)]
+         up.attempt_id, time.time())))[0]
+    stale = [p for p in ((old["path"], old["preview_path"]) if old else ())
+             if p and p not in (path, preview)]
     return output_dict(row), stale
 
 
-def for_frame(c: Connection, shot_id: int, number: int) -> list[dict]:
-    rows = c.execute("SELECT * FROM frame_outputs WHERE shot_id = ? AND number = ? "
-                     "ORDER BY kind DESC, name", (shot_id, number)).fetchall()
+async def for_frame(c: Connection, shot_id: int, number: int) -> list[dict]:
+    rows = await c.fetchall("SELECT * FROM frame_outputs WHERE shot_id = ? AND number = ? "
+                            "ORDER BY kind DESC, name", (shot_id, number))
     return [output_dict(r) for r in rows]
 
 
-def stored(c: Connection, shot_id: int, output_id: int) -> dict | None:
+async def stored(c: Connection, shot_id: int, output_id: int) -> dict | None:
     """What the file routes serve of one output: its paths and thumbnail."""
-    row = c.execute("""SELECT name, format, path, preview_path, thumbnail, thumbnail_type
-                       FROM frame_outputs WHERE shot_id = ? AND id = ?""",
-                    (shot_id, output_id)).fetchone()
+    row = await c.fetchone(
+        """SELECT name, format, path, preview_path, thumbnail, thumbnail_type
+           FROM frame_outputs WHERE shot_id = ? AND id = ?""", (shot_id, output_id))
     return dict(row) if row else None

@@ -1,14 +1,15 @@
-"""SQL for shots: create, read with progress, change, delete."""
+"""SQL for shots: create, read with progress, change, and the operations on a whole
+shot (pause, cancel, retry, delete, fail)."""
 from __future__ import annotations
 
 import json
 import time
-from sqlite3 import Connection
 from typing import Any
 
-from ..database import slow
-from ..states import FINAL_SHOTS, JobStatus, ShotStatus, check_shot
+from ..states import DISPATCHABLE_SHOTS, FINAL_SHOTS, JobStatus, ShotStatus, check_shot
 from ..validation import ShotSpec
+from . import frames as frame_sql
+from .connection import Connection, slow
 
 SUMMARY = """
 SELECT s.*,
@@ -59,51 +60,52 @@ def _render_fields(d: dict, with_files: bool) -> None:
 
 
 @slow
-def create(c: Connection, spec: ShotSpec, jobs: list[list[int]]) -> int:
+async def create(c: Connection, spec: ShotSpec, jobs: list[list[int]]) -> int:
     now = time.time()
-    cur = c.execute(
+    shot_id: int = await c.fetchval(
         """INSERT INTO shots (name, status, priority, blend_path, files, frame_start,
            frame_end, frame_step, chunk_size, chunk_mode, frames_text, render, missing, fps,
            submitted_by, allow_scripts, created_at, frames_total)
-           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id""",
         (spec.name, ShotStatus.QUEUED.value, spec.priority, spec.blend_path,
          json.dumps(spec.files), spec.frame_start, spec.frame_end, spec.frame_step,
          spec.chunk_size, spec.chunk_mode, spec.frames_text, json.dumps(spec.render),
          json.dumps(spec.missing), spec.fps, spec.submitted_by, int(spec.allow_scripts), now,
          sum(len(f) for f in jobs)))
-    shot_id = cur.lastrowid
     assert shot_id is not None
-    frame_rows = []
+    frame_rows: list[tuple[int, int, int, str]] = []
     for ordinal, frames in enumerate(jobs):
-        cur = c.execute("INSERT INTO jobs (shot_id, ordinal, status, frames) VALUES (?,?,?,?)",
-                        (shot_id, ordinal, JobStatus.QUEUED.value, json.dumps(frames)))
-        frame_rows.extend((shot_id, n, cur.lastrowid, "queued") for n in frames)
-    c.executemany("INSERT INTO frames (shot_id, number, job_id, status) VALUES (?,?,?,?)",
-                  frame_rows)
+        job_id = await c.fetchval(
+            "INSERT INTO jobs (shot_id, ordinal, status, frames) VALUES (?,?,?,?) RETURNING id",
+            (shot_id, ordinal, JobStatus.QUEUED.value, json.dumps(frames)))
+        frame_rows.extend((shot_id, n, job_id, "queued") for n in frames)
+    await c.executemany("INSERT INTO frames (shot_id, number, job_id, status) VALUES (?,?,?,?)",
+                        frame_rows)
     return shot_id
 
 
-def get(c: Connection, shot_id: int, with_files: bool = False) -> dict | None:
-    row = c.execute(SUMMARY + " WHERE s.id = ?", (shot_id,)).fetchone()
+async def get(c: Connection, shot_id: int, with_files: bool = False) -> dict | None:
+    row = await c.fetchone(SUMMARY + " WHERE s.id = ?", (shot_id,))
     return shot_dict(row, with_files) if row else None
 
 
-def list_all(c: Connection, status: str | None = None) -> list[dict]:
+async def list_all(c: Connection, status: str | None = None) -> list[dict]:
     if status:
-        rows = c.execute(SUMMARY + " WHERE s.status = ? ORDER BY s.id DESC", (status,))
+        rows = await c.fetchall(SUMMARY + " WHERE s.status = ? ORDER BY s.id DESC", (status,))
     else:
-        rows = c.execute(SUMMARY + " ORDER BY s.id DESC")
-    return [shot_dict(r) for r in rows.fetchall()]
+        rows = await c.fetchall(SUMMARY + " ORDER BY s.id DESC")
+    return [shot_dict(r) for r in rows]
 
 
-def status_of(c: Connection, shot_id: int) -> str | None:
-    row = c.execute("SELECT status FROM shots WHERE id = ?", (shot_id,)).fetchone()
-    return row["status"] if row else None
+async def status_of(c: Connection, shot_id: int) -> str | None:
+    status: str | None = await c.fetchval("SELECT status FROM shots WHERE id = ?", (shot_id,))
+    return status
 
 
-def set_status(c: Connection, shot_id: int, new: ShotStatus, reason: str | None = None) -> bool:
+async def set_status(c: Connection, shot_id: int, new: ShotStatus,
+                     reason: str | None = None) -> bool:
     """Move a shot to `new` if the transition table allows it (TransitionError if not)."""
-    old = status_of(c, shot_id)
+    old = await status_of(c, shot_id)
     if old is None:
         return False
     if old == new.value:
@@ -111,7 +113,7 @@ def set_status(c: Connection, shot_id: int, new: ShotStatus, reason: str | None 
     check_shot(old, new.value)
     now = time.time()
     finished = now if new.value in FINAL_SHOTS or new is ShotStatus.FAILED else None
-    c.execute(
+    await c.execute(
         """UPDATE shots SET status = ?, failure_reason = ?,
            started_at = COALESCE(started_at, CASE WHEN ? = 'active' THEN ? END),
            finished_at = ? WHERE id = ?""",
@@ -119,29 +121,92 @@ def set_status(c: Connection, shot_id: int, new: ShotStatus, reason: str | None 
     return True
 
 
-def set_settings_used(c: Connection, shot_id: int, settings: dict) -> bool:
+async def set_settings_used(c: Connection, shot_id: int, settings: dict) -> bool:
     """What the node reports it rendered with (the latest report wins)."""
-    return c.execute("UPDATE shots SET settings_used = ? WHERE id = ?",
-                     (json.dumps(settings), shot_id)).rowcount > 0
+    return await c.execute("UPDATE shots SET settings_used = ? WHERE id = ?",
+                           (json.dumps(settings), shot_id)) > 0
 
 
-def set_priority(c: Connection, shot_id: int, priority: int) -> bool:
-    return c.execute("UPDATE shots SET priority = ? WHERE id = ?",
-                     (priority, shot_id)).rowcount > 0
+async def set_priority(c: Connection, shot_id: int, priority: int) -> bool:
+    return await c.execute("UPDATE shots SET priority = ? WHERE id = ?",
+                           (priority, shot_id)) > 0
 
 
-def delete(c: Connection, shot_id: int) -> bool:
-    return c.execute("DELETE FROM shots WHERE id = ?", (shot_id,)).rowcount > 0
+async def delete(c: Connection, shot_id: int) -> bool:
+    return await c.execute("DELETE FROM shots WHERE id = ?", (shot_id,)) > 0
 
 
-def complete_if_done(c: Connection, shot_id: int) -> bool:
+async def complete_if_done(c: Connection, shot_id: int) -> bool:
     """Mark the shot completed once every job is done."""
     # EXISTS stops at the first unfinished job; COUNT visited all of them per job_done.
-    left = c.execute(
+    left = await c.fetchval(
         """SELECT EXISTS (SELECT 1 FROM jobs WHERE shot_id = ?
            AND status IN ('queued', 'running', 'failed', 'cancelled'))""",
-        (shot_id,)).fetchone()[0]
-    if left or status_of(c, shot_id) in (None,) + FINAL_SHOTS:
+        (shot_id,))
+    if left or await status_of(c, shot_id) in (None,) + FINAL_SHOTS:
         return False
-    set_status(c, shot_id, ShotStatus.COMPLETED)
+    await set_status(c, shot_id, ShotStatus.COMPLETED)
     return True
+
+
+async def running_attempts(c: Connection, shot_id: int) -> list[dict]:
+    rows = await c.fetchall("""SELECT id, attempt_id, node_id FROM jobs
+                               WHERE status = 'running' AND shot_id = ?""", (shot_id,))
+    return [dict(r) for r in rows]
+
+
+@slow
+async def cancel_shot(c: Connection, shot_id: int) -> list[dict]:
+    """Cancel the shot's jobs; returns the attempts that were running (their nodes stop)."""
+    running = await running_attempts(c, shot_id)
+    await set_status(c, shot_id, ShotStatus.CANCELLED)
+    await c.execute("""UPDATE jobs SET status = 'cancelled', attempt_id = NULL,
+                       lease_expires = NULL
+                       WHERE shot_id = ? AND status IN ('queued', 'running', 'failed')""",
+                    (shot_id,))
+    await c.execute("UPDATE frames SET status = 'queued' WHERE shot_id = ? "
+                    "AND status = 'rendering'", (shot_id,))
+    return running
+
+
+@slow
+async def delete_shot(c: Connection, shot_id: int) -> list[dict]:
+    """Delete the shot with its jobs and frames; returns the attempts that were running."""
+    running = await running_attempts(c, shot_id)
+    await delete(c, shot_id)
+    return running
+
+
+@slow
+async def requeue_failed(c: Connection, shot_id: int) -> int:
+    count = await c.execute("""UPDATE jobs SET status = 'queued', failures = 0, node_id = NULL
+                               WHERE shot_id = ? AND status = 'failed'""", (shot_id,))
+    await c.execute("""UPDATE frames SET status = 'queued', failure_reason = NULL
+                       WHERE shot_id = ? AND status = 'failed'""", (shot_id,))
+    await c.execute("DELETE FROM blocklist WHERE shot_id = ?", (shot_id,))
+    if await status_of(c, shot_id) == "failed":
+        await set_status(c, shot_id, ShotStatus.ACTIVE)
+    return count
+
+
+async def set_paused(c: Connection, shot_id: int, paused: bool) -> bool:
+    target = ShotStatus.PAUSED if paused else ShotStatus.QUEUED
+    if not paused and await c.fetchval("SELECT started_at FROM shots WHERE id = ?",
+                                       (shot_id,)):
+        target = ShotStatus.ACTIVE
+    return await set_status(c, shot_id, target)
+
+
+async def fail_unrenderable(c: Connection, shot_id: int, reason: str) -> None:
+    """Every usable node failed this shot: fail it, and its failing jobs with it."""
+    if await status_of(c, shot_id) not in DISPATCHABLE_SHOTS:
+        return
+    last = await c.fetchval("""SELECT failure_reason FROM jobs WHERE shot_id = ?
+                               AND failure_reason IS NOT NULL
+                               ORDER BY finished_at DESC LIMIT 1""", (shot_id,))
+    await set_status(c, shot_id, ShotStatus.FAILED, f"{last or 'unknown error'} ({reason})")
+    failing = await c.fetchall("""UPDATE jobs SET status = 'failed' WHERE shot_id = ?
+                                  AND status = 'queued' AND failures > 0
+                                  RETURNING id, failure_reason""", (shot_id,))
+    for job in failing:
+        await frame_sql.fail_for_job(c, job["id"], job["failure_reason"])
