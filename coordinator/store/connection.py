@@ -19,7 +19,7 @@ T = TypeVar("T")
 
 
 class Row(Protocol):
-    """A result row: `row["column"]` and `dict(row)` (sqlite3.Row, asyncpg.Record)."""
+    """A result row: `row["column"]` and `dict(row)` (SQLite's Row, asyncpg's Record)."""
 
     def __getitem__(self, key: str, /) -> Any: ...
 
