@@ -62,7 +62,7 @@ def frame_dict(row: Any) -> dict:
 
 
 async def record(c: Connection, up: Upload, extensions: dict[str, str],
-           place: Callable[[int, str, Upload], tuple[str, str, str | None]]) -> dict | None:
+                 place: Callable[[int, str, Upload], tuple[str, str, str | None]]) -> dict | None:
     """Record a frame under the lease fence, in one transaction.
 
     `place(shot_id, frame_name, upload)` moves the files into their final places and

@@ -70,8 +70,8 @@ async def by_attempt(c: Connection, attempt_id: str) -> dict | None:
 
 
 async def claim(c: Connection, node_id: str, node_allows_scripts: bool, lease_seconds: float,
-          blocklist_threshold: int, target_job_seconds: float,
-          nodes_online: int = 1) -> Assignment | None:
+                blocklist_threshold: int, target_job_seconds: float,
+                nodes_online: int = 1) -> Assignment | None:
     """Hand the best queued job to `node_id`: highest priority, then oldest shot.
 
     One transaction, so two nodes can never claim the same job. Frames already
@@ -100,13 +100,13 @@ async def claim(c: Connection, node_id: str, node_allows_scripts: bool, lease_se
                ORDER BY ordinal, id LIMIT 1""", (shot["id"],))
         if job is not None:
             return await _assign(c, job, shot, node_id, lease_seconds, target_job_seconds,
-                           nodes_online)
+                                 nodes_online)
     return None
 
 
 async def claim_many(c: Connection, nodes: list[tuple[str, bool]], lease_seconds: float,
-               blocklist_threshold: int, target_job_seconds: float,
-               nodes_online: int) -> list[Assignment | None]:
+                     blocklist_threshold: int, target_job_seconds: float,
+                     nodes_online: int) -> list[Assignment | None]:
     """`claim` for each idle node of a dispatch round, in one transaction."""
     out: list[Assignment | None] = []
     for node_id, allows_scripts in nodes:
@@ -114,12 +114,12 @@ async def claim_many(c: Connection, nodes: list[tuple[str, bool]], lease_seconds
             out.append(None)  # the queue is empty for everyone
             continue
         out.append(await claim(c, node_id, allows_scripts, lease_seconds, blocklist_threshold,
-                         target_job_seconds, nodes_online))
+                               target_job_seconds, nodes_online))
     return out
 
 
 async def _assign(c: Connection, job: Row, shot_row: Row, node_id: str, lease_seconds: float,
-            target: float, nodes_online: int) -> Assignment:
+                  target: float, nodes_online: int) -> Assignment:
     now = time.time()
     shot_id, avg_time = shot_row["id"], shot_row["avg_time"]
     frames = orjson.loads(job["frames"])
@@ -140,7 +140,7 @@ async def _assign(c: Connection, job: Row, shot_row: Row, node_id: str, lease_se
         frames = [f for f in frames if f not in moved]
     elif not fixed and avg_time and len(keep) * avg_time < target / 2:
         extra = await _absorb_following(c, job["id"], shot_id, frames, avg_time, target,
-                                  nodes_online)
+                                        nodes_online)
         frames += extra
         keep += extra
     attempt_id = uuid.uuid4().hex
@@ -161,7 +161,7 @@ async def _assign(c: Connection, job: Row, shot_row: Row, node_id: str, lease_se
 
 
 async def _absorb_following(c: Connection, job_id: int, shot_id: int, frames: list[int],
-                      avg_time: float, target: float, nodes_online: int) -> list[int]:
+                            avg_time: float, target: float, nodes_online: int) -> list[int]:
     """Merge the queued jobs that continue `frames` into this one; returns new frames."""
     left = await c.fetchval("SELECT frames_total - frames_done FROM shots WHERE id = ?",
                             (shot_id,))
@@ -235,7 +235,7 @@ async def finish(c: Connection, attempt_id: str, log_tail: str = "") -> tuple[st
 
 
 async def finish_then_claim(c: Connection, attempt_id: str, log_tail: str,
-                      nodes: list[tuple[str, bool]], *claim_settings: Any,
+                            nodes: list[tuple[str, bool]], *claim_settings: Any,
                       ) -> tuple[tuple[str, dict | None], list[Assignment | None]]:
     """`finish`, then (when the job is done) `claim_many` for the node that did it."""
     outcome = await finish(c, attempt_id, log_tail)
@@ -246,7 +246,7 @@ async def finish_then_claim(c: Connection, attempt_id: str, log_tail: str,
 
 
 async def fail(c: Connection, attempt_id: str, reason: str, log_tail: str, max_attempts: int,
-         blocklist_threshold: int) -> dict | None:
+               blocklist_threshold: int) -> dict | None:
     """Record a failed attempt; requeue it, or fail the job and its shot at the limit."""
     job = await _running(c, attempt_id)
     if job is None:
@@ -302,7 +302,7 @@ async def requeue(c: Connection, attempt_id: str) -> dict | None:
 async def renew_all_leases(c: Connection, lease_seconds: float) -> None:
     """After a coordinator restart, give every running job's node time to reconnect."""
     await c.execute("UPDATE jobs SET lease_expires = ? WHERE status = 'running'",
-              (time.time() + lease_seconds,))
+                    (time.time() + lease_seconds,))
 
 
 async def blocked_nodes(c: Connection, shot_id: int, threshold: int) -> set[str]:

@@ -46,7 +46,7 @@ def output_dict(row: Any) -> dict:
 
 
 async def record(c: Connection, up: OutputUpload,
-           place: Callable[[int, OutputUpload], tuple[str, str | None]]
+                 place: Callable[[int, OutputUpload], tuple[str, str | None]]
            ) -> tuple[dict, list[str]]:
     """Record an extra output under the lease fence, in one transaction.
 
