@@ -3,6 +3,7 @@ and the migration module upgrading databases of every older version."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import sqlite3
 import threading
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from coordinator.database import Database
-from coordinator.store.connection import Connection, Suspended, run_sync
+from coordinator.store.connection import Connection, Suspended, is_store_function, run_sync
 from coordinator.store.dialect import POSTGRESQL, SQLITE, numbered
 from coordinator.store.migrations import MIGRATIONS, _statements, migrate
 from coordinator.store.sqlite import SQLiteConnection
@@ -60,6 +61,14 @@ def test_a_coroutine_that_suspends_is_refused_and_closed():
     with pytest.raises(Suspended, match="waits"):
         run_sync(waits())
     assert finished == ["closed"]
+
+
+async def test_store_functions_get_the_contract_and_plain_functions_the_sqlite3_connection(db):
+    assert is_store_function(insert) and is_store_function(functools.partial(insert, k=1))
+    assert not is_store_function(lambda c: None) and not is_store_function(print)
+    assert await db.write(lambda c: type(c).__name__) == "Connection"
+    assert await db.write(functools.partial(insert, v="p"), 7) == 1
+    assert await db.read(lambda c: c.execute("SELECT v FROM t").fetchone()[0]) == "p"
 
 
 async def test_a_write_that_suspends_fails_and_leaves_nothing_behind(db):
