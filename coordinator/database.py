@@ -14,7 +14,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, TypeVar, overload
 
-from .store.connection import Row, is_slow, slow
+from .store.connection import is_slow, slow
 from .store.migrations import migrate
 from .store.sqlite import WRITER_PRAGMAS, Reader, SQLiteConnection, call, checkpoint, connect
 
@@ -216,19 +216,20 @@ class Database:
         assert self._bulk is not None, "database is not open"
         return await self._bulk.run(fn, *args)
 
-    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         return await self.read(_fetchall, sql, tuple(params))
 
-    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         return await self.read(_fetchone, sql, tuple(params))
 
 
-async def _fetchall(c: SQLiteConnection, sql: str, params: tuple) -> list[Row]:
-    return await c.fetchall(sql, params)
+def _fetchall(c: sqlite3.Connection, sql: str, params: tuple) -> list[sqlite3.Row]:
+    return c.execute(sql, params).fetchall()
 
 
-async def _fetchone(c: SQLiteConnection, sql: str, params: tuple) -> Row | None:
-    return await c.fetchone(sql, params)
+def _fetchone(c: sqlite3.Connection, sql: str, params: tuple) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = c.execute(sql, params).fetchone()
+    return row
 
 
 def _background_thread(conn: sqlite3.Connection) -> None:
