@@ -11,6 +11,7 @@ from .. import addon_zip as addon_build
 from ..openapi import openapi_document
 from ..store import jobs as job_sql
 from ..store import nodes as node_sql
+from ..store import shots as shot_sql
 from ..validation import ValidationError, text_problem
 
 log = logging.getLogger("brender.meta")
@@ -49,10 +50,9 @@ async def farm(request: web.Request) -> web.Response:
         counts[view["status"]] += 1
         if not node["enabled"]:
             counts["disabled"] += 1
-    active = await db.fetchone("SELECT COUNT(*) FROM shots WHERE status IN ('queued', 'active')")
     return web.json_response({"version": __version__, "nodes": counts,
                               "frames_queued": await db.read(job_sql.frames_queued),
-                              "shots_active": active[0],
+                              "shots_active": await db.read(shot_sql.active_count),
                               "dispatch_latency": farm.latencies.summary(window),
                               "loop_lag": request.app[keys.LOOP_LAG].summary(window)})
 

@@ -213,3 +213,10 @@ async def fail_unrenderable(c: Connection, shot_id: int, reason: str) -> None:
                                   RETURNING id, failure_reason""", (shot_id,))
     for job in failing:
         await frame_sql.fail_for_job(c, job["id"], job["failure_reason"])
+
+
+async def active_count(c: Connection) -> int:
+    """Shots that still have frames to render (queued or active): the farm summary's."""
+    count: int = await c.fetchval(
+        "SELECT COUNT(*) FROM shots WHERE status IN ('queued', 'active')")
+    return count

@@ -71,3 +71,14 @@ def test_the_check_catches_bpy_misuse(mypy_run):
     errors = [line for line in mypy_run.stdout.splitlines() if "bad_addon.py" in line]
     assert any("register_clas" in line for line in errors), mypy_run.stdout
     assert any("timers" in line or "arg-type" in line for line in errors), mypy_run.stdout
+
+
+def test_every_package_type_checks():
+    """pyproject's [tool.mypy] (every package: protocol, coordinator, node, add-on) has
+    no errors; a new one fails CI here."""
+    pytest.importorskip("mypy", reason="mypy is in the project's test extras")
+    proc = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental",
+                           "--cache-dir", "/dev/null"],
+                          capture_output=True, text=True, cwd=build_addon.ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+    assert re.search(r"Success: no issues found in \d+ source files", proc.stdout)
