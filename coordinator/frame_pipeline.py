@@ -159,11 +159,7 @@ class FramePipeline:
         stem = name.rsplit(".", 1)[0]
         base = f"shots/{int(shot_id)}"
         frame = f"{base}/frames/{name}"
-        self.storage.move_into(up.body, frame)
-        preview = None
-        if up.preview is not None:
-            preview = f"{base}/previews/{stem}_preview.jpg"
-            self.storage.move_into(up.preview, preview)
+        preview = self._move(up.body, frame, up.preview, f"{base}/previews/{stem}_preview.jpg")
         return frame, f"{base}/thumbnails/{stem}_thumbnail.{up.thumbnail_ext}", preview
 
     def _place_output(self, shot_id: int,
@@ -176,9 +172,14 @@ class FramePipeline:
         frame = frame_stem(up.number)
         stem = f"shots/{int(shot_id)}/outputs/{frame}/{up.kind}-{safe}-{digest}"
         path = f"{stem}.{OUTPUT_EXTENSIONS.get(up.format, 'bin')}"
-        self.storage.move_into(up.body, path)
-        preview = None
-        if up.preview is not None:
-            preview = f"{stem}_preview.jpg"
-            self.storage.move_into(up.preview, preview)
-        return path, preview
+        return path, self._move(up.body, path, up.preview, f"{stem}_preview.jpg")
+
+    def _move(self, body: Path, path: str, preview: Path | None,
+              preview_path: str) -> str | None:
+        """Move an upload and its preview (if it has one) to their data-dir paths;
+        returns the preview's path."""
+        self.storage.move_into(body, path)
+        if preview is None:
+            return None
+        self.storage.move_into(preview, preview_path)
+        return preview_path
