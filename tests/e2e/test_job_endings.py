@@ -149,7 +149,9 @@ def test_lease_lost(farm_factory, slow_scene):
 
 def test_node_disabled(one_node, slow_scene, scene):
     farm = one_node
-    first, job = start_long_job(farm, slow_scene, frames=3, chunk=3)
+    # Eight frames (2-4 s): three finished before the test saw the job running on a
+    # quiet machine.
+    first, job = start_long_job(farm, slow_scene, frames=8, chunk=8)
     second = farm.submit(scene, frame_end=1, chunk_size=1)
     node_id = job["node_id"]
     farm.client()._request("POST", f"/api/nodes/{node_id}/disable", {})
