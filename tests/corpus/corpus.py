@@ -106,6 +106,13 @@ PLACED = {
 }
 
 
+def submit_all(farm: Farm, corpus: dict) -> dict[str, int]:
+    """Every case's shot at once, so the node renders while the tests render their
+    references: {case name: shot id}."""
+    return {name: submit(farm, Path(case["blend"]), case["frame"])
+            for name, case in corpus.items()}
+
+
 def check_case(name: str, case: dict, farm: Farm, shot_id: int, workdir: Path,
                *, bpy5: bool) -> None:
     """The shot carried the case's files and its frame is plain Blender's, pixel for pixel."""

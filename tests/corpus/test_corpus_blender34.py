@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from .corpus import (assert_identical, build_corpus, check_case, packed_paths, render_plain,
-                     start_farm, submit)
+                     start_farm, submit, submit_all)
 from tests.farm import BLENDER
 
 pytestmark = pytest.mark.blender
@@ -29,9 +29,7 @@ def shots(corpus, tmp_path_factory):
     at once, so the node renders while the tests render their references."""
     farm = start_farm(tmp_path_factory.mktemp("farm34"), BLENDER)
     try:
-        ids = {name: submit(farm, Path(case["blend"]), case["frame"])
-               for name, case in corpus.items()}
-        yield farm, ids
+        yield farm, submit_all(farm, corpus)
     finally:
         farm.close()
 

@@ -4,13 +4,11 @@ included) against a plain bpy 5 render of the artist's original file. Alembic an
 USD caches are proven here: Debian's Blender 3.4 is built without both."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.addon.conftest import require_bpy5
 
-from .corpus import bpy5_wrapper, build_corpus, check_case, start_farm, submit
+from .corpus import bpy5_wrapper, build_corpus, check_case, start_farm, submit_all
 
 pytestmark = [pytest.mark.bpy5, pytest.mark.blender]
 
@@ -34,9 +32,7 @@ def shots(corpus, tmp_path_factory):
     try:
         node = farm.client()._request("GET", "/api/nodes")["nodes"][0]
         assert node["blender_version"].startswith("5.0"), node
-        ids = {name: submit(farm, Path(case["blend"]), case["frame"])
-               for name, case in corpus.items()}
-        yield farm, ids
+        yield farm, submit_all(farm, corpus)
     finally:
         farm.close()
 

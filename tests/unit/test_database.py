@@ -7,16 +7,8 @@ import time
 
 import pytest
 
-from coordinator.database import Database, slow
+from coordinator.database import slow
 
-
-@pytest.fixture
-async def db(tmp_path):
-    database = Database(tmp_path / "t.db")
-    await database.open()
-    await database.write(lambda c: c.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)"))
-    yield database
-    await database.close()
 
 
 def insert(c: sqlite3.Connection, k: int, v: str) -> int:

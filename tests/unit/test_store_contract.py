@@ -20,14 +20,6 @@ from coordinator.store.sqlite import SQLiteConnection
 STORE = Path(__file__).parents[2] / "coordinator" / "store"
 
 
-@pytest.fixture
-async def db(tmp_path):
-    database = Database(tmp_path / "t.db")
-    await database.open()
-    await database.write(lambda c: c.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)"))
-    yield database
-    await database.close()
-
 
 async def insert(c: Connection, k: int, v: str) -> int:
     return await c.execute("INSERT INTO t VALUES (?, ?)", (k, v))
