@@ -25,7 +25,8 @@ FEATURES = (READY_IN_REPORT,)
 # Each message type and its fields besides `type`.
 NODE_MESSAGES: dict[str, tuple[str, ...]] = {
     "hello": ("node_id", "name", "hostname", "platform", "blender_version", "cpu_count",
-              "tags", "allow_scripts", "running_attempt", "agent_version"),
+              "tags", "allow_scripts", "running_attempt", "agent_version", "devices",
+              "blenders", "utc_offset"),
     "ready": (),
     "render_settings": ("attempt_id", "settings"),
     "progress": ("attempt_id", "frame", "sample", "samples"),
@@ -41,7 +42,12 @@ COORDINATOR_MESSAGES: dict[str, tuple[str, ...]] = {
     "error": ("error",),
 }
 ASSIGN_JOB = ("job_id", "attempt_id", "shot_id", "frames", "blend_path", "files", "render",
-              "output_format", "resolution_percentage", "allow_scripts")
+              "output_format", "resolution_percentage", "allow_scripts", "blender_version",
+              "device")
+MAX_DEVICES = 64
+MAX_BLENDERS = 16
+DEVICE_TYPES = ("CPU", "CUDA", "OPTIX", "HIP", "ONEAPI", "METAL")
+MAX_UTC_OFFSET = 18 * 3600
 # What a node may send once it has said hello.
 AFTER_HELLO = frozenset(NODE_MESSAGES) - {"hello"}
 
@@ -49,11 +55,21 @@ AFTER_HELLO = frozenset(NODE_MESSAGES) - {"hello"}
 # -- node -> coordinator -----------------------------------------------------------
 def hello(node_id: str | None, name: str, hostname: str, platform: str,
           blender_version: str, cpu_count: int, tags: list[str], allow_scripts: bool,
-          running_attempt: str | None, agent_version: str) -> dict:
+          running_attempt: str | None, agent_version: str,
+          devices: list[dict] | None = None, blenders: list[str] | None = None,
+          utc_offset: int = 0) -> dict:
+    """`devices`: the Cycles devices the node renders with ({type, name, id}, CPU
+    included, GPUs not selected left out); `blenders`: the versions it offers, its
+    first (`blender_version`) by default; `utc_offset`: seconds east of UTC of its
+    local time, which its availability schedule is in."""
     return {"type": "hello", "node_id": node_id, "name": name, "hostname": hostname,
             "platform": platform, "blender_version": blender_version,
             "cpu_count": cpu_count, "tags": tags, "allow_scripts": allow_scripts,
-            "running_attempt": running_attempt, "agent_version": agent_version}
+            "running_attempt": running_attempt, "agent_version": agent_version,
+            "devices": devices if devices is not None else [
+                {"type": "CPU", "name": "CPU", "id": "CPU"}],
+            "blenders": blenders if blenders is not None else [blender_version],
+            "utc_offset": utc_offset}
 
 
 def ready() -> dict:
@@ -96,14 +112,18 @@ def welcome(node_id: str, farm_id: str, heartbeat_interval: float,
 
 
 def assign(job_id: int, attempt_id: str, shot_id: int, frames: list[int], blend_path: str,
-           files: list[dict], render: dict, allow_scripts: bool) -> dict:
+           files: list[dict], render: dict, allow_scripts: bool,
+           blender_version: str | None = None, device: str | None = None) -> dict:
+    """`blender_version`: which of the node's Blenders renders it (None: its first);
+    `device`: cpu, gpu, any, or None for the file's own setting."""
     return {"type": "assign", "job": {
         "job_id": job_id, "attempt_id": attempt_id, "shot_id": shot_id,
         "frames": frames, "blend_path": blend_path, "files": files, "render": render,
         # Old nodes read these two; null means the file's own.
         "output_format": render.get("output_format"),
         "resolution_percentage": render.get("resolution_percentage"),
-        "allow_scripts": allow_scripts}}
+        "allow_scripts": allow_scripts, "blender_version": blender_version,
+        "device": device}}
 
 
 def cancel(attempt_id: str) -> dict:
@@ -139,10 +159,41 @@ def parse_hello(msg: Any) -> dict:
     if node_id is not None and (not isinstance(node_id, str) or len(node_id) != 32):
         node_id = None
     running = msg.get("running_attempt")
-    return {"node_id": node_id, "name": name, "hostname": text_of("hostname"),
-            "platform": text_of("platform"), "blender_version": text_of("blender_version"),
+    blender_version = text_of("blender_version")
+    return {**_offer_of(msg, blender_version), "node_id": node_id, "name": name, "hostname": text_of("hostname"),
+            "platform": text_of("platform"), "blender_version": blender_version,
             "cpu_count": cpu, "tags": tags, "allow_scripts": msg.get("allow_scripts") is True,
             "running_attempt": running if isinstance(running, str) else None}
+
+
+def _offer_of(msg: dict, blender_version: str) -> dict:
+    """The hello's devices, Blender versions and clock (absent from old nodes: a CPU,
+    their one Blender, UTC)."""
+    devices = msg.get("devices")
+    if devices is None:
+        devices = [{"type": "CPU", "name": "CPU", "id": "CPU"}]
+    if not isinstance(devices, list) or len(devices) > MAX_DEVICES:
+        raise FieldError("devices", f"must be a list of at most {MAX_DEVICES} devices")
+    clean = []
+    for i, d in enumerate(devices):
+        if not isinstance(d, dict) or str(d.get("type")).upper() not in DEVICE_TYPES:
+            raise FieldError(f"devices[{i}]", "must be {type, name, id} with type one of "
+                             + ", ".join(DEVICE_TYPES))
+        clean.append({"type": str(d["type"]).upper(),
+                      "name": text.name_text(d.get("name", ""), f"devices[{i}].name"),
+                      "id": text.name_text(str(d.get("id", "")), f"devices[{i}].id")})
+    blenders = msg.get("blenders")
+    if blenders is None:
+        blenders = [blender_version] if blender_version else []
+    if not isinstance(blenders, list) or len(blenders) > MAX_BLENDERS or \
+            not all(isinstance(b, str) for b in blenders):
+        raise FieldError("blenders", f"must be a list of at most {MAX_BLENDERS} versions")
+    blenders = [text.name_text(b, f"blenders[{i}]", 50) for i, b in enumerate(blenders)]
+    offset = msg.get("utc_offset", 0)
+    if isinstance(offset, bool) or not isinstance(offset, int) or \
+            abs(offset) > MAX_UTC_OFFSET:
+        raise FieldError("utc_offset", "must be whole seconds east of UTC (±18 h)")
+    return {"devices": clean, "blenders": blenders, "utc_offset": offset}
 
 
 def message_type(msg: Any) -> str:
