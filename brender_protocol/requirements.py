@@ -14,7 +14,6 @@ from .text import name_text
 DEVICE_CHOICES = ("cpu", "gpu", "any")
 # Cycles' device types; CPU is every node's.
 GPU_TYPES = ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL")
-MAX_SAMPLES = 1_000_000
 MAX_RANGE = 200                  # characters of a version range
 VERSION = re.compile(r"^\s*(\d{1,3})(?:\.(\d{1,3}))?(?:\.(\d{1,3}))?\s*$")
 CLAUSE = re.compile(r"^\s*(>=|<=|==|!=|>|<)?\s*([0-9.\s]+)$")

@@ -28,7 +28,7 @@ FRAMES_PATTERN = f"^{_PLAIN_ITEM}(?:,{_PLAIN_ITEM})*$"
 NAME_KEYS = ("scene", "camera", "view_transform", "look")
 RENDER_KEYS = NAME_KEYS + (
     "view_layers", "output_format", "color_depth", "color_mode", "exr_codec", "exposure",
-    "film_transparent", "resolution_x", "resolution_y", "resolution_percentage")
+    "film_transparent", "resolution_x", "resolution_y", "resolution_percentage", "samples")
 # Top-level fields of old clients that mean the same as these keys inside `render`.
 LEGACY_KEYS = ("output_format", "resolution_percentage")
 MAX_RENDER_NAME = 255            # Blender's data-block names are shorter still
@@ -36,6 +36,8 @@ MAX_VIEW_LAYERS = 1000
 RESOLUTION = (4, 65536)          # resolution_x, resolution_y
 RESOLUTION_PERCENTAGE = (1, 1000)
 EXPOSURE = (-32, 32)
+SAMPLES = (1, 1_000_000)         # Cycles samples, or Eevee's render samples
+MAX_NODES = 100_000              # a shot's cap on nodes rendering it at once
 
 
 class BadFrameItem(ValueError):

@@ -64,8 +64,8 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
                             name="reaper"),
         # Summaries count a shot's jobs (100,000 of them in a big shot): on the bulk
         # connection, so the quick reads never wait behind them.
-        asyncio.create_task(events.flush_shots(lambda i: db.read_bulk(shot_sql.get, i)),
-                            name="shots"),
+        asyncio.create_task(events.flush_shots(farm.load_shot), name="shots"),
+        asyncio.create_task(farm.availability.run(), name="availability"),
         asyncio.create_task(events.ping_forever(PING_SECONDS), name="event-pings"),
         asyncio.create_task(farm.view.flush_forever(), name="nodes"),
         asyncio.create_task(watch_loop_lag(lag), name="loop-lag"),

@@ -31,7 +31,8 @@ class FarmEvents:
         if session is None:
             d.update(status="offline", current_job_id=None, current_shot_id=None, progress=None)
         else:
-            d.update(status="rendering" if session.attempt_id else "idle",
+            d.update(status="rendering" if session.attempt_id else
+                     "asleep" if session.asleep else "idle",
                      current_job_id=session.job_id, current_shot_id=session.shot_id,
                      progress=session.progress)
         return d

@@ -10,7 +10,8 @@ from . import __version__, openapi_schemas
 ERROR = {"$ref": "#/components/schemas/Error"}
 UNDOCUMENTED = {"/{path}"}
 # Request bodies with a schema of their own (components.schemas).
-BODIES = {("post", "/api/shots"): "ShotSpec", ("patch", "/api/shots/{shot_id}"): "PriorityChange"}
+BODIES = {("post", "/api/shots"): "ShotSpec", ("patch", "/api/shots/{shot_id}"): "ShotChange",
+          ("patch", "/api/nodes/{node_id}"): "NodeChange"}
 
 
 def documented_routes(app: web.Application) -> list[tuple[str, str, str]]:
@@ -58,5 +59,6 @@ def openapi_document(app: web.Application) -> dict:
                     "error": {"type": "string"}, "field": {"type": "string"}}},
                 "ShotSpec": openapi_schemas.shot_spec(),
                 "RenderOverrides": openapi_schemas.render_overrides(),
-                "PriorityChange": openapi_schemas.priority_change()}},
+                "ShotChange": openapi_schemas.shot_change(),
+                "NodeChange": openapi_schemas.node_change()}},
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from brender_protocol import formats, shot, text
+from brender_protocol import formats, messages, requirements, shot, text
 
 
 def _int(low: int, high: int, **extra: Any) -> dict:
@@ -28,6 +28,7 @@ def render_overrides() -> dict:
         "resolution_x": _int(*shot.RESOLUTION),
         "resolution_y": _int(*shot.RESOLUTION),
         "resolution_percentage": _int(*shot.RESOLUTION_PERCENTAGE),
+        "samples": _int(*shot.SAMPLES),
     }
     return {"type": "object", "additionalProperties": False,
             "properties": {key: properties[key] for key in shot.RENDER_KEYS}}
@@ -67,9 +68,37 @@ def shot_spec() -> dict:
             "output_format": legacy["output_format"],
             "resolution_percentage": legacy["resolution_percentage"],
             "missing": {"type": "array", "maxItems": shot.MAX_MISSING, "items": missing},
+            "requires_tags": tags(), "prefers_tags": tags(),
+            "device": {"enum": [*requirements.DEVICE_CHOICES, None]},
+            "blender": {"type": ["string", "null"], "maxLength": requirements.MAX_RANGE,
+                        "examples": [">=4.2,<5", "4.2"]},
+            "blender_saved_with": {"type": ["string", "null"], "examples": ["4.2"]},
+            "max_nodes": {"oneOf": [_int(1, shot.MAX_NODES), {"type": "null"}]},
         }}
 
 
-def priority_change() -> dict:
-    return {"type": "object", "required": ["priority"],
-            "properties": {"priority": _int(*shot.PRIORITY)}}
+def tags() -> dict:
+    return {"type": "array", "maxItems": messages.MAX_TAGS,
+            "items": {"type": "string", "minLength": 1, "maxLength": messages.MAX_TAG}}
+
+
+def shot_change() -> dict:
+    return {"type": "object", "minProperties": 1, "additionalProperties": False,
+            "properties": {"priority": _int(*shot.PRIORITY),
+                           "max_nodes": {"oneOf": [_int(1, shot.MAX_NODES),
+                                                   {"type": "null"}]}}}
+
+
+def node_change() -> dict:
+    window = {"type": "object", "required": ["days", "start", "end"], "properties": {
+        "days": {"type": "array", "items": {"enum": ["mon", "tue", "wed", "thu", "fri",
+                                                     "sat", "sun"]}},
+        "start": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+        "end": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"}}}
+    schedule = {"type": "object", "properties": {
+        "mode": {"enum": ["always", "never", "weekly"]},
+        "windows": {"type": "array", "maxItems": 50, "items": window},
+        "on_sleep": {"enum": ["finish", "handback"]}}}
+    return {"type": "object", "minProperties": 1, "additionalProperties": False,
+            "properties": {"tags": {"oneOf": [tags(), {"type": "null"}]},
+                           "schedule": schedule}}

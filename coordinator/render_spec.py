@@ -113,6 +113,8 @@ def _checked(given: dict) -> dict:
     for key in ("resolution_x", "resolution_y"):
         if key in given:
             out[key] = validation._int(given, key, None, *shot_rules.RESOLUTION)
+    if "samples" in given:
+        out["samples"] = validation._int(given, "samples", None, *shot_rules.SAMPLES)
     if "resolution_percentage" in given:
         out["resolution_percentage"] = validation._int(given, "resolution_percentage", None,
                                                        *shot_rules.RESOLUTION_PERCENTAGE)

@@ -68,6 +68,7 @@ class Scheduler:
     async def dispatch_once(self, round_size: int = 128) -> int:
         """Claim for every idle node (new work, requeues), a group per transaction."""
         assigned = 0
+        exhausted: set = set()  # offers that found nothing this round (claim_many)
         idle = self._idle(self.sessions)
         now = time.monotonic()
         for session in idle:
@@ -78,19 +79,18 @@ class Scheduler:
             group = self._idle(idle[start:start + round_size])
             if not group:
                 continue
-            claims = await self.claim(group)
+            claims = await self.claim(group, exhausted=exhausted)
             assigned += sum(1 for a in claims if a is not None)
-            if claims[-1] is None and not await self.db.read(job_sql.node_specific_limits):
-                break
         return assigned
 
     async def claim(self, group: list[NodeSession], finishing: tuple[str, str] | None = None,
-                    ) -> list[job_sql.Assignment | None]:
+                    exhausted: set | None = None) -> list[job_sql.Assignment | None]:
         """Claim a job for each node of `group` in one write; `finishing` (attempt,
         log tail) closes that attempt first, in the same transaction."""
-        nodes = [(s.node_id, s.node["allow_scripts"]) for s in group]
+        nodes = [(s.node_id, s.offer) for s in group]
         settings = (self.config.lease_timeout, self.config.blocklist_threshold,
-                    self.config.target_job_seconds, len(self.sessions))
+                    self.config.target_job_seconds, len(self.sessions),
+                    self.sessions.farm_series(), exhausted)
         for session in group:
             session.claiming = True
         try:
@@ -118,7 +118,7 @@ class Scheduler:
         render = json.loads(shot["render"])
         message = messages.assign(job["id"], a.attempt_id, shot["id"], a.frames,
                                   shot["blend_path"], json.loads(shot["files"]), render,
-                                  bool(shot["allow_scripts"]))
+                                  bool(shot["allow_scripts"]), a.blender_version, a.device)
         return orjson.dumps(message).decode()
 
     async def _send_assignment(self, session: NodeSession, a: job_sql.Assignment) -> None:

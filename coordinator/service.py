@@ -9,6 +9,7 @@ publish events, so each operation's steps are sequenced in one place.
 from __future__ import annotations
 
 from aiohttp import web
+from brender_protocol import messages
 
 from .chunking import chunk_frames, fixed_chunks
 from .config import Config
@@ -18,6 +19,7 @@ from .farm_events import FarmEvents
 from .outcomes import Outcomes
 from .reaper import Reaper
 from .scheduler import Scheduler
+from .availability import Availability
 from .sessions import ConnectedNodes, NodeSession
 from .storage import Storage
 from .store import jobs as job_sql
@@ -25,6 +27,7 @@ from .store import nodes as node_sql
 from .store import shots as shot_sql
 from .timings import Timings
 from .validation import ShotSpec
+from .waiting import WaitingReasons
 
 
 class Farm:
@@ -38,6 +41,8 @@ class Farm:
         self.outcomes = Outcomes(config, db, self.sessions, self.view, self.kick)
         self.scheduler = Scheduler(config, db, self.sessions, self.view, self.outcomes)
         self.reaper = Reaper(config, db, self.sessions, self.outcomes)
+        self.waiting = WaitingReasons(db, self.sessions, self.view.shot_changed)
+        self.availability = Availability(self.sessions, self._fell_asleep, self._woke)
 
     def _session_changed(self, session: NodeSession) -> None:
         self.view.node_changed(session)
@@ -63,6 +68,15 @@ class Farm:
     def node_view(self, node: dict) -> dict:
         return self.view.node_view(node)
 
+    def shot_view(self, shot: dict) -> dict:
+        """The shot with why its queued work waits, if it does (coordinator/waiting.py)."""
+        return self.waiting.annotate(shot)
+
+    async def load_shot(self, shot_id: int, with_files: bool = False) -> dict | None:
+        """A shot's view, read on the bulk connection (a summary counts all its jobs)."""
+        shot = await self.db.read_bulk(shot_sql.get, shot_id, with_files)
+        return self.shot_view(shot) if shot else None
+
     def job_progress(self, job: dict) -> dict | None:
         return self.view.job_progress(job)
 
@@ -87,10 +101,14 @@ class Farm:
         shot = await self.db.read(shot_sql.get, shot_id, True)
         self.view.shot_changed(shot_id)
         self.kick()
-        return shot
+        return self.shot_view(shot) if shot else None
 
     async def set_priority(self, shot_id: int, priority: int) -> dict | None:
-        await self.db.write(shot_sql.set_priority, shot_id, priority)
+        return await self.change_shot(shot_id, {"priority": priority})
+
+    async def change_shot(self, shot_id: int, changes: dict) -> dict | None:
+        """Priority and the cap on nodes (`validation.shot_changes`)."""
+        await self.db.write(shot_sql.change, shot_id, changes)
         return await self._changed(shot_id)
 
     async def pause(self, shot_id: int) -> dict | None:
@@ -128,7 +146,7 @@ class Farm:
         shot = await self.db.read(shot_sql.get, shot_id, True)
         self.view.shot_changed(shot_id)
         self.kick()
-        return shot
+        return self.shot_view(shot) if shot else None
 
     # -- frames ------------------------------------------------------------------------------
     def frame_landed(self, frame: dict) -> None:
@@ -148,8 +166,41 @@ class Farm:
             session.set_enabled(node["enabled"])
         else:
             self.view.node_changed(node)
-        self.kick()
+        self._nodes_changed()
         return self.view.node_view(node)
+
+    async def edit_node(self, node_id: str, changes: dict) -> dict | None:
+        """An admin's tags and schedule for the node (kept over its reconnects)."""
+        node = await self.db.write(node_sql.edit, node_id, changes)
+        if node is None:
+            return None
+        session = self.sessions.get(node_id)
+        if session is not None:
+            session.edited({**node, "enabled": session.node["enabled"]})
+        else:
+            self.view.node_changed(node)
+        self._nodes_changed()
+        return self.view.node_view(node)
+
+    def _nodes_changed(self) -> None:
+        """What nodes offer or when they work changed: claim again, recheck waiting
+        shots and who is asleep."""
+        self.waiting.nodes_changed()
+        self.availability.poke()
+        self.kick()
+
+    async def _fell_asleep(self, session: NodeSession) -> None:
+        """Outside its window: a node set to hand back stops its job now (else it
+        finishes it); either way it takes no more."""
+        if session.attempt_id and session.node["schedule"].get("on_sleep") == "handback":
+            attempt = session.attempt_id
+            await self.outcomes.requeue(attempt, "the node's availability window ended")
+            await session.send(messages.cancel(attempt))
+        self.waiting.nodes_changed()
+
+    def _woke(self) -> None:
+        self.waiting.nodes_changed()
+        self.kick()
 
     # -- nodes, from their channel -------------------------------------------------------
     async def node_connected(self, hello: dict, ws: web.WebSocketResponse) -> NodeSession:
@@ -166,10 +217,14 @@ class Farm:
         elif held:
             # The node came back without the job we think it has: fence that attempt.
             await self.outcomes.requeue(held, "node reconnected without its job")
+        session.set_asleep(not self.availability.awake(node))
+        self.waiting.nodes_changed()
+        self.availability.poke()
         return session
 
     def node_disconnected(self, session: NodeSession) -> None:
         self.sessions.disconnect(session)
+        self.waiting.nodes_changed()
 
     async def node_leaving(self, session: NodeSession) -> None:
         """The node said goodbye: the job it holds goes back in the queue now."""

@@ -17,6 +17,8 @@ from typing import Callable, Iterator
 import orjson
 from aiohttp import web
 
+from .matching import Offer, farm_series, offer_of
+
 PROGRESS_EVERY = 0.5  # seconds: progress comes many times a second; dashboards hear two
 
 
@@ -32,6 +34,8 @@ class NodeSession:
         self._shot_id: int | None = None
         self._progress: dict | None = None
         self._progress_told = 0.0
+        self._asleep = False
+        self.offer: Offer = offer_of(node)  # what the claim matches shots against
         self.claiming = False  # a claim for this node is in flight
         # Since when this node has waited for a job while there was work; None while the
         # queue had nothing for it.
@@ -62,10 +66,15 @@ class NodeSession:
         return self._progress
 
     @property
+    def asleep(self) -> bool:
+        """Outside its availability window (coordinator/availability.py)."""
+        return self._asleep
+
+    @property
     def takes_work(self) -> bool:
         """Whether a claim may be made for this node now."""
         return self._ready and self._attempt_id is None and not self.claiming \
-            and self.node["enabled"] and not self.ws.closed
+            and self.node["enabled"] and not self._asleep and not self.ws.closed
 
     # -- the state changes --------------------------------------------------------
     def _set(self, ready: bool, attempt_id: str | None = None, job_id: int | None = None,
@@ -108,6 +117,16 @@ class NodeSession:
         self.node["enabled"] = enabled
         self._on_change(self)
 
+    def set_asleep(self, asleep: bool) -> None:
+        self._asleep = asleep
+        self._on_change(self)
+
+    def edited(self, node: dict) -> None:
+        """An admin changed the node's tags or schedule."""
+        self.node = node
+        self.offer = offer_of(node)
+        self._on_change(self)
+
     # -- the channel ----------------------------------------------------------------
     async def send(self, message: dict) -> bool:
         """Send a message (encoding errors raise: the caller's data is at fault)."""
@@ -130,12 +149,19 @@ class ConnectedNodes:
     def __init__(self, on_change: Callable[[NodeSession], None]):
         self._by_id: dict[str, NodeSession] = {}
         self._on_change = on_change
+        self._series: frozenset[tuple[int, ...]] | None = None
 
     def __len__(self) -> int:
         return len(self._by_id)
 
     def __iter__(self) -> Iterator[NodeSession]:
         return iter(self._by_id.values())
+
+    def farm_series(self) -> frozenset[tuple[int, ...]]:
+        """The Blender major.minor series the connected nodes offer between them."""
+        if self._series is None:
+            self._series = farm_series(s.offer for s in self._by_id.values())
+        return self._series
 
     def get(self, node_id: str | None) -> NodeSession | None:
         return self._by_id.get(node_id or "")
@@ -146,6 +172,7 @@ class ConnectedNodes:
         session = NodeSession(node, ws, self._on_change)
         old = self._by_id.get(session.node_id)
         self._by_id[session.node_id] = session
+        self._series = None
         self._on_change(session)
         return session, old
 
@@ -153,6 +180,7 @@ class ConnectedNodes:
         """The channel closed; a newer channel of the same node stays."""
         if self._by_id.get(session.node_id) is session:
             del self._by_id[session.node_id]
+            self._series = None
             self._on_change(session)
 
     def release(self, attempt_id: str, node_id: str | None = None) -> None:

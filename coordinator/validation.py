@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from brender_protocol import requirements
 from brender_protocol import shot as shot_rules
 from brender_protocol.errors import FieldError as ValidationError
 from brender_protocol.formats import OUTPUT_FORMATS
@@ -24,7 +25,7 @@ from brender_protocol.text import (MAX_PATH, SHA256, file_tree_problem, name_tex
 # The rules are brender_protocol's; routes and the store take them from here.
 __all__ = ["MAX_PATH", "OUTPUT_FORMATS", "SHA256", "ShotSpec", "ValidationError",
            "document_problem", "file_tree_problem", "name_text", "parse_json", "positive_id",
-           "priority", "relative_path", "sha256", "shot_spec", "text", "text_problem",
+           "priority", "relative_path", "sha256", "shot_changes", "shot_spec", "text", "text_problem",
            "whole_number"]
 
 
@@ -144,6 +145,9 @@ class ShotSpec:
     frames_text: str | None = None
     chunk_mode: str = "auto"
     missing: list[dict] = field(default_factory=list)
+    # What it asks of its nodes (coordinator/matching.py): only the keys that are set.
+    requirements: dict = field(default_factory=dict)
+    max_nodes: int | None = None
 
 
 def _int(body: dict, key: str, default: Any = None, lo: int = -FRAME_LIMIT,
@@ -211,7 +215,44 @@ def shot_spec(body: Any) -> ShotSpec:
         fps=float(fps), submitted_by=_str(body, "submitted_by", "", shot_rules.MAX_SUBMITTED_BY),
         allow_scripts=allow_scripts, render=render_spec.render_overrides(body),
         frames=frames, frames_text=frames_text, chunk_mode=chunk_mode,
-        missing=render_spec.missing_files(body))
+        missing=render_spec.missing_files(body), requirements=shot_requirements(body),
+        max_nodes=max_nodes(body))
+
+
+def shot_requirements(body: dict) -> dict:
+    """requires_tags, prefers_tags, device, blender (a version range) and
+    blender_saved_with, checked; only those set are kept."""
+    found = {"requires_tags": requirements.parse_tags(body.get("requires_tags"),
+                                                      "requires_tags"),
+             "prefers_tags": requirements.parse_tags(body.get("prefers_tags"), "prefers_tags"),
+             "device": requirements.parse_device(body.get("device")),
+             "blender": requirements.parse_range(body.get("blender")),
+             "blender_saved_with": requirements.parse_saved_with(body.get("blender_saved_with"))}
+    return {k: v for k, v in found.items() if v}
+
+
+def max_nodes(body: dict) -> int | None:
+    """At most this many nodes render the shot at once (null: no cap)."""
+    if body.get("max_nodes") is None:
+        return None
+    return _int(body, "max_nodes", None, 1, shot_rules.MAX_NODES)
+
+
+def shot_changes(body: Any) -> dict:
+    """What `PATCH /api/shots/{id}` changes: priority and/or max_nodes."""
+    if not isinstance(body, dict):
+        raise ValidationError("body", "must be a JSON object")
+    unknown = sorted(set(body) - {"priority", "max_nodes"})
+    if unknown:
+        raise ValidationError(str(unknown[0])[:40], "cannot be changed (priority, max_nodes can)")
+    if not body:
+        raise ValidationError("body", "give priority or max_nodes")
+    changes: dict[str, Any] = {}
+    if "priority" in body:
+        changes["priority"] = _int(body, "priority", None, *shot_rules.PRIORITY)
+    if "max_nodes" in body:
+        changes["max_nodes"] = max_nodes(body)
+    return changes
 
 
 def priority(body: Any) -> int:

@@ -1,4 +1,4 @@
-"""Shots: submit, list, read, change priority, pause/resume/cancel/requeue, delete."""
+"""Shots: submit, list, read, change priority and node cap, pause/resume/cancel/requeue, delete."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable
@@ -29,14 +29,14 @@ async def shot_or_404(request: web.Request, with_files: bool = False) -> dict:
     shot = await request.app[keys.DB].read(shot_sql.get, shot_id, with_files)
     if shot is None:
         raise web.HTTPNotFound(text=f"no shot {shot_id}")
-    return shot
+    return request.app[keys.FARM].shot_view(shot)
 
 
 async def listed_shot_or_404(request: web.Request) -> dict:
     """`shot_or_404` for the big listings: on their own connection, so that a summary
     (which counts a big shot's jobs) does not hold up the quick reads either."""
     shot_id = shot_id_of(request)
-    shot = await request.app[keys.DB].read_bulk(shot_sql.get, shot_id)
+    shot = await request.app[keys.FARM].load_shot(shot_id)
     if shot is None:
         raise web.HTTPNotFound(text=f"no shot {shot_id}")
     return shot
@@ -67,7 +67,8 @@ async def list_shots(request: web.Request) -> web.Response:
     if status is not None and status not in {s.value for s in shot_sql.ShotStatus}:
         raise validation.ValidationError("status", f"unknown status {status[:40]!r}")
     shots = await request.app[keys.DB].read(shot_sql.list_all, status)
-    return web.json_response({"shots": shots})
+    farm = request.app[keys.FARM]
+    return web.json_response({"shots": [farm.shot_view(s) for s in shots]})
 
 
 @routes.get("/api/shots/{shot_id}")
@@ -78,10 +79,10 @@ async def get_shot(request: web.Request) -> web.Response:
 
 @routes.patch("/api/shots/{shot_id}")
 async def patch_shot(request: web.Request) -> web.Response:
-    """Change a shot's priority (0-100, higher first)."""
+    """Change a shot's priority (0-100, higher first) and its cap on nodes (max_nodes)."""
     shot = await shot_or_404(request)
-    priority = validation.priority(await read_json(request))
-    return web.json_response(await request.app[keys.FARM].set_priority(shot["id"], priority))
+    changes = validation.shot_changes(await read_json(request))
+    return web.json_response(await request.app[keys.FARM].change_shot(shot["id"], changes))
 
 
 @routes.delete("/api/shots/{shot_id}")

@@ -13,7 +13,9 @@ from typing import Any
 
 import orjson
 
+from .. import matching
 from ..chunking import split_for_duration
+from ..matching import Offer
 from ..states import DISPATCHABLE_SHOTS, JobStatus, ShotStatus
 from . import frames as frame_sql
 from . import shots as shot_sql
@@ -28,6 +30,8 @@ class Assignment:
     attempt_id: str
     frames: list[int]
     shot: dict
+    blender_version: str | None = None  # which of the node's Blenders (None: its first)
+    device: str | None = None           # the shot's device (None: the file's setting)
 
 
 def job_dict(row: Any, with_log: bool = False) -> dict:
@@ -69,11 +73,15 @@ async def by_attempt(c: Connection, attempt_id: str) -> dict | None:
     return job_dict(row) if row else None
 
 
-async def claim(c: Connection, node_id: str, node_allows_scripts: bool, lease_seconds: float,
-                blocklist_threshold: int, target_job_seconds: float,
-                nodes_online: int = 1) -> Assignment | None:
-    """Hand the best queued job to `node_id`: highest priority, then oldest shot.
+async def claim(c: Connection, node_id: str, offer: Offer, lease_seconds: float,
+                blocklist_threshold: int, target_job_seconds: float, nodes_online: int = 1,
+                farm: frozenset[tuple[int, ...]] = frozenset()) -> Assignment | None:
+    """Hand `node_id` the best queued job it can render (docs/scheduling.md).
 
+    Of the shots whose needs the node's `offer` meets (matching.py; `farm`: the
+    Blender series connected nodes have) and that are below their `max_nodes`: the
+    highest priority; among equals, the one preferring most of its tags, then the one
+    fewest nodes render now (so shots of one priority share the farm), then the oldest.
     One transaction, so two nodes can never claim the same job. Frames already
     rendered by an earlier attempt are left out. Adaptive chunks, once frame times
     are measured: a job that would run far longer than the target is cut and the
@@ -83,7 +91,9 @@ async def claim(c: Connection, node_id: str, node_allows_scripts: bool, lease_se
     shots = await c.fetchall(
         f"""SELECT s.*,
                CASE WHEN s.render_time_count > 0
-                    THEN s.render_time_sum / s.render_time_count END AS avg_time
+                    THEN s.render_time_sum / s.render_time_count END AS avg_time,
+               (SELECT COUNT(*) FROM jobs r WHERE r.status = 'running' AND r.shot_id = s.id)
+                   AS rendering
             FROM shots s
             WHERE s.status IN {DISPATCHABLE_SHOTS}
               AND EXISTS (SELECT 1 FROM jobs j WHERE j.status = 'queued' AND j.shot_id = s.id)
@@ -91,30 +101,50 @@ async def claim(c: Connection, node_id: str, node_allows_scripts: bool, lease_se
                               AND b.node_id = ? AND b.failures >= ?)
             ORDER BY s.priority DESC, s.created_at, s.id""",
         (node_id, blocklist_threshold))
-    for shot in shots:
-        if shot["allow_scripts"] and not node_allows_scripts:
+    ranked = []
+    for place, shot in enumerate(shots):
+        if shot["max_nodes"] is not None and shot["rendering"] >= shot["max_nodes"]:
             continue
+        needs = matching.needs_of(shot)
+        version = matching.blender_for(needs, offer, farm)
+        if version is not None:
+            ranked.append(((-shot["priority"], -needs.preference(offer), shot["rendering"],
+                            place), shot, version, needs.device))
+    ranked.sort(key=lambda r: r[0])
+    for _, shot, version, device in ranked:
         job = await c.fetchone(
             """SELECT id, frames, ordinal, attempts FROM jobs
                WHERE status = 'queued' AND shot_id = ?
                ORDER BY ordinal, id LIMIT 1""", (shot["id"],))
         if job is not None:
-            return await _assign(c, job, shot, node_id, lease_seconds, target_job_seconds,
-                                 nodes_online)
+            assignment = await _assign(c, job, shot, node_id, lease_seconds,
+                                       target_job_seconds, nodes_online)
+            assignment.blender_version, assignment.device = version or None, device
+            return assignment
     return None
 
 
-async def claim_many(c: Connection, nodes: list[tuple[str, bool]], lease_seconds: float,
+async def claim_many(c: Connection, nodes: list[tuple[str, Offer]], lease_seconds: float,
                      blocklist_threshold: int, target_job_seconds: float,
-                     nodes_online: int) -> list[Assignment | None]:
-    """`claim` for each idle node of a dispatch round, in one transaction."""
+                     nodes_online: int, farm: frozenset[tuple[int, ...]] = frozenset(),
+                     exhausted: set[Offer] | None = None) -> list[Assignment | None]:
+    """`claim` for each idle node of a dispatch round, in one transaction.
+
+    `exhausted` collects the offers that found nothing: while no node is blocklisted
+    from any shot, another node offering the same finds nothing either (claims only
+    take work away), so it is not asked again (the caller keeps the set for a round)."""
+    exhausted = set() if exhausted is None else exhausted
+    blocklists = await c.fetchval("SELECT EXISTS (SELECT 1 FROM blocklist)")
     out: list[Assignment | None] = []
-    for node_id, allows_scripts in nodes:
-        if out and out[-1] is None and not await node_specific_limits(c):
-            out.append(None)  # the queue is empty for everyone
+    for node_id, offer in nodes:
+        if offer in exhausted and not blocklists:
+            out.append(None)
             continue
-        out.append(await claim(c, node_id, allows_scripts, lease_seconds, blocklist_threshold,
-                               target_job_seconds, nodes_online))
+        assignment = await claim(c, node_id, offer, lease_seconds, blocklist_threshold,
+                                 target_job_seconds, nodes_online, farm)
+        if assignment is None:
+            exhausted.add(offer)
+        out.append(assignment)
     return out
 
 
@@ -153,7 +183,7 @@ async def _assign(c: Connection, job: Row, shot_row: Row, node_id: str, lease_se
     await c.execute("UPDATE frames SET status = 'rendering' WHERE job_id = ? "
                     "AND status != 'done'", (job["id"],))
     shot = dict(shot_row)
-    del shot["avg_time"]
+    del shot["avg_time"], shot["rendering"]
     if shot["status"] != ShotStatus.ACTIVE.value:
         await shot_sql.set_status(c, shot_id, ShotStatus.ACTIVE)
         shot = dict((await c.fetchall("SELECT * FROM shots WHERE id = ?", (shot_id,)))[0])
@@ -235,7 +265,7 @@ async def finish(c: Connection, attempt_id: str, log_tail: str = "") -> tuple[st
 
 
 async def finish_then_claim(c: Connection, attempt_id: str, log_tail: str,
-                            nodes: list[tuple[str, bool]], *claim_settings: Any,
+                            nodes: list[tuple[str, Offer]], *claim_settings: Any,
                       ) -> tuple[tuple[str, dict | None], list[Assignment | None]]:
     """`finish`, then (when the job is done) `claim_many` for the node that did it."""
     outcome = await finish(c, attempt_id, log_tail)
@@ -309,14 +339,6 @@ async def blocked_nodes(c: Connection, shot_id: int, threshold: int) -> set[str]
     rows = await c.fetchall("SELECT node_id FROM blocklist WHERE shot_id = ? AND failures >= ?",
                             (shot_id, threshold))
     return {r["node_id"] for r in rows}
-
-
-async def node_specific_limits(c: Connection) -> bool:
-    """Whether some queued work may suit one node but not another (blocklists, scripts)."""
-    return bool(await c.fetchval(
-        """SELECT EXISTS (SELECT 1 FROM blocklist LIMIT 1)
-               OR EXISTS (SELECT 1 FROM shots WHERE allow_scripts = 1
-                          AND status IN ('queued', 'active'))"""))
 
 
 async def frames_queued(c: Connection) -> int:

@@ -203,6 +203,19 @@ MIGRATIONS: list[str] = [
         WHERE status IN ('queued', 'rendering')
           AND job_id IN (SELECT id FROM jobs WHERE status = 'failed');
     """,
+    # Issue 15: what a shot asks of its nodes (requirements, JSON: tags, device,
+    # Blender range, the version the file was saved with) and how many may render it
+    # at once; what a node offers (devices, Blender versions, its clock), the tags an
+    # admin gave it (null: its own --tags) and when it may render.
+    """
+    ALTER TABLE shots ADD COLUMN requirements TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE shots ADD COLUMN max_nodes INTEGER;
+    ALTER TABLE nodes ADD COLUMN devices TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE nodes ADD COLUMN blenders TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE nodes ADD COLUMN utc_offset INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE nodes ADD COLUMN tags_edited TEXT;
+    ALTER TABLE nodes ADD COLUMN schedule TEXT;
+    """,
 ]
 
 

@@ -38,7 +38,8 @@ def shot_dict(row: Any, with_files: bool = False) -> dict:
     d.pop("render_time_count", None)
     remaining = d["frames_total"] - d["frames_done"]
     avg = d["avg_frame_time"]
-    running = max(1, d.pop("jobs_running") or 0)
+    d["nodes_rendering"] = d.pop("jobs_running") or 0
+    running = max(1, d["nodes_rendering"])
     # ETA: frames left times the measured mean, spread over the jobs running now.
     d["eta_seconds"] = (remaining * avg / running) if avg and remaining and \
         d["status"] in ("queued", "active") else None
@@ -55,6 +56,10 @@ def _render_fields(d: dict, with_files: bool) -> None:
     if with_files:
         d["missing"] = json.loads(missing)
     d["frames"] = d.pop("frames_text")
+    needs = json.loads(d.pop("requirements") or "{}")
+    d.update(requires_tags=needs.get("requires_tags", []),
+             prefers_tags=needs.get("prefers_tags", []), device=needs.get("device"),
+             blender=needs.get("blender"), blender_saved_with=needs.get("blender_saved_with"))
     d["output_format"] = d["render"].get("output_format")
     d["resolution_percentage"] = d["render"].get("resolution_percentage")
 
@@ -65,13 +70,13 @@ async def create(c: Connection, spec: ShotSpec, jobs: list[list[int]]) -> int:
     shot_id: int = await c.fetchval(
         """INSERT INTO shots (name, status, priority, blend_path, files, frame_start,
            frame_end, frame_step, chunk_size, chunk_mode, frames_text, render, missing, fps,
-           submitted_by, allow_scripts, created_at, frames_total)
-           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id""",
+           submitted_by, allow_scripts, created_at, frames_total, requirements, max_nodes)
+           VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id""",
         (spec.name, ShotStatus.QUEUED.value, spec.priority, spec.blend_path,
          json.dumps(spec.files), spec.frame_start, spec.frame_end, spec.frame_step,
          spec.chunk_size, spec.chunk_mode, spec.frames_text, json.dumps(spec.render),
          json.dumps(spec.missing), spec.fps, spec.submitted_by, int(spec.allow_scripts), now,
-         sum(len(f) for f in jobs)))
+         sum(len(f) for f in jobs), json.dumps(spec.requirements), spec.max_nodes))
     assert shot_id is not None
     await c.executemany(
         "INSERT INTO jobs (shot_id, ordinal, status, frames) VALUES (?,?,?,?)",
@@ -133,6 +138,27 @@ async def set_settings_used(c: Connection, shot_id: int, settings: dict) -> bool
 async def set_priority(c: Connection, shot_id: int, priority: int) -> bool:
     return await c.execute("UPDATE shots SET priority = ? WHERE id = ?",
                            (priority, shot_id)) > 0
+
+
+async def change(c: Connection, shot_id: int, changes: dict) -> bool:
+    """Set what `validation.shot_changes` allows (priority, max_nodes)."""
+    columns = [k for k in ("priority", "max_nodes") if k in changes]
+    return await c.execute(
+        f"UPDATE shots SET {', '.join(f'{k} = ?' for k in columns)} WHERE id = ?",
+        tuple(changes[k] for k in columns) + (shot_id,)) > 0
+
+
+async def waiting_candidates(c: Connection) -> list[dict]:
+    """The shots with queued work, what they ask and how many nodes render each: the
+    inputs of their waiting reasons."""
+    rows = await c.fetchall(
+        f"""SELECT s.id, s.requirements, s.allow_scripts, s.max_nodes,
+               (SELECT COUNT(*) FROM jobs j WHERE j.shot_id = s.id AND j.status = 'running')
+                   AS rendering
+            FROM shots s WHERE s.status IN {DISPATCHABLE_SHOTS}
+              AND EXISTS (SELECT 1 FROM jobs j WHERE j.status = 'queued'
+                          AND j.shot_id = s.id)""")
+    return [dict(r) for r in rows]
 
 
 async def delete(c: Connection, shot_id: int) -> bool:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from coordinator.matching import offer_of
 from coordinator.database import Database
 from coordinator.store import frames as frame_sql
 from coordinator.store import jobs as job_sql
@@ -26,7 +27,7 @@ async def farm(tmp_path):
                     files=[{"path": "a.blend", "sha256": "0" * 64, "size": 1}],
                     frame_start=1, frame_end=2, chunk_size=2)
     shot_id = await db.write(shot_sql.create, spec, [[1, 2]])
-    [claim] = await db.write(job_sql.claim_many, [(node["id"], False)], *SETTINGS)
+    [claim] = await db.write(job_sql.claim_many, [(node["id"], offer_of(node))], *SETTINGS)
     yield db, claim, shot_id
     await db.close()
 

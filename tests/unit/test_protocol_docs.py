@@ -60,7 +60,7 @@ async def test_the_openapi_limits_are_what_the_coordinator_enforces(document):
     spec = schemas["ShotSpec"]["properties"]
     priority = spec["priority"]
     assert (priority["minimum"], priority["maximum"]) == shot.PRIORITY
-    patch = schemas["PriorityChange"]["properties"]["priority"]
+    patch = schemas["ShotChange"]["properties"]["priority"]
     assert (patch["minimum"], patch["maximum"]) == shot.PRIORITY
     for edge, ok in ((priority["minimum"], True), (priority["maximum"], True),
                      (priority["minimum"] - 1, False), (priority["maximum"] + 1, False)):

@@ -71,7 +71,9 @@ async def test_old_clients_top_level_format_and_resolution_still_work(api):
 
 
 @pytest.mark.parametrize("render, field", [
-    ({"samples": 4}, "render.samples"),
+    ({"samples": 0}, "render.samples"),
+    ({"denoise": True}, "render.denoise"),
+    ({"samples": 1_000_001}, "render.samples"),
     ({"scene": ""}, "render.scene"),
     ({"scene": 3}, "render.scene"),
     ({"camera": "a\nb"}, "render.camera"),

@@ -1,0 +1,86 @@
+"""Why a shot's queued work is not being taken, told in the API and to dashboards.
+
+The reason depends on the nodes connected now (their tags, devices, Blenders, whether
+they are enabled and awake), so it is worked out when a shot is shown, and shots are
+looked at again when the nodes change: a shot whose reason changed is sent anew.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Callable
+
+from . import matching
+from .database import Database
+from .sessions import ConnectedNodes
+from .store import shots as shot_sql
+
+log = logging.getLogger("brender.waiting")
+
+
+def _needs(shot: dict) -> matching.Needs:
+    keys = ("requires_tags", "prefers_tags", "device", "blender", "blender_saved_with")
+    wanted = {k: shot.get(k) for k in keys if shot.get(k)}
+    return matching.needs_of({"requirements": json.dumps(wanted, sort_keys=True),
+                              "allow_scripts": shot.get("allow_scripts")})
+
+
+class WaitingReasons:
+    def __init__(self, db: Database, sessions: ConnectedNodes,
+                 shot_changed: Callable[[int], None]):
+        self.db = db
+        self.sessions = sessions
+        self.shot_changed = shot_changed
+        self._told: dict[int, tuple[str | None, tuple[str, ...]]] = {}
+        self._pending: asyncio.TimerHandle | None = None
+
+    def _nodes(self) -> list[matching.NodeState]:
+        return [matching.NodeState(s.offer, bool(s.node["enabled"]), not s.asleep)
+                for s in self.sessions if not s.ws.closed]
+
+    def _reason(self, needs: matching.Needs, max_nodes: int | None,
+                rendering: int) -> tuple[str | None, list[str]]:
+        return matching.explain(needs, self._nodes(), self.sessions.farm_series(),
+                                max_nodes, rendering)
+
+    def annotate(self, shot: dict) -> dict:
+        """The shot with `waiting` (a reason, or None) and `notices`."""
+        queued = shot["jobs_total"] - shot["jobs_done"] - shot["jobs_failed"] \
+            - shot["nodes_rendering"]
+        waiting: str | None = None
+        notices: list[str] = []
+        if shot["status"] in ("queued", "active"):
+            waiting, notices = self._reason(_needs(shot), shot.get("max_nodes"),
+                                            shot["nodes_rendering"])
+        shot["waiting"], shot["notices"] = waiting if queued > 0 else None, notices
+        return shot
+
+    def nodes_changed(self, delay: float = 0.2) -> None:
+        """Nodes came, went or changed: look at the waiting shots again soon (once for
+        a burst of changes, such as a farm's nodes reconnecting)."""
+        if self._pending is None:
+            loop = asyncio.get_running_loop()
+            self._pending = loop.call_later(delay, lambda: asyncio.ensure_future(self._recheck()))
+
+    async def _recheck(self) -> None:
+        self._pending = None
+        try:
+            await self.recheck()
+        except Exception as exc:  # a reason shown late is better than a broken loop
+            log.warning("could not recheck waiting shots: %s", exc)
+
+    async def recheck(self) -> None:
+        rows = await self.db.read(shot_sql.waiting_candidates)
+        seen = {}
+        for row in rows:
+            waiting, notices = self._reason(matching.needs_of(row), row["max_nodes"],
+                                            row["rendering"])
+            seen[row["id"]] = (waiting, tuple(notices))
+        for shot_id, told in seen.items():
+            if self._told.get(shot_id, (None, ())) != told:
+                self.shot_changed(shot_id)
+        for shot_id in set(self._told) - set(seen):
+            if self._told[shot_id] != (None, ()):
+                self.shot_changed(shot_id)
+        self._told = seen
