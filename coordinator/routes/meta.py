@@ -44,7 +44,7 @@ async def farm(request: web.Request) -> web.Response:
     if not 0 < window <= 3600:
         raise ValidationError("window", "must be between 0 and 3600 seconds")
     farm, db = request.app[keys.FARM], request.app[keys.DB]
-    counts = {"idle": 0, "rendering": 0, "offline": 0, "disabled": 0}
+    counts = {"idle": 0, "rendering": 0, "asleep": 0, "offline": 0, "disabled": 0}
     for node in await db.read(node_sql.list_all):
         view = farm.node_view(node)
         counts[view["status"]] += 1

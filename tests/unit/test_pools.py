@@ -234,3 +234,10 @@ async def test_a_node_set_to_finish_keeps_its_job_and_takes_no_more(api):
                            headers=AUTH)
     assert (await resp.json())["status"] == "rendering"
     await nothing_for(ws)  # no cancel: the job finishes
+
+
+async def test_the_farm_summary_counts_sleeping_nodes(api):
+    _, node_id = await node(api, "night-box", ready=False)
+    await api.patch(f"/api/nodes/{node_id}", json={"schedule": {"mode": "never"}}, headers=AUTH)
+    counts = (await (await api.get("/api/farm")).json())["nodes"]
+    assert (counts["asleep"], counts["idle"]) == (1, 0)
