@@ -70,6 +70,14 @@ def needs_of(shot: Any) -> Needs:
     return needs
 
 
+def needs_of_view(shot: dict) -> Needs:
+    """`needs_of` for a shot as the API shows it (its requirements as fields)."""
+    keys = ("requires_tags", "prefers_tags", "device", "blender", "blender_saved_with")
+    wanted = {k: shot[k] for k in keys if shot.get(k)}
+    return needs_of({"requirements": json.dumps(wanted),
+                     "allow_scripts": shot.get("allow_scripts")})
+
+
 def _newest(versions: Iterable[str]) -> str | None:
     best: tuple[tuple[int, ...], str] | None = None
     for v in versions:

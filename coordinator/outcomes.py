@@ -11,11 +11,13 @@ from typing import Any, Callable
 
 from brender_protocol import messages
 
+from . import matching
 from .config import Config
 from .database import Database
 from .farm_events import FarmEvents
 from .sessions import ConnectedNodes
 from .store import jobs as job_sql
+from .store import shots as shot_sql
 
 log = logging.getLogger("brender.dispatch")
 UNDELIVERABLE = "could not send the job to a node"
@@ -62,13 +64,19 @@ class Outcomes:
             await self.view.job_changed(job["id"], job)
 
     async def fail_unrenderable(self, shot_id: int) -> None:
-        """A shot that every node is blocklisted for fails now, with the reason."""
+        """A shot that every node able to render it is blocklisted for fails now, with
+        the reason (nodes it does not suit, by tags, device or version, do not count)."""
         if not self.sessions:
             return
         blocked = await self.db.read(job_sql.blocked_nodes, shot_id,
                                      self.config.blocklist_threshold)
-        if any(s.node["enabled"] and s.node_id not in blocked for s in self.sessions):
+        shot = await self.db.read(shot_sql.get, shot_id)
+        if shot is None:
             return
+        needs, farm = matching.needs_of_view(shot), self.sessions.farm_series()
+        able = [s for s in self.sessions if matching.blender_for(needs, s.offer, farm) is not None]
+        if not able or any(s.node["enabled"] and s.node_id not in blocked for s in able):
+            return  # no node could take it anyway (it waits), or one still can
         await self.db.write(job_sql.fail_unrenderable, shot_id,
                             "every online node failed this shot repeatedly")
         self.view.shot_changed(shot_id)

@@ -7,7 +7,6 @@ looked at again when the nodes change: a shot whose reason changed is sent anew.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Callable
 
@@ -17,13 +16,6 @@ from .sessions import ConnectedNodes
 from .store import shots as shot_sql
 
 log = logging.getLogger("brender.waiting")
-
-
-def _needs(shot: dict) -> matching.Needs:
-    keys = ("requires_tags", "prefers_tags", "device", "blender", "blender_saved_with")
-    wanted = {k: shot.get(k) for k in keys if shot.get(k)}
-    return matching.needs_of({"requirements": json.dumps(wanted, sort_keys=True),
-                              "allow_scripts": shot.get("allow_scripts")})
 
 
 class WaitingReasons:
@@ -51,7 +43,7 @@ class WaitingReasons:
         waiting: str | None = None
         notices: list[str] = []
         if shot["status"] in ("queued", "active"):
-            waiting, notices = self._reason(_needs(shot), shot.get("max_nodes"),
+            waiting, notices = self._reason(matching.needs_of_view(shot), shot.get("max_nodes"),
                                             shot["nodes_rendering"])
         shot["waiting"], shot["notices"] = waiting if queued > 0 else None, notices
         return shot

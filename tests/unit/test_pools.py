@@ -241,3 +241,22 @@ async def test_the_farm_summary_counts_sleeping_nodes(api):
     await api.patch(f"/api/nodes/{node_id}", json={"schedule": {"mode": "never"}}, headers=AUTH)
     counts = (await (await api.get("/api/farm")).json())["nodes"]
     assert (counts["asleep"], counts["idle"]) == (1, 0)
+
+
+async def test_a_shot_fails_once_every_node_able_to_take_it_failed_it(aiohttp_client, tmp_path):
+    """Nodes outside its pool do not keep a shot alive that its pool cannot render."""
+    app = create_app(Config(data_dir=tmp_path / "data", lease_timeout=30,
+                            blocklist_threshold=1, max_attempts=5), TOKEN)
+    api = await aiohttp_client(app)
+    shot = await create_shot(api, frame_end=2, chunk_size=1, requires_tags=["gpu"])
+    await node(api, "cpu-box")
+    gpu, _ = await node(api, "gpu-box", tags=["gpu"])
+    job = (await receive(gpu))["job"]
+    await gpu.send_json({"type": "job_failed", "attempt_id": job["attempt_id"],
+                         "reason": "CUDA out of memory", "log_tail": ""})
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 3
+    while (view := await shot_view(api, shot["id"]))["status"] != "failed":
+        assert loop.time() < end, view
+        await asyncio.sleep(0.05)
+    assert "CUDA out of memory" in view["failure_reason"]
