@@ -121,11 +121,5 @@ def test_overrides_render_on_the_farm_and_waiting_shots_say_why(farm_factory, ma
     # The two shots no node can take still wait, for the same reasons.
     assert [client.shot(int(p.stdout.split()[0]))["waiting"] for p in (gpu, tagged)] == \
         ["no node has a GPU", "no node has tag gpu"]
-    assert_samples_used(used)
-
-
-def assert_samples_used(used: dict) -> None:
-    """The node renders with the shot's samples (the file has 4)."""
-    if used["samples"] == 4:
-        pytest.xfail("the node does not apply the samples override yet (node/, issue 15)")
-    assert used["samples"] == 2, used
+    # The node rendered with the shot's samples, not the file's 4.
+    assert (used["engine"], used["samples"]) == ("CYCLES", 2), used
