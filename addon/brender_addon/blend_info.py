@@ -2,7 +2,8 @@
 
 bpy-free, built on Blender Asset Tracer's blendfile reader, which also reads
 gzip- and Zstandard-compressed files. `brender-submit` uses it to take the
-shot's defaults from the file and run the pre-flight checks before uploading.
+shot's defaults from the file and run the pre-flight checks before uploading, and
+to tell the farm which Blender saved the file.
 """
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ class BlendInfo:
     scenes: dict[str, SceneInfo]
     cameras: set[str]                 # names of the camera objects in the file
     compression: str                  # "none", "gzip" or "zstd"
+    saved_with: str | None = None     # "3.4": the Blender series that saved the file
 
     def scene(self, name: str | None) -> SceneInfo:
         """The scene `name`, else the file's active scene; SpecError when there is none."""
@@ -98,6 +100,15 @@ def _scene(block: Any) -> SceneInfo:
         fps=float(render(b"frs_sec")) / (float(render(b"frs_sec_base")) or 1.0), view_layers=layers)
 
 
+def saved_with(header_version: int) -> str | None:
+    """The file header's version field as a Blender series: 304 -> "3.4" (the
+    12-byte header of Blender 2.x-4.x, "BLENDER-v304"), 500 -> "5.0" (Blender 5's
+    17-byte "BLENDER17-01v0500"); BAT reads both into `header.version`."""
+    if header_version <= 0:
+        return None
+    return f"{header_version // 100}.{header_version % 100}"
+
+
 def read(path: Path) -> BlendInfo:
     """Read `path`'s scenes; BlendReadError (one clear line) when it cannot."""
     import_bat()
@@ -121,6 +132,7 @@ def read(path: Path) -> BlendInfo:
             cameras = {_name(ob) for ob in bfile.find_blocks_from_code(b"OB")
                        if int(ob[b"type"]) == OB_CAMERA}
             active = _name(current) if current is not None else None
+            version = saved_with(int(bfile.header.version))
         finally:
             bfile.close()
     except BlendReadError:
@@ -133,5 +145,5 @@ def read(path: Path) -> BlendInfo:
     if not scenes:
         raise BlendReadError(f"{path} has no scene to render.")
     return BlendInfo(path=path, active_scene=active, scenes=scenes, cameras=cameras,
-                     compression=kind)
+                     compression=kind, saved_with=version)
 

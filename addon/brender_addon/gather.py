@@ -74,6 +74,41 @@ def scene_facts(scene: Any) -> preflight.SceneFacts:
         cameras={obj.name for obj in scene.objects if obj.type == "CAMERA"})
 
 
+def saved_with() -> str:
+    """This Blender's series ("3.4"): the add-on saves the file it submits."""
+    return shot_spec.series(bpy.app.version)
+
+
+def node_needs(scene: Any) -> dict[str, Any]:
+    """What the panel asks of the nodes, as ShotSettings fields (unchecked)."""
+    props = settings_of(scene)
+    return {
+        "requires_tags": props.requires_tags, "prefers_tags": props.prefers_tags,
+        "device": None if props.device == "FILE" else str(props.device).lower(),
+        "blender": props.blender_range, "blender_saved_with": saved_with(),
+        "max_nodes": int(props.max_nodes) if props.use_max_nodes else None,
+    }
+
+
+NEEDS_SHORT = {"blender": "The Blender version range is not valid",
+               "requires_tags": "A required tag is not valid",
+               "prefers_tags": "A preferred tag is not valid"}
+
+
+def needs_problems(scene: Any) -> list[preflight.Problem]:
+    """Bad tags or a bad Blender range, for the panel's warnings."""
+    needs = node_needs(scene)
+    found = []
+    for key, check in (("requires_tags", lambda v: shot_spec.check_tags(v, "requires_tags")),
+                       ("prefers_tags", lambda v: shot_spec.check_tags(v, "prefers_tags")),
+                       ("blender", shot_spec.check_blender_range)):
+        try:
+            check(needs[key])
+        except shot_spec.SpecError as err:
+            found.append(preflight.Problem(str(err), err.field, NEEDS_SHORT[key]))
+    return found
+
+
 def problems(scene: Any) -> list[preflight.Problem]:
     """The scene's problems, for the panel's warnings."""
     start, end, step = frame_range(scene)
@@ -82,7 +117,7 @@ def problems(scene: Any) -> list[preflight.Problem]:
     except shot_spec.SpecError as err:
         return [preflight.Problem(str(err), err.field, str(err))]
     return preflight.problems(scene_facts(scene), render, shot_spec.frame_count(start, end, step),
-                              f"{start}-{end}")
+                              f"{start}-{end}") + needs_problems(scene)
 
 
 def gather(scene: Any, just_saved: bool = False) -> tuple[shot_spec.ShotSettings, Path]:
@@ -105,5 +140,5 @@ def gather(scene: Any, just_saved: bool = False) -> tuple[shot_spec.ShotSettings
         chunk_size=int(props.chunk_size) if props.use_fixed_chunks else None,
         priority=int(props.priority), render=render,
         fps=float(scene.render.fps) / float(scene.render.fps_base or 1.0),
-        submitted_by=_user(), allow_scripts=bool(props.allow_scripts))
+        submitted_by=_user(), allow_scripts=bool(props.allow_scripts), **node_needs(scene))
     return shot_spec.validate(settings), blend

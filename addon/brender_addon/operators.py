@@ -180,6 +180,11 @@ class BRENDER_OT_submit(_ThreadedOperator, bpy.types.Operator):
         state.last_info = f"Submitted shot '{shot.get('name')}' (#{shot.get('id')}), {frames} frames"
         if job.missing:
             state.last_info += f"; {len(job.missing)} missing file(s) allowed"
+        # How the farm will render it, or why it waits (a tag or Blender no node has).
+        for notice in shot.get("notices") or []:
+            state.last_info += f"; {notice}"
+        if shot.get("waiting"):
+            state.last_info += f"; waiting: {shot['waiting']}"
         self.report({"INFO"}, state.last_info)
         prefs = preferences.preferences(context)
         runtime.watch(preferences.client(context), shot, interval=float(prefs.poll_interval))

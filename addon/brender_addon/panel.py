@@ -125,6 +125,10 @@ class BRENDER_PT_output(bpy.types.Panel):
                       f" ({_duration(shot.get('avg_frame_time'))} per frame)")
         if shot.get("failure_reason"):
             box.label(text=str(shot["failure_reason"]), icon="ERROR")
+        for notice in shot.get("notices") or []:   # e.g. which Blender stands in for this one
+            box.label(text=str(notice), icon="INFO")
+        if shot.get("waiting"):
+            box.label(text=f"Waiting: {shot['waiting']}", icon="SORTTIME")
         if state.status_error:
             box.label(text=state.status_error, icon="ERROR")
         if state.thumbnail_icon:
@@ -163,6 +167,14 @@ FILE_VALUES: dict[str, tuple[str, str]] = {
 }
 
 
+# Where the file's samples live, by render engine (Eevee Next is Blender 4.2-4.x's name).
+FILE_SAMPLES: dict[str, tuple[str, str]] = {
+    "CYCLES": ("cycles", "samples"),
+    "BLENDER_EEVEE": ("eevee", "taa_render_samples"),
+    "BLENDER_EEVEE_NEXT": ("eevee", "taa_render_samples"),
+}
+
+
 def _file_data(scene: Any, path: str) -> Any:
     data = scene
     for part in filter(None, path.split(".")):
@@ -196,6 +208,14 @@ class BRENDER_PT_overrides(bpy.types.Panel):
             elif key == "view_layers":
                 used = [layer.name for layer in scene.view_layers if layer.use]
                 value.label(text=f"View Layers: {', '.join(used)} (file)")
+            elif key == "samples":
+                value.enabled = False
+                engine = str(scene.render.engine)
+                where = FILE_SAMPLES.get(engine)
+                if where is None:
+                    value.label(text=f"Samples: not used by {engine}")
+                else:
+                    value.prop(_file_data(scene, where[0]), where[1], text="Samples (file)")
             else:
                 value.enabled = False
                 path, name = FILE_VALUES[key]
@@ -205,7 +225,38 @@ class BRENDER_PT_overrides(bpy.types.Panel):
                     value.prop(data, "resolution_y", text=" ")
 
 
-classes = (BRENDER_PT_output, BRENDER_PT_overrides)
+class BRENDER_PT_nodes(bpy.types.Panel):
+    """Which nodes may render the shot: tags, device, Blender versions, how many at once."""
+
+    bl_label = "Nodes"
+    bl_idname = "BRENDER_PT_nodes"
+    bl_parent_id = "BRENDER_PT_output"
+    bl_space_type = "PROPERTIES"
+    bl_region_type = "WINDOW"
+    bl_context = "output"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: Any) -> None:
+        layout: Any = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        props = settings_of(context.scene)
+        col = layout.column(align=True)
+        col.prop(props, "requires_tags")
+        col.prop(props, "prefers_tags")
+        layout.prop(props, "device")
+        layout.prop(props, "blender_range")
+        if not props.blender_range.strip():
+            layout.label(text=f"Blender {gather.saved_with()} if a node has it, else the newest",
+                         icon="INFO")
+        row = layout.row(align=True)
+        row.prop(props, "use_max_nodes", text="")
+        sub = row.row(align=True)
+        sub.active = props.use_max_nodes
+        sub.prop(props, "max_nodes")
+
+
+classes = (BRENDER_PT_output, BRENDER_PT_overrides, BRENDER_PT_nodes)
 
 
 def register() -> None:

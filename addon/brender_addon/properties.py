@@ -8,7 +8,8 @@ from bpy.props import (BoolProperty, EnumProperty, FloatProperty, IntProperty,
                        IntVectorProperty, PointerProperty, StringProperty)
 
 from .protocol import shot
-from .shot_spec import COLOR_DEPTHS, COLOR_MODES, EXR_CODECS, MAX_CHUNK, OUTPUT_FORMATS
+from .shot_spec import (COLOR_DEPTHS, COLOR_MODES, EXR_CODECS, MAX_CHUNK, MAX_NODES,
+                        OUTPUT_FORMATS, SAMPLES)
 
 
 LABELS = {"OPEN_EXR": "OpenEXR", "OPEN_EXR_MULTILAYER": "OpenEXR MultiLayer", "TARGA": "Targa",
@@ -48,7 +49,18 @@ OVERRIDES: dict[str, Any] = {
     "resolution_percentage": IntProperty(name="Resolution %", default=100,
                                          min=shot.RESOLUTION_PERCENTAGE[0],
                                          max=shot.RESOLUTION_PERCENTAGE[1], subtype="PERCENTAGE"),
+    "samples": IntProperty(name="Samples", default=128, min=SAMPLES[0], max=SAMPLES[1],
+                           soft_max=4096,
+                           description="Render samples: Cycles' samples or Eevee's render samples"),
 }
+
+# The render device a shot asks for; FILE sends none: the file's own setting.
+DEVICES = [
+    ("FILE", "File's Setting", "Render on the device the file is set to"),
+    ("CPU", "CPU", "Render on the node's CPU"),
+    ("GPU", "GPU", "Only nodes with a GPU render the shot, on their GPUs"),
+    ("ANY", "Any", "Any node: its GPUs if it has some, else its CPU"),
+]
 
 
 class BrenderShotSettings(bpy.types.PropertyGroup):
@@ -88,6 +100,27 @@ class BrenderShotSettings(bpy.types.PropertyGroup):
         description="Let the nodes run Python scripts and drivers stored in the file (only for trusted files)",
         default=False,
     )
+    # What the shot asks of the nodes that render it (docs/scheduling.md).
+    requires_tags: StringProperty(  # type: ignore[valid-type]
+        name="Required Tags",
+        description="Only nodes with all of these tags render the shot (comma separated)")
+    prefers_tags: StringProperty(  # type: ignore[valid-type]
+        name="Preferred Tags",
+        description="Nodes with these tags take this shot before others of its priority "
+                    "(comma separated)")
+    device: EnumProperty(  # type: ignore[valid-type]
+        name="Device", items=DEVICES, default="FILE",
+        description="The render device the nodes use")
+    blender_range: StringProperty(  # type: ignore[valid-type]
+        name="Blender Versions",
+        description="The Blender versions that may render the shot, e.g. >=4.2,<5, or 4.2 for "
+                    "any 4.2.x. Empty: this Blender's series if a node has it, else the newest")
+    use_max_nodes: BoolProperty(  # type: ignore[valid-type]
+        name="Limit Nodes", description="Render on at most Max Nodes nodes at once",
+        default=False)
+    max_nodes: IntProperty(  # type: ignore[valid-type]
+        name="Max Nodes", description="At most this many nodes render the shot at once",
+        default=4, min=1, max=MAX_NODES)
 
 
 for _key, _prop in OVERRIDES.items():

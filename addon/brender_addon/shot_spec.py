@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .protocol import formats, shot, text
+from .protocol import errors, formats, requirements, shot, text
 
 OUTPUT_FORMATS = tuple(formats.OUTPUT_FORMATS)
 MOVIE_FORMATS = formats.MOVIE_FORMATS
@@ -21,6 +21,9 @@ MAX_NAME = shot.MAX_NAME
 MAX_CHUNK = shot.MAX_CHUNK
 MAX_FRAMES = shot.MAX_FRAMES
 MAX_MISSING = shot.MAX_MISSING
+MAX_NODES = shot.MAX_NODES
+SAMPLES = shot.SAMPLES
+DEVICES = requirements.DEVICE_CHOICES
 
 
 class SpecError(ValueError):
@@ -38,7 +41,8 @@ class ShotSettings:
     `frames` ("1-10,20") replaces frame_start/frame_end when set; chunk_size None
     lets the coordinator cut jobs adaptively; `render` holds only the overrides
     of the file's own settings (CONTRACT.md); `missing` the files the artist
-    chose to submit without."""
+    chose to submit without. The rest is what the shot asks of its nodes
+    (docs/scheduling.md); None or empty: nothing asked."""
 
     name: str
     frame_start: int | None = None
@@ -52,6 +56,12 @@ class ShotSettings:
     submitted_by: str | None = None
     allow_scripts: bool = False
     missing: list[dict[str, str]] = field(default_factory=list)
+    requires_tags: list[str] = field(default_factory=list)
+    prefers_tags: list[str] = field(default_factory=list)
+    device: str | None = None               # cpu, gpu, any; None: the file's own setting
+    blender: str | None = None              # a version range, e.g. ">=4.2,<5"
+    blender_saved_with: str | None = None   # "3.4": the Blender the file was saved with
+    max_nodes: int | None = None            # at most this many nodes at once
 
 
 def check_output_format(fmt: str) -> str:
@@ -207,9 +217,71 @@ def check_render(render: dict[str, Any]) -> dict[str, Any]:
             out[key] = _bounded(value, key, *shot.RESOLUTION)
         elif key == "resolution_percentage":
             out[key] = _bounded(value, key, *shot.RESOLUTION_PERCENTAGE)
+        elif key == "samples":
+            out[key] = _bounded(value, key, *shot.SAMPLES)
         else:
             raise SpecError(f"There is no render setting {key!r}.", f"render.{key}")
     return out
+
+
+def check_tags(raw: Any, field: str) -> list[str]:
+    """"gpu, big-ram" or a list -> ["gpu", "big-ram"]; tags no node has are fine
+    (the shot says it waits for them)."""
+    try:
+        return requirements.parse_tags(raw, field)
+    except errors.FieldError as exc:
+        what = "required" if field.startswith("requires") else "preferred"
+        raise SpecError(f"The {what} tags are wrong: {exc.field} {exc.message}.", field) from None
+
+
+def check_device(raw: Any) -> str | None:
+    """cpu, gpu or any; None or "": the file's own setting."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or raw.strip().lower() not in DEVICES:
+        raise SpecError(f"The render device must be one of {', '.join(DEVICES)}, "
+                        f"not {raw!r}.", "device")
+    return raw.strip().lower()
+
+
+def check_blender_range(raw: Any) -> str | None:
+    """A Blender version range such as ">=4.2,<5" ("4.2": any 4.2.x), normalised;
+    None or blank: none."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    try:
+        return requirements.VersionRange.parse(raw).text
+    except ValueError as exc:
+        reason = str(exc)
+    shown = repr(raw if len(str(raw)) <= 60 else str(raw)[:60] + "...")
+    if reason.startswith(("is ", "must ")):
+        raise SpecError(f"The Blender version range {shown} {reason}.", "blender")
+    raise SpecError(f"The Blender version range {shown} is not valid: {reason} "
+                    "(write it like >=4.2,<5 or 4.2).", "blender")
+
+
+def check_saved_with(raw: Any) -> str | None:
+    try:
+        return requirements.parse_saved_with(raw)
+    except errors.FieldError as exc:
+        raise SpecError(f"The Blender version the file was saved with {exc.message}.",
+                        "blender_saved_with") from None
+
+
+def series(version: Iterable[int]) -> str:
+    """(3, 4, 1) -> "3.4": the Blender series a file saved by that version belongs to."""
+    major, minor = list(version)[:2]
+    return f"{major}.{minor}"
+
+
+def _check_max_nodes(raw: Any) -> int | None:
+    if raw is None:
+        return None
+    number = _int(raw, "max_nodes", "The node limit")
+    if not 1 <= number <= MAX_NODES:
+        raise SpecError(f"The node limit must be between 1 and {MAX_NODES} nodes "
+                        f"(it is {number}).", "max_nodes")
+    return number
 
 
 def _check_missing(missing: Iterable[dict]) -> list[dict[str, str]]:
@@ -268,7 +340,12 @@ def validate(settings: ShotSettings) -> ShotSettings:
         name=name, frame_start=start, frame_end=end, frame_step=step, frames=frames,
         chunk_size=chunk, priority=priority, render=check_render(settings.render), fps=fps,
         submitted_by=who, allow_scripts=bool(settings.allow_scripts),
-        missing=_check_missing(settings.missing))
+        missing=_check_missing(settings.missing),
+        requires_tags=check_tags(settings.requires_tags, "requires_tags"),
+        prefers_tags=check_tags(settings.prefers_tags, "prefers_tags"),
+        device=check_device(settings.device), blender=check_blender_range(settings.blender),
+        blender_saved_with=check_saved_with(settings.blender_saved_with),
+        max_nodes=_check_max_nodes(settings.max_nodes))
 
 
 def build(settings: ShotSettings, files: Iterable[dict], blend_path: str) -> dict:
@@ -297,4 +374,9 @@ def build(settings: ShotSettings, files: Iterable[dict], blend_path: str) -> dic
         body["fps"] = s.fps
     if s.submitted_by:
         body["submitted_by"] = s.submitted_by
+    for key in ("requires_tags", "prefers_tags", "device", "blender", "blender_saved_with",
+                "max_nodes"):
+        value = getattr(s, key)
+        if value:
+            body[key] = value
     return body

@@ -1,8 +1,10 @@
 """`brender-submit`: send a .blend to the farm from a shell, optionally wait for it.
 
 The file's own settings are the default: its active scene (or --scene), that
-scene's frame range and step, camera, output format and resolution. Options
-override them for this shot only; the file is never changed.
+scene's frame range and step, camera, output format, resolution and samples.
+Options override them for this shot only; the file is never changed. The Blender
+version that saved the file (read from its header) is sent along: without
+--blender the farm renders with that series if a node has it, else the newest.
 """
 from __future__ import annotations
 
@@ -83,6 +85,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--resolution-y", type=int, metavar="PIXELS")
     g.add_argument("--resolution", dest="resolution_percentage", type=int, metavar="PERCENT",
                    help="resolution percentage")
+    g.add_argument("--samples", type=int, metavar="N",
+                   help="render samples (Cycles' samples or Eevee's render samples)")
+    n = p.add_argument_group("which nodes render it (default: any node)")
+    n.add_argument("--requires-tags", metavar="TAG,TAG",
+                   help="only nodes with all of these tags render it")
+    n.add_argument("--prefers-tags", metavar="TAG,TAG",
+                   help="nodes with these tags take it before other shots of its priority")
+    n.add_argument("--device", type=str.lower, choices=shot_spec.DEVICES,
+                   help="render on the CPU, a GPU or either (default: the file's setting)")
+    n.add_argument("--blender", metavar="RANGE",
+                   help='Blender versions allowed, e.g. ">=4.2,<5", or 4.2 for any 4.2.x '
+                        "(default: the file's series if a node has it, else the newest)")
+    n.add_argument("--max-nodes", type=int, metavar="N",
+                   help="at most N nodes render it at once")
     p.add_argument("--allow-missing", action="store_true",
                    help="submit even when files the .blend uses are missing (they render missing)")
     p.add_argument("--allow-scripts", action="store_true",
@@ -94,9 +110,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+# The options for what a shot asks of its nodes, by the field their errors name.
+NODE_OPTIONS = {"requires_tags": "--requires-tags", "prefers_tags": "--prefers-tags",
+                "device": "--device", "blender": "--blender", "max_nodes": "--max-nodes"}
 RENDER_KEYS = ("scene", "camera", "view_layers", "output_format", "color_depth", "color_mode",
                "exr_codec", "view_transform", "look", "exposure", "film_transparent",
-               "resolution_x", "resolution_y", "resolution_percentage")
+               "resolution_x", "resolution_y", "resolution_percentage", "samples")
 
 
 def plan(args: argparse.Namespace, info: blend_info.BlendInfo) -> tuple[shot_spec.ShotSettings, str]:
@@ -118,8 +137,16 @@ def plan(args: argparse.Namespace, info: blend_info.BlendInfo) -> tuple[shot_spe
         frames=None if single else label, frame_step=step, chunk_size=args.chunk,
         priority=args.priority, render=render,
         fps=args.fps if args.fps is not None else scene.fps,
-        submitted_by=os.environ.get("USER", ""), allow_scripts=args.allow_scripts)
-    settings = shot_spec.validate(settings)
+        submitted_by=os.environ.get("USER", ""), allow_scripts=args.allow_scripts,
+        requires_tags=args.requires_tags, prefers_tags=args.prefers_tags, device=args.device,
+        blender=args.blender, blender_saved_with=info.saved_with, max_nodes=args.max_nodes)
+    try:
+        settings = shot_spec.validate(settings)
+    except SpecError as err:
+        option = NODE_OPTIONS.get(err.field or "")
+        if option:
+            raise SpecError(f"{option}: {err}", err.field) from None
+        raise
     total = len(shot_spec.frame_numbers(ranges, step))
     preflight.check(scene.facts(info.cameras), settings.render, total, label)
     fmt = render.get("output_format") or f"{scene.output_format} (the file's)"
@@ -130,7 +157,28 @@ def plan(args: argparse.Namespace, info: blend_info.BlendInfo) -> tuple[shot_spe
     percent = render.get("resolution_percentage", scene.resolution_percentage)
     summary = (f"scene '{scene.name}', frames {label} step {step} ({source}, {total} frames), "
                f"{fmt} {width}x{height} at {percent}%, {chunks}")
-    return settings, summary
+    if "samples" in render:
+        summary += f", {render['samples']} samples"
+    if info.saved_with:
+        summary += f"; saved with Blender {info.saved_with}"
+    needs = nodes_text(settings)
+    return settings, summary + (f"; nodes: {needs}" if needs else "")
+
+
+def nodes_text(s: shot_spec.ShotSettings) -> str:
+    """What the shot asks of its nodes, for the summary line."""
+    parts = []
+    if s.requires_tags:
+        parts.append("tags " + ", ".join(s.requires_tags))
+    if s.prefers_tags:
+        parts.append("preferring " + ", ".join(s.prefers_tags))
+    if s.device:
+        parts.append(f"device {s.device}")
+    if s.blender:
+        parts.append(f"Blender {s.blender}")
+    if s.max_nodes:
+        parts.append(f"at most {s.max_nodes} at once")
+    return ", ".join(parts)
 
 
 def build_manifest(blend: Path, pack: bool, workdir: Path,
@@ -186,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         shot = client.create_shot(body)
         if not args.json:
             print(shot["id"], flush=True)
+            for line in how_it_renders(shot):
+                print(f"brender-submit: {line}", file=sys.stderr)
         if args.wait:
             shot = wait(client, shot["id"], quiet=args.json)
         if args.json:
@@ -199,6 +249,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return fail("interrupted", INTERRUPTED)
     return 0
+
+
+def how_it_renders(shot: dict[str, Any]) -> list[str]:
+    """The farm's notices on the new shot (which Blender stands in for the file's)
+    and why it waits, if it does ("no node has tag gpu")."""
+    lines = [f"notice: {notice}" for notice in shot.get("notices") or []]
+    if shot.get("waiting"):
+        lines.append(f"waiting: {shot['waiting']}")
+    return lines
 
 
 def failure_text(client: Client, shot: dict[str, Any]) -> str:
@@ -217,11 +276,13 @@ def wait(client: Client, shot_id: int, quiet: bool = False, interval: float = 0.
     while True:
         shot = client.shot(shot_id)
         done, total = shot["frames_done"], shot["frames_total"] or 1
-        if not quiet and (done, shot["status"]) != shown:
-            shown = (done, shot["status"])
+        waiting = f" (waiting: {shot['waiting']})" if shot.get("waiting") else ""
+        if not quiet and (done, shot["status"], waiting) != shown:
+            shown = (done, shot["status"], waiting)
             bar = "#" * int(30 * done / total)
             end = "\r" if sys.stderr.isatty() else "\n"
-            sys.stderr.write(f"[{bar:<30}] {done}/{total} frames  {shot['status']:<10}{end}")
+            sys.stderr.write(f"[{bar:<30}] {done}/{total} frames  {shot['status']:<10}"
+                             f"{waiting}{end}")
             sys.stderr.flush()
         if shot["status"] in ("completed", "failed", "cancelled"):
             if not quiet:

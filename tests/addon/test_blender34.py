@@ -283,3 +283,72 @@ def test_a_zstd_file_in_a_blender_without_zstandard_is_one_clear_report(addon_zi
             assert "python3-zstandard" in submitted["last_error"]
             assert "Traceback" not in results["stdout"]
             assert fake.blobs == {} and fake.shots == {}
+
+
+def test_the_nodes_panel_and_render_overrides_reach_the_shot(farm_factory, addon_zip, project,
+                                                            tmp_path):
+    """Required and preferred tags, device, Blender range, node cap, samples and
+    resolution overrides and the frame step set in the panel are what the farm's shot
+    records, with this Blender's version as the file's. A bad range is reported before
+    anything is uploaded, and shown in the panel beforehand."""
+    farm = farm_factory(nodes=0)
+    mine = copy_project(project, tmp_path / "project")
+    results = drive({
+        "zip": str(addon_zip), "mode": "legacy", "url": farm.url, "token": farm.token,
+        "steps": [
+            {"do": "open", "path": str(mine["blend"])},
+            {"do": "draw"},                                                   # 1 defaults
+            {"do": "exec", "code": "props.requires_tags = 'gpu, big-ram'\n"
+                                   "props.prefers_tags = 'fast'\nprops.device = 'GPU'\n"
+                                   "props.blender_range = '>=4.x'\n"
+                                   "props.use_max_nodes = True\nprops.max_nodes = 2\n"
+                                   "props.override_samples = True\nprops.samples = 3\n"
+                                   "props.override_resolution = True\n"
+                                   "props.resolution = (48, 24)\n"
+                                   "props.override_resolution_percentage = True\n"
+                                   "props.resolution_percentage = 50\n"
+                                   "props.use_scene_range = False\n"
+                                   "props.frame_start = 1\nprops.frame_end = 4\n"
+                                   "props.frame_step = 2\n"
+                                   "bpy.ops.ed.undo_push(message='Brender settings')"},
+            {"do": "draw"},                                                   # 3 bad range
+            {"do": "submit", "save_first": True},                             # 4 refused
+            {"do": "exec", "code": "props.blender_range = ' >=3.4 , <5'\n"
+                                   "bpy.ops.ed.undo_push(message='range')"},
+            {"do": "submit", "save_first": True},                             # 6
+            {"do": "draw"},                                                   # 7
+        ]}, tmp_path / "blender-home")
+    steps = results["steps"]
+    for step in steps:
+        assert "exception" not in step, step["exception"]
+    defaults, bad, refused, submitted, drawn = (steps[i] for i in (1, 3, 4, 6, 7))
+    nodes_panel = defaults["drawn"][defaults["drawn"].index(["--- nodes"]):]
+    for name in ("requires_tags", "prefers_tags", "device", "blender_range", "max_nodes"):
+        assert ["prop", name, None] in nodes_panel, name
+    assert ["label", "Blender 3.4 if a node has it, else the newest", "INFO"] in nodes_panel
+    # The file's own samples (Cycles, 4) show greyed until the override is ticked.
+    assert ["prop", "samples", "Samples (file)"] in defaults["drawn"]
+    assert ["prop", "samples", None] in bad["drawn"]
+    assert ["label", "The Blender version range is not valid", "ERROR"] in bad["drawn"]
+
+    assert refused["result"] == ["CANCELLED"]
+    assert "The Blender version range '>=4.x' is not valid" in refused["last_error"]
+    assert "'>=4.x' is not a clause such as >=4.2" in refused["report"]
+    assert refused["shot"] is None
+
+    assert submitted["result"] == ["FINISHED"], submitted["last_error"]
+    assert "waiting: no node is connected" in submitted["last_info"]
+    shot = farm.client().shot(submitted["shot"]["id"])
+    assert {key: shot[key] for key in ("requires_tags", "prefers_tags", "device", "blender",
+                                       "blender_saved_with", "max_nodes")} == {
+        "requires_tags": ["gpu", "big-ram"], "prefers_tags": ["fast"], "device": "gpu",
+        "blender": ">=3.4,<5", "blender_saved_with": "3.4", "max_nodes": 2}
+    assert shot["render"] == {"samples": 3, "resolution_x": 48, "resolution_y": 24,
+                              "resolution_percentage": 50}
+    # Frames 1-4 by 2: 1 and 3 (the farm reports the last frame it renders).
+    assert (shot["frame_start"], shot["frame_end"], shot["frame_step"], shot["frames_total"]) \
+        == (1, 3, 2, 2)
+    # Only the second submission reached the farm.
+    assert [s["id"] for s in farm.client()._request("GET", "/api/shots")["shots"]] == [shot["id"]]
+    # The panel follows the shot and says why it waits.
+    assert ["label", "Waiting: no node is connected", "SORTTIME"] in drawn["drawn"]

@@ -19,6 +19,7 @@ from .conftest import (BPY5_PYTHON, SCRIPTS, colour_fractions, drive, make_proje
                        render_local, require_bpy5)
 from .fake_coordinator import FakeCoordinator
 from .test_blender34 import assert_thumbnail, copy_project
+from . import test_submit_cli as submit_cli
 from .test_submit_cli import submit
 
 pytestmark = [pytest.mark.bpy5, pytest.mark.blender]
@@ -51,7 +52,8 @@ def test_blender5_files_pack_with_library_textures(project5, tmp_path):
 
 
 def test_submit_from_blender5_renders_on_the_farm(farm_factory, addon_zip, project5, bpy5_blender,
-                                                  tmp_path):
+                                                  tmp_path, project):
+    project34 = project
     farm = farm_factory(nodes=0)
     farm.add_node("blender5", blender=bpy5_blender)
     farm.wait_nodes_online(1, timeout=90)
@@ -103,6 +105,15 @@ def test_submit_from_blender5_renders_on_the_farm(farm_factory, addon_zip, proje
                              tmp_path / "render-home", bpy5=True)
     diff = mean_abs_diff(rendered, reference)
     assert diff < 2.0, f"the farm's frame differs from the local render by {diff:.2f}/255"
+    assert client.shot(shot["id"])["blender_saved_with"] == "5.0"
+
+    # A file saved by Blender 3.4, on a farm whose only node has 5.0: the farm says
+    # which Blender stands in for the file's, and brender-submit prints it.
+    proc = submit_cli.submit(farm, project34["blend"], "--frames", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "brender-submit: notice: no node has Blender 3.4 (the file's version); rendering " \
+           "with 5.0" in proc.stderr.splitlines()
+    assert client.shot(int(proc.stdout.split()[0]))["blender_saved_with"] == "3.4"
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +148,60 @@ def test_compressed_blender5_files_pack_from_blender_and_the_shell(project5_comp
         assert proc.returncode == 0, proc.stderr
         from_shell = fake.shots[2]
     assert sorted(Path(f["path"]).name for f in from_shell["files"]) == expected
+    # Both say the file is Blender 5.0's: the add-on its own version, the shell the
+    # compressed file's header.
+    assert from_blender["blender_saved_with"] == from_shell["blender_saved_with"] == "5.0"
     # The shell read the frame range from the Blender 5 file itself.
     assert (from_shell["frame_start"], from_shell["frame_end"]) == (2, 4)
     assert "render" not in from_shell and "render" not in from_blender
+
+
+def test_the_nodes_panel_and_the_header_of_blender5_files(farm_factory, addon_zip, project5,
+                                                          tmp_path):
+    """In Blender 5 the Nodes panel draws and its settings, the samples and resolution
+    overrides reach the farm's shot with 5.0 as the file's version; a bad range is
+    reported before uploading. brender-submit reads 5.0 from Blender 5's new header."""
+    farm = farm_factory(nodes=0)
+    mine = copy_project(project5, tmp_path / "project")
+    results = drive({
+        "zip": str(addon_zip), "mode": "extension", "url": farm.url, "token": farm.token,
+        "steps": [
+            {"do": "open", "path": str(mine["blend"])},
+            {"do": "exec", "code": "props.requires_tags = 'bpy5'\nprops.device = 'CPU'\n"
+                                   "props.blender_range = '5.x'\n"
+                                   "props.use_max_nodes = True\nprops.max_nodes = 1\n"
+                                   "props.override_samples = True\nprops.samples = 2\n"
+                                   "props.override_resolution = True\n"
+                                   "props.resolution = (40, 20)\n"
+                                   "props.use_scene_range = False\n"
+                                   "props.frame_start = 1\nprops.frame_end = 2"},
+            {"do": "submit", "save_first": True},                             # 2 refused
+            {"do": "exec", "code": "props.blender_range = '>=5'"},
+            {"do": "draw"},                                                   # 4
+            {"do": "submit", "save_first": True},                             # 5
+        ]}, tmp_path / "blender-home", bpy5=True, timeout=300)
+    steps = results["steps"]
+    for step in steps:
+        assert "exception" not in step, step["exception"]
+    refused, drawn, submitted = steps[2], steps[4], steps[5]
+    assert refused["result"] == ["CANCELLED"]
+    assert "The Blender version range '5.x' is not valid" in refused["last_error"]
+    panel = drawn["drawn"]
+    for name in ("requires_tags", "prefers_tags", "device", "blender_range", "max_nodes"):
+        assert ["prop", name, None] in panel, name
+    assert not any(e[:2] == ["label", "The Blender version range is not valid"] for e in panel)
+    assert submitted["result"] == ["FINISHED"], submitted["last_error"]
+    client = farm.client()
+    shot = client.shot(submitted["shot"]["id"])
+    assert {key: shot[key] for key in ("requires_tags", "device", "blender", "blender_saved_with",
+                                       "max_nodes")} == {
+        "requires_tags": ["bpy5"], "device": "cpu", "blender": ">=5",
+        "blender_saved_with": "5.0", "max_nodes": 1}
+    assert shot["render"] == {"samples": 2, "resolution_x": 40, "resolution_y": 20}
+    assert shot["waiting"] == "no node is connected"
+
+    assert project5["blend"].read_bytes()[:17] == b"BLENDER17-01v0500"
+    proc = submit(farm, project5["blend"], "--frames", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "saved with Blender 5.0" in proc.stderr
+    assert client.shot(int(proc.stdout.split()[0]))["blender_saved_with"] == "5.0"

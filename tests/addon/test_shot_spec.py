@@ -103,7 +103,17 @@ def test_bad_frame_lists(text):
     ({"render": {"color_depth": "12"}}, "render.color_depth", "one of 8, 16, 32"),
     ({"render": {"exposure": "bright"}}, "render.exposure", "number"),
     ({"render": {"view_layers": "BG"}}, "render.view_layers", "list"),
-    ({"render": {"samples": 4}}, "render.samples", "no render setting"),
+    ({"render": {"denoise": True}}, "render.denoise", "no render setting"),
+    ({"render": {"samples": 0}}, "render.samples", "between 1 and 1000000"),
+    ({"render": {"samples": 2.5}}, "render.samples", "whole number"),
+    ({"blender": ">=4.x"}, "blender", "'>=4.x' is not a clause such as >=4.2"),
+    ({"blender": "4.2,,<5"}, "blender", "is not valid"),
+    ({"blender": "9" * 201}, "blender", "longer than 200 characters"),
+    ({"blender_saved_with": "four"}, "blender_saved_with", "not a Blender version"),
+    ({"device": "tpu"}, "device", "one of cpu, gpu, any"),
+    ({"requires_tags": ["gpu", ""]}, "requires_tags", "requires_tags[1] must be a non-empty"),
+    ({"prefers_tags": ["x" * 51]}, "prefers_tags", "longer than 50"),
+    ({"max_nodes": 0}, "max_nodes", "between 1 and 100000"),
     ({"frames": "9-1"}, "frames", "ends before it starts"),
     ({"frames": "0-2000000"}, "frames", "Too many frames"),
     ({"fps": 0}, "fps", "frame rate"),
@@ -146,3 +156,28 @@ def test_every_farm_format_passes_and_movies_do_not():
     for fmt in ("FFMPEG", "AVI_RAW", "AVI_JPEG"):
         with pytest.raises(SpecError, match="movie"):
             shot_spec.check_output_format(fmt)
+
+
+def test_what_the_shot_asks_of_its_nodes_is_sent_checked():
+    body = shot_spec.build(settings(
+        requires_tags=" gpu, big-ram ,gpu", prefers_tags=["fast"], device="GPU",
+        blender=" >= 4.2 , < 5 ", blender_saved_with="4.2", max_nodes=3,
+        render={"samples": 16}), FILES, "sc010.blend")
+    assert {k: body[k] for k in ("requires_tags", "prefers_tags", "device", "blender",
+                                 "blender_saved_with", "max_nodes")} == {
+        "requires_tags": ["gpu", "big-ram"], "prefers_tags": ["fast"], "device": "gpu",
+        "blender": ">=4.2,<5", "blender_saved_with": "4.2", "max_nodes": 3}
+    assert body["render"] == {"samples": 16}
+
+
+def test_nothing_asked_of_the_nodes_sends_nothing():
+    body = shot_spec.build(settings(requires_tags="", device="", blender="  "), FILES,
+                           "sc010.blend")
+    for key in ("requires_tags", "prefers_tags", "device", "blender", "blender_saved_with",
+                "max_nodes"):
+        assert key not in body
+
+
+def test_a_blender_series_from_a_version():
+    assert shot_spec.series((3, 4, 1)) == "3.4"
+    assert shot_spec.series((5, 0, 1)) == "5.0"

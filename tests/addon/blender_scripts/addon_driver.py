@@ -15,8 +15,8 @@ Each step is a dict with "do":
   wait {timeout}         follow the submitted shot until it ends (runtime.wait_for_shot)
   dashboard              run brender.open_dashboard
   dismiss_missing        run brender.dismiss_missing (Cancel, after missing files)
-  draw                   draw the Output panel, its Overrides sub-panel and the
-                         preferences into a recording layout that checks every
+  draw                   draw the Output panel, its Overrides and Nodes sub-panels and
+                         the preferences into a recording layout that checks every
                          property, operator and icon exists
 Results (one dict per step, plus the add-on's module name) go to "out" as JSON;
 the pytest side makes the assertions.
@@ -171,6 +171,9 @@ def draw_everything():
     log.append(["--- overrides"])
     overrides_cls = getattr(bpy.types, "BRENDER_PT_overrides")
     overrides_cls.draw(Proxy(bpy.context.scene, RecordingLayout(log)), bpy.context)
+    log.append(["--- nodes"])
+    nodes_cls = getattr(bpy.types, "BRENDER_PT_nodes")
+    nodes_cls.draw(Proxy(bpy.context.scene, RecordingLayout(log)), bpy.context)
     log.append(["--- preferences"])
     real = prefs()
     type(real).draw(Proxy(real, RecordingLayout(log)), bpy.context)
