@@ -10,6 +10,7 @@ import { h, fill } from '../util.js';
 
 export const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 const DAY_LABELS = { mon: 'Mon', tue: 'Tue', wed: 'Wed', thu: 'Thu', fri: 'Fri', sat: 'Sat', sun: 'Sun' };
+const FIELD_NAMES = { days: 'Days', start: 'From', end: 'To' };
 const NEW_WINDOW = { days: ['mon', 'tue', 'wed', 'thu', 'fri'], start: '19:00', end: '08:00' };
 
 /** "UTC+01:00" for an offset in seconds east of UTC. */
@@ -203,8 +204,10 @@ export class NodeEditor {
       key = cut > 0 ? key.slice(0, cut) : '';
     }
     const el = key ? this.errors.get(key) : this.general;
-    // "schedule.windows[0].days: must be …" next to the days reads better without its path.
-    el.textContent = field && message.startsWith(`${field}: `) ? message.slice(field.length + 2) : message;
+    // "schedule.windows[0].start: must be …" reads "From: must be …" next to the window.
+    const text = field && message.startsWith(`${field}: `) ? message.slice(field.length + 2) : message;
+    const part = FIELD_NAMES[(field || '').split('.').pop()];
+    el.textContent = part ? `${part}: ${text}` : text;
     el.title = message;
     el.hidden = false;
     const input = field && this.el.querySelector(`[name="${CSS.escape(field)}"]`);

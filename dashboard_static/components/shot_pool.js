@@ -19,7 +19,7 @@ export class ShotPool {
   constructor() {
     this.waiting = h('div.waiting-reason', { role: 'status', hidden: true });
     this.notices = h('ul.notices', { hidden: true });
-    this.facts = h('div.facts.pool-facts');
+    this.facts = h('div.pool-facts');
     this.maxNodes = h('input.max-nodes', {
       type: 'number', min: 1, step: 1, placeholder: 'any', 'aria-label': 'Most nodes at once',
       title: 'Most nodes rendering this shot at once (empty: no limit)',

@@ -181,6 +181,7 @@ def test_an_invalid_schedule_shows_the_coordinators_message_at_its_field(pools, 
     expect(start_error).to_contain_text("must be a time")
     expect(days_error).to_be_hidden()
     expect(window.get_by_label("From")).to_have_class("invalid")
+    page.screenshot("node-schedule-error")
     # Nothing was changed.
     assert node(pools, "cpu-box")["schedule"]["mode"] == "always"
     expect(row(page, "cpu-box").locator("td.schedule")).to_have_text("always")
