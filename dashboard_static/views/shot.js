@@ -56,7 +56,12 @@ export function mount(root, { id, frame: wantFrame }) {
         chart.setSelected(i);
         if (user) setFollow(false);
         const n = fs.numberAt(i);
-        history.replaceState(null, '', `#/shots/${encodeURIComponent(shot.id)}/${n}`);
+        // Only while the URL still names this shot: the user may have just navigated away
+        // (the router hears of it a moment later), and that must not be undone.
+        const here = `#/shots/${encodeURIComponent(shot.id)}`;
+        if (alive && (location.hash === here || location.hash.startsWith(`${here}/`))) {
+          history.replaceState(null, '', `${here}/${n}`);
+        }
       },
     });
     const grid = new FrameGrid(fs, { onSelect: (i) => { player.pause(); player.show(i, { user: true }); } });

@@ -72,7 +72,10 @@ export function mount(root) {
     const waiting = waitingText(s);
     setText(c.name.lastChild, waiting);
     c.name.lastChild.hidden = !waiting;
-    setText(c.name.children[1], [fmt, s.frames || (s.frame_start != null ? `${s.frame_start}–${s.frame_end}` : null)]
+    const needs = (s.requires_tags || []).length ? `needs ${s.requires_tags.join(', ')}` : null;
+    setText(c.name.children[1], [fmt, s.frames || (s.frame_start != null ? `${s.frame_start}–${s.frame_end}` : null),
+      needs, s.device && s.device !== 'any' ? s.device.toUpperCase() : null,
+      s.max_nodes ? `≤ ${s.max_nodes} node${s.max_nodes === 1 ? '' : 's'}` : null]
       .filter(Boolean).join(' · '));
     if (c.status.dataset.status !== s.status) {
       fill(c.status, statusPill(s.status));

@@ -157,6 +157,7 @@ def test_a_schedule_excluding_now_puts_the_node_asleep_and_its_shot_waits(pools,
         expect(page.locator(f".shotrow[data-shot-id='{shot['id']}'] .eta")).to_have_text(
             "waiting: every node that can take it is asleep")
         expect(page.locator("[data-stat=asleep] .n")).to_have_text("1")
+        page.screenshot("home-waiting")
         assert pools.client().shot(shot["id"])["status"] == "queued"
     finally:
         api(pools, "POST", f"/api/shots/{shot['id']}/cancel")
@@ -197,6 +198,9 @@ def test_a_shot_needing_a_tag_no_node_has_says_why_it_waits(pools, cpu_box, new_
         page.goto(pools.url + "/#/shots")
         expect(page.locator(f"tr[data-shot-id='{shot['id']}'] .sub.waiting")).to_have_text(
             "waiting: no node has tag gpu")
+        expect(page.locator(f"tr[data-shot-id='{shot['id']}'] .sub.muted")).to_contain_text(
+            "needs gpu · ≤ 2 nodes")
+        page.screenshot("shots-waiting")
         page.goto(f"{pools.url}/#/shots/{shot['id']}")
         expect(page.locator(".waiting-reason")).to_have_text("waiting: no node has tag gpu")
         expect(page.locator(".notice")).to_have_text(
