@@ -62,6 +62,7 @@ export class NodeEditor {
     this.onClose = onClose;
     this.errors = new Map();   // field → element showing its error
     this.windows = [];          // [{days, start, end}] as edited
+    this.dirty = false;         // the admin changed something not saved yet
 
     this.tags = h('input.tags-input', {
       type: 'text', name: 'tags', autocomplete: 'off', spellcheck: 'false',
@@ -76,7 +77,11 @@ export class NodeEditor {
     this.modeValue = 'always';
     this.windowList = h('div.windows');
     this.addWindow = h('button.btn.small', {
-      type: 'button', onclick: () => { this.windows.push({ ...NEW_WINDOW, days: [...NEW_WINDOW.days] }); this.drawWindows(); },
+      type: 'button', onclick: () => {
+        this.dirty = true;
+        this.windows.push({ ...NEW_WINDOW, days: [...NEW_WINDOW.days] });
+        this.drawWindows();
+      },
     }, '+ Window');
     this.onSleep = h('select', { name: 'on_sleep', 'aria-label': 'When its window ends' },
       h('option', { value: 'finish' }, 'finish its current job'),
@@ -93,6 +98,8 @@ export class NodeEditor {
     this.el = h('form.node-editor', {
       'aria-label': `Edit ${node.name}`, dataset: { nodeId: node.id }, novalidate: true,
       onsubmit: (e) => { e.preventDefault(); this.submit(); },
+      oninput: () => { this.dirty = true; },
+      onchange: () => { this.dirty = true; },
     },
       h('div.field', null, h('span.label', null, 'Tags'),
         h('div.field-body', null,
@@ -113,9 +120,17 @@ export class NodeEditor {
     return el;
   }
 
+  /** The node changed (an event): show it, unless the admin is in the middle of editing. */
+  follow(node) {
+    const key = (n) => JSON.stringify([n.tags, n.own_tags, n.tags_edited, n.schedule, n.utc_offset]);
+    if (key(node) === key(this.node)) { this.node = node; return; }
+    if (!this.dirty) this.load(node);
+  }
+
   /** Show the form as the node is now (after opening, or after a save). */
   load(node) {
     this.node = node;
+    this.dirty = false;
     this.tags.value = (node.tags || []).join(', ');
     const own = node.own_tags || [];
     this.ownTags.textContent = node.tags_edited
@@ -125,7 +140,8 @@ export class NodeEditor {
     const s = node.schedule || { mode: 'always', windows: [], on_sleep: 'finish' };
     this.windows = (s.windows || []).map((w) => ({ days: [...w.days], start: w.start, end: w.end }));
     this.onSleep.value = s.on_sleep || 'finish';
-    this.setMode(s.mode || 'always');
+    this.setMode(s.mode || 'always', { user: false });
+    this.dirty = false;
     this.tick();
     this.clearErrors();
   }
@@ -134,7 +150,8 @@ export class NodeEditor {
     this.clock.textContent = `times are the node’s: ${fmtOffset(this.node.utc_offset)}, now ${nodeClock(this.node.utc_offset)}`;
   }
 
-  setMode(mode) {
+  setMode(mode, { user = true } = {}) {
+    if (user) this.dirty = true;
     this.modeValue = mode;
     if (mode === 'weekly' && !this.windows.length) this.windows.push({ ...NEW_WINDOW, days: [...NEW_WINDOW.days] });
     fill(this.mode, ['always', 'never', 'weekly'].map((m) => h('button.seg-btn', {
@@ -166,7 +183,7 @@ export class NodeEditor {
           h('span.times', null, time('start', 'From'), '–', time('end', 'To')),
           h('button.btn.ghost.small', {
             type: 'button', title: 'Remove this window', 'aria-label': 'Remove this window',
-            onclick: () => { this.windows.splice(i, 1); this.drawWindows(); },
+            onclick: () => { this.dirty = true; this.windows.splice(i, 1); this.drawWindows(); },
           }, '×')),
         this.errorEl(`${base}.days`), this.errorEl(`${base}.start`), this.errorEl(`${base}.end`),
         this.errorEl(base));

@@ -133,7 +133,7 @@ export function mount(root) {
     setText(r.toggle, n.enabled === false ? 'Enable' : 'Disable');
     r.toggle.classList.toggle('primary', n.enabled === false);
     r.tr.classList.toggle('dim', n.status === 'offline');
-    if (r.editor) r.editor.tick();
+    if (r.editor) { r.editor.follow(n); r.editor.tick(); }
   }
 
   function toggleEditor(id) {

@@ -112,11 +112,18 @@ def test_tags_edited_in_the_dashboard_are_kept_when_the_node_reconnects(pools, c
     assert back["id"] == saved["id"]
     assert (back["tags"], back["tags_edited"]) == (["fast", "night", "big-ram"], True)
     expect(cpu.locator(".tag")).to_have_text(["fast", "night", "big-ram"])
+    expect(form.locator("input[name=tags]")).to_have_value("fast, night, big-ram")
+    expect(form.locator(".own-tags")).to_contain_text("The node’s own: fast")
     # Back to the node's own.
     form.get_by_role("button", name="Reset to the node’s own").click()
     expect(cpu.locator(".tag")).to_have_text(["fast"])
     expect(cpu.locator(".edited")).to_have_count(0)
+    expect(form.locator("input[name=tags]")).to_have_value("fast")
     assert (node(pools, "cpu-box")["tags"], node(pools, "cpu-box")["tags_edited"]) == (["fast"], False)
+    # Edited elsewhere (the API) while the form is open and untouched: it follows.
+    api(pools, "PATCH", f"/api/nodes/{saved['id']}", {"tags": ["render"]})
+    expect(form.locator("input[name=tags]")).to_have_value("render")
+    expect(cpu.locator(".edited")).to_be_visible()
 
 
 def test_a_schedule_excluding_now_puts_the_node_asleep_and_its_shot_waits(pools, cpu_box, new_page):
@@ -141,6 +148,7 @@ def test_a_schedule_excluding_now_puts_the_node_asleep_and_its_shot_waits(pools,
     assert node(pools, "cpu-box")["schedule"] == {
         "mode": "weekly", "on_sleep": "handback",
         "windows": [{"days": [day], "start": "10:00", "end": "11:30"}]}
+    assert node(pools, "cpu-box")["tags_edited"] is False   # only what was changed is sent
     expect(page.locator(".card-head .muted")).to_contain_text("1 asleep")
     page.screenshot("nodes-asleep")
 
