@@ -236,3 +236,18 @@ def test_a_shot_needing_a_tag_no_node_has_says_why_it_waits(pools, cpu_box, new_
         if late is not None:
             late.close()
         api(pools, "POST", f"/api/shots/{shot['id']}/cancel")
+
+
+def test_without_the_token_a_node_edit_is_refused_and_changes_nothing(pools, cpu_box, page):
+    form = open_editor(page, pools, "cpu-box")
+    form.locator("input[name=tags]").fill("stolen")
+    form.get_by_role("button", name="Save").click()
+    dialog = page.locator("#token-dialog")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Cancel").click()
+    refusal = form.locator(".field-error[data-field='']")
+    expect(refusal).to_be_visible()
+    expect(refusal).to_contain_text("token")
+    expect(page.locator(".toast.error")).to_contain_text("Edit cpu-box refused")
+    expect(form.locator("input[name=tags]")).to_have_value("stolen")   # what was typed stays
+    assert node(pools, "cpu-box")["tags"] == ["fast"]
