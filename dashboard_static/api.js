@@ -85,6 +85,8 @@ export const api = {
 
   // Actions (need the farm token).
   setPriority: (id, priority) => request('PATCH', `/api/shots/${enc(id)}`, { priority }),
+  editShot: (id, changes) => request('PATCH', `/api/shots/${enc(id)}`, changes),   // {priority, max_nodes}
+  editNode: (id, changes) => request('PATCH', `/api/nodes/${enc(id)}`, changes),   // {tags, schedule}
   shotAction: (id, action) => request('POST', `/api/shots/${enc(id)}/${action}`),  // pause|resume|cancel|requeue
   deleteShot: (id) => request('DELETE', `/api/shots/${enc(id)}`),
   setNodeEnabled: (id, enabled) => request('POST', `/api/nodes/${enc(id)}/${enabled ? 'enable' : 'disable'}`),

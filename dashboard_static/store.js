@@ -86,11 +86,12 @@ class Store extends EventTarget {
   /** Node counts, live from the node list (falls back on the farm summary). */
   nodeCounts() {
     if (!this.nodes.size && this.farm && this.farm.nodes) return { ...this.farm.nodes };
-    const c = { idle: 0, rendering: 0, offline: 0, disabled: 0 };
+    const c = { idle: 0, rendering: 0, asleep: 0, offline: 0, disabled: 0 };
     for (const n of this.nodes.values()) {
       if (n.status === 'offline') c.offline++;
       else if (n.status === 'rendering') c.rendering++;
       else if (n.enabled === false) c.disabled++;
+      else if (n.status === 'asleep') c.asleep++;
       else c.idle++;
     }
     return c;

@@ -2,6 +2,7 @@
 
 import { store } from '../store.js';
 import { fileUrl } from '../api.js';
+import { waitingText } from '../components/shot_pool.js';
 import {
   h, fill, setText, listen, fmtDuration, fmtAgo, progressBar, updateProgress,
   statusPill, rafThrottle,
@@ -36,7 +37,7 @@ export function mount(root) {
     h('h2', null, h('a', { href: '#/nodes' }, 'Farm')),
     h('div.stats', null,
       stat('rendering', 'rendering'), stat('idle', 'idle'), stat('offline', 'offline'),
-      stat('disabled', 'disabled'), stat('frames_queued', 'frames queued'), stat('shots_active', 'active shots')));
+      stat('asleep', 'asleep'), stat('disabled', 'disabled'), stat('frames_queued', 'frames queued'), stat('shots_active', 'active shots')));
 
   const list = h('div.shotlist');
   const shots = h('section.card.active-shots', { 'aria-label': 'Active shots' },
@@ -103,7 +104,9 @@ export function mount(root) {
   // --- farm -----------------------------------------------------------------
   function renderFarm() {
     const c = store.nodeCounts();
-    for (const k of ['rendering', 'idle', 'offline', 'disabled']) setText(stats[k], c[k] ?? 0);
+    for (const k of ['rendering', 'idle', 'asleep', 'offline', 'disabled']) setText(stats[k], c[k] ?? 0);
+    // Asleep nodes are counted only on farms that use schedules: six tiles otherwise.
+    stats.asleep.parentElement.hidden = !c.asleep;
     const f = store.farm || {};
     setText(stats.frames_queued, f.frames_queued ?? '—');
     const active = [...store.shots.values()].filter((s) => s.status === 'active').length;
@@ -129,9 +132,12 @@ export function mount(root) {
     updateProgress(r.bar, s.frames_done, s.frames_total, s.frames_rendering);
     setText(countEl, `${s.frames_done ?? 0}/${s.frames_total ?? 0}`);
     let note = '';
-    if (s.status === 'active' && s.eta_seconds != null) note = `ETA ${fmtDuration(s.eta_seconds)}`;
+    if (waitingText(s)) note = waitingText(s);
+    else if (s.status === 'active' && s.eta_seconds != null) note = `ETA ${fmtDuration(s.eta_seconds)}`;
     else if (s.finished_at) note = `ended ${fmtAgo(s.finished_at)}`;
     setText(etaEl, note);
+    etaEl.classList.toggle('waiting', note.startsWith('waiting'));
+    etaEl.title = note;
     r.el.classList.toggle('dim', !ACTIVE.includes(s.status));
   }
 

@@ -1,14 +1,25 @@
-// Nodes: who renders — status, current job and progress, Blender, CPUs, tags, last
-// seen; enable or disable a node.
+// Nodes: who renders — status (asleep outside its availability window), current job
+// and progress, its devices and Blender versions, its tags (marked when an admin edited
+// them) and availability, last seen; enable or disable a node, edit its tags and
+// schedule (components/node_editor.js).
 
 import { store } from '../store.js';
 import { api } from '../api.js';
 import { act } from '../ui.js';
+import { NodeEditor, fmtSchedule } from '../components/node_editor.js';
 import {
   h, fill, setText, listen, fmtAgo, statusPill, rafThrottle, jobFraction,
 } from '../util.js';
 
 export const name = 'nodes';
+
+const COLUMNS = 10;
+
+/** "AMD Ryzen 9 ×16" (its name and CPU count), "NVIDIA RTX 4090 (OPTIX)". */
+function deviceLabel(d, cpuCount) {
+  if (d.type === 'CPU') return `${d.name || 'CPU'}${cpuCount ? ` ×${cpuCount}` : ''}`;
+  return `${d.name || d.id} (${d.type})`;
+}
 
 export function mount(root) {
   const tbody = h('tbody');
@@ -16,8 +27,8 @@ export function mount(root) {
   const table = h('table.grid-table.nodes-table', null,
     h('thead', null, h('tr', null,
       h('th', null, 'Node'), h('th', null, 'Status'), h('th', null, 'Current job'),
-      h('th.w-progress', null, 'Progress'), h('th', null, 'Blender'), h('th.num', null, 'CPUs'),
-      h('th', null, 'Tags'), h('th', null, 'Last seen'), h('th', null, ''))),
+      h('th.w-progress', null, 'Progress'), h('th', null, 'Devices'), h('th', null, 'Blender'),
+      h('th', null, 'Tags'), h('th', null, 'Availability'), h('th', null, 'Last seen'), h('th', null, ''))),
     tbody);
   const empty = h('p.empty', { hidden: true });
   root.append(h('section.card', { 'aria-label': 'Nodes' },
@@ -39,19 +50,25 @@ export function mount(root) {
       toggle.disabled = false;
       if (res && res.id) store.applyNode(res);
     });
+    const editBtn = h('button.btn.small', { type: 'button', 'aria-expanded': 'false' }, 'Edit');
+    editBtn.addEventListener('click', () => toggleEditor(n.id));
     const fillEl = h('i.done');
     const cells = {
       name: h('td.name', null, h('strong'), h('div.sub.muted')),
       status: h('td'),
       job: h('td.job'),
       progress: h('td.w-progress', null, h('div.progress', null, fillEl), h('div.sub.muted')),
-      blender: h('td'),
-      cpus: h('td.num'),
+      devices: h('td.devices'),
+      blender: h('td.blenders'),
       tags: h('td.tags'),
+      schedule: h('td.schedule'),
       seen: h('td'),
-      actions: h('td.actions', null, toggle),
+      actions: h('td.actions', null, editBtn, ' ', toggle),
     };
-    return { tr: h('tr', { dataset: { nodeId: n.id } }, Object.values(cells)), cells, toggle, fillEl };
+    return {
+      tr: h('tr', { dataset: { nodeId: n.id } }, Object.values(cells)), cells, toggle, fillEl, editBtn,
+      editor: null, editRow: null,
+    };
   }
 
   function updateRow(r, n) {
@@ -87,13 +104,26 @@ export function mount(root) {
         p.samples ? `${p.sample ?? 0}/${p.samples} samples` : null].filter(Boolean).join(' · ');
     } else if (frac != null) detail = `${Math.round(frac * 100)}%`;
     setText(c.progress.lastChild, detail);
-    setText(c.blender, n.blender_version || '—');
-    setText(c.cpus, n.cpu_count ?? '—');
-    const tagKey = (n.tags || []).join('\u0000');
+    const devices = n.devices && n.devices.length ? n.devices : [{ type: 'CPU', name: 'CPU', id: 'CPU' }];
+    const devKey = JSON.stringify([devices, n.cpu_count]);
+    if (c.devices.dataset.key !== devKey) {
+      fill(c.devices, devices.map((d) => h('span.device', { dataset: { type: d.type }, title: d.id || '' }, deviceLabel(d, n.cpu_count))));
+      c.devices.dataset.key = devKey;
+    }
+    const blenders = n.blenders && n.blenders.length ? n.blenders : [n.blender_version].filter(Boolean);
+    setText(c.blender, blenders.length ? blenders.join(', ') : '—');
+    const tagKey = JSON.stringify([n.tags || [], !!n.tags_edited, n.own_tags || []]);
     if (c.tags.dataset.key !== tagKey) {
-      fill(c.tags, (n.tags || []).map((t) => h('span.tag', null, t)));
+      fill(c.tags, (n.tags || []).map((t) => h('span.tag', null, t)),
+        !(n.tags || []).length ? h('span.muted', null, '—') : null,
+        n.tags_edited ? h('span.edited', {
+          title: `Set by an admin; the node’s own: ${(n.own_tags || []).join(', ') || 'none'}`,
+        }, 'edited') : null);
       c.tags.dataset.key = tagKey;
     }
+    const sched = n.schedule || { mode: 'always' };
+    setText(c.schedule, `${fmtSchedule(sched)}${sched.mode !== 'always' && sched.on_sleep === 'handback' ? ' · hands back' : ''}`);
+    c.schedule.dataset.mode = sched.mode || 'always';
     // A connected node is seen now; an offline one when it was last heard of.
     const online = n.status !== 'offline';
     setText(c.seen, online ? 'now' : fmtAgo(n.last_seen));
@@ -103,22 +133,47 @@ export function mount(root) {
     setText(r.toggle, n.enabled === false ? 'Enable' : 'Disable');
     r.toggle.classList.toggle('primary', n.enabled === false);
     r.tr.classList.toggle('dim', n.status === 'offline');
+    if (r.editor) { r.editor.follow(n); r.editor.tick(); }
   }
 
-  const order = { rendering: 0, idle: 1, offline: 2 };
+  function toggleEditor(id) {
+    const r = rows.get(id);
+    if (!r) return;
+    if (r.editor) { closeEditor(r); return; }
+    const node = store.nodes.get(id);
+    r.editor = new NodeEditor(node, {
+      onSaved: (saved) => store.applyNode(saved),
+      onClose: () => closeEditor(r),
+    });
+    r.editRow = h('tr.edit-row', { dataset: { editFor: id } }, h('td', { colspan: COLUMNS }, r.editor.el));
+    r.editBtn.setAttribute('aria-expanded', 'true');
+    r.editBtn.classList.add('primary');
+    r.tr.after(r.editRow);
+    r.editor.tags.focus();
+  }
+
+  function closeEditor(r) {
+    r.editRow.remove();
+    r.editor = null;
+    r.editRow = null;
+    r.editBtn.setAttribute('aria-expanded', 'false');
+    r.editBtn.classList.remove('primary');
+  }
+
+  const order = { rendering: 0, idle: 1, asleep: 2, offline: 3 };
   const renderAll = rafThrottle(() => {
     const list = [...store.nodes.values()].sort((a, b) =>
-      ((order[a.status] ?? 3) - (order[b.status] ?? 3)) || String(a.name).localeCompare(String(b.name)));
+      ((order[a.status] ?? 4) - (order[b.status] ?? 4)) || String(a.name).localeCompare(String(b.name)));
     const trs = list.map((n) => {
       let r = rows.get(n.id);
       if (!r) { r = makeRow(n); rows.set(n.id, r); }
       updateRow(r, n);
-      return r.tr;
-    });
+      return r.editRow ? [r.tr, r.editRow] : r.tr;
+    }).flat();
     const same = trs.length === tbody.children.length && trs.every((t, i) => tbody.children[i] === t);
     if (!same) fill(tbody, trs);
     const c = store.nodeCounts();
-    setText(count, `${c.rendering} rendering · ${c.idle} idle · ${c.offline} offline${c.disabled ? ` · ${c.disabled} disabled` : ''}`);
+    setText(count, `${c.rendering} rendering · ${c.idle} idle${c.asleep ? ` · ${c.asleep} asleep` : ''} · ${c.offline} offline${c.disabled ? ` · ${c.disabled} disabled` : ''}`);
     table.hidden = !list.length;
     empty.hidden = !!list.length;
     setText(empty, store.loaded

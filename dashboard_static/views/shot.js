@@ -1,4 +1,4 @@
-// Shot: the frame grid, the viewer / animated preview, render time per frame, failed
+// Shot: why it waits and what it asks of nodes, the frame grid, the viewer / animated preview, render time per frame, failed
 // frames and why, the render settings asked for and used, missing files, the jobs and
 // their logs, and the shot's actions.
 
@@ -12,6 +12,7 @@ import { TimeChart } from '../components/chart.js';
 import { JobsPanel } from '../components/jobs.js';
 import { RenderSettings } from '../components/render_settings.js';
 import { FailedFrames } from '../components/failed_frames.js';
+import { ShotPool } from '../components/shot_pool.js';
 import {
   h, fill, setText, listen, fmtDuration, fmtAgo, fmtDate, progressBar, updateProgress, statusPill,
 } from '../util.js';
@@ -55,7 +56,12 @@ export function mount(root, { id, frame: wantFrame }) {
         chart.setSelected(i);
         if (user) setFollow(false);
         const n = fs.numberAt(i);
-        history.replaceState(null, '', `#/shots/${encodeURIComponent(shot.id)}/${n}`);
+        // Only while the URL still names this shot: the user may have just navigated away
+        // (the router hears of it a moment later), and that must not be undone.
+        const here = `#/shots/${encodeURIComponent(shot.id)}`;
+        if (alive && (location.hash === here || location.hash.startsWith(`${here}/`))) {
+          history.replaceState(null, '', `${here}/${n}`);
+        }
       },
     });
     const grid = new FrameGrid(fs, { onSelect: (i) => { player.pause(); player.show(i, { user: true }); } });
@@ -174,6 +180,7 @@ export function mount(root, { id, frame: wantFrame }) {
     const bar = progressBar(0, 0);
     const facts = h('div.facts');
     const failure = h('div.failure', { hidden: true });
+    const pool = new ShotPool();
     const prio = h('input.prio', { type: 'number', step: 1, min: 0, max: 100, 'aria-label': 'Priority', title: 'Priority 0–100: higher renders first' });
     const btn = (label, title, onclick, cls = '') => h(`button.btn${cls}`, { type: 'button', title, onclick }, label);
     const pauseBtn = btn('Pause', 'Queued jobs wait; running jobs finish', () => run('pause'));
@@ -221,9 +228,10 @@ export function mount(root, { id, frame: wantFrame }) {
         h('label.prio-label', null, 'Priority', prio),
         pauseBtn, resumeBtn, requeueBtn, cancelBtn, deleteBtn),
       h('div.shot-progress', null, bar, h('span.num.big')),
-      facts, failure);
+      pool.el, facts, failure);
 
     function update(s) {
+      pool.update(s);
       setText(title, s.name);
       document.title = `${s.name} · Brender`;
       if (status.dataset.status !== s.status) { fill(status, statusPill(s.status)); status.dataset.status = s.status; }

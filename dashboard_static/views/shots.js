@@ -1,6 +1,7 @@
-// Shots: every shot in a table — status, progress, frames, ETA, priority, who and when.
+// Shots: every shot in a table — status (and why it waits), progress, frames, ETA, priority, who and when.
 
 import { store } from '../store.js';
+import { waitingText } from '../components/shot_pool.js';
 import {
   h, fill, setText, listen, fmtDuration, fmtAgo, progressBar, updateProgress,
   statusPill, rafThrottle,
@@ -47,7 +48,7 @@ export function mount(root) {
     const bar = progressBar(0, 0);
     const link = h('a.shot-link', { href: `#/shots/${encodeURIComponent(s.id)}` });
     const cells = {
-      name: h('td.name', null, link, h('div.sub.muted')),
+      name: h('td.name', null, link, h('div.sub.muted'), h('div.sub.waiting', { hidden: true })),
       status: h('td'),
       progress: h('td.w-progress', null, bar),
       frames: h('td.num'),
@@ -68,7 +69,13 @@ export function mount(root) {
     const c = r.cells;
     setText(r.link, s.name);
     const fmt = s.output_format || (s.settings_used && s.settings_used.output_format);
-    setText(c.name.lastChild, [fmt, s.frames || (s.frame_start != null ? `${s.frame_start}–${s.frame_end}` : null)]
+    const waiting = waitingText(s);
+    setText(c.name.lastChild, waiting);
+    c.name.lastChild.hidden = !waiting;
+    const needs = (s.requires_tags || []).length ? `needs ${s.requires_tags.join(', ')}` : null;
+    setText(c.name.children[1], [fmt, s.frames || (s.frame_start != null ? `${s.frame_start}–${s.frame_end}` : null),
+      needs, s.device && s.device !== 'any' ? s.device.toUpperCase() : null,
+      s.max_nodes ? `≤ ${s.max_nodes} node${s.max_nodes === 1 ? '' : 's'}` : null]
       .filter(Boolean).join(' · '));
     if (c.status.dataset.status !== s.status) {
       fill(c.status, statusPill(s.status));
