@@ -9,11 +9,13 @@ a bpy 5 venv renders each shot with the version its range asks for."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from node.installs import probe_all
+from node.blender import BlenderFailed, BlenderProcess, RenderSettings
+from node.installs import NoBlender, probe_all
 from tests.addon.conftest import BPY5_PYTHON, require_bpy5
 from tests.e2e.test_file_settings import pixels, plain_render
 from tests.e2e.test_render_paths import NODE_MODES, render_with
@@ -40,6 +42,13 @@ async def test_detection_on_a_machine_without_a_gpu_finds_the_cpu_alone():
     # Asking for GPU 0 where there is none: still the CPU, and the node starts.
     (install,) = await probe_all([BLENDER], [0])
     assert [d["id"] for d in install.devices] == ["CPU"]
+
+
+async def test_a_python_without_bpy_is_left_out_and_alone_stops_the_node():
+    (install,) = await probe_all([sys.executable, BLENDER], None)
+    assert install.path == BLENDER or install.version == "3.4.1"
+    with pytest.raises(NoBlender, match="is a Python without bpy"):
+        await probe_all([sys.executable], None)
 
 
 def test_a_gpu_shot_waits_for_a_gpu_while_cpu_and_any_shots_render_as_plain_blender(
@@ -90,7 +99,6 @@ async def test_each_render_path_sets_the_device_and_samples_as_plain_blender_wou
 
 
 async def test_a_gpu_render_on_a_node_without_one_fails_saying_so(eight_samples, tmp_path):
-    from node.blender import BlenderFailed
     with pytest.raises(BlenderFailed) as failed:
         await render_with("warm session", tmp_path, eight_samples, {"device": "gpu"})
     assert failed.value.reason.startswith("device gpu: this Blender sees no GPU"), \
@@ -109,23 +117,48 @@ def test_a_node_offering_two_blenders_renders_each_shot_with_the_version_it_asks
     assert node["blenders"] == ["3.4.1", "5.0.1"], node
     assert node["blender_version"] == "3.4.1", "the first --blender is the default"
 
-    new = farm.submit(blend, frame_start=1, frame_end=2, blender=">=5")
+    new = farm.submit(blend, frame_start=1, frame_end=2, blender=">=5", device="any",
+                      render={"samples": 1})
     old = farm.submit(blend, frame_start=1, frame_end=2, blender="<4")
     for shot, version in ((new, "5.0.1"), (old, "3.4.1")):
         done = farm.wait_shot(shot["id"], timeout=240)
         assert done["status"] == "completed", farm.debug_dump(shot["id"])
         assert done["settings_used"]["blender_version"] == version
+        assert done["settings_used"]["device"] == "CPU"
     log = farm.log("two-blenders")
     assert "Blender 5.0.1 at " in log and "Blender 3.4.1 at " in log
-    # The bpy 5 frame is what bpy 5 itself renders of the file.
+    # The bpy 5 frame is what bpy 5 itself renders of the file at 1 sample on the CPU.
     plain = tmp_path / "plain5"
     subprocess.run([str(BPY5_PYTHON), "-c", (
         "import bpy\n"
         f"bpy.ops.wm.open_mainfile(filepath={str(blend)!r})\n"
         f"bpy.context.scene.render.filepath = {str(plain / 'frame_')!r}\n"
         "bpy.context.scene.frame_set(1)\n"
+        "bpy.context.scene.cycles.samples = 1\n"
+        "bpy.context.scene.cycles.device = 'CPU'\n"
         "bpy.ops.render.render(write_still=True)\n")],
         check=True, capture_output=True, timeout=240)
     (expected,) = plain.glob("*.png")
     on_farm = farm.data_dir / "shots" / str(new["id"]) / "frames" / "frame_000001.png"
     assert pixels(on_farm) == pixels(expected)
+
+
+@pytest.mark.parametrize("blender", ["3.4", "5.0"])
+async def test_the_samples_override_reaches_eevee_in_both_blender_generations(
+        blender, make_test_scene, tmp_path):
+    """Eevee needs a display to render; its samples are set and read back all the same,
+    in Blender 3.4 and in bpy 5 (whose Eevee Next is named BLENDER_EEVEE again)."""
+    if blender == "5.0":
+        require_bpy5()
+    blend = make_test_scene("eevee.blend", engine="BLENDER_EEVEE")
+    (install,) = await probe_all([BLENDER if blender == "3.4" else str(BPY5_PYTHON)], None)
+    session = BlenderProcess(install, RenderSettings(blend, tmp_path / "out",
+                                                     {"samples": 3, "device": "any"}),
+                             serve=True, hang_timeout=120)
+    try:
+        await session.start()
+    finally:
+        await session.kill()
+    used = session.settings_used
+    assert used is not None and used["blender_version"].startswith(blender)
+    assert (used["engine"], used["samples"], used["device"]) == ("BLENDER_EEVEE", 3, None)
