@@ -63,6 +63,7 @@ async def probe(given: str, gpus: Sequence[int] | None) -> BlenderInstall:
         out, _ = await asyncio.wait_for(proc.communicate(), PROBE_TIMEOUT)
     except asyncio.TimeoutError:
         proc.kill()
+        await proc.wait()
         raise NoBlender(f"{given}: no answer in {PROBE_TIMEOUT:.0f} s") from None
     except OSError as exc:
         raise NoBlender(f"{given}: {exc}") from None
