@@ -106,6 +106,7 @@ async def test_a_gpu_render_on_a_node_without_one_fails_saying_so(eight_samples,
     assert not failed.value.final, "another node may have one"
 
 
+@pytest.mark.bpy5
 def test_a_node_offering_two_blenders_renders_each_shot_with_the_version_it_asks_for(
         farm_factory, tmp_path):
     require_bpy5()
@@ -143,7 +144,7 @@ def test_a_node_offering_two_blenders_renders_each_shot_with_the_version_it_asks
     assert pixels(on_farm) == pixels(expected)
 
 
-@pytest.mark.parametrize("blender", ["3.4", "5.0"])
+@pytest.mark.parametrize("blender", ["3.4", pytest.param("5.0", marks=pytest.mark.bpy5)])
 async def test_the_samples_override_reaches_eevee_in_both_blender_generations(
         blender, make_test_scene, tmp_path):
     """Eevee needs a display to render; its samples are set and read back all the same,
