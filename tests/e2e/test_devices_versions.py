@@ -16,6 +16,7 @@ import pytest
 
 from node.blender import BlenderFailed, BlenderProcess, RenderSettings
 from node.installs import NoBlender, probe_all
+from node.runner import NodeOptions, Renderer
 from tests.addon.conftest import BPY5_PYTHON, require_bpy5
 from tests.e2e.test_file_settings import pixels, plain_render
 from tests.e2e.test_render_paths import NODE_MODES, render_with
@@ -163,3 +164,27 @@ async def test_the_samples_override_reaches_eevee_in_both_blender_generations(
     used = session.settings_used
     assert used is not None and used["blender_version"].startswith(blender)
     assert (used["engine"], used["samples"], used["device"]) == ("BLENDER_EEVEE", 3, None)
+
+
+@pytest.mark.bpy5
+async def test_a_spare_of_another_blender_version_is_not_used(eight_samples, tmp_path):
+    require_bpy5()
+    installs = await probe_all([BLENDER, str(BPY5_PYTHON)], None)
+    renderer = Renderer(NodeOptions(blender=BLENDER, work_dir=tmp_path / "node"))
+    renderer.use_installs(installs)
+    written: list[int] = []
+
+    async def on_frame(number: int, path: Path, seconds: float, fmt: str) -> None:
+        written.append(number)
+
+    used: list[dict] = []
+    try:
+        renderer.prepare_spare()
+        spare = await renderer.spare
+        assert spare.blender.version == "3.4.1"
+        await renderer._render(RenderSettings(eight_samples, tmp_path / "out", {}), [1],
+                               on_frame, lambda *a: None, used.append, installs[1])
+        assert renderer.session is not spare and not spare.alive
+        assert used[-1]["blender_version"] == "5.0.1" and written == [1]
+    finally:
+        await renderer.shutdown()
