@@ -7,7 +7,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -35,10 +35,8 @@ class LeaseLost(Exception):
 
 @dataclass
 class NodeOptions:
-    blender: str  # the default Blender's path (the first of `blenders`)
+    blender: str  # the default Blender's path, until the agent's probe (use_installs)
     work_dir: Path
-    # Every Blender offered, probed (installs.probe_all); empty: `blender`, unprobed.
-    blenders: list[BlenderInstall] = field(default_factory=list)
     gpus: list[int] | None = None  # --gpus: GPU indices per device type (None: all)
     hang_timeout: float = 300.0
     warm_sessions: bool = True
@@ -77,7 +75,7 @@ class Renderer:
 
     def __init__(self, options: NodeOptions):
         self.options = options
-        self.installs = options.blenders or default_installs(options.blender)
+        self.installs = default_installs(options.blender)
         self.last_install = self.installs[0]  # the spare is of the Blender used last
         self.cache = BlobCache(options.work_dir / "cache")
         self.layouts = Layouts(options.work_dir / "projects", self.cache)
