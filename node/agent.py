@@ -9,13 +9,15 @@ import platform
 import random
 import socket
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
 from brender_protocol import messages
 
 from . import __version__
-from .blender import BlenderFailed, blender_version
+from .blender import BlenderFailed
+from .installs import offered_devices, probe_all
 from .layouts import farm_key
 from .runner import LeaseLost, NodeOptions, Renderer
 
@@ -31,6 +33,8 @@ class AgentConfig:
     options: NodeOptions
     tags: list[str] = field(default_factory=list)
     max_backoff: float = 10.0
+    # --blender, repeatable: Blender binaries or bpy venv Pythons (empty: options.blender)
+    blenders: list[str] = field(default_factory=list)
 
 
 class Agent:
@@ -45,7 +49,6 @@ class Agent:
         self.pending_report: dict | None = None
         self.stopping = asyncio.Event()
         self.features: set[str] = set()
-        self.blender_version = ""
         self.jobs_done = 0
         self.spare_timer: asyncio.TimerHandle | None = None
         self.farm = farm_key(None, self.base)  # the welcome's farm_id, once we have one
@@ -67,15 +70,19 @@ class Agent:
         self.node_id = node_id
 
     def hello(self) -> dict:
+        installs = self.renderer.installs
         return messages.hello(
             self.node_id, self.config.name, socket.gethostname(),
-            platform.platform(terse=True), self.blender_version, os.cpu_count() or 1,
+            platform.platform(terse=True), installs[0].version, os.cpu_count() or 1,
             self.config.tags, self.config.options.allow_scripts,
-            self.job["attempt_id"] if self.job else None, __version__)
+            self.job["attempt_id"] if self.job else None, __version__,
+            devices=offered_devices(installs),
+            blenders=[i.version for i in installs if i.version], utc_offset=utc_offset())
 
     # -- main loop ---------------------------------------------------------------
     async def run(self) -> None:
-        self.blender_version = await blender_version(self.config.options.blender)
+        self.renderer.use_installs(await probe_all(
+            self.config.blenders or [self.config.options.blender], self.config.options.gpus))
         self.renderer.prepare_spare()
         headers = {"Authorization": f"Bearer {self.config.token}"}
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
@@ -273,6 +280,12 @@ class Agent:
     async def _shutdown(self) -> None:
         await self._stop_job()
         await self.renderer.shutdown()
+
+
+def utc_offset() -> int:
+    """Seconds east of UTC of this machine's clock now (availability windows are local)."""
+    offset = datetime.now().astimezone().utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
 
 
 def _span(frames: list[int]) -> str:

@@ -9,11 +9,12 @@ import re
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Sequence
 
 from brender_protocol.formats import DEFAULT_FORMAT
 
 from .failures import classify
+from .installs import BlenderInstall, command_for
 
 DRIVER = Path(__file__).with_name("blender_driver.py")
 PROGRESS = re.compile(r"^Fra:(-?\d+) .*?Sample (\d+)/(\d+)")
@@ -48,9 +49,12 @@ class RenderSettings:
 class BlenderProcess:
     """One Blender process running the driver; `serve` keeps it for many requests."""
 
-    def __init__(self, blender: str, settings: RenderSettings, serve: bool,
-                 hang_timeout: float, frames: list[int] | None = None):
-        self.blender = blender
+    def __init__(self, blender: BlenderInstall | str, settings: RenderSettings, serve: bool,
+                 hang_timeout: float, frames: list[int] | None = None,
+                 gpus: Sequence[int] | None = None):
+        self.blender = blender if isinstance(blender, BlenderInstall) \
+            else BlenderInstall(blender, command_for(blender))
+        self.gpus = gpus  # the node's --gpus selection (None: all)
         self.settings = settings
         self.serve = serve
         self.hang_timeout = hang_timeout
@@ -62,12 +66,14 @@ class BlenderProcess:
 
     def command(self) -> list[str]:
         s = self.settings
-        cmd = [self.blender, "-b", "--factory-startup",
+        cmd = [*self.blender.command, "-b", "--factory-startup",
                "--enable-autoexec" if s.allow_scripts else "--disable-autoexec"]
         if s.blend_file is not None:
             cmd.append(str(s.blend_file))
         cmd += ["--python-exit-code", "1", "--python", str(DRIVER), "--",
                 "--outdir", str(s.outdir), "--render", json.dumps(s.render)]
+        if self.gpus is not None:
+            cmd += ["--gpus", ",".join(str(i) for i in self.gpus)]
         if self.serve:
             cmd.append("--serve")
         else:
@@ -202,14 +208,3 @@ def _die_with_parent() -> None:
     except (OSError, AttributeError):
         pass
 
-
-async def blender_version(blender: str) -> str:
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            blender, "--version", stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL)
-        out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    except (OSError, asyncio.TimeoutError):
-        return ""
-    match = re.search(r"Blender (\S+)", out.decode(errors="replace"))
-    return match.group(1) if match else ""

@@ -1,6 +1,7 @@
 """Runs inside Blender (`--python`): renders frames on request, keeping the file loaded.
 
-Started as `blender -b FILE --python blender_driver.py -- --outdir D --render JSON ...`.
+Started as `blender -b FILE --python blender_driver.py -- --outdir D --render JSON ...`
+(`--gpus 0,1`: the node's GPU selection; the render JSON's `device` says cpu, gpu, any).
 With `--frames 1,2,3` it renders those frames and exits (one process per chunk).
 With `--serve` it stays up, reading one JSON request per line from stdin
 (`{"frames": [..]}` or `{"quit": true}`), so Blender starts once per shot, not
@@ -46,6 +47,7 @@ def _load(name: str, path: str) -> ModuleType:
 formats = _load("brender_formats", os.path.join(HERE, os.pardir, "brender_protocol",
                                                 "formats.py"))
 outputs = _load("brender_outputs", os.path.join(HERE, "outputs.py"))
+blender_devices = _load("brender_blender_devices", os.path.join(HERE, "blender_devices.py"))
 blender_settings = _load("brender_blender_settings", os.path.join(HERE, "blender_settings.py"))
 
 
@@ -57,9 +59,12 @@ def warn(message: str) -> None:
     emit("WARNING", message=message)
 
 
+GPUS: list[int] | None = None  # the node's --gpus (None: every GPU)
+
+
 def prepare(render: dict) -> bpy.types.Scene:
     """Make the loaded file ready; report what it will render with."""
-    scene = blender_settings.prepare(render, warn)
+    scene = blender_settings.prepare(render, warn, GPUS)
     emit("SETTINGS", **blender_settings.effective(scene))
     emit("READY", blender=bpy.app.version_string, file=bpy.data.filepath)
     return scene
@@ -99,7 +104,11 @@ def main() -> None:
     parser.add_argument("--render", type=json.loads, default={})
     parser.add_argument("--frames", default="")
     parser.add_argument("--serve", action="store_true")
+    parser.add_argument("--gpus", default=None, help="GPU indices, e.g. 0,1 (default: all)")
     args = parser.parse_args(argv)
+    global GPUS
+    if args.gpus is not None:
+        GPUS = [int(i) for i in args.gpus.split(",") if i.strip()]
     scene: bpy.types.Scene | None = None
     if bpy.data.filepath:
         scene = prepare(args.render)

@@ -4,19 +4,21 @@ session's or a process per chunk's command line).
 
 The file's own settings are the default; a shot's `render` overrides change only the
 keys they set. A bad override (a scene, camera or view layer the file does not have, a
-colour mode the format cannot write) raises BadOverride naming it.
+colour mode the format cannot write) raises BadOverride naming it. The assignment's
+`device` (cpu, gpu, any; absent: the file's own) is set up here too (blender_devices).
 """
 from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import bpy
 
 # brender_protocol/formats.py, loaded by its path by blender_driver.py first (the
 # farm's packages stay off Blender's sys.path); the package's outside Blender.
 formats = sys.modules.get("brender_formats") or importlib.import_module("brender_protocol.formats")
+devices = sys.modules.get("brender_blender_devices") or importlib.import_module("node.blender_devices")
 # The still formats the farm stores; anything else cannot be uploaded.
 STORED_FORMATS = tuple(formats.OUTPUT_FORMATS)
 MOVIE_FORMATS = formats.MOVIE_FORMATS
@@ -28,8 +30,9 @@ class BadOverride(Exception):
     """The shot asks for something this file cannot do; the reason names it."""
 
 
-def prepare(render: dict, warn: Warn) -> bpy.types.Scene:
-    """Apply `render` (the shot's overrides) to the loaded file; returns the scene."""
+def prepare(render: dict, warn: Warn, gpus: Sequence[int] | None = None) -> bpy.types.Scene:
+    """Apply `render` (the shot's overrides and device) to the loaded file; returns the
+    scene. `gpus`: the node's --gpus selection (None: all its GPUs)."""
     scene = _choose_scene(render.get("scene"))
     if render.get("camera") is not None:
         _set_camera(scene, render["camera"])
@@ -42,6 +45,9 @@ def prepare(render: dict, warn: Warn) -> bpy.types.Scene:
     for key in ("resolution_x", "resolution_y", "resolution_percentage"):
         if render.get(key) is not None:
             setattr(settings, key, int(render[key]))
+    if render.get("samples") is not None:
+        _set_samples(scene, int(render["samples"]), warn)
+    devices.configure(scene, render.get("device"), gpus, warn)
     # The farm writes each frame to a path of its own: these change no pixel.
     settings.use_file_extension = True
     settings.use_overwrite = True
@@ -126,6 +132,18 @@ def _set_output(scene: bpy.types.Scene, render: dict, warn: Warn) -> None:
         view.exposure = float(render["exposure"])
 
 
+def _set_samples(scene: bpy.types.Scene, samples: int, warn: Warn) -> None:
+    """Cycles' samples (its adaptive sampling's most), or Eevee's render samples
+    (`BLENDER_EEVEE`; 4.2 to 4.4 call Eevee Next `BLENDER_EEVEE_NEXT`)."""
+    engine = scene.render.engine
+    if engine == "CYCLES":
+        scene.cycles.samples = samples
+    elif engine.startswith("BLENDER_EEVEE") and scene.eevee is not None:
+        scene.eevee.taa_render_samples = samples
+    else:
+        warn(f"render.samples ignored: {engine} has no render samples")
+
+
 def _view_settings(scene: bpy.types.Scene) -> bpy.types.ColorManagedViewSettings:
     view = scene.view_settings
     if view is None:  # Blender always sets it; the stubs type every pointer optional
@@ -162,8 +180,8 @@ def effective(scene: bpy.types.Scene) -> dict[str, Any]:
     samples = None
     if render.engine == "CYCLES":
         samples = scene.cycles.samples
-    elif (eevee := getattr(scene, "eevee", None)) is not None:
-        samples = eevee.taa_render_samples
+    elif render.engine.startswith("BLENDER_EEVEE") and scene.eevee is not None:
+        samples = scene.eevee.taa_render_samples
     return {
         "scene": scene.name,
         "camera": scene.camera.name if scene.camera else None,
@@ -183,6 +201,7 @@ def effective(scene: bpy.types.Scene) -> dict[str, Any]:
         "samples": samples,
         "frame_step": scene.frame_step,
         "blender_version": bpy.app.version_string,
+        **devices.in_use(scene),
     }
 
 

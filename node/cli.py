@@ -5,7 +5,6 @@ import argparse
 import asyncio
 import logging
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 from . import __version__
 from .agent import Agent, AgentConfig
 from .cache_cleaning import parse_size
+from .installs import NoBlender, resolve
 from .runner import DEFAULT_CACHE_AGE, NodeOptions
 
 
@@ -24,13 +24,32 @@ def size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 20G, 500M)") from None
 
 
+def gpu_indices(text: str) -> list[int]:
+    """"0,1" -> [0, 1]; "none" -> [] (the CPU only)."""
+    if text.strip().lower() in ("", "none"):
+        return []
+    try:
+        indices = [int(i) for i in text.split(",") if i.strip()]
+    except ValueError:
+        indices = [-1]
+    if any(i < 0 for i in indices):
+        raise argparse.ArgumentTypeError(f"not GPU indices: {text!r} (e.g. 0,1 or none)")
+    return sorted(set(indices))
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="brender-node", description=__doc__)
     p.add_argument("--coordinator", default=os.environ.get("BRENDER_COORDINATOR",
                                                            "http://127.0.0.1:8080"))
     p.add_argument("--token", default=os.environ.get("BRENDER_TOKEN"),
                    help="farm token (default: $BRENDER_TOKEN)")
-    p.add_argument("--blender", default=os.environ.get("BRENDER_BLENDER") or "blender")
+    p.add_argument("--blender", action="append", metavar="PATH",
+                   help="a Blender binary, or the python of a venv with the bpy module; "
+                        "repeat to offer several versions (default: $BRENDER_BLENDER or "
+                        "blender; the first is the default version)")
+    p.add_argument("--gpus", type=gpu_indices, default=None, metavar="0,1",
+                   help="the GPUs to render with, by index within each Cycles device "
+                        "type, e.g. 0 for one node per GPU, or none (default: all)")
     p.add_argument("--name", default=socket.gethostname())
     p.add_argument("--work-dir", help="cache and scratch space (default ~/.cache/brender-node/NAME)")
     p.add_argument("--tags", default="", help="comma-separated, e.g. gpu,big-ram")
@@ -60,22 +79,26 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if not args.token:
         sys.exit("brender-node: give the farm token with --token or BRENDER_TOKEN")
-    blender = shutil.which(args.blender) or args.blender
-    if not Path(blender).is_file():
-        sys.exit(f"brender-node: Blender not found at {args.blender!r}; use --blender PATH")
+    given = args.blender or [os.environ.get("BRENDER_BLENDER") or "blender"]
+    try:
+        blenders = [resolve(b) for b in given]
+    except NoBlender as exc:
+        sys.exit(f"brender-node: {exc}")
     work_dir = Path(args.work_dir or Path.home() / ".cache" / "brender-node" / args.name)
-    options = NodeOptions(blender=blender, work_dir=work_dir.resolve(),
+    options = NodeOptions(blender=blenders[0], gpus=args.gpus, work_dir=work_dir.resolve(),
                           hang_timeout=args.hang_timeout, warm_sessions=not args.no_warm,
                           recycle_after=args.recycle_after, allow_scripts=args.allow_scripts,
                           upload_tries=max(1, args.upload_tries), spare=not args.no_spare,
                           cache_size=args.cache_size, cache_max_age=args.cache_days * 86400)
     agent = Agent(AgentConfig(coordinator=args.coordinator, token=args.token, name=args.name,
-                              options=options,
+                              options=options, blenders=blenders,
                               tags=[t.strip() for t in args.tags.split(",") if t.strip()]))
     try:
         asyncio.run(_run(agent))
     except PermissionError:
         sys.exit(1)
+    except NoBlender as exc:
+        sys.exit(f"brender-node: {exc}")
 
 
 async def _run(agent: Agent) -> None:

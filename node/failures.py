@@ -24,6 +24,9 @@ def classify(lines: list[str], returncode: int | None, settings: dict | None = N
     for line in reversed(lines):
         if line.startswith("BRENDER_FAILED "):
             return str(json.loads(line[len("BRENDER_FAILED "):]).get("reason"))
+        if line.startswith("BRENDER_ERROR ") and '"NoGPU: ' in line:
+            # blender_devices: a `gpu` shot on a node whose Blender sees none
+            return str(json.loads(line[len("BRENDER_ERROR "):]).get("error"))[7:307]
     if any(NO_CAMERA in line for line in lines):
         scene = settings.get("scene")
         return f"no camera in scene '{scene}'" if scene else "no camera in the scene"

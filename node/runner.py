@@ -18,6 +18,7 @@ from .blender import (BlenderFailed, BlenderProcess, FrameCallback, ProgressCall
                       RenderSettings)
 from .cache import BlobCache, CacheError
 from .cache_cleaning import clean
+from .installs import BlenderInstall, choose, default_installs
 from .layouts import Layouts
 
 log = logging.getLogger("brender.node.runner")
@@ -34,8 +35,9 @@ class LeaseLost(Exception):
 
 @dataclass
 class NodeOptions:
-    blender: str
+    blender: str  # the default Blender's path, until the agent's probe (use_installs)
     work_dir: Path
+    gpus: list[int] | None = None  # --gpus: GPU indices per device type (None: all)
     hang_timeout: float = 300.0
     warm_sessions: bool = True
     recycle_after: int = 500
@@ -55,6 +57,8 @@ def job_overrides(job: dict) -> dict:
     for key in ("output_format", "resolution_percentage"):
         if overrides.get(key) is None and job.get(key) is not None:
             overrides[key] = job[key]
+    if job.get("device") is not None:  # cpu, gpu, any; absent: the file's own
+        overrides["device"] = job["device"]
     return overrides
 
 
@@ -71,17 +75,25 @@ class Renderer:
 
     def __init__(self, options: NodeOptions):
         self.options = options
+        self.installs = default_installs(options.blender)
+        self.last_install = self.installs[0]  # the spare is of the Blender used last
         self.cache = BlobCache(options.work_dir / "cache")
         self.layouts = Layouts(options.work_dir / "projects", self.cache)
         self.cleaning: asyncio.Task | None = None
         self.cleaned_once = False
         # Frames of attempts a node that stopped abruptly never uploaded.
         shutil.rmtree(options.work_dir / "output", ignore_errors=True)
-        self.session: BlenderProcess | None = None
+        self.session: BlenderProcess | None = None  # the warm session of the last shot
         self.session_key: tuple | None = None
         self.warm_broken = False
         self.spare: asyncio.Task[BlenderProcess] | None = None
+        self.spare_install = self.last_install  # which Blender the spare is
         self.spare_retry_at = 0.0
+
+    def use_installs(self, installs: list[BlenderInstall]) -> None:
+        """The node's probed Blenders (installs.probe_all), before any render."""
+        self.installs = installs
+        self.last_install = self.spare_install = installs[0]
 
     async def close(self) -> None:
         if self.session:
@@ -93,14 +105,8 @@ class Renderer:
         if self.cleaning is not None:
             await asyncio.shield(self.cleaning)
         task, self.spare = self.spare, None
-        if task is None:
-            return
-        task.cancel()
-        try:
-            spare = await task
-        except (asyncio.CancelledError, BlenderFailed):
-            return
-        await spare.close()
+        if task is not None:
+            await _discard(task)
 
     def prepare_spare(self) -> None:
         """Start a spare Blender in the background unless one is up or starting."""
@@ -108,15 +114,18 @@ class Renderer:
         if not (o.spare and o.warm_sessions) or self.warm_broken or self.spare is not None \
                 or time.monotonic() < self.spare_retry_at:
             return
+        self.spare_install = self.last_install
         self.spare = asyncio.create_task(self._start_spare())
 
     async def _start_spare(self) -> BlenderProcess:
         return await self._start_session(RenderSettings(
-            None, self.options.work_dir / "output" / "spare"))
+            None, self.options.work_dir / "output" / "spare"), self.spare_install)
 
-    async def _start_session(self, settings: RenderSettings) -> BlenderProcess:
-        session = BlenderProcess(self.options.blender, settings, serve=True,
-                                 hang_timeout=self.options.hang_timeout)
+    async def _start_session(self, settings: RenderSettings,
+                             install: BlenderInstall) -> BlenderProcess:
+        session = BlenderProcess(install, settings, serve=True,
+                                 hang_timeout=self.options.hang_timeout,
+                                 gpus=self.options.gpus)
         try:
             await session.start()
         except BaseException:
@@ -124,9 +133,13 @@ class Renderer:
             raise
         return session
 
-    async def _take_spare(self) -> BlenderProcess | None:
+    async def _take_spare(self, install: BlenderInstall) -> BlenderProcess | None:
         task, self.spare = self.spare, None
         if task is None:
+            return None
+        if self.spare_install != install:
+            # A spare of another Blender version serves no shot of this one.
+            await _discard(task)
             return None
         try:
             spare = await task  # one that is still starting is ahead of a new one
@@ -137,9 +150,10 @@ class Renderer:
             return None
         return spare if spare.alive else None
 
-    async def _open_session(self, settings: RenderSettings) -> BlenderProcess:
+    async def _open_session(self, settings: RenderSettings,
+                            install: BlenderInstall) -> BlenderProcess:
         """A warm session with the shot's file loaded: the spare if it can, else a new one."""
-        spare = None if settings.allow_scripts else await self._take_spare()
+        spare = None if settings.allow_scripts else await self._take_spare(install)
         if spare is not None:
             try:
                 await spare.open(settings)
@@ -153,7 +167,7 @@ class Renderer:
             except BaseException:
                 await spare.kill()
                 raise
-        return await self._start_session(settings)
+        return await self._start_session(settings, install)
 
     async def run(self, job: dict, http: aiohttp.ClientSession, base_url: str,
                   progress: Callable[[int, int, int], None], farm: str,
@@ -178,13 +192,17 @@ class Renderer:
                                   job["allow_scripts"] and self.options.allow_scripts,
                                   files_digest(job["files"]))
         uploads = Uploads(http, base_url, job["attempt_id"], self.options.upload_tries)
+        install = choose(self.installs, job.get("blender_version"))
+        self.last_install = install
+        log.info("job %s: Blender %s (%s), device %s", job["job_id"], install.version or "?",
+                 install.path, job.get("device") or "as the file says")
 
         async def on_frame(number: int, path: Path, seconds: float, fmt: str) -> None:
             uploads.add(number, path, seconds, fmt)
 
         try:
             log_tail = await self._render(settings, job["frames"], on_frame, progress,
-                                          on_settings)
+                                          on_settings, install)
             await uploads.finish()
             return log_tail
         finally:
@@ -203,16 +221,20 @@ class Renderer:
 
     async def _render(self, settings: RenderSettings, frames: list[int],
                       on_frame: FrameCallback, progress: ProgressCallback,
-                      on_settings: SettingsCallback = lambda settings: None) -> str:
+                      on_settings: SettingsCallback = lambda settings: None,
+                      install: BlenderInstall | None = None) -> str:
+        install = install or self.installs[0]
         if not self.options.warm_sessions or self.warm_broken:
-            return await self._render_cold(settings, frames, on_frame, progress, on_settings)
+            return await self._render_cold(settings, frames, on_frame, progress, on_settings,
+                                           install)
         key = (str(settings.blend_file), settings.files_digest,
-               json.dumps(settings.render, sort_keys=True), settings.allow_scripts)
+               json.dumps(settings.render, sort_keys=True), settings.allow_scripts,
+               install.command)
         if self.session is None or self.session_key != key or not self.session.alive or \
                 self.session.frames_rendered >= self.options.recycle_after:
             await self.close()
             try:
-                self.session = await self._open_session(settings)
+                self.session = await self._open_session(settings, install)
                 self.session_key = key
             except BlenderFailed as exc:
                 await self.close()
@@ -221,7 +243,7 @@ class Renderer:
                 # A file a warm session cannot load may still render the classic way.
                 log.warning("warm Blender session failed to start; one process per chunk")
                 return await self._render_cold(settings, frames, on_frame, progress,
-                                               on_settings)
+                                               on_settings, install)
         self.session.settings.outdir = settings.outdir
         settings.outdir.mkdir(parents=True, exist_ok=True)
         session = self.session
@@ -237,9 +259,10 @@ class Renderer:
 
     async def _render_cold(self, settings: RenderSettings, frames: list[int],
                            on_frame: FrameCallback, progress: ProgressCallback,
-                           on_settings: SettingsCallback) -> str:
-        proc = BlenderProcess(self.options.blender, settings, serve=False,
-                              hang_timeout=self.options.hang_timeout, frames=frames)
+                           on_settings: SettingsCallback, install: BlenderInstall) -> str:
+        proc = BlenderProcess(install, settings, serve=False,
+                              hang_timeout=self.options.hang_timeout, frames=frames,
+                              gpus=self.options.gpus)
         try:
             await proc.start()
             if proc.settings_used:
@@ -251,6 +274,16 @@ class Renderer:
             return proc.log_tail()
         finally:
             await proc.kill()
+
+
+async def _discard(spare: asyncio.Task[BlenderProcess]) -> None:
+    """Stop a spare, started or starting."""
+    spare.cancel()
+    try:
+        session = await spare
+    except (asyncio.CancelledError, BlenderFailed):
+        return
+    await session.close()
 
 
 class Uploads:
