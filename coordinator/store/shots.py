@@ -130,7 +130,12 @@ async def set_status(c: Connection, shot_id: int, new: ShotStatus,
 
 
 async def set_settings_used(c: Connection, shot_id: int, settings: dict) -> bool:
-    """What the node reports it rendered with (the latest report wins)."""
+    """What the node reports it rendered with (the latest report wins). The farm, not
+    the file, picks the frames, so the frame step used is the shot's own."""
+    step = await c.fetchval("SELECT frame_step FROM shots WHERE id = ?", (shot_id,))
+    if step is None:
+        return False
+    settings = dict(settings, frame_step=step) if "frame_step" in settings else settings
     return await c.execute("UPDATE shots SET settings_used = ? WHERE id = ?",
                            (json.dumps(settings), shot_id)) > 0
 

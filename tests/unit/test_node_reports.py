@@ -93,6 +93,19 @@ async def test_the_settings_a_node_reports_become_the_shots_settings_used(api):
     await ws.close()
 
 
+async def test_settings_used_names_the_shots_frame_step_not_the_files(api):
+    # The farm picks a stepped shot's frames; the node's Blender still says the file's step.
+    shot = await create_shot(api, frame_end=9, frame_step=3, chunk_size=1)
+    ws, job = await take_job(api)
+    await ws.send_json({"type": "render_settings", "attempt_id": job["attempt_id"],
+                        "settings": dict(SETTINGS, frame_step=1)})
+
+    async def used():
+        return (await (await api.get(f"/api/shots/{shot['id']}")).json())["settings_used"]
+    assert (await until(used))["frame_step"] == 3
+    await ws.close()
+
+
 async def test_frames_of_a_job_that_failed_for_good_say_why(aiohttp_client, tmp_path):
     client = await aiohttp_client(create_app(Config(data_dir=tmp_path / "d", max_attempts=2),
                                              TOKEN))
