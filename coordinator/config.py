@@ -16,6 +16,13 @@ class Config:
     port: int = 8080
     token: str | None = None
     lock_reads: bool = False
+    # Host names served besides addresses, localhost and this machine's names (a
+    # DNS-rebinding page comes under a name of its own); TLS (issue 18).
+    allowed_hosts: tuple[str, ...] = ()
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # Failed authentications per client address and minute before it gets 429s.
+    max_auth_failures: int = 30
     max_upload_bytes: int = 4 * 1024**3
     max_json_bytes: int = 8 * 1024**2
     # Request bodies (uploads and JSON): a minimum average rate, and how far behind it
