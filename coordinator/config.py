@@ -49,6 +49,8 @@ class Config:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
+        self.tls_cert = Path(self.tls_cert).resolve() if self.tls_cert else None
+        self.tls_key = Path(self.tls_key).resolve() if self.tls_key else None
 
     @property
     def upload_pace(self) -> Pace:

@@ -8,6 +8,7 @@ import os
 import platform
 import random
 import socket
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class AgentConfig:
     options: NodeOptions
     tags: list[str] = field(default_factory=list)
     max_backoff: float = 10.0
+    ssl_context: ssl.SSLContext | None = None  # an https:// coordinator's, verified
 
 
 class Agent:
@@ -79,7 +81,9 @@ class Agent:
         self.renderer.prepare_spare()
         headers = {"Authorization": f"Bearer {self.config.token}"}
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
-        async with aiohttp.ClientSession(headers=headers, timeout=timeout) as http:
+        connector = aiohttp.TCPConnector(ssl=self.config.ssl_context or True)
+        async with aiohttp.ClientSession(headers=headers, timeout=timeout,
+                                         connector=connector) as http:
             self.http = http
             backoff = 0.5
             while not self.stopping.is_set():
@@ -91,8 +95,8 @@ class Agent:
                     raise
                 except aiohttp.WSServerHandshakeError as exc:
                     if exc.status == 401:
-                        log.error("the coordinator refused our farm token")
-                        raise PermissionError("wrong farm token") from None
+                        log.error("the coordinator refused our credential (wrong or revoked)")
+                        raise PermissionError("wrong or revoked credential") from None
                     log.info("handshake failed (%s); retrying", exc.status)
                 except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
                     log.info("coordinator unreachable (%s); retrying in %.1f s",

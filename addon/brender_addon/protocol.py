@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from brender_protocol import formats, shot, text
+    from brender_protocol import formats, shot, text, transport
 else:
     try:
-        from .brender_protocol import formats, shot, text
+        from .brender_protocol import formats, shot, text, transport
     except ImportError:
-        from brender_protocol import formats, shot, text
+        from brender_protocol import formats, shot, text, transport
 
-__all__ = ["formats", "shot", "text"]
+__all__ = ["formats", "shot", "text", "transport"]
