@@ -14,13 +14,15 @@ from .validation import ValidationError
 
 
 async def node_identity(request: web.Request, hello: dict) -> dict:
-    """The hello as the coordinator takes it: with the credential's node id."""
+    """The hello as the coordinator takes it: with the credential's node id and name."""
     who = principal_of(request)
     claimed = hello.get("node_id")
     if who is not None and who.role == NODE:
         if claimed and claimed != who.node_id:
             raise ValidationError("node_id", "is not the node this credential belongs to")
-        return {**hello, "node_id": who.node_id}
+        # Its name is the credential's (the join code's, else the one it joined with):
+        # a node cannot pass itself off as another by name either.
+        return {**hello, "node_id": who.node_id, "name": who.name}
     if claimed and await request.app[keys.DB].read(credential_sql.node_is_enrolled, claimed):
         raise ValidationError("node_id", "belongs to an enrolled node; connect with its "
                                          "own credential")
