@@ -8,7 +8,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from . import keys, routes
+from . import browser_headers, keys, routes
 from .config import Config, resolve_token
 from .database import Database
 from .events import EventBroker
@@ -34,6 +34,7 @@ def create_app(config: Config, token: str | None = None) -> web.Application:
     app.cleanup_ctx.extend([_storage_ctx, _database_ctx, _farm_ctx, _frame_pipeline_ctx])
     app.on_shutdown.append(_close_streams)
     routes.setup(app)
+    browser_headers.setup(app)
     return app
 
 
