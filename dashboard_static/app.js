@@ -89,7 +89,7 @@ store.addEventListener('role', () => {
   const btn = document.getElementById('token-btn');
   btn.textContent = auth.role === 'anonymous' ? 'Sign in' : `${auth.name} (${auth.role})`;
   btn.title = auth.role === 'anonymous' ? 'Sign in with your token' : 'Signed in: change token or sign out';
-  if (document.getElementById('view').dataset.view === 'admin') route();
+  route();  // the view again, with what this role may do
 });
 
 // The add-on link needs the token in its URL when reads are locked.

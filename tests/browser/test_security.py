@@ -163,10 +163,11 @@ def test_each_role_sees_what_it_may_do(evil_farm, new_page):
     page.locator("[data-form=join-code] input[name=name]").fill("render-07")
     page.get_by_role("button", name="Make join code").click()
     expect(page.locator(".secret")).to_contain_text("brender-node --coordinator")
-    row = page.locator("tr", has_text="bob")
+    row = page.locator("[aria-label='Tokens'] tbody tr", has_text="bob")
     row.get_by_role("button", name="Revoke").click()
     page.locator("#confirm-dialog").get_by_role("button", name="Revoke").click()
-    expect(page.locator("tr", has_text="bob")).to_contain_text("revoked")
+    expect(page.locator("[aria-label='Tokens'] tbody tr", has_text="bob")).to_contain_text(
+        "revoked")
     with pytest.raises(BrenderError) as gone:
         farm.client(bob).check_token()
     assert gone.value.status == 401
