@@ -30,6 +30,7 @@ PRINCIPAL = "brender.principal"  # request[PRINCIPAL]: the caller, or None
 TICKET_SECONDS = 600.0
 FAILURE_WINDOW = 60.0
 GUARDED_PREFIXES = ("/api/", "/files/", "/addon/")
+NO_TOKEN = "missing or wrong token (send Authorization: Bearer <token>)"
 
 
 @dataclass(frozen=True)
@@ -227,13 +228,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     who, failed = await _who(request, auth)
     if failed:
         auth.failed(address)
-        return _unauthorized("missing or wrong token")
+        return _unauthorized(NO_TOKEN)
     request[PRINCIPAL] = who
     if not rule.public:
         if who is None:
             open_read = rule.open_read and not config.lock_reads and request.method in READS
             if not open_read:
-                return _unauthorized("this needs a token (Authorization: Bearer ...)")
+                return _unauthorized(NO_TOKEN)
         else:
             refused = await _may(request, rule, who)
             if refused:
