@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -31,13 +32,13 @@ def make_token(farm: Farm, role: str, name: str) -> str:
     return farm.client()._request("POST", "/api/tokens", {"role": role, "name": name})["token"]
 
 
-def submit(farm: Farm, token: str, name: str) -> dict:
+def submit(farm: Farm, token: str, name: str, **more) -> dict:
     client = farm.client(token)
     sha = hashlib.sha256(BLEND).hexdigest()
     client._request("PUT", f"/api/blobs/{sha}", data=BLEND)
     return client.create_shot({"name": name, "files": [{"path": "s.blend", "sha256": sha,
                                                         "size": len(BLEND)}],
-                               "frame_start": 1, "frame_end": 1, "submitted_by": EVIL})
+                               "frame_start": 1, "frame_end": 1, "submitted_by": EVIL, **more})
 
 
 async def evil_node(farm: Farm, token: str) -> None:
@@ -48,7 +49,7 @@ async def evil_node(farm: Farm, token: str) -> None:
                                    headers={"Authorization": f"Bearer {token}"}) as ws:
             await ws.send_json({"type": "hello", "name": "x", "node_id": None, "hostname": EVIL,
                                 "platform": EVIL, "blender_version": "3.4.1", "cpu_count": 1,
-                                "tags": [], "running_attempt": None})
+                                "tags": [PAYLOADS[1]], "running_attempt": None})
             assert (await ws.receive_json())["type"] == "welcome"
             await ws.send_json({"type": "ready"})
             job = (await ws.receive_json())["job"]
@@ -63,8 +64,12 @@ def evil_farm(tmp_path_factory):
     try:
         farm.start_coordinator()
         farm.artist = make_token(farm, "artist", EVIL)
-        farm.shot = submit(farm, farm.artist, EVIL)
-        code = farm.client()._request("POST", "/api/join-codes", {"name": EVIL})["code"]
+        farm.shot = submit(farm, farm.artist, EVIL,
+                           render={"camera": PAYLOADS[0], "scene": PAYLOADS[2]})
+        code = farm.client()._request("POST", "/api/join-codes",
+                                      {"name": EVIL, "tags": [PAYLOADS[0]]})["code"]
+        with pytest.raises(BrenderError):  # a path that lands in the audit log
+            farm.client()._request("POST", "/api/" + quote(PAYLOADS[0]))
         joined = farm.client("")._request("POST", "/api/join", {"code": code, "name": "n"})
         asyncio.run(evil_node(farm, joined["token"]))
         wait_for(lambda: farm.client().shot(farm.shot["id"])["status"] == "failed", 30,
@@ -101,13 +106,15 @@ def test_stored_xss_in_every_field_is_inert(evil_farm, new_page):
     log_button.click()
     expect(page.locator(".jobs")).to_contain_text(PAYLOADS[0])      # the job's log tail
     assert_inert(page)
+    expect(page.locator("body")).to_contain_text("Camera")          # render overrides
     page.goto(f"{farm.url}/#/nodes")
     expect(page.locator("body")).to_contain_text(PAYLOADS[2])       # node name and hostname
+    expect(page.locator("td.tags")).to_contain_text(PAYLOADS[0])    # the admin's tags
     assert_inert(page)
     page.goto(f"{farm.url}/#/admin")
     expect(page.locator("[aria-label='Tokens']")).to_contain_text(PAYLOADS[1])  # token names
     expect(page.locator("[aria-label='Join codes']")).to_contain_text(PAYLOADS[0])
-    expect(page.locator("[aria-label='Audit log'] tbody tr").first).to_be_visible()
+    expect(page.locator("[aria-label='Audit log']")).to_contain_text(PAYLOADS[0])  # a path
     assert_inert(page)
     page.screenshot("xss-inert-admin")
 
