@@ -47,6 +47,18 @@ def test_a_joined_node_renders_an_artists_shot_and_is_revoked_mid_job(
     [listed] = farm.client()._request("GET", "/api/nodes")["nodes"]
     assert listed["name"] == "joined" and listed["id"] == credential["node_id"]
 
+    # Restarted with the same command line, the node uses its saved credential: the
+    # code is not needed again (nor spent again).
+    farm.stop_node("n1")
+    node = farm.add_node("n1", join=code)
+
+    def reconnected():
+        [now] = farm.client()._request("GET", "/api/nodes")["nodes"]
+        return now if now["connected_at"] > listed["connected_at"] and \
+            now["status"] == "idle" else None
+    assert wait_for(reconnected, 60, what="the node to come back")["id"] == \
+        credential["node_id"]
+
     # The join code was spent: a second node cannot join with it.
     second = farm.add_node("n2", join=code)
     assert second.wait(60) != 0
