@@ -13,7 +13,7 @@ from .config import Config, resolve_token
 from .database import Database
 from .events import EventBroker
 from .frame_pipeline import FramePipeline
-from .auth import Auth, audit_middleware, auth_middleware
+from .auth import Auth, audit_middleware, auth_middleware, served_names
 from .middleware import error_middleware
 from .service import Farm
 from .storage import Storage
@@ -30,7 +30,8 @@ def create_app(config: Config, token: str | None = None) -> web.Application:
                           client_max_size=config.max_json_bytes)
     app[keys.CONFIG] = config
     app[keys.TOKEN] = token or resolve_token(config)[0]
-    app[keys.AUTH] = Auth(app[keys.TOKEN], config.max_auth_failures)
+    app[keys.AUTH] = Auth(app[keys.TOKEN], config.max_auth_failures,
+                          served_names(config.host, config.allowed_hosts))
     app.cleanup_ctx.extend([_storage_ctx, _database_ctx, _farm_ctx, _frame_pipeline_ctx])
     app.on_shutdown.append(_close_streams)
     routes.setup(app)

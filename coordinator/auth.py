@@ -51,9 +51,11 @@ class Auth:
     """The farm token (an admin's), credentials from the database (cached: they are
     checked on every frame upload), tickets and failure counts (memory only)."""
 
-    def __init__(self, farm_token: str, max_failures: int = 30):
+    def __init__(self, farm_token: str, max_failures: int = 30,
+                 served: frozenset[str] = frozenset({"localhost"})):
         self.farm_token = farm_token
         self.max_failures = max_failures
+        self.served = served
         self._cache: dict[str, Principal] = {}
         self._tickets: dict[str, tuple[Principal, float]] = {}
         self._failures: dict[str, deque[float]] = {}
@@ -132,9 +134,9 @@ def route_of(request: web.Request) -> tuple[str, str] | None:
     return request.method, resource.canonical
 
 
-def host_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
+def host_allowed(request: web.Request, served: frozenset[str]) -> bool:
     """A DNS-rebinding page reaches the coordinator under the attacker's name: serve
-    only addresses (IP literals), localhost, this machine's names and --allowed-host."""
+    only addresses (IP literals) and the names in `served` (`served_names`)."""
     host = request.host.lower()
     if host.startswith("["):
         host = host[1:host.find("]")] if "]" in host else host
@@ -144,18 +146,18 @@ def host_allowed(request: web.Request, allowed: tuple[str, ...]) -> bool:
         ipaddress.ip_address(host)
         return True
     except ValueError:
+        return host.rstrip(".") in served
+
+
+def served_names(config_host: str, allowed: tuple[str, ...]) -> frozenset[str]:
+    """localhost, this machine's names, the name it listens on and --allowed-host.
+    Looked up once, at start: a slow resolver must not stall requests."""
+    names = {"localhost", config_host.lower(), *(a.lower() for a in allowed)}
+    try:
+        names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
+    except OSError:
         pass
-    return host in allowed or host in ("localhost", *_own_names())
-
-
-_NAMES: tuple[str, ...] | None = None
-
-
-def _own_names() -> tuple[str, ...]:
-    global _NAMES
-    if _NAMES is None:
-        _NAMES = tuple({socket.gethostname().lower(), socket.getfqdn().lower()})
-    return _NAMES
+    return frozenset(n for n in names if n)
 
 
 def _unauthorized(message: str) -> web.Response:
@@ -213,7 +215,7 @@ async def _may(request: web.Request, rule: Rule, who: Principal) -> str | None:
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     config, auth = request.app[keys.CONFIG], request.app[keys.AUTH]
-    if not host_allowed(request, config.allowed_hosts):
+    if not host_allowed(request, auth.served):
         return web.json_response({"error": f"this coordinator does not serve the host "
                                   f"{request.host[:100]!r}; see --allowed-host"}, status=421)
     request[PRINCIPAL] = None

@@ -198,6 +198,14 @@ async def test_a_foreign_host_header_is_refused(tmp_path):
             assert resp.status == 200, host
     finally:
         await farm.close()
+    named = await role_farm(tmp_path / "named", allowed_hosts=("farm.studio.lan",))
+    try:
+        ok = await named.client.get("/api/version", headers={"Host": "Farm.Studio.LAN:8080"})
+        assert ok.status == 200
+        assert (await named.client.get("/api/version", headers={"Host": "evil.example"})
+                ).status == 421
+    finally:
+        await named.close()
 
 
 async def test_join_codes_work_once(tmp_path):
