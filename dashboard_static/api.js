@@ -89,6 +89,10 @@ export async function signIn() {
       Object.assign(auth, { role: me.role, name: me.name, priorityCap: me.priority_cap });
     } catch (e) {
       if (e.status !== 401) throw e;
+      // A revoked or mistyped token: stop sending it (every refusal counts toward the
+      // coordinator's limit on failed sign-ins) and ask for another.
+      auth.token = '';
+      store.emit('auth', { reason: 'the token kept in this browser was refused' });
     }
   }
   document.body.dataset.role = auth.role;

@@ -62,11 +62,11 @@ let asking = false;
 store.addEventListener('auth', async (e) => {
   if (asking) return;
   asking = true;
-  const reason = `This farm needs its token to be viewed. (${e.detail && e.detail.reason || 'refused'})`;
+  const reason = `Sign in with your token (${e.detail && e.detail.reason || 'refused'}).`;
   const t = await askToken(reason);
   asking = false;
   if (t) restart();
-  else toast('The coordinator needs the farm token to show anything.', 'error');
+  else if (auth.readsLocked) toast('The coordinator needs a token to show anything.', 'error');
 });
 
 store.addEventListener('error', (e) => {

@@ -180,3 +180,9 @@ def test_each_role_sees_what_it_may_do(evil_farm, new_page):
     assert gone.value.status == 401
     assert page.evaluate(f"localStorage.getItem({TOKEN_KEY!r})") == farm.token
     assert_inert(page)
+    # Bob's browser still keeps his revoked token: it is dropped and he is asked again.
+    page = open_signed_in(new_page, farm, bob)
+    page.goto(f"{farm.url}/#/shots")
+    expect(page.locator("#token-dialog")).to_contain_text("refused")
+    assert page.evaluate(f"localStorage.getItem({TOKEN_KEY!r})") is None
+    expect(page.locator("#token-btn")).to_have_text("Sign in")
