@@ -8,8 +8,11 @@ certificate is always verified: against the system's store, or a `ca_file`.
 from __future__ import annotations
 
 import ipaddress
-import ssl
 import urllib.parse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ssl
 
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
 
@@ -43,7 +46,10 @@ def check_url(url: str, insecure: bool = False) -> str:
 
 def ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
     """Verifies the coordinator's certificate and host name: the system's store, plus
-    `ca_file` (a private CA or a self-signed certificate) when given."""
+    `ca_file` (a private CA or a self-signed certificate) when given. `ssl` is imported
+    here, not above: a Python built without it (some Blender builds) still talks
+    plain HTTP to this machine."""
+    import ssl
     context = ssl.create_default_context()
     if ca_file:
         context.load_verify_locations(cafile=ca_file)

@@ -165,6 +165,11 @@ def _unauthorized(message: str) -> web.Response:
                              headers={"WWW-Authenticate": 'Bearer realm="brender"'})
 
 
+def _too_many() -> web.Response:
+    return web.json_response({"error": "too many failed sign-ins from this address; wait a "
+                              "minute"}, status=429, headers={"Retry-After": "60"})
+
+
 def _forbidden(message: str) -> web.Response:
     return web.json_response({"error": message}, status=403)
 
@@ -224,23 +229,31 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     rule = auth_policy.rule_for(*route)
     address = request.remote or ""
-    if auth.too_many_failures(address):
-        return web.json_response({"error": "too many failed sign-ins; wait a minute"},
-                                 status=429, headers={"Retry-After": "60"})
+    limited = auth.too_many_failures(address)
+    if rule.public:
+        # Open to anyone: a wrong token is no reason to refuse (the add-on shows the
+        # version before it checks the token). POST /api/join stays limited: its code
+        # is a credential to guess.
+        if limited and request.method not in READS:
+            return _too_many()
+        who, failed = await _who(request, auth)
+        request[PRINCIPAL] = None if failed else who
+        return await handler(request)
+    if limited:
+        return _too_many()
     who, failed = await _who(request, auth)
     if failed:
         auth.failed(address)
         return _unauthorized(NO_TOKEN)
     request[PRINCIPAL] = who
-    if not rule.public:
-        if who is None:
-            open_read = rule.open_read and not config.lock_reads and request.method in READS
-            if not open_read:
-                return _unauthorized(NO_TOKEN)
-        else:
-            refused = await _may(request, rule, who)
-            if refused:
-                return _forbidden(refused)
+    if who is None:
+        open_read = rule.open_read and not config.lock_reads and request.method in READS
+        if not open_read:
+            return _unauthorized(NO_TOKEN)
+    else:
+        refused = await _may(request, rule, who)
+        if refused:
+            return _forbidden(refused)
     response = await handler(request)
     return response
 

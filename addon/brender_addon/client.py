@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .protocol import transport
+
+if TYPE_CHECKING:
+    import ssl
 
 CHUNK = 1 << 20
 
@@ -77,7 +79,7 @@ class Client:
     ca_file: str = ""        # verify an https:// coordinator against this too
     insecure: bool = False   # allow plain http:// to another machine
 
-    def _context(self) -> ssl.SSLContext | None:
+    def _context(self) -> "ssl.SSLContext | None":
         try:
             transport.check_url(self.url, self.insecure)
         except transport.InsecureURL as exc:
@@ -86,6 +88,9 @@ class Client:
             return None
         try:
             return transport.ssl_context(self.ca_file or None)
+        except ImportError:
+            raise BrenderError("this Python has no ssl module: it cannot reach an https:// "
+                               "coordinator") from None
         except OSError as exc:
             raise BrenderError(f"cannot read the CA file {self.ca_file}: {exc}") from None
 

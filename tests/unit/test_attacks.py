@@ -229,6 +229,17 @@ async def test_join_codes_work_once(tmp_path):
         await farm.close()
 
 
+async def test_a_wrong_token_does_not_close_public_routes(tmp_path):
+    farm = await role_farm(tmp_path / "data")
+    try:
+        resp = await farm.client.get("/api/version", headers=bearer("not-the-token"))
+        assert resp.status == 200  # the add-on shows the version, then checks the token
+        assert (await farm.client.get("/api/auth", headers=bearer("not-the-token"))
+                ).status == 401
+    finally:
+        await farm.close()
+
+
 async def test_failed_authentication_is_rate_limited(tmp_path):
     farm = await role_farm(tmp_path / "data", max_auth_failures=5)
     try:
@@ -236,6 +247,9 @@ async def test_failed_authentication_is_rate_limited(tmp_path):
             assert (await farm.client.get("/api/auth", headers=bearer("guess"))).status == 401
         resp = await farm.client.get("/api/auth", headers=ADMIN)
         assert resp.status == 429 and resp.headers["Retry-After"]
+        # Guessing join codes is limited too; the version stays open to anyone.
+        assert (await farm.client.post("/api/join", json={"code": "x" * 24})).status == 429
+        assert (await farm.client.get("/api/version", headers=bearer("guess"))).status == 200
     finally:
         await farm.close()
 
