@@ -8,12 +8,13 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from . import keys, routes
+from . import browser_headers, keys, routes
 from .config import Config, resolve_token
 from .database import Database
 from .events import EventBroker
 from .frame_pipeline import FramePipeline
-from .middleware import auth_middleware, error_middleware
+from .auth import Auth, audit_middleware, auth_middleware, served_names
+from .middleware import error_middleware
 from .service import Farm
 from .storage import Storage
 from .store import shots as shot_sql
@@ -25,13 +26,16 @@ PING_SECONDS = 15
 
 
 def create_app(config: Config, token: str | None = None) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, auth_middleware],
+    app = web.Application(middlewares=[audit_middleware, error_middleware, auth_middleware],
                           client_max_size=config.max_json_bytes)
     app[keys.CONFIG] = config
     app[keys.TOKEN] = token or resolve_token(config)[0]
+    app[keys.AUTH] = Auth(app[keys.TOKEN], config.max_auth_failures,
+                          served_names(config.host, config.allowed_hosts))
     app.cleanup_ctx.extend([_storage_ctx, _database_ctx, _farm_ctx, _frame_pipeline_ctx])
     app.on_shutdown.append(_close_streams)
     routes.setup(app)
+    browser_headers.setup(app)
     return app
 
 

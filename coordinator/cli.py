@@ -12,7 +12,7 @@ import sys
 
 from aiohttp import web
 
-from . import __version__
+from . import __version__, admin_cli, tls
 from .app import create_app
 from .config import Config, resolve_token
 
@@ -29,6 +29,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--blender", help="Blender binary for --local-node")
     p.add_argument("--lock-reads", action="store_true",
                    help="require the token for read-only API and dashboard data too")
+    p.add_argument("--tls-cert", help="serve HTTPS and WSS with this certificate (PEM)")
+    p.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a host name clients reach the coordinator by (addresses, localhost "
+                        "and this machine's names are always served); repeatable")
     p.add_argument("--lease-timeout", type=float, default=30.0,
                    help="seconds a silent node keeps its job before it is requeued")
     p.add_argument("--max-attempts", type=int, default=3)
@@ -52,7 +57,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in admin_cli.COMMANDS:
+        admin_cli.main(argv)
+        return
     args = parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise SystemExit("brender-coordinator: give both --tls-cert and --tls-key")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     config = Config(data_dir=args.data_dir, host=args.host, port=args.port, token=args.token,
@@ -64,14 +75,19 @@ def main(argv: list[str] | None = None) -> None:
                     upload_stall_seconds=args.upload_stall_timeout,
                     upload_max_seconds=args.upload_timeout,
                     max_event_streams=args.max_event_streams,
-                    max_event_streams_per_address=args.max_event_streams_per_address)
+                    max_event_streams_per_address=args.max_event_streams_per_address,
+                    allowed_hosts=tuple(h.lower() for h in args.allowed_host),
+                    tls_cert=args.tls_cert, tls_key=args.tls_key)
     token, generated = resolve_token(config)
     if generated:
-        print(f"Generated a farm token (saved in {config.data_dir / 'token'}):\n  {token}",
-              flush=True)
-    url = f"http://{args.host}:{args.port}"
+        print(f"Generated the admin token (saved in {config.data_dir / 'token'}):\n  {token}\n"
+              "Make artist tokens and node join codes with it: brender-coordinator token "
+              "create / join-code, or the dashboard's Admin view.", flush=True)
+    context = tls.server_context(config)
+    url = f"{'https' if context else 'http'}://{args.host}:{args.port}"
     print(f"Brender {__version__} coordinator on {url} (data: {config.data_dir})", flush=True)
-    node = _start_local_node(url, token, args.blender) if args.local_node else None
+    node = _start_local_node(url, token, args.blender, args.tls_cert) \
+        if args.local_node else None
     _tune_gc()
     # A worker thread busy in Python (a big listing's page, a blob check) keeps the GIL
     # for up to this long each time the event loop wants it back: 5 ms by default,
@@ -80,7 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     sys.setswitchinterval(0.001)
     try:
         web.run_app(create_app(config, token), host=args.host, port=args.port,
-                    print=None, handle_signals=True, loop=_event_loop(args.event_loop))
+                    print=None, handle_signals=True, loop=_event_loop(args.event_loop),
+                    ssl_context=context)
     finally:
         if node is not None and node.poll() is None:
             node.send_signal(signal.SIGTERM)
@@ -114,9 +131,12 @@ def _event_loop(kind: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-def _start_local_node(url: str, token: str, blender: str | None) -> subprocess.Popen:
+def _start_local_node(url: str, token: str, blender: str | None,
+                      tls_cert: str | None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "node.cli", "--coordinator", url, "--name",
            f"{os.uname().nodename}-local"]
+    if tls_cert:  # a self-signed certificate is its own CA
+        cmd += ["--ca-file", tls_cert]
     if blender:
         cmd += ["--blender", blender]
     env = dict(os.environ, BRENDER_TOKEN=token)

@@ -16,6 +16,13 @@ class Config:
     port: int = 8080
     token: str | None = None
     lock_reads: bool = False
+    # Host names served besides addresses, localhost and this machine's names (a
+    # DNS-rebinding page comes under a name of its own); TLS (issue 18).
+    allowed_hosts: tuple[str, ...] = ()
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # Failed authentications per client address and minute before it gets 429s.
+    max_auth_failures: int = 30
     max_upload_bytes: int = 4 * 1024**3
     max_json_bytes: int = 8 * 1024**2
     # Request bodies (uploads and JSON): a minimum average rate, and how far behind it
@@ -42,6 +49,8 @@ class Config:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
+        self.tls_cert = Path(self.tls_cert).resolve() if self.tls_cert else None
+        self.tls_key = Path(self.tls_key).resolve() if self.tls_key else None
 
     @property
     def upload_pace(self) -> Pace:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from .auth import Auth
     from .config import Config
     from .database import Database
     from .events import EventBroker
@@ -15,7 +16,8 @@ if TYPE_CHECKING:
     from .timings import Timings
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
-TOKEN = web.AppKey("token", str)
+TOKEN = web.AppKey("token", str)  # the farm token: an admin's (issue 18)
+AUTH: web.AppKey[Auth] = web.AppKey("auth")
 DB: web.AppKey[Database] = web.AppKey("db")
 STORAGE: web.AppKey[Storage] = web.AppKey("storage")
 EVENTS: web.AppKey[EventBroker] = web.AppKey("events")

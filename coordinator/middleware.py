@@ -1,8 +1,7 @@
-"""JSON errors for every failure, and the farm-token gate."""
+"""JSON errors for every failure (who may call what: auth.py)."""
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import sqlite3
 from typing import Any
@@ -17,33 +16,12 @@ from .validation import ValidationError, parse_json
 
 log = logging.getLogger("brender.http")
 
-OPEN_PATHS = ("/api/openapi.json", "/api/version")
 # Bodies larger than this are decoded on a worker thread: 100,000 digests are 7 MB.
 DECODE_IN_THREAD = 512 * 1024
 
 
 def json_error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
-
-
-def token_ok(request: web.Request) -> bool:
-    expected = request.app[keys.TOKEN]
-    header = request.headers.get("Authorization", "")
-    given = header[7:] if header.startswith("Bearer ") else request.query.get("token", "")
-    return hmac.compare_digest(given.encode(), expected.encode())
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    path = request.path
-    guarded = path.startswith(("/api/", "/files/"))
-    if guarded and path not in OPEN_PATHS:
-        read = request.method in ("GET", "HEAD", "OPTIONS")
-        needs_token = not read or request.app[keys.CONFIG].lock_reads or path == "/api/auth" \
-            or path == "/api/node/ws"
-        if needs_token and not token_ok(request):
-            return json_error(401, "missing or wrong farm token")
-    return await handler(request)
 
 
 @web.middleware

@@ -5,7 +5,7 @@ import re
 
 from aiohttp import web
 
-from . import __version__, openapi_schemas
+from . import __version__, auth_policy, openapi_schemas
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 UNDOCUMENTED = {"/{path}"}
@@ -44,8 +44,10 @@ def openapi_document(app: web.Application) -> dict:
         if (method, path) in BODIES:
             op["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{BODIES[method, path]}"}}}}
-        if method not in ("get", "head") or path in ("/api/node/ws",):
-            op["security"] = [{"farmToken": []}]
+        roles = auth_policy.roles_of(method, path)
+        op["x-roles"] = roles
+        if "anyone" not in roles:
+            op["security"] = [{"token": []}]
         paths.setdefault(path, {})[method] = op
     return {
         "openapi": "3.1.0",
@@ -53,7 +55,7 @@ def openapi_document(app: web.Application) -> dict:
                  "description": "See docs/api.md for objects, events and the node protocol."},
         "paths": paths,
         "components": {
-            "securitySchemes": {"farmToken": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
             "schemas": {
                 "Error": {"type": "object", "required": ["error"], "properties": {
                     "error": {"type": "string"}, "field": {"type": "string"}}},

@@ -15,9 +15,16 @@ export class ApiError extends Error {
   }
 }
 
-/** The farm token, kept in this browser (localStorage). */
+/** The signed-in token, kept in this browser (localStorage), and who it is. It goes
+ * in the Authorization header only; what cannot send a header (the event stream,
+ * <img>) carries a short-lived read-only ticket instead. No cookies: a page on
+ * another site cannot make this browser call the farm (CSRF). */
 export const auth = {
   readsLocked: false,   // true when the coordinator runs with --lock-reads
+  role: 'anonymous',    // anonymous | node | artist | admin
+  name: '',
+  priorityCap: null,
+  ticket: '',
   get token() {
     try { return localStorage.getItem(TOKEN_KEY) || ''; } catch { return ''; }
   },
@@ -27,9 +34,15 @@ export const auth = {
       else localStorage.removeItem(TOKEN_KEY);
     } catch { /* private mode: keep it for this page only */ }
   },
+  /** May the signed-in user pause, resume, cancel, requeue and re-prioritise this
+   * shot? Anonymous visitors see the actions: using one asks them to sign in. */
+  mayChange(shot) {
+    return ['anonymous', 'admin'].includes(this.role)
+      || (this.role === 'artist' && !!shot && shot.submitted_by === this.name);
+  },
 };
 
-async function request(method, path, body, { sendToken = method !== 'GET' || auth.readsLocked } = {}) {
+async function request(method, path, body, { sendToken = true, quiet = false } = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const token = auth.token;
@@ -48,7 +61,7 @@ async function request(method, path, body, { sendToken = method !== 'GET' || aut
   try { data = text ? JSON.parse(text) : null; } catch { data = null; }
   if (!res.ok) {
     const msg = (data && data.error) || `${res.status} ${res.statusText || 'error'}`;
-    if (res.status === 401 && method === 'GET' && !auth.readsLocked) {
+    if (res.status === 401 && method === 'GET' && !auth.readsLocked && !(token && sendToken) && !quiet) {
       auth.readsLocked = true;
       store.emit('auth', { reason: msg });
     }
@@ -59,11 +72,40 @@ async function request(method, path, body, { sendToken = method !== 'GET' || aut
 
 const enc = encodeURIComponent;
 
-/** A file URL (thumbnail, preview, frame) usable in <img src>: adds ?token= when reads are locked. */
+/** A file URL (thumbnail, preview, frame) usable in <img src>: adds the read-only
+ * ?ticket= when reads are locked (never the token). */
 export function fileUrl(url) {
   if (!url) return null;
-  if (!auth.readsLocked || !auth.token) return url;
-  return `${url}${url.includes('?') ? '&' : '?'}token=${enc(auth.token)}`;
+  if (!auth.readsLocked || !auth.ticket) return url;
+  return `${url}${url.includes('?') ? '&' : '?'}ticket=${enc(auth.ticket)}`;
+}
+
+/** Who the kept token is (GET /api/auth); shows it on <body data-role>. */
+export async function signIn() {
+  Object.assign(auth, { role: 'anonymous', name: '', priorityCap: null });
+  if (auth.token) {
+    try {
+      const me = await request('GET', '/api/auth', undefined, { quiet: true });
+      Object.assign(auth, { role: me.role, name: me.name, priorityCap: me.priority_cap });
+    } catch (e) {
+      if (e.status !== 401) throw e;
+      // A revoked or mistyped token: stop sending it (every refusal counts toward the
+      // coordinator's limit on failed sign-ins) and ask for another.
+      auth.token = '';
+      store.emit('auth', { reason: 'the token kept in this browser was refused' });
+    }
+  }
+  document.body.dataset.role = auth.role;
+  store.emit('role', auth.role);
+  return auth.role;
+}
+
+/** A fresh read-only ticket for the event stream and images (reads locked only). */
+async function refreshTicket() {
+  if (!auth.readsLocked || !['artist', 'admin'].includes(auth.role)) { auth.ticket = ''; return; }
+  try {
+    auth.ticket = (await request('POST', '/api/tickets')).ticket;
+  } catch { auth.ticket = ''; }
 }
 
 export const api = {
@@ -83,13 +125,21 @@ export const api = {
   },
   checkToken: () => request('GET', '/api/auth', undefined, { sendToken: true }),
 
-  // Actions (need the farm token).
+  // Actions (an artist's on her own shots, or an admin's).
   setPriority: (id, priority) => request('PATCH', `/api/shots/${enc(id)}`, { priority }),
   editShot: (id, changes) => request('PATCH', `/api/shots/${enc(id)}`, changes),   // {priority, max_nodes}
   editNode: (id, changes) => request('PATCH', `/api/nodes/${enc(id)}`, changes),   // {tags, schedule}
   shotAction: (id, action) => request('POST', `/api/shots/${enc(id)}/${action}`),  // pause|resume|cancel|requeue
   deleteShot: (id) => request('DELETE', `/api/shots/${enc(id)}`),
   setNodeEnabled: (id, enabled) => request('POST', `/api/nodes/${enc(id)}/${enabled ? 'enable' : 'disable'}`),
+
+  // Admin: credentials, join codes, the audit log (docs/security.md).
+  tokens: async () => (await request('GET', '/api/tokens')).tokens || [],
+  createToken: (role, name, priorityCap) => request('POST', '/api/tokens', { role, name, priority_cap: priorityCap }),
+  revokeToken: (id) => request('DELETE', `/api/tokens/${enc(id)}`),
+  joinCodes: async () => (await request('GET', '/api/join-codes')).join_codes || [],
+  createJoinCode: (name, tags) => request('POST', '/api/join-codes', { name, tags }),
+  audit: async () => (await request('GET', '/api/audit?limit=200')).entries || [],
 };
 
 // ---------------------------------------------------------------------------
@@ -134,8 +184,7 @@ function parse(e) {
 function connect() {
   if (es) es.close();
   clearTimeout(retryTimer);
-  const token = auth.token;
-  const url = `/api/events${auth.readsLocked && token ? `?token=${enc(token)}` : ''}`;
+  const url = `/api/events${auth.readsLocked && auth.ticket ? `?ticket=${enc(auth.ticket)}` : ''}`;
   es = new EventSource(url);
   const src = es;
   src.addEventListener('hello', (e) => {
@@ -169,6 +218,7 @@ function connect() {
         } catch (err) {
           if (err.status === 401) { store.emit('auth', { reason: err.message }); return; }
         }
+        await refreshTicket();
         connect();
       }, retryMs);
       retryMs = Math.min(retryMs * 2, 15000);
@@ -178,9 +228,12 @@ function connect() {
   };
 }
 
-/** Start: find out whether reads need the token, then go live. */
+let ticketTimer = null;
+
+/** Start: find out who the token is and whether reads need it, then go live. */
 export async function start() {
   store.setConn('connecting');
+  try { await signIn(); } catch { /* coordinator down: the event stream keeps trying */ }
   try {
     const res = await fetch('/api/farm', { cache: 'no-store' });
     if (res.status === 401) {
@@ -192,6 +245,9 @@ export async function start() {
       }
     }
   } catch { /* coordinator down: EventSource keeps trying */ }
+  await refreshTicket();
+  clearInterval(ticketTimer);
+  ticketTimer = setInterval(refreshTicket, 240000);  // tickets last 10 minutes
   connect();
   // If the event stream does not say hello soon, still show what we can.
   clearTimeout(firstHelloTimer);

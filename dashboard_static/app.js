@@ -8,6 +8,7 @@ import * as home from './views/home.js';
 import * as shots from './views/shots.js';
 import * as shot from './views/shot.js';
 import * as nodes from './views/nodes.js';
+import * as admin from './views/admin.js';
 
 const routes = [
   { re: /^#?\/?$/, view: home, name: 'home', params: () => ({}) },
@@ -17,6 +18,7 @@ const routes = [
     params: (m) => ({ id: decodeURIComponent(m[1]), frame: m[2] != null ? Number(m[2]) : null }),
   },
   { re: /^#\/nodes\/?$/, view: nodes, name: 'nodes', params: () => ({}) },
+  { re: /^#\/admin\/?$/, view: admin, name: 'admin', params: () => ({}) },
 ];
 
 let unmount = null;
@@ -60,11 +62,11 @@ let asking = false;
 store.addEventListener('auth', async (e) => {
   if (asking) return;
   asking = true;
-  const reason = `This farm needs its token to be viewed. (${e.detail && e.detail.reason || 'refused'})`;
+  const reason = `Sign in with your token (${e.detail && e.detail.reason || 'refused'}).`;
   const t = await askToken(reason);
   asking = false;
   if (t) restart();
-  else toast('The coordinator needs the farm token to show anything.', 'error');
+  else if (auth.readsLocked) toast('The coordinator needs a token to show anything.', 'error');
 });
 
 store.addEventListener('error', (e) => {
@@ -79,7 +81,15 @@ setInterval(() => store.emit('tick'), 5000);
 document.getElementById('token-btn').addEventListener('click', async () => {
   const before = auth.token;
   await manageToken();
-  if (auth.readsLocked && auth.token !== before) restart();
+  if (auth.token !== before) restart();
+});
+
+// The header says who is signed in; views show only what that role may do.
+store.addEventListener('role', () => {
+  const btn = document.getElementById('token-btn');
+  btn.textContent = auth.role === 'anonymous' ? 'Sign in' : `${auth.name} (${auth.role})`;
+  btn.title = auth.role === 'anonymous' ? 'Sign in with your token' : 'Signed in: change token or sign out';
+  route();  // the view again, with what this role may do
 });
 
 // The add-on link needs the token in its URL when reads are locked.

@@ -1,7 +1,7 @@
 // Shared UI pieces: toasts, the token dialog, the confirmation dialog and `act`, which
 // runs an action that needs the farm token and tells the user how it went.
 
-import { auth, api } from './api.js';
+import { auth, signIn } from './api.js';
 import { h } from './util.js';
 
 export function toast(message, kind = 'info', { detail = null, action = null, ms } = {}) {
@@ -26,7 +26,7 @@ export function askToken(reason) {
   const form = dlg.querySelector('form');
   const input = form.elements.token;
   dlg.querySelector('[data-role=reason]').textContent =
-    reason || 'Actions on this farm need its token. It is kept in this browser only.';
+    reason || 'Sign in with your token (an admin gives it). It is kept in this browser only.';
   dlg.querySelector('[data-role=forget]').hidden = !auth.token;
   input.value = '';
   dlg.returnValue = '';
@@ -83,17 +83,18 @@ export async function act(label, fn, { success } = {}) {
   }
 }
 
-/** The header's token button: set, check or forget the token. */
+/** The header's sign-in button: set, check or forget the token. */
 export async function manageToken() {
   const t = await askToken(auth.token
-    ? 'A token is kept in this browser. Enter a new one, or forget it.'
+    ? `Signed in as ${auth.name || 'nobody'} (${auth.role}). Enter another token, or sign out.`
     : undefined);
-  if (t === '') { toast('Token forgotten'); return; }
+  if (t === '') { await signIn(); toast('Signed out'); return; }
   if (!t) return;
   try {
-    await api.checkToken();
-    toast('Token accepted', 'ok');
+    const role = await signIn();
+    if (role === 'anonymous') toast('Token refused', 'error', { detail: 'The coordinator does not know this token.' });
+    else toast(`Signed in as ${auth.name} (${role})`, 'ok');
   } catch (e) {
-    toast('Token refused', 'error', { detail: e.message });
+    toast('Could not check the token', 'error', { detail: e.message });
   }
 }

@@ -8,6 +8,7 @@ import os
 import platform
 import random
 import socket
+import ssl
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ class AgentConfig:
     max_backoff: float = 10.0
     # --blender, repeatable: Blender binaries or bpy venv Pythons (empty: options.blender)
     blenders: list[str] = field(default_factory=list)
+    ssl_context: ssl.SSLContext | None = None  # an https:// coordinator's, verified
 
 
 class Agent:
@@ -86,7 +88,9 @@ class Agent:
         self.renderer.prepare_spare()
         headers = {"Authorization": f"Bearer {self.config.token}"}
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
-        async with aiohttp.ClientSession(headers=headers, timeout=timeout) as http:
+        connector = aiohttp.TCPConnector(ssl=self.config.ssl_context or True)
+        async with aiohttp.ClientSession(headers=headers, timeout=timeout,
+                                         connector=connector) as http:
             self.http = http
             backoff = 0.5
             while not self.stopping.is_set():
@@ -98,8 +102,8 @@ class Agent:
                     raise
                 except aiohttp.WSServerHandshakeError as exc:
                     if exc.status == 401:
-                        log.error("the coordinator refused our farm token")
-                        raise PermissionError("wrong farm token") from None
+                        log.error("the coordinator refused our credential (wrong or revoked)")
+                        raise PermissionError("wrong or revoked credential") from None
                     log.info("handshake failed (%s); retrying", exc.status)
                 except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
                     log.info("coordinator unreachable (%s); retrying in %.1f s",

@@ -10,7 +10,9 @@ import socket
 import sys
 from pathlib import Path
 
-from . import __version__
+from brender_protocol import transport
+
+from . import __version__, enroll
 from .agent import Agent, AgentConfig
 from .cache_cleaning import parse_size
 from .installs import NoBlender, resolve
@@ -42,7 +44,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--coordinator", default=os.environ.get("BRENDER_COORDINATOR",
                                                            "http://127.0.0.1:8080"))
     p.add_argument("--token", default=os.environ.get("BRENDER_TOKEN"),
-                   help="farm token (default: $BRENDER_TOKEN)")
+                   help="this node's credential (default: $BRENDER_TOKEN, else the one "
+                        "--join saved in the work dir)")
+    p.add_argument("--join", metavar="CODE",
+                   help="trade a one-time join code (brender-coordinator join-code) for "
+                        "this node's own credential, saved in the work dir")
+    p.add_argument("--ca-file", default=os.environ.get("BRENDER_CA_FILE"),
+                   help="verify an https:// coordinator against this certificate (PEM) too")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow plain http:// to another machine (the credential is sent "
+                        "in clear)")
     p.add_argument("--blender", action="append", metavar="PATH",
                    help="a Blender binary, or the python of a venv with the bpy module; "
                         "repeat to offer several versions (default: $BRENDER_BLENDER or "
@@ -77,21 +88,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if not args.token:
-        sys.exit("brender-node: give the farm token with --token or BRENDER_TOKEN")
     given = args.blender or [os.environ.get("BRENDER_BLENDER") or "blender"]
     try:
         blenders = [resolve(b) for b in given]
     except NoBlender as exc:
         sys.exit(f"brender-node: {exc}")
     work_dir = Path(args.work_dir or Path.home() / ".cache" / "brender-node" / args.name)
+    try:
+        transport.check_url(args.coordinator, args.insecure)
+        context = transport.ssl_context(args.ca_file) \
+            if args.coordinator.lower().startswith("https:") else None
+    except (transport.InsecureURL, OSError) as exc:
+        sys.exit(f"brender-node: {exc}")
+    token = args.token or enroll.saved_token(work_dir)
+    if args.join and not token:
+        try:
+            token = enroll.join(args.coordinator, args.join, args.name, work_dir, context)
+        except enroll.JoinError as exc:
+            sys.exit(f"brender-node: {exc}")
+        logging.info("joined the farm; credential saved in %s", work_dir / enroll.CREDENTIAL_FILE)
+    if not token:
+        sys.exit("brender-node: join the farm with --join CODE, or give a token with --token "
+                 "or BRENDER_TOKEN")
     options = NodeOptions(blender=blenders[0], gpus=args.gpus, work_dir=work_dir.resolve(),
                           hang_timeout=args.hang_timeout, warm_sessions=not args.no_warm,
                           recycle_after=args.recycle_after, allow_scripts=args.allow_scripts,
                           upload_tries=max(1, args.upload_tries), spare=not args.no_spare,
                           cache_size=args.cache_size, cache_max_age=args.cache_days * 86400)
-    agent = Agent(AgentConfig(coordinator=args.coordinator, token=args.token, name=args.name,
-                              options=options, blenders=blenders,
+    agent = Agent(AgentConfig(coordinator=args.coordinator, token=token, name=args.name,
+                              ssl_context=context, options=options, blenders=blenders,
                               tags=[t.strip() for t in args.tags.split(",") if t.strip()]))
     try:
         asyncio.run(_run(agent))

@@ -45,12 +45,16 @@ def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "cond
 
 
 class Farm:
-    def __init__(self, root: Path, token: str = "test-token", **coordinator_args):
+    def __init__(self, root: Path, token: str = "test-token", ca_file: str = "",
+                 **coordinator_args):
         self.root = root
         self.data_dir = root / "data"
         self.token = token
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        # With --tls-cert: HTTPS, verified against `ca_file` (issue 18).
+        scheme = "https" if coordinator_args.get("tls_cert") else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        self.ca_file = ca_file
         self.coordinator_args = coordinator_args
         self.coordinator: subprocess.Popen | None = None
         self.nodes: dict[str, subprocess.Popen] = {}
@@ -82,9 +86,14 @@ class Farm:
             self.coordinator.send_signal(sig)
             self.coordinator.wait(30)
 
-    def add_node(self, name: str, *extra: str, blender: str = BLENDER) -> subprocess.Popen:
-        cmd = [sys.executable, "-m", "node.cli", "--coordinator", self.url,
-               "--token", self.token, "--name", name, "--blender", blender,
+    def add_node(self, name: str, *extra: str, blender: str = BLENDER,
+                 join: str | None = None) -> subprocess.Popen:
+        """`join`: the node joins with that code (its own credential) instead of the
+        farm token."""
+        credential = ["--join", join] if join else ["--token", self.token]
+        trust = ["--ca-file", self.ca_file] if self.ca_file else []
+        cmd = [sys.executable, "-m", "node.cli", "--coordinator", self.url, *credential,
+               *trust, "--name", name, "--blender", blender,
                "--work-dir", str(self.root / "nodes" / name), *extra]
         log = open(self.logs / f"{name}.log", "ab")
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=log)
@@ -118,11 +127,12 @@ class Farm:
 
     # -- API -------------------------------------------------------------------------
     def client(self, token: str | None = None) -> Client:
-        return Client(self.url, self.token if token is None else token, timeout=30)
+        return Client(self.url, self.token if token is None else token, timeout=30,
+                      ca_file=self.ca_file)
 
-    def submit(self, blend: Path, **spec) -> dict:
-        """Upload one .blend and create a shot from it."""
-        client = self.client()
+    def submit(self, blend: Path, token: str | None = None, **spec) -> dict:
+        """Upload one .blend and create a shot from it (as `token`'s holder)."""
+        client = self.client(token)
         sha = sha256_file(blend)
         files = [{"path": blend.name, "sha256": sha, "size": blend.stat().st_size}]
         client.upload_files(files, blend.parent)

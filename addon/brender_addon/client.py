@@ -12,7 +12,12 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from .protocol import transport
+
+if TYPE_CHECKING:
+    import ssl
 
 CHUNK = 1 << 20
 
@@ -69,8 +74,25 @@ def sha256_file(path: str | Path) -> str:
 @dataclass
 class Client:
     url: str
-    token: str = ""
+    token: str = ""          # an artist's (or admin's) token
     timeout: float = 30.0
+    ca_file: str = ""        # verify an https:// coordinator against this too
+    insecure: bool = False   # allow plain http:// to another machine
+
+    def _context(self) -> "ssl.SSLContext | None":
+        try:
+            transport.check_url(self.url, self.insecure)
+        except transport.InsecureURL as exc:
+            raise BrenderError(str(exc)) from None
+        if not self.url.lower().startswith("https:"):
+            return None
+        try:
+            return transport.ssl_context(self.ca_file or None)
+        except ImportError:
+            raise BrenderError("this Python has no ssl module: it cannot reach an https:// "
+                               "coordinator") from None
+        except OSError as exc:
+            raise BrenderError(f"cannot read the CA file {self.ca_file}: {exc}") from None
 
     def _request(self, method: str, path: str, body: Any = None, *,
                  data: Any = None, headers: dict | None = None,
@@ -84,13 +106,14 @@ class Client:
             hdrs["Content-Type"] = "application/json"
         hdrs.update(headers or {})
         req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+        context = self._context()
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with urllib.request.urlopen(req, timeout=self.timeout, context=context) as resp:
                 payload = resp.read()
         except urllib.error.HTTPError as err:
             message = _error_message(err)
             if err.code == 401:
-                raise Unauthorized(f"Wrong farm token: {message}", 401) from None
+                raise Unauthorized(f"Wrong token: {message}", 401) from None
             raise BrenderError(message, err.code) from None
         except (urllib.error.URLError, OSError) as err:
             reason = getattr(err, "reason", err)

@@ -1,10 +1,10 @@
-"""Add-on preferences: where the coordinator is and the farm token."""
+"""Add-on preferences: where the coordinator is, the artist token, how to trust it."""
 from __future__ import annotations
 
 from typing import Any
 
 import bpy
-from bpy.props import FloatProperty, StringProperty
+from bpy.props import BoolProperty, FloatProperty, StringProperty
 
 from . import runtime
 from .client import Client
@@ -21,10 +21,22 @@ class BrenderPreferences(bpy.types.AddonPreferences):
         default="http://127.0.0.1:8080",
     )
     token: StringProperty(  # type: ignore[valid-type]
-        name="Farm Token",
-        description="The farm token the coordinator was started with",
+        name="Token",
+        description="Your artist token (an admin gives it: brender-coordinator token create)",
         default="",
         subtype="PASSWORD",
+    )
+    ca_file: StringProperty(  # type: ignore[valid-type]
+        name="CA File",
+        description="Certificate (PEM) that signed an https:// coordinator's, when it is "
+                    "not in the system's store",
+        default="", subtype="FILE_PATH",
+    )
+    insecure: BoolProperty(  # type: ignore[valid-type]
+        name="Insecure",
+        description="Allow plain http:// to another machine (the token crosses the "
+                    "network in the clear)",
+        default=False,
     )
     poll_interval: FloatProperty(  # type: ignore[valid-type]
         name="Status Refresh",
@@ -36,6 +48,8 @@ class BrenderPreferences(bpy.types.AddonPreferences):
         layout = self.layout
         layout.prop(self, "url")
         layout.prop(self, "token")
+        layout.prop(self, "ca_file")
+        layout.prop(self, "insecure")
         layout.prop(self, "poll_interval")
         row = layout.row()
         row.operator("brender.test_connection", icon="URL")
@@ -55,7 +69,8 @@ def preferences(context: Any = None) -> BrenderPreferences:
 
 def client(context: Any = None, timeout: float = 30.0) -> Client:
     prefs = preferences(context)
-    return Client(prefs.url.strip(), prefs.token.strip(), timeout=timeout)
+    return Client(prefs.url.strip(), prefs.token.strip(), timeout=timeout,
+                  ca_file=prefs.ca_file.strip(), insecure=prefs.insecure)
 
 
 def register() -> None:

@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from brender_protocol import errors, formats, requirements, shot, text
+    from brender_protocol import errors, formats, requirements, shot, text, transport
 else:
     try:
-        from .brender_protocol import errors, formats, requirements, shot, text
+        from .brender_protocol import errors, formats, requirements, shot, text, transport
     except ImportError:
-        from brender_protocol import errors, formats, requirements, shot, text
+        from brender_protocol import errors, formats, requirements, shot, text, transport
 
-__all__ = ["errors", "formats", "requirements", "shot", "text"]
+__all__ = ["errors", "formats", "requirements", "shot", "text", "transport"]

@@ -55,7 +55,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                            "http://127.0.0.1:8080"),
                    help="the coordinator's URL (default $BRENDER_COORDINATOR, else %(default)s)")
     p.add_argument("--token", default=os.environ.get("BRENDER_TOKEN", ""),
-                   help="the farm token (default $BRENDER_TOKEN)")
+                   help="your artist token (default $BRENDER_TOKEN)")
+    p.add_argument("--ca-file", default=os.environ.get("BRENDER_CA_FILE", ""),
+                   help="verify an https:// coordinator against this certificate (PEM) too")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow plain http:// to another machine (the token is sent in clear)")
     p.add_argument("--frames", type=frames_arg,
                    help="frames to render, e.g. 1-24 or 1-10,20,30-40 (default: the scene's range)")
     p.add_argument("--step", type=int, help="render every n-th frame (default: the scene's step)")
@@ -211,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         settings, summary = plan(args, blend_info.read(blend))
     except (SpecError, PackError) as exc:
         return fail(str(exc), BAD_INPUT)
-    client = Client(args.coordinator, args.token)
+    client = Client(args.coordinator, args.token, ca_file=args.ca_file, insecure=args.insecure)
     try:
         client.check_token()
         if not args.json:

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from .. import __version__, keys
 from .. import addon_zip as addon_build
+from ..auth import principal_of
 from ..openapi import openapi_document
 from ..store import jobs as job_sql
 from ..store import nodes as node_sql
@@ -27,8 +28,10 @@ async def version(request: web.Request) -> web.Response:
 
 @routes.get("/api/auth")
 async def check_auth(request: web.Request) -> web.Response:
-    """200 when the Authorization header carries the farm token."""
-    return web.json_response({"ok": True})
+    """Who the Authorization header's token is: role, name, priority cap (401: nobody)."""
+    who = principal_of(request)
+    assert who is not None  # the policy admits credentials only
+    return web.json_response({"ok": True, **who.describe()})
 
 
 @routes.get("/api/farm")

@@ -10,6 +10,7 @@ from aiohttp import WSMsgType, web
 from brender_protocol import messages
 
 from .. import keys, validation
+from ..node_identity import node_identity
 from ..service import Farm
 from ..sessions import NodeSession
 from ..validation import ValidationError
@@ -30,7 +31,7 @@ async def node_channel(request: web.Request) -> web.WebSocketResponse:
     session = None
     try:
         first = await ws.receive(timeout=30)
-        hello = messages.parse_hello(_decode(first))
+        hello = await node_identity(request, messages.parse_hello(_decode(first)))
         session = await _handshake(request.app, farm, ws, hello)
         async for message in ws:
             if message.type != WSMsgType.TEXT:

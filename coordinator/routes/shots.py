@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Awaitable
 
 from aiohttp import web
 
-from .. import keys, validation
+from .. import auth, keys, validation
 from ..json_stream import stream_list
 from ..middleware import read_json
 from ..store import frames as frame_sql
@@ -46,6 +46,8 @@ async def listed_shot_or_404(request: web.Request) -> dict:
 async def create_shot(request: web.Request) -> web.Response:
     """Submit a shot whose files were uploaded as blobs; jobs are made at once."""
     spec = validation.shot_spec(await read_json(request))
+    auth.priority_allowed(request, spec.priority)
+    spec.submitted_by = auth.submitter(request)
     storage = request.app[keys.STORAGE]
     missing = [f["path"] for f in spec.files if not storage.has_blob(f["sha256"])]
     if missing:
@@ -82,6 +84,7 @@ async def patch_shot(request: web.Request) -> web.Response:
     """Change a shot's priority (0-100, higher first) and its cap on nodes (max_nodes)."""
     shot = await shot_or_404(request)
     changes = validation.shot_changes(await read_json(request))
+    auth.priority_allowed(request, changes.get("priority"))
     return web.json_response(await request.app[keys.FARM].change_shot(shot["id"], changes))
 
 

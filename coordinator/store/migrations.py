@@ -216,6 +216,45 @@ MIGRATIONS: list[str] = [
     ALTER TABLE nodes ADD COLUMN tags_edited TEXT;
     ALTER TABLE nodes ADD COLUMN schedule TEXT;
     """,
+    # Issue 18: roles. Credentials (node, artist, admin) kept as sha256 hashes of random
+    # tokens; a node's credential names the node it is (`node_id`). One-time join
+    # codes (hashed too) trade for a node credential. The audit log: who changed what,
+    # when, from where.
+    """
+    CREATE TABLE credentials (
+        id TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        name TEXT NOT NULL,
+        node_id TEXT,
+        priority_cap INTEGER,
+        created_by TEXT NOT NULL DEFAULT '',
+        created_at DOUBLE PRECISION NOT NULL,
+        revoked_at DOUBLE PRECISION
+    );
+    CREATE INDEX credentials_node ON credentials(node_id);
+    CREATE TABLE join_codes (
+        code_hash TEXT PRIMARY KEY,
+        name TEXT NOT NULL DEFAULT '',
+        tags TEXT NOT NULL DEFAULT '[]',
+        created_by TEXT NOT NULL DEFAULT '',
+        created_at DOUBLE PRECISION NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL,
+        used_at DOUBLE PRECISION,
+        credential_id TEXT
+    );
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        at DOUBLE PRECISION NOT NULL,
+        actor TEXT NOT NULL,
+        role TEXT NOT NULL,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        address TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX audit_log_at ON audit_log(at);
+    """,
 ]
 
 

@@ -39,7 +39,7 @@ export function mount(root) {
   const rows = new Map();
 
   function makeRow(n) {
-    const toggle = h('button.btn.small', { type: 'button' });
+    const toggle = h('button.btn.small.admin-only', { type: 'button' });
     toggle.addEventListener('click', async () => {
       const node = store.nodes.get(n.id) || n;
       const enable = node.enabled === false;

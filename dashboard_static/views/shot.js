@@ -3,7 +3,7 @@
 // their logs, and the shot's actions.
 
 import { store } from '../store.js';
-import { api } from '../api.js';
+import { api, auth } from '../api.js';
 import { act, confirm, toast } from '../ui.js';
 import { FrameSet, PAGE } from '../frameset.js';
 import { FrameGrid } from '../components/grid.js';
@@ -181,8 +181,8 @@ export function mount(root, { id, frame: wantFrame }) {
     const facts = h('div.facts');
     const failure = h('div.failure', { hidden: true });
     const pool = new ShotPool();
-    const prio = h('input.prio', { type: 'number', step: 1, min: 0, max: 100, 'aria-label': 'Priority', title: 'Priority 0–100: higher renders first' });
-    const btn = (label, title, onclick, cls = '') => h(`button.btn${cls}`, { type: 'button', title, onclick }, label);
+    const prio = h('input.prio.owner-only', { type: 'number', step: 1, min: 0, max: 100, 'aria-label': 'Priority', title: 'Priority 0–100: higher renders first' });
+    const btn = (label, title, onclick, cls = '') => h(`button.btn.owner-only${cls}`, { type: 'button', title, onclick }, label);
     const pauseBtn = btn('Pause', 'Queued jobs wait; running jobs finish', () => run('pause'));
     const resumeBtn = btn('Resume', 'Queue the shot again', () => run('resume'), '.primary');
     const requeueBtn = btn('Requeue failed', 'Failed jobs go back to the queue', () => run('requeue'));
@@ -203,7 +203,7 @@ export function mount(root, { id, frame: wantFrame }) {
         store.applyShot({ id: s.id, status: 'deleted' });
         location.hash = '#/shots';
       }
-    }, '.danger');
+    }, '.danger.admin-only');
 
     async function run(action) {
       const s = parts.shot;
@@ -225,7 +225,7 @@ export function mount(root, { id, frame: wantFrame }) {
     const el = h('section.card.shot-head', { dataset: { shotId: shot.id } },
       h('div.shot-title', null,
         h('a.crumb', { href: '#/shots' }, 'Shots /'), title, status, h('span.spacer'),
-        h('label.prio-label', null, 'Priority', prio),
+        h('label.prio-label.owner-only', null, 'Priority', prio),
         pauseBtn, resumeBtn, requeueBtn, cancelBtn, deleteBtn),
       h('div.shot-progress', null, bar, h('span.num.big')),
       pool.el, facts, failure);
@@ -238,6 +238,7 @@ export function mount(root, { id, frame: wantFrame }) {
       updateProgress(bar, s.frames_done, s.frames_total, s.frames_rendering);
       setText(el.querySelector('.big'), `${s.frames_done ?? 0} / ${s.frames_total ?? 0}`);
       if (document.activeElement !== prio) prio.value = s.priority ?? 0;
+      el.classList.toggle('not-mine', !auth.mayChange(s));
       const finished = ['completed', 'cancelled'].includes(s.status);
       pauseBtn.hidden = !['active', 'queued'].includes(s.status);
       resumeBtn.hidden = s.status !== 'paused';

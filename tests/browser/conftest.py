@@ -113,8 +113,11 @@ def live(tmp_path_factory):
         farm.add_node("node1")
         farm.scene = make_scene(root / "spin.blend", width=256, height=144, frame_end=12, fps=12)
         farm.wait_nodes_online(1)
-        shot = farm.submit(farm.scene, name="spin", frame_start=1, frame_end=12, chunk_size=3,
-                           fps=12, submitted_by="anna")
+        # Submitted by artist anna: a shot's submitter is its credential's name.
+        farm.anna = farm.client()._request("POST", "/api/tokens",
+                                           {"role": "artist", "name": "anna"})["token"]
+        shot = farm.submit(farm.scene, token=farm.anna, name="spin", frame_start=1,
+                           frame_end=12, chunk_size=3, fps=12)
         farm.shot = farm.wait_shot(shot["id"], timeout=120)
         assert farm.shot["status"] == "completed", farm.debug_dump(shot["id"])
         farm.node = farm.client()._request("GET", "/api/nodes")["nodes"][0]

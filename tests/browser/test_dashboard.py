@@ -249,7 +249,7 @@ def test_actions_take_effect(live, new_page):
         page.locator("#token-btn").click()
         page.locator("#token-dialog input[name=token]").fill(live.token)
         page.locator("#token-dialog").get_by_role("button", name="Save").click()
-        expect(page.locator(".toast.ok")).to_contain_text("Token accepted")
+        expect(page.locator(".toast.ok")).to_contain_text("Signed in as admin (admin)")
         assert page.evaluate(f"localStorage.getItem({TOKEN_KEY!r})") == live.token
 
         page.get_by_role("button", name="Pause").click()
@@ -385,6 +385,7 @@ def test_locked_reads_ask_for_the_token(farm_factory, page, make_test_scene):
     expect(page.locator(".hero")).to_have_attribute("data-shot-id", str(shot["id"]))
     page.wait_for_function(
         "() => { const i = document.querySelector('.hero-img'); return i.complete && i.naturalWidth > 0 }")
-    assert "token=" in page.locator(".hero-img").get_attribute("src")
+    src = page.locator(".hero-img").get_attribute("src")
+    assert "ticket=" in src and farm.token not in src  # a read-only ticket, never the token
     page.goto(f"{farm.url}/#/shots/{shot['id']}")
     thumbnails_ready(page, 2)

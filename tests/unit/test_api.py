@@ -70,7 +70,11 @@ async def test_lock_reads_guards_reads_too(aiohttp_client, tmp_path):
     client = await aiohttp_client(app)
     assert (await client.get("/api/shots")).status == 401
     assert (await client.get("/api/shots", headers=AUTH)).status == 200
-    assert (await client.get(f"/api/shots?token={TOKEN}")).status == 200
+    # A token never travels in a URL (logs, history): a read-only ticket does.
+    assert (await client.get(f"/api/shots?token={TOKEN}")).status == 401
+    ticket = (await (await client.post("/api/tickets", headers=AUTH)).json())["ticket"]
+    assert (await client.get(f"/api/shots?ticket={ticket}")).status == 200
+    assert (await client.post(f"/api/shots/1/pause?ticket={ticket}")).status == 401
 
 
 async def test_blob_upload_checks_the_digest_and_leaves_nothing(api, tmp_path):
