@@ -14,6 +14,7 @@ from .database import Database
 from .events import EventBroker
 from .frame_pipeline import FramePipeline
 from .middleware import auth_middleware, error_middleware
+from .news import frame_landed, news_ctx
 from .service import Farm
 from .storage import Storage
 from .store import shots as shot_sql
@@ -29,7 +30,8 @@ def create_app(config: Config, token: str | None = None) -> web.Application:
                           client_max_size=config.max_json_bytes)
     app[keys.CONFIG] = config
     app[keys.TOKEN] = token or resolve_token(config)[0]
-    app.cleanup_ctx.extend([_storage_ctx, _database_ctx, _farm_ctx, _frame_pipeline_ctx])
+    app.cleanup_ctx.extend([_storage_ctx, _database_ctx, _farm_ctx, _frame_pipeline_ctx,
+                            news_ctx])
     app.on_shutdown.append(_close_streams)
     routes.setup(app)
     return app
@@ -84,7 +86,7 @@ async def _frame_pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     JPEG never pays its ~45 MB a worker)."""
     config = app[keys.CONFIG]
     app[keys.FRAME_PIPELINE] = pipeline = FramePipeline(
-        app[keys.STORAGE], app[keys.DB], lambda frame: app[keys.FARM].frame_landed(frame),
+        app[keys.STORAGE], app[keys.DB], lambda frame: frame_landed(app, frame),
         config.max_upload_bytes, config.thumbnail_size, config.frame_workers,
         config.thumbnail_workers)
     yield
