@@ -88,6 +88,13 @@ export const api = {
   shotAction: (id, action) => request('POST', `/api/shots/${enc(id)}/${action}`),  // pause|resume|cancel|requeue
   deleteShot: (id) => request('DELETE', `/api/shots/${enc(id)}`),
   setNodeEnabled: (id, enabled) => request('POST', `/api/nodes/${enc(id)}/${enabled ? 'enable' : 'disable'}`),
+
+  // Issue 17: delivery, and webhooks (token required, reads too).
+  shotDelivery: (id) => request('GET', `/api/shots/${enc(id)}/delivery`),
+  webhooks: async () => (await request('GET', '/api/webhooks', undefined, { sendToken: true })).webhooks || [],
+  addWebhook: (url, events) => request('POST', '/api/webhooks', { url, events }),
+  deleteWebhook: (id) => request('DELETE', `/api/webhooks/${enc(id)}`),
+  webhookDeliveries: async (id) => (await request('GET', `/api/webhooks/${enc(id)}/deliveries`, undefined, { sendToken: true })).deliveries || [],
 };
 
 // ---------------------------------------------------------------------------

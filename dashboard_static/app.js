@@ -8,6 +8,7 @@ import * as home from './views/home.js';
 import * as shots from './views/shots.js';
 import * as shot from './views/shot.js';
 import * as nodes from './views/nodes.js';
+import * as webhooks from './views/webhooks.js';
 
 const routes = [
   { re: /^#?\/?$/, view: home, name: 'home', params: () => ({}) },
@@ -17,6 +18,7 @@ const routes = [
     params: (m) => ({ id: decodeURIComponent(m[1]), frame: m[2] != null ? Number(m[2]) : null }),
   },
   { re: /^#\/nodes\/?$/, view: nodes, name: 'nodes', params: () => ({}) },
+  { re: /^#\/webhooks\/?$/, view: webhooks, name: 'webhooks', params: () => ({}) },
 ];
 
 let unmount = null;
