@@ -5,7 +5,8 @@ in a frame worker (`thumbnails.py` calls the image checks there and the result c
 back with the thumbnail; no second decode):
 
   one colour     every pixel the same colour (within a small tolerance, since Blender
-                 dithers): black, white, transparent or another colour
+                 dithers): black, white, transparent or another colour; judged on the
+                 thumbnail (EXR: on the float pixels)
   NaN/Inf        an EXR with pixels that are not finite numbers (a shader divided by 0)
   far smaller    the file is far smaller than the frames recorded next to it (most
                  often a frame where an object or a texture went missing)
@@ -32,7 +33,9 @@ MIN_NEIGHBOURS = 2
 
 
 def raster_checks(img: Image.Image) -> dict:
-    """The checks of a decoded RGB/RGBA image (full size)."""
+    """The checks of a decoded RGB/RGBA image: the frame's thumbnail (`thumbnails.py`),
+    so a frame is one colour when it looks so at thumbnail size; a uniform frame gives
+    a uniform thumbnail, and a detail of a few pixels still shows in one."""
     extrema = img.getextrema()
     bands: list[tuple[int, int]] = list(extrema) if isinstance(extrema[0], tuple) \
         else [extrema]  # type: ignore[list-item]

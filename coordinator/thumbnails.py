@@ -135,8 +135,10 @@ def _raster(img: Image.Image, size: int) -> ThumbResult:
     img.draft("RGB", (size, size))
     alpha = _has_alpha(img)
     img = img.convert("RGBA" if alpha else "RGB")
-    checks = raster_checks(img)
     img.thumbnail((size, size), Image.Resampling.LANCZOS)
+    # Judged on the thumbnail, which is made anyway (on the whole frame it cost as
+    # much as the thumbnail itself): Lanczos keeps a detail of a few pixels visible.
+    checks = raster_checks(img)
     out = io.BytesIO()
     if alpha:
         img.save(out, "PNG")

@@ -228,9 +228,9 @@ def test_a_copy_replaces_the_earlier_one_atomically_and_stays_in_its_root(tmp_pa
     first, second = tmp_path / "1.png", tmp_path / "2.png"
     first.write_bytes(b"first render")
     second.write_bytes(b"second render, longer")
-    sha = copy_atomically(first, root, "p/s/0001.png")
-    assert sha == hashlib.sha256(b"first render").hexdigest()
+    copy_atomically(first, root, "p/s/0001.png")
     target = root / "p" / "s" / "0001.png"
+    assert target.read_bytes() == b"first render"
     inode = os.stat(target).st_ino
     copy_atomically(second, root, "p/s/0001.png")
     assert target.read_bytes() == b"second render, longer"
