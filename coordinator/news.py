@@ -14,8 +14,12 @@ from .webhooks import Webhooks
 
 
 def frame_landed(app: web.Application, frame: dict) -> None:
-    """A frame was recorded: dashboards hear of it, its delivery is queued."""
-    app[keys.FARM].frame_landed(frame)
+    """A frame was recorded: dashboards hear of it, its delivery is queued; a suspicious
+    one sent back to the queue (a re-render job) is claimed for the idle nodes now."""
+    farm = app[keys.FARM]
+    farm.frame_landed(frame)
+    if frame.get("status") == "queued":
+        farm.kick()
     app[keys.DELIVERY].frame_landed(frame)
 
 
