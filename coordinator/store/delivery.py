@@ -15,6 +15,24 @@ async def source(c: Connection, shot_id: int, number: int) -> dict | None:
     return dict(row) if row else None
 
 
+async def sources(c: Connection, keys: list[tuple[int, int]]) -> list[dict]:
+    """`source` of each (shot id, number) that still exists."""
+    found = []
+    for shot_id, number in keys:
+        frame = await source(c, shot_id, number)
+        if frame is not None:
+            found.append(frame)
+    return found
+
+
+async def delivered_many(c: Connection, frames: list[tuple[int, int, str]]) -> int:
+    """`delivered` for each (shot id, number, sha256); how many were still that render."""
+    count = 0
+    for shot_id, number, sha in frames:
+        count += await delivered(c, shot_id, number, sha)
+    return count
+
+
 async def delivered(c: Connection, shot_id: int, number: int, sha256: str) -> bool:
     """The copy of the frame whose file has `sha256` is in place; False when the frame
     changed meanwhile (a re-render landed: that one is delivered next)."""

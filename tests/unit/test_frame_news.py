@@ -240,3 +240,29 @@ def test_a_copy_replaces_the_earlier_one_atomically_and_stays_in_its_root(tmp_pa
     with pytest.raises(ValueError):
         copy_atomically(first, root, "p/link/0001.png")
     assert not list(outside.iterdir())
+
+
+def test_a_group_of_copies_goes_on_past_one_that_fails(tmp_path):
+    from coordinator.delivery import Copy, copy_batch
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "link").symlink_to(outside)
+    (root / "blocked").write_text("a file where a folder should be")
+    sources = []
+    for n in range(3):
+        sources.append(tmp_path / f"{n}.png")
+        sources[-1].write_bytes(f"frame {n}".encode())
+    copies = [Copy((1, 1), sources[0], root, "s/0001.png"),
+              Copy((1, 2), sources[1], root, "link/0002.png"),
+              Copy((1, 3), sources[2], root, "blocked/0003.png"),
+              Copy((1, 4), tmp_path / "gone.png", root, "s/0004.png"),
+              Copy((1, 5), sources[2], root, "s/0005.png")]
+    copy_batch(copies)
+    assert [c.error is None for c in copies] == [True, False, False, False, True]
+    assert isinstance(copies[1].error, ValueError)          # outside its root
+    assert isinstance(copies[2].error, FileExistsError)     # mkdir over a file
+    assert isinstance(copies[3].error, FileNotFoundError)
+    assert sorted(p.name for p in (root / "s").iterdir()) == ["0001.png", "0005.png"]
+    assert (root / "s" / "0005.png").read_bytes() == b"frame 2"
+    assert not list(outside.iterdir())
