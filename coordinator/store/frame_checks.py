@@ -2,7 +2,8 @@
 checks' verdict, the automatic re-render of a suspicious frame, and its delivery queued.
 
 A re-render is a new one-frame job that the node which rendered the suspicious frame
-may not claim (`jobs.avoid_node`); the frame goes back to the queue with it and its
+may not claim (`jobs.avoid_node`) while another node is connected (a farm of one node
+renders it there again rather than never); the frame goes back to the queue with it and its
 shot counts it as not done. It happens once per frame: `rerendered_from` names the
 first node, and a frame that has one is never sent again."""
 from __future__ import annotations

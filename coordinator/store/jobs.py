@@ -115,8 +115,8 @@ async def claim(c: Connection, node_id: str, offer: Offer, lease_seconds: float,
         job = await c.fetchone(
             """SELECT id, frames, ordinal, attempts FROM jobs
                WHERE status = 'queued' AND shot_id = ?
-                 AND (avoid_node IS NULL OR avoid_node != ?)
-               ORDER BY ordinal, id LIMIT 1""", (shot["id"], node_id))
+                 AND (avoid_node IS NULL OR avoid_node != ? OR ? < 2)
+               ORDER BY ordinal, id LIMIT 1""", (shot["id"], node_id, nodes_online))
         if job is not None:
             assignment = await _assign(c, job, shot, node_id, lease_seconds,
                                        target_job_seconds, nodes_online)

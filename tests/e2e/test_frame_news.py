@@ -131,3 +131,12 @@ def test_a_black_frame_is_flagged_and_rendered_again_once_on_another_node(
     jobs = farm.client()._request("GET", f"/api/shots/{shot['id']}/jobs")["jobs"]
     assert sorted(j["frames"] for j in jobs) == [[1, 2], [3], [3, 4]]
     assert all(j["status"] == "done" for j in jobs)
+
+
+def test_a_farm_of_one_node_renders_a_suspicious_frame_again_itself(farm_factory, blank_scene):
+    farm = farm_factory(nodes=1)
+    shot = farm.submit(blank_scene, frame_start=3, frame_end=3, chunk_size=1,
+                       rerender_suspicious=True)
+    assert farm.wait_shot(shot["id"])["status"] == "completed"
+    frame = frames_of(farm, shot["id"])[3]
+    assert frame["rerendered_from"] == frame["node_id"] and "black" in frame["suspicious"]
