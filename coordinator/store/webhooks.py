@@ -79,12 +79,12 @@ async def attempted(c: Connection, delivery_id: str, status: str, response_statu
                     error: str | None, next_attempt_at: float | None) -> None:
     """One attempt's outcome: `status` delivered, pending (tried again at
     `next_attempt_at`) or failed (no more attempts)."""
-    now = time.time()
+    delivered_at = time.time() if status == "delivered" else None
     await c.execute(
         """UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1,
-           response_status = ?, last_error = ?, next_attempt_at = ?,
-           delivered_at = CASE WHEN ? = 'delivered' THEN ? END WHERE id = ?""",
-        (status, response_status, error, next_attempt_at, status, now, delivery_id))
+           response_status = ?, last_error = ?, next_attempt_at = ?, delivered_at = ?
+           WHERE id = ?""",
+        (status, response_status, error, next_attempt_at, delivered_at, delivery_id))
 
 
 async def deliveries(c: Connection, webhook_id: str, limit: int = 100) -> list[dict]:

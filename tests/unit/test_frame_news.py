@@ -4,6 +4,7 @@ on real images (a real EXR with NaN written with OpenEXR), a delivered copy repl
 atomically."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
@@ -266,3 +267,34 @@ def test_a_group_of_copies_goes_on_past_one_that_fails(tmp_path):
     assert sorted(p.name for p in (root / "s").iterdir()) == ["0001.png", "0005.png"]
     assert (root / "s" / "0005.png").read_bytes() == b"frame 2"
     assert not list(outside.iterdir())
+
+
+async def test_a_shot_that_fails_is_news_once_however_often_it_is_shown(tmp_path):
+    """The farm's shot summaries (the event broker's) become webhook deliveries: once
+    per ending, to the webhooks that want that event only."""
+    from coordinator.database import Database
+    from coordinator.store import webhooks as webhook_sql
+    from coordinator.webhooks import Webhooks
+    db = Database(tmp_path / "brender.db")
+    await db.open()
+    try:
+        wants_failures = await db.write(webhook_sql.create, "http://127.0.0.1:9/a",
+                                        "s" * 16, ["shot.failed"])
+        wants_done = await db.write(webhook_sql.create, "http://127.0.0.1:9/b",
+                                    "s" * 16, ["shot.done"])
+        hooks = Webhooks(db, 1.0)
+        failed = {"id": 3, "name": "x", "status": "failed", "finished_at": 100.0,
+                  "failure_reason": "out of memory"}
+        for shown in (failed, failed, {**failed, "status": "active"}):
+            hooks.farm_event("shot", shown)
+        hooks.farm_event("frame", {"shot_id": 3, "status": "done"})
+        await asyncio.gather(*hooks._tasks)
+        listed = await db.read(webhook_sql.deliveries, wants_failures["id"])
+        assert [(d["event"], d["status"]) for d in listed] == [("shot.failed", "pending")]
+        assert await db.read(webhook_sql.deliveries, wants_done["id"]) == []
+        # Failed again after a requeue: a new ending, news again.
+        hooks.farm_event("shot", {**failed, "finished_at": 200.0})
+        await asyncio.gather(*hooks._tasks)
+        assert len(await db.read(webhook_sql.deliveries, wants_failures["id"])) == 2
+    finally:
+        await db.close()
