@@ -69,11 +69,12 @@ def read_only_root(tmp_path):
     else:
         root.chmod(0o555)
 
-    def make_writable() -> None:
+    def make_writable(writable: bool = True) -> None:
         if mounted:
-            subprocess.run(["mount", "-o", "remount,rw", str(root)], check=True)
+            subprocess.run(["mount", "-o", f"remount,{'rw' if writable else 'ro'}", str(root)],
+                           check=True)
         else:
-            root.chmod(0o755)
+            root.chmod(0o755 if writable else 0o555)
 
     yield root, make_writable
     if mounted:
@@ -107,6 +108,18 @@ def test_an_unwritable_root_shows_on_the_shot_and_is_retried_until_delivered(
     for number, frame in frames.items():
         data = (root / str(shot["id"]) / f"{number}.png").read_bytes()
         assert hashlib.sha256(data).hexdigest() == frame["sha256"]
+
+    # Undelivered when the coordinator stops: delivered after its restart.
+    make_writable(False)
+    again = farm.submit(scene, frame_end=1, output_template="{shot_id}/{frame}.{ext}")
+    assert farm.wait_shot(again["id"])["status"] == "completed"
+    wait_for(lambda: delivery_of(farm, again["id"])["failures"] >= 1, 60, what="a failure")
+    farm.stop_coordinator()
+    make_writable()
+    farm.start_coordinator()
+    wait_for(lambda: delivery_of(farm, again["id"])["delivered"] == 1, 60,
+             what="delivered after a restart")
+    assert (root / str(again["id"]) / "1.png").is_file()
 
 
 def test_a_black_frame_is_flagged_and_rendered_again_once_on_another_node(
