@@ -44,10 +44,12 @@ async def judge(c: Connection, frame: dict[str, Any], checks: dict | None) -> di
         await _rerender(c, frame)
         # Delivered all the same: the studio's copy is replaced when the new one lands.
         changes.update(status="queued", rerendered_from=frame["node_id"])
-    await c.execute(
-        """UPDATE frames SET suspicious = ?, delivery = ?, delivery_error = NULL
-           WHERE shot_id = ? AND number = ?""",
-        (changes["suspicious"], changes["delivery"], shot_id, number))
+    unchanged = all(frame.get(k) == v for k, v in changes.items())
+    if not unchanged:   # most frames: fine, no delivery, nothing to write
+        await c.execute(
+            """UPDATE frames SET suspicious = ?, delivery = ?, delivery_error = NULL
+               WHERE shot_id = ? AND number = ?""",
+            (changes["suspicious"], changes["delivery"], shot_id, number))
     return changes
 
 
