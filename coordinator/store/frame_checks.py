@@ -42,7 +42,8 @@ async def judge(c: Connection, frame: dict[str, Any], checks: dict | None) -> di
     if reason and shot["rerender_suspicious"] and not frame.get("rerendered_from") \
             and frame.get("node_id"):
         await _rerender(c, frame)
-        # Delivered all the same: the studio's copy is replaced when the new one lands.
+        # Its delivery stays pending: only a done frame is copied, so the studio gets
+        # the new render (over an older copy at that path, if there is one).
         changes.update(status="queued", rerendered_from=frame["node_id"])
     unchanged = all(frame.get(k) == v for k, v in changes.items())
     if not unchanged:   # most frames: fine, no delivery, nothing to write

@@ -123,8 +123,12 @@ def test_an_unwritable_root_shows_on_the_shot_and_is_retried_until_delivered(
 
 
 def test_a_black_frame_is_flagged_and_rendered_again_once_on_another_node(
-        farm, blank_scene, tmp_path):
-    shot = farm.submit(blank_scene, frame_end=4, chunk_size=2, rerender_suspicious=True)
+        farm_factory, blank_scene, tmp_path):
+    studio = tmp_path / "studio"
+    studio.mkdir()
+    farm = farm_factory(nodes=2, output_root=str(studio))
+    shot = farm.submit(blank_scene, frame_end=4, chunk_size=2, rerender_suspicious=True,
+                       output_template="{frame:04d}.{ext}")
     assert shot["rerender_suspicious"] is True
     assert farm.wait_shot(shot["id"])["status"] == "completed"
     frames = frames_of(farm, shot["id"])
@@ -144,6 +148,11 @@ def test_a_black_frame_is_flagged_and_rendered_again_once_on_another_node(
     jobs = farm.client()._request("GET", f"/api/shots/{shot['id']}/jobs")["jobs"]
     assert sorted(j["frames"] for j in jobs) == [[1, 2], [3], [3, 4]]
     assert all(j["status"] == "done" for j in jobs)
+    # The studio's copy of frame 3 is the second render's: a frame sent back to the
+    # queue is not delivered until it is done again.
+    wait_for(lambda: delivery_of(farm, shot["id"])["delivered"] == 4, 30, what="delivery")
+    assert hashlib.sha256((studio / "0003.png").read_bytes()).hexdigest() == \
+        frames_of(farm, shot["id"])[3]["sha256"]
 
 
 def test_a_farm_of_one_node_renders_a_suspicious_frame_again_itself(farm_factory, blank_scene):
