@@ -24,14 +24,15 @@ def processes_for(nodes: int) -> int:
 
 
 def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
-            profile_dir: Path | None = None, pace: float | None = None) -> dict:
+            profile_dir: Path | None = None, pace: float | None = None,
+            extra_args: tuple[str, ...] = (), shot_fields: dict | None = None) -> dict:
     """`pace=None`: nodes return frames at once (the most the coordinator can take).
     `pace=F`: each node "renders" nodes/F seconds per frame, offering F frames/s: the
     dispatch latency of a farm that is busy but not saturated."""
     render_seconds = nodes / pace if pace else 0.0
     mode = f"paced {pace:g}/s" if pace else "max"
     tag = f"capacity-{nodes}-{'paced%g' % pace if pace else 'max'}"
-    coord = Coordinator(root / tag, "--lease-timeout", "300").start()
+    coord = Coordinator(root / tag, "--lease-timeout", "300", *extra_args).start()
     events = fleet = sampler = spy = None
     try:
         events = EventCounter(coord.url)
@@ -60,7 +61,7 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
         t_submit = time.monotonic()
         shot = coord.api.create_shot("capacity.blend", fake_blend(), frame_start=1,
                                      frame_end=frames, chunk_size=chunk,
-                                     name=f"capacity-{nodes}")
+                                     name=f"capacity-{nodes}", **(shot_fields or {}))
         t0 = time.monotonic()
         sid = shot["id"]
         # Paced runs ramp up for one render time: count the steady part only.

@@ -15,6 +15,7 @@ from .events import EventBroker
 from .frame_pipeline import FramePipeline
 from .auth import Auth, audit_middleware, auth_middleware, served_names
 from .middleware import error_middleware
+from .news import frame_landed, news_ctx
 from .service import Farm
 from .storage import Storage
 from .store import shots as shot_sql
@@ -32,7 +33,8 @@ def create_app(config: Config, token: str | None = None) -> web.Application:
     app[keys.TOKEN] = token or resolve_token(config)[0]
     app[keys.AUTH] = Auth(app[keys.TOKEN], config.max_auth_failures,
                           served_names(config.host, config.allowed_hosts))
-    app.cleanup_ctx.extend([_storage_ctx, _database_ctx, _farm_ctx, _frame_pipeline_ctx])
+    app.cleanup_ctx.extend([_storage_ctx, _database_ctx, _farm_ctx, _frame_pipeline_ctx,
+                            news_ctx])
     app.on_shutdown.append(_close_streams)
     routes.setup(app)
     browser_headers.setup(app)
@@ -88,7 +90,7 @@ async def _frame_pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     JPEG never pays its ~45 MB a worker)."""
     config = app[keys.CONFIG]
     app[keys.FRAME_PIPELINE] = pipeline = FramePipeline(
-        app[keys.STORAGE], app[keys.DB], lambda frame: app[keys.FARM].frame_landed(frame),
+        app[keys.STORAGE], app[keys.DB], lambda frame: frame_landed(app, frame),
         config.max_upload_bytes, config.thumbnail_size, config.frame_workers,
         config.thumbnail_workers)
     yield

@@ -90,6 +90,14 @@ POLICY: dict[tuple[str, str], Rule] = {
     ("POST", "/api/join"): PUBLIC,  # the one-time code in the body is the credential
     ("POST", "/api/tickets"): rule(ARTIST, ADMIN),
     ("GET", "/api/audit"): ADMIN_ONLY,
+    # Frame checks and delivery to studio storage (issue 17).
+    ("GET", "/api/shots/{shot_id}/delivery"): FARM_READ,
+    ("GET", "/api/shots/{shot_id}/suspicious"): FARM_READ,
+    # Webhooks: their URLs and secrets are the farm's settings (issue 17).
+    ("GET", "/api/webhooks"): ADMIN_ONLY,
+    ("POST", "/api/webhooks"): ADMIN_ONLY,
+    ("DELETE", "/api/webhooks/{webhook_id}"): ADMIN_ONLY,
+    ("GET", "/api/webhooks/{webhook_id}/deliveries"): ADMIN_ONLY,
     # The dashboard's own files.
     ("GET", "/"): PUBLIC,
     ("GET", "/{path}"): PUBLIC,

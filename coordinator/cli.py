@@ -15,6 +15,7 @@ from aiohttp import web
 from . import __version__, admin_cli, tls
 from .app import create_app
 from .config import Config, resolve_token
+from .delivery_paths import parse_roots
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,6 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="event streams open at once from one client address")
     p.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                    help="auto: uvloop when installed (faster), else asyncio's own")
+    p.add_argument("--output-root", action="append", default=[], metavar="[NAME=]PATH",
+                   help="a folder shots may deliver their frames to (repeat for more)")
+    p.add_argument("--webhook-retry-seconds", type=float, default=5.0,
+                   help="first wait before a failed webhook delivery is retried (doubles)")
     p.add_argument("--version", action="version", version=__version__)
     return p.parse_args(argv)
 
@@ -64,6 +69,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         raise SystemExit("brender-coordinator: give both --tls-cert and --tls-key")
+    try:
+        output_roots = parse_roots(args.output_root)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     config = Config(data_dir=args.data_dir, host=args.host, port=args.port, token=args.token,
@@ -77,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
                     max_event_streams=args.max_event_streams,
                     max_event_streams_per_address=args.max_event_streams_per_address,
                     allowed_hosts=tuple(h.lower() for h in args.allowed_host),
-                    tls_cert=args.tls_cert, tls_key=args.tls_key)
+                    tls_cert=args.tls_cert, tls_key=args.tls_key,
+                    output_roots=output_roots, webhook_retry_seconds=args.webhook_retry_seconds)
     token, generated = resolve_token(config)
     if generated:
         print(f"Generated the admin token (saved in {config.data_dir / 'token'}):\n  {token}\n"

@@ -44,6 +44,10 @@ class Config:
     frame_workers: int = 2
     # Adaptive chunks aim for jobs that last about this long (seconds).
     target_job_seconds: float = 60.0
+    # Issue 17: where frames are delivered ({name: folder}, `delivery_paths.py`), and the
+    # first wait before a failed webhook delivery is tried again (it doubles each time).
+    output_roots: dict[str, Path] = field(default_factory=dict)
+    webhook_retry_seconds: float = 5.0
     dashboard_dir: Path = field(
         default_factory=lambda: Path(__file__).resolve().parent.parent / "dashboard_static")
 

@@ -41,6 +41,8 @@ class EventBroker:
         self._closed = False
         self._dirty_shots: set[int] = set()
         self.published = 0
+        # Called with every event, streams or not (webhooks hear shots end here).
+        self.observers: list[Callable[[str, dict], None]] = []
 
     @property
     def streams(self) -> int:
@@ -64,6 +66,8 @@ class EventBroker:
 
     def publish(self, kind: str, data: dict) -> None:
         self.published += 1
+        for observe in self.observers:
+            observe(kind, data)
         if not self._subscribers:
             return
         self._log.append(b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n")

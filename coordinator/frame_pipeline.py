@@ -93,7 +93,8 @@ class FramePipeline:
             t = got.thumbs
             upload = frame_sql.Upload(attempt_id, number, got.body, t.thumbnail,
                                       t.thumbnail_ext, t.preview, got.sha256, got.size,
-                                      render_time, t.width, t.height, output_format)
+                                      render_time, t.width, t.height, output_format,
+                                      t.checks)
             frame = await self.db.write(frame_sql.record, upload, OUTPUT_FORMATS,
                                         self._place_frame, batched=True)
         except BaseException:

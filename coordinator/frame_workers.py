@@ -19,7 +19,8 @@ thread instead: slower for the event loop, but no frame is lost.
 The protocol on a worker's stdin/stdout, all integers big-endian:
   request:  id (u32), op (u8), path length (u32), body length (u64), path (UTF-8), body
   reply:    id (u32), status (u8), extension (u8), preview (u8), width (u32),
-            height (u32), payload length (u32), payload
+            height (u32), payload length (u32), checks length (u16), payload, checks
+            (the frame checks' findings, JSON: `frame_checks.py`)
 Op STORE writes the body (the frame) to the path, fsyncs it and thumbnails it; op
 THUMBNAIL thumbnails the file at the path (body: its output format, may be empty),
 an EXR with a browser preview next to it (preview 1). Status OK carries the
@@ -41,12 +42,14 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
+import orjson
+
 from .thumbnails import ThumbResult, make, make_from_bytes, preview_path
 
 log = logging.getLogger("brender.frames")
 
 REQUEST = struct.Struct("!IBIQ")
-REPLY = struct.Struct("!IBBBIII")
+REPLY = struct.Struct("!IBBBIIIH")
 STORE, THUMBNAIL = 0, 1
 OK, NEEDS_HEAVY, FAILED = 0, 1, 2
 EXTENSIONS = ("jpg", "png")
@@ -104,11 +107,13 @@ class _Worker(asyncio.SubprocessProtocol):
         buf = self._buffer
         buf += data
         while len(buf) >= REPLY.size:
-            rid, status, ext, preview, width, height, length = REPLY.unpack_from(buf)
-            if len(buf) < REPLY.size + length:
+            rid, status, ext, preview, width, height, length, extra = REPLY.unpack_from(buf)
+            if len(buf) < REPLY.size + length + extra:
                 return
             payload = bytes(buf[REPLY.size:REPLY.size + length])
-            del buf[:REPLY.size + length]
+            checks = orjson.loads(bytes(buf[REPLY.size + length:REPLY.size + length + extra])) \
+                if extra else None
+            del buf[:REPLY.size + length + extra]
             entry = self.pending.pop(rid, None)
             if entry is None or entry[0].done():
                 continue
@@ -116,7 +121,7 @@ class _Worker(asyncio.SubprocessProtocol):
             if status == OK:
                 future.set_result(ThumbResult(payload, EXTENSIONS[ext],
                                               preview_path(path) if preview else None,
-                                              width, height))
+                                              width, height, checks))
             elif status == NEEDS_HEAVY:
                 future.set_result(None)
             else:
@@ -220,15 +225,16 @@ def serve(size: int, requests: BinaryIO, replies: BinaryIO) -> None:
         try:
             thumb = handle(op, path, body, size)
             if thumb is None:
-                reply = REPLY.pack(rid, NEEDS_HEAVY, 0, 0, 0, 0, 0)
+                reply = REPLY.pack(rid, NEEDS_HEAVY, 0, 0, 0, 0, 0, 0)
             else:
+                checks = orjson.dumps(thumb.checks) if thumb.checks is not None else b""
                 reply = REPLY.pack(rid, OK, EXTENSIONS.index(thumb.thumbnail_ext),
                                    thumb.preview is not None, thumb.width, thumb.height,
-                                   len(thumb.thumbnail)) + thumb.thumbnail
+                                   len(thumb.thumbnail), len(checks)) + thumb.thumbnail + checks
         except Exception as exc:  # the coordinator reports it; this worker goes on
             text = f"{type(exc).__name__}: {exc}".encode()[:4000]
             errno = exc.errno if isinstance(exc, OSError) and exc.errno else 0
-            reply = REPLY.pack(rid, FAILED, 0, 0, errno, 0, len(text)) + text
+            reply = REPLY.pack(rid, FAILED, 0, 0, errno, 0, len(text), 0) + text
         replies.write(reply)
         replies.flush()
 

@@ -9,11 +9,13 @@ if TYPE_CHECKING:
     from .auth import Auth
     from .config import Config
     from .database import Database
+    from .delivery import Delivery
     from .events import EventBroker
     from .frame_pipeline import FramePipeline
     from .service import Farm
     from .storage import Storage
     from .timings import Timings
+    from .webhooks import Webhooks
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 TOKEN = web.AppKey("token", str)  # the farm token: an admin's (issue 18)
@@ -25,3 +27,5 @@ FARM: web.AppKey[Farm] = web.AppKey("farm")
 DISPATCHER = FARM  # the name the farm had while it was only the dispatcher (tests use it)
 FRAME_PIPELINE: web.AppKey[FramePipeline] = web.AppKey("frame_pipeline")
 LOOP_LAG: web.AppKey[Timings] = web.AppKey("loop_lag")
+DELIVERY: web.AppKey[Delivery] = web.AppKey("delivery")
+WEBHOOKS: web.AppKey[Webhooks] = web.AppKey("webhooks")

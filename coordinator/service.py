@@ -8,6 +8,8 @@ publish events, so each operation's steps are sequenced in one place.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from aiohttp import web
 from brender_protocol import messages
 
@@ -43,6 +45,10 @@ class Farm:
         self.reaper = Reaper(config, db, self.sessions, self.outcomes)
         self.waiting = WaitingReasons(db, self.sessions, self.view.shot_changed)
         self.availability = Availability(self.sessions, self._fell_asleep, self._woke)
+        # Issue 17: told when a node's channel closes without its goodbye (webhooks).
+        self.node_lost: Callable[[dict], None] | None = None
+        self._leaving: set[str] = set()
+        self._closing = False
 
     def _session_changed(self, session: NodeSession) -> None:
         self.view.node_changed(session)
@@ -55,6 +61,7 @@ class Farm:
     async def close(self) -> None:
         """Send what dashboards have not heard yet, end their streams, close the nodes'
         channels (a dashboard left open would hold the shutdown for a minute)."""
+        self._closing = True
         self.view.flush_changes()
         self.events.close()
         for session in list(self.sessions):
@@ -223,11 +230,17 @@ class Farm:
         return session
 
     def node_disconnected(self, session: NodeSession) -> None:
+        said_goodbye = session.node_id in self._leaving
+        self._leaving.discard(session.node_id)
+        if not said_goodbye and not self._closing and self.node_lost is not None \
+                and self.sessions.get(session.node_id) is session:
+            self.node_lost(session.node)
         self.sessions.disconnect(session)
         self.waiting.nodes_changed()
 
     async def node_leaving(self, session: NodeSession) -> None:
         """The node said goodbye: the job it holds goes back in the queue now."""
+        self._leaving.add(session.node_id)
         if session.attempt_id:
             await self.outcomes.requeue(session.attempt_id, "node handed its job back")
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .frame_checks import float_checks, raster_checks
+
 JPEG_QUALITY = 85
 # Larger raster frames go to the heavy pool, so one cannot hold a frame worker
 # (which writes the frames behind it) for long.
@@ -30,6 +32,8 @@ class ThumbResult:
     preview: Path | None
     width: int
     height: int
+    # What the frame checks need from the decoded image (`frame_checks.image_checks`).
+    checks: dict | None = None
 
 
 def _has_alpha(img: Image.Image) -> bool:
@@ -101,11 +105,13 @@ def make(frame: Path, size: int, output_format: str | None = None) -> ThumbResul
     if not is_exr:
         reader = PILLOW_FORMATS.get(output_format or "")
         return _raster(Image.open(frame, formats=[reader] if reader else None), size)
-    img = tone_map(_pick_rgba(frame))
+    rgba = _pick_rgba(frame)
+    img = tone_map(rgba)
     preview = preview_path(frame)
     img.convert("RGB").save(preview, "JPEG", quality=JPEG_QUALITY)
     result = _raster(img, size)
     result.preview = preview
+    result.checks = float_checks(rgba)
     return result
 
 
@@ -130,12 +136,15 @@ def _raster(img: Image.Image, size: int) -> ThumbResult:
     alpha = _has_alpha(img)
     img = img.convert("RGBA" if alpha else "RGB")
     img.thumbnail((size, size), Image.Resampling.LANCZOS)
+    # Judged on the thumbnail, which is made anyway (on the whole frame it cost as
+    # much as the thumbnail itself): Lanczos keeps a detail of a few pixels visible.
+    checks = raster_checks(img)
     out = io.BytesIO()
     if alpha:
         img.save(out, "PNG")
     else:
         img.save(out, "JPEG", quality=JPEG_QUALITY)
-    return ThumbResult(out.getvalue(), "png" if alpha else "jpg", None, width, height)
+    return ThumbResult(out.getvalue(), "png" if alpha else "jpg", None, width, height, checks)
 
 
 def preview_path(frame: Path) -> Path:

@@ -148,6 +148,11 @@ class ShotSpec:
     # What it asks of its nodes (coordinator/matching.py): only the keys that are set.
     requirements: dict = field(default_factory=dict)
     max_nodes: int | None = None
+    # Issue 17: delivery to studio storage (set by the route, which knows the roots)
+    # and whether a suspicious frame is rendered once more, on another node.
+    output_template: str | None = None
+    output_root: str | None = None
+    rerender_suspicious: bool = False
 
 
 def _int(body: dict, key: str, default: Any = None, lo: int = -FRAME_LIMIT,
@@ -208,8 +213,11 @@ def shot_spec(body: Any) -> ShotSpec:
     allow_scripts = body.get("allow_scripts", False)
     if not isinstance(allow_scripts, bool):
         raise ValidationError("allow_scripts", "must be true or false")
+    rerender = body.get("rerender_suspicious", False)
+    if not isinstance(rerender, bool):
+        raise ValidationError("rerender_suspicious", "must be true or false")
     return ShotSpec(
-        name=name, blend_path=blend_path, files=clean, frame_start=frames[0],
+        rerender_suspicious=rerender, name=name, blend_path=blend_path, files=clean, frame_start=frames[0],
         frame_end=frames[-1], frame_step=_int(body, "frame_step", 1, 1, FRAME_LIMIT),
         chunk_size=chunk_size, priority=_int(body, "priority", shot_rules.DEFAULT_PRIORITY, *shot_rules.PRIORITY),
         fps=float(fps), submitted_by=_str(body, "submitted_by", "", shot_rules.MAX_SUBMITTED_BY),

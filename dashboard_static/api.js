@@ -140,6 +140,12 @@ export const api = {
   joinCodes: async () => (await request('GET', '/api/join-codes')).join_codes || [],
   createJoinCode: (name, tags) => request('POST', '/api/join-codes', { name, tags }),
   audit: async () => (await request('GET', '/api/audit?limit=200')).entries || [],
+  // Issue 17: delivery, and webhooks (token required, reads too).
+  shotDelivery: (id) => request('GET', `/api/shots/${enc(id)}/delivery`),
+  webhooks: async () => (await request('GET', '/api/webhooks')).webhooks || [],
+  addWebhook: (url, events) => request('POST', '/api/webhooks', { url, events }),
+  deleteWebhook: (id) => request('DELETE', `/api/webhooks/${enc(id)}`),
+  webhookDeliveries: async (id) => (await request('GET', `/api/webhooks/${enc(id)}/deliveries`)).deliveries || [],
 };
 
 // ---------------------------------------------------------------------------

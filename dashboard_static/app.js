@@ -9,6 +9,7 @@ import * as shots from './views/shots.js';
 import * as shot from './views/shot.js';
 import * as nodes from './views/nodes.js';
 import * as admin from './views/admin.js';
+import * as webhooks from './views/webhooks.js';
 
 const routes = [
   { re: /^#?\/?$/, view: home, name: 'home', params: () => ({}) },
@@ -19,6 +20,7 @@ const routes = [
   },
   { re: /^#\/nodes\/?$/, view: nodes, name: 'nodes', params: () => ({}) },
   { re: /^#\/admin\/?$/, view: admin, name: 'admin', params: () => ({}) },
+  { re: /^#\/webhooks\/?$/, view: webhooks, name: 'webhooks', params: () => ({}) },
 ];
 
 let unmount = null;

@@ -30,9 +30,9 @@ _registered: list[Any] = []
 
 
 def register() -> None:
-    from . import operators, panel, preferences, properties, runtime
+    from . import operators, panel, preferences, properties, reports, runtime
 
-    for module in (runtime, preferences, properties, operators, panel):
+    for module in (runtime, preferences, properties, operators, reports, panel):
         module.register()
         _registered.append(module)
 

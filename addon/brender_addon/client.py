@@ -246,6 +246,15 @@ class Client:
             path += "?" + parts.query
         return self.download(path)
 
+    def suspicious_frames(self, shot_id: int) -> list[dict]:
+        """The shot's frames the farm's checks flagged ([] from a farm without checks)."""
+        try:
+            return self._request("GET", f"/api/shots/{int(shot_id)}/suspicious")["frames"]
+        except BrenderError as err:
+            if err.status == 404:
+                return []
+            raise
+
     def shot_action(self, shot_id: int, action: str) -> dict:
         return self._request("POST", f"/api/shots/{int(shot_id)}/{urllib.parse.quote(action)}", {})
 

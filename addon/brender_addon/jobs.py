@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import packing, shot_spec
+from . import packing, shot_news, shot_spec
 from .client import BrenderError, Cancelled, Client, Unauthorized, Unreachable
 
 FINAL_STATUSES = ("completed", "failed", "cancelled", "deleted")
@@ -239,6 +239,18 @@ class StatusWatcher(Job):
         self.last_frame_key = key
         self.post("thumbnail", {"path": str(path), "frame": frame.get("number"), "shot_id": self.shot_id})
 
+    def _report_end(self, shot: dict) -> None:
+        """The shot ended: the artist gets a Blender report (`shot_news`)."""
+        suspicious = 0
+        if shot.get("status") == "completed":
+            try:
+                suspicious = len(self.client.suspicious_frames(self.shot_id))
+            except BrenderError:
+                pass   # the report says what is known
+        report = shot_news.finished_report(shot, suspicious)
+        if report is not None:
+            self.post("report", {"level": report[0], "message": report[1]})
+
     def work(self) -> dict | None:
         while not self.cancelled():
             try:
@@ -247,6 +259,7 @@ class StatusWatcher(Job):
                 self.post("progress", {"message": f"Status: {err}", "fraction": None})
             else:
                 if shot.get("status") in FINAL_STATUSES:
+                    self._report_end(shot)
                     return shot
             if self._cancel.wait(self.interval):
                 break

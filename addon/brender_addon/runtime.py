@@ -44,6 +44,8 @@ class State:
     connection_text: str = ""
     connection_error: bool = False
     dashboard_url: str = ""
+    # Reports shown when the watched shot ended (issue 17): (level, message).
+    reports: list[tuple[str, str]] = field(default_factory=list)
     thumb_dir: Path | None = None
 
     @property
@@ -134,6 +136,10 @@ def drain() -> float | None:
         changed = True
         if kind == "progress":       # a failed poll: keep showing the last status
             state.status_error = str(payload.get("message", ""))
+        elif kind == "report":     # the shot ended: a Blender report (issue 17)
+            state.reports.append((payload["level"], payload["message"]))
+            from . import reports
+            reports.show(payload["level"], payload["message"])
         elif kind not in ("done", "error", "cancelled"):
             apply(kind, payload)
         elif kind == "error":

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import blobs, events, frames, meta, node_ws, nodes, outputs, shots, tokens
+from . import (blobs, events, frame_news, frames, meta, node_ws, nodes, outputs, shots,
+               tokens, webhooks)
 
 
 def setup(app: web.Application) -> None:
-    for module in (meta, blobs, shots, frames, outputs, nodes, events, node_ws, tokens):
+    for module in (meta, blobs, shots, frames, outputs, nodes, events, node_ws, tokens,
+                   frame_news, webhooks):
         app.router.add_routes(module.routes)
     meta.setup_static(app)

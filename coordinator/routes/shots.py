@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Awaitable
 
 from aiohttp import web
 
-from .. import auth, keys, validation
+from .. import auth, delivery_paths, keys, validation
 from ..json_stream import stream_list
 from ..middleware import read_json
 from ..store import frames as frame_sql
@@ -45,9 +45,12 @@ async def listed_shot_or_404(request: web.Request) -> dict:
 @routes.post("/api/shots")
 async def create_shot(request: web.Request) -> web.Response:
     """Submit a shot whose files were uploaded as blobs; jobs are made at once."""
-    spec = validation.shot_spec(await read_json(request))
+    body = await read_json(request)
+    spec = validation.shot_spec(body)
     auth.priority_allowed(request, spec.priority)
     spec.submitted_by = auth.submitter(request)
+    spec.output_template, spec.output_root = delivery_paths.shot_output(
+        body, request.app[keys.CONFIG].output_roots)  # type: ignore[arg-type]
     storage = request.app[keys.STORAGE]
     missing = [f["path"] for f in spec.files if not storage.has_blob(f["sha256"])]
     if missing:

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import orjson
 from brender_protocol.formats import DEFAULT_FORMAT, frame_stem
 
+from . import frame_checks
 from .connection import Connection
 
 FRAME_SELECT = """SELECT f.*, n.name AS node_name,
@@ -43,6 +44,7 @@ class Upload:
     width: int
     height: int
     output_format: str | None = None   # X-Output-Format; None: the shot's, else PNG
+    checks: dict | None = None         # the frame worker's findings (frame_checks.py)
 
 
 def frame_dict(row: Any) -> dict:
@@ -107,6 +109,8 @@ async def record(c: Connection, up: Upload, extensions: dict[str, str],
            render_time_count = render_time_count + CASE WHEN ? IS NULL THEN 0 ELSE 1 END
            WHERE id = ?""",
         (up.render_time, up.render_time, row["shot_id"]))
+    # Issue 17: flagged when it looks wrong (maybe re-rendered), delivery queued.
+    recorded.update(await frame_checks.judge(c, recorded, up.checks))
     recorded["node_name"] = row["node_name"]
     # Extra outputs come before their frame: the event counts them like the listing.
     recorded["outputs"] = await c.fetchval(

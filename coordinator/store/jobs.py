@@ -115,7 +115,8 @@ async def claim(c: Connection, node_id: str, offer: Offer, lease_seconds: float,
         job = await c.fetchone(
             """SELECT id, frames, ordinal, attempts FROM jobs
                WHERE status = 'queued' AND shot_id = ?
-               ORDER BY ordinal, id LIMIT 1""", (shot["id"],))
+                 AND (avoid_node IS NULL OR avoid_node != ? OR ? < 2)
+               ORDER BY ordinal, id LIMIT 1""", (shot["id"], node_id, nodes_online))
         if job is not None:
             assignment = await _assign(c, job, shot, node_id, lease_seconds,
                                        target_job_seconds, nodes_online)
@@ -134,7 +135,10 @@ async def claim_many(c: Connection, nodes: list[tuple[str, Offer]], lease_second
     from any shot, another node offering the same finds nothing either (claims only
     take work away), so it is not asked again (the caller keeps the set for a round)."""
     exhausted = set() if exhausted is None else exhausted
-    blocklists = await c.fetchval("SELECT EXISTS (SELECT 1 FROM blocklist)")
+    # A re-render that one node may not take (issue 17) is as good as a blocklist here.
+    blocklists = await c.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM blocklist) OR EXISTS (SELECT 1 FROM jobs
+           WHERE avoid_node IS NOT NULL AND status = 'queued')""")
     out: list[Assignment | None] = []
     for node_id, offer in nodes:
         if offer in exhausted and not blocklists:
@@ -201,7 +205,8 @@ async def _absorb_following(c: Connection, job_id: int, shot_id: int, frames: li
         return []
     following = await c.fetchall(
         """SELECT id, frames FROM jobs WHERE status = 'queued' AND shot_id = ? AND id != ?
-           AND attempts = 0 ORDER BY ordinal, id LIMIT 64""", (shot_id, job_id))
+           AND attempts = 0 AND avoid_node IS NULL ORDER BY ordinal, id LIMIT 64""",
+        (shot_id, job_id))
     step = frames[1] - frames[0] if len(frames) > 1 else None
     taken: list[int] = []
     last = frames[-1]

@@ -255,6 +255,51 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_log_at ON audit_log(at);
     """,
+    # Issue 17: frame checks (`suspicious`: why a frame looks wrong, null when it looks
+    # fine; `rerendered_from`: the node whose suspicious frame was rendered again),
+    # delivery to studio storage (a shot's output template under a named output root;
+    # each frame's delivery state: null when none is asked, pending, delivered,
+    # failed; the shot's failures and last reason), the node a re-render job must not
+    # go to, and webhooks with their deliveries (text ids: portable, never reused).
+    """
+    ALTER TABLE frames ADD COLUMN suspicious TEXT;
+    ALTER TABLE frames ADD COLUMN rerendered_from TEXT;
+    ALTER TABLE frames ADD COLUMN delivery TEXT;
+    ALTER TABLE frames ADD COLUMN delivery_error TEXT;
+    ALTER TABLE shots ADD COLUMN output_template TEXT;
+    ALTER TABLE shots ADD COLUMN output_root TEXT;
+    ALTER TABLE shots ADD COLUMN rerender_suspicious INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE shots ADD COLUMN delivery_failures INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE shots ADD COLUMN delivery_error TEXT;
+    ALTER TABLE jobs ADD COLUMN avoid_node TEXT;
+    CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        secret TEXT NOT NULL,
+        events TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE webhook_deliveries (
+        id TEXT PRIMARY KEY,
+        webhook_id TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+        event TEXT NOT NULL,
+        event_key TEXT NOT NULL,
+        body TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        response_status INTEGER,
+        last_error TEXT,
+        next_attempt_at DOUBLE PRECISION,
+        created_at DOUBLE PRECISION NOT NULL,
+        delivered_at DOUBLE PRECISION
+    );
+    CREATE INDEX frames_undelivered ON frames (delivery)
+        WHERE delivery = 'pending' OR delivery = 'failed';
+    CREATE INDEX jobs_avoiding ON jobs (avoid_node) WHERE avoid_node IS NOT NULL;
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+    CREATE INDEX webhook_deliveries_of ON webhook_deliveries (webhook_id, created_at);
+    CREATE UNIQUE INDEX webhook_deliveries_once ON webhook_deliveries (webhook_id, event_key);
+    """,
 ]
 
 

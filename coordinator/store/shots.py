@@ -33,6 +33,8 @@ def shot_dict(row: Any, with_files: bool = False) -> dict:
     if with_files:
         d["files"] = files
     d["allow_scripts"] = bool(d["allow_scripts"])
+    if "rerender_suspicious" in d:
+        d["rerender_suspicious"] = bool(d["rerender_suspicious"])
     _render_fields(d, with_files)
     d.pop("render_time_sum", None)
     d.pop("render_time_count", None)
@@ -78,6 +80,11 @@ async def create(c: Connection, spec: ShotSpec, jobs: list[list[int]]) -> int:
          json.dumps(spec.missing), spec.fps, spec.submitted_by, int(spec.allow_scripts), now,
          sum(len(f) for f in jobs), json.dumps(spec.requirements), spec.max_nodes))
     assert shot_id is not None
+    if spec.output_template or spec.rerender_suspicious:   # issue 17
+        await c.execute("UPDATE shots SET output_template = ?, output_root = ?, "
+                        "rerender_suspicious = ? WHERE id = ?",
+                        (spec.output_template, spec.output_root,
+                         int(spec.rerender_suspicious), shot_id))
     await c.executemany(
         "INSERT INTO jobs (shot_id, ordinal, status, frames) VALUES (?,?,?,?)",
         [(shot_id, ordinal, JobStatus.QUEUED.value, json.dumps(frames))

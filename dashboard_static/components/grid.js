@@ -19,6 +19,8 @@ export class FrameGrid {
     this.cells = new Map();   // index → cell element
     this.pool = [];
     this.selected = -1;
+    this.filter = null;   // a predicate on frames: only those are shown (setFilter)
+    this.order = null;    // the frame indices shown while filtered
 
     this.space = h('div.fgrid-space');
     this.el = h('div.fgrid', { tabindex: 0, role: 'grid', 'aria-label': 'Frames' }, this.space);
@@ -28,7 +30,10 @@ export class FrameGrid {
       if (c && this.onSelect) this.onSelect(Number(c.dataset.index));
     });
     this.refresh = rafThrottle(() => this.render(true));
-    this.onChange = () => { this.checkAspect(); this.refresh(); };
+    this.onChange = () => {
+      this.checkAspect();
+      if (this.filter) this.layout(); else this.refresh();
+    };
     this.onResize = () => this.layout();
     frames.addEventListener('change', this.onChange);
     frames.addEventListener('frame', this.onChange);
@@ -51,13 +56,32 @@ export class FrameGrid {
     }
   }
 
+  /** Show only the frames `pred` accepts (null: all of them). */
+  setFilter(pred) {
+    this.filter = pred;
+    for (const c of this.cells.values()) { c.hidden = true; this.pool.push(c); }
+    this.cells.clear();
+    this.layout();
+  }
+
+  get count() { return this.order ? this.order.length : this.fs.total; }
+
   layout() {
     const w = this.el.clientWidth;
+    this.order = null;
+    if (this.filter) {
+      this.order = [];
+      for (let i = 0; i < this.fs.total; i++) {
+        const f = this.fs.get(i);
+        if (f && this.filter(f)) this.order.push(i);
+      }
+      this.el.dataset.filtered = String(this.order.length);
+    } else delete this.el.dataset.filtered;
     if (!w) return;
     this.cols = Math.max(1, Math.floor((w + GAP) / (this.minCell + GAP)));
     this.cellW = (w - GAP * (this.cols - 1)) / this.cols;
     this.cellH = Math.round(this.cellW / this.aspect) + LABEL;
-    this.rows = Math.ceil(this.fs.total / this.cols);
+    this.rows = Math.ceil(this.count / this.cols);
     this.space.style.height = `${Math.max(0, this.rows * (this.cellH + GAP) - GAP)}px`;
     this.render(true);
   }
@@ -67,8 +91,8 @@ export class FrameGrid {
     const top = this.el.scrollTop, height = this.el.clientHeight || 400;
     const r0 = Math.max(0, Math.floor(top / rowH) - OVERSCAN);
     const r1 = Math.min(this.rows - 1, Math.ceil((top + height) / rowH) + OVERSCAN);
-    const a = r0 * this.cols, b = Math.min(this.fs.total, (r1 + 1) * this.cols);
-    this.fs.ensure(a, b);
+    const a = r0 * this.cols, b = Math.min(this.count, (r1 + 1) * this.cols);
+    if (!this.order) this.fs.ensure(a, b);   // filtered: every frame is loaded already
     for (const [i, c] of this.cells) {
       if (i < a || i >= b) { this.cells.delete(i); c.hidden = true; this.pool.push(c); }
     }
@@ -98,13 +122,15 @@ export class FrameGrid {
     c.style.transform = `translate(${x}px, ${y}px)`;
     c.style.width = `${this.cellW}px`;
     c.style.height = `${this.cellH}px`;
-    const f = this.fs.get(i);
-    const number = this.fs.numberAt(i);
-    const status = f ? f.status : (this.fs.isLoaded(i) ? 'queued' : 'loading');
-    c.dataset.index = i;
+    const k = this.order ? this.order[i] : i;   // the frame's index in the frame set
+    const f = this.fs.get(k);
+    const number = this.fs.numberAt(k);
+    const status = f ? f.status : (this.fs.isLoaded(k) ? 'queued' : 'loading');
+    c.dataset.index = k;
     c.dataset.number = number;
     if (c.dataset.status !== status) c.dataset.status = status;
-    c.classList.toggle('selected', i === this.selected);
+    c.classList.toggle('selected', k === this.selected);
+    c.classList.toggle('suspicious', !!(f && f.suspicious));
     const img = c.firstChild;
     const url = status === 'done' ? fileUrl(f.thumbnail_url) : null;
     if (img.dataset.src !== (url || '')) {
@@ -119,15 +145,13 @@ export class FrameGrid {
       ? `Frame ${number} · ${fmtDuration(f.render_time)}${f.node_name ? ` · ${f.node_name}` : ''}`
       : status === 'failed' ? `Frame ${number} · failed: ${f.failure_reason || 'unknown reason'}`
         : `Frame ${number} · ${status}${f && f.node_name && status === 'rendering' ? ` on ${f.node_name}` : ''}`;
+    if (f && f.suspicious) c.title += ` · suspicious: ${f.suspicious}`;
   }
 
   select(i, { scroll = true } = {}) {
-    const prev = this.cells.get(this.selected);
-    if (prev) prev.classList.remove('selected');
     this.selected = i;
-    const cur = this.cells.get(i);
-    if (cur) cur.classList.add('selected');
-    if (scroll) this.scrollTo(i);
+    for (const c of this.cells.values()) c.classList.toggle('selected', Number(c.dataset.index) === i);
+    if (scroll) this.scrollTo(this.order ? this.order.indexOf(i) : i);
   }
 
   /** Bring frame i into view if it is not. */

@@ -13,6 +13,8 @@ import { JobsPanel } from '../components/jobs.js';
 import { RenderSettings } from '../components/render_settings.js';
 import { FailedFrames } from '../components/failed_frames.js';
 import { ShotPool } from '../components/shot_pool.js';
+import { FrameFilter } from '../components/frame_filter.js';
+import { DeliveryPanel } from '../components/delivery.js';
 import {
   h, fill, setText, listen, fmtDuration, fmtAgo, fmtDate, progressBar, updateProgress, statusPill,
 } from '../util.js';
@@ -70,6 +72,8 @@ export function mount(root, { id, frame: wantFrame }) {
     const jobs = new JobsPanel(shot.id, { onPickFrame: pickFrame });
     const failed = new FailedFrames(fs, { onPickFrame: pickFrame });
     const settings = new RenderSettings();
+    const filter = new FrameFilter(fs, grid);
+    const delivery = new DeliveryPanel(shot.id);
     const followBtn = h('button.btn.small', { type: 'button', title: 'Show each new frame as it lands', onclick: () => setFollow(!follow) }, 'Follow live');
     function setFollow(v) {
       follow = v;
@@ -81,16 +85,16 @@ export function mount(root, { id, frame: wantFrame }) {
     const viewerCard = h('section.card.viewer', { 'aria-label': 'Viewer' },
       h('div.card-head', null, h('h2', null, 'Preview'), h('span.spacer'), followBtn), player.el);
     const gridCard = h('section.card.frames', { 'aria-label': 'Frames' },
-      h('div.card-head', null, h('h2', null, 'Frames'), h('span.spacer'), gridCount), grid.el,
+      h('div.card-head', null, h('h2', null, 'Frames'), h('span.spacer'), filter.el, gridCount), grid.el,
       h('div.legend.muted', null, ...['done', 'rendering', 'queued', 'failed'].map((s) =>
         h('span', null, h('i.fdot', { dataset: { status: s } }), s))));
     const chartCard = h('section.card.chart-card', { 'aria-label': 'Render time per frame' },
       h('div.card-head', null, h('h2', null, 'Render time per frame')), chart.el);
     fill(root, h('div.shot', null, head.el, failed.el, h('div.shot-main', null, viewerCard, gridCard),
-      chartCard, settings.el, jobs.el));
+      chartCard, delivery.el, settings.el, jobs.el));
     setFollow(follow);
 
-    parts = { fs, player, grid, chart, jobs, head, settings, shot };
+    parts = { fs, player, grid, chart, jobs, head, settings, delivery, shot };
     refresh(shot, { first: true });
 
     // First view: the asked frame, or the latest one that landed.
@@ -148,7 +152,7 @@ export function mount(root, { id, frame: wantFrame }) {
     };
     window.addEventListener('keydown', onKey);
     offs.push(() => window.removeEventListener('keydown', onKey));
-    offs.push(() => { player.destroy(); grid.destroy(); chart.destroy(); failed.destroy(); fs.destroy(); });
+    offs.push(() => { player.destroy(); grid.destroy(); chart.destroy(); failed.destroy(); filter.destroy(); fs.destroy(); });
   }
 
   function refresh(shot, { first = false } = {}) {
@@ -156,6 +160,7 @@ export function mount(root, { id, frame: wantFrame }) {
     parts.shot = { ...parts.shot, ...shot };
     parts.head.update(parts.shot);
     parts.settings.update(parts.shot);
+    parts.delivery.update(parts.shot);
     // Frames fail (or are requeued) a job at a time, or a whole shot at once without
     // job events: read them again when the count moves.
     const failedMoved = !first && shot.frames_failed != null && shot.frames_failed !== failedBefore;

@@ -87,6 +87,10 @@ def test_submit_from_blender_renders_on_the_farm(farm_factory, addon_zip, projec
     # The panel's live status followed the shot to the end and fetched a thumbnail.
     assert wait["shot"]["status"] == "completed" and wait["shot"]["frames_done"] == 2
     assert wait["thumbnail_frame"] in (1, 2)
+    # The artist is told, with a Blender report (issue 17): Blender printed it as one.
+    message = f"Brender: shot 'addon-34' (#{shot['id']}) finished: 2 of 2 frames rendered"
+    assert wait["reports"] == [["INFO", message]]
+    assert f"Info: {message}" in results["stdout"], results["stdout"][-3000:]
     assert_thumbnail(Path(wait["thumbnail_copy"]))
     assert dashboard["url"] == f"{farm.url}/#/shots/{shot['id']}"
     # The panel shows the shot's end state.

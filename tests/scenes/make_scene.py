@@ -10,7 +10,8 @@ view ({"view_transform", "look", "exposure"}: the file's colour management),
 no_camera (the scene has none), camera2 (a second camera of that name, looking from
 elsewhere), view_layers (names of extra view layers, in every scene), scene2 (a second scene of that
 name, a linked copy rendered at twice the width), active_scene2 (the file is saved showing
-scene2, which makes it the file's active scene).
+scene2, which makes it the file's active scene), blank_frames (frame numbers on which
+the cube is hidden from the render and the world is black: all-black frames).
 """
 import json
 import sys
@@ -119,6 +120,15 @@ if opts.get("noise_world"):
     links.new(coord.outputs["Window"], scale.inputs[0])
     links.new(scale.outputs["Vector"], noise.inputs["Vector"])
     links.new(noise.outputs["Color"], nodes["Background"].inputs["Color"])
+
+if opts.get("blank_frames"):
+    world = scene.world or bpy.data.worlds.new("World")
+    scene.world = world
+    world.use_nodes = True
+    world.node_tree.nodes["Background"].inputs["Color"].default_value = (0, 0, 0, 1)
+    for number in range(1, scene.frame_end + 1):
+        cube.hide_render = number in opts["blank_frames"]
+        cube.keyframe_insert("hide_render", frame=number)
 
 if opts.get("script"):
     # A text block registered as a module: Blender runs it on load only when

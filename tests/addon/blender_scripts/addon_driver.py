@@ -74,6 +74,7 @@ def snapshot(extra):
         "missing": list(state.missing),
         "dirty": bpy.data.is_dirty,
         "filepath": bpy.data.filepath,
+        "reports": [list(r) for r in getattr(state, "reports", [])],
     }
     out.update(extra)
     return out

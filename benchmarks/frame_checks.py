@@ -1,0 +1,172 @@
+"""Benchmark 5 (issue 17): what frame checks and delivery to studio storage cost the
+coordinator per frame, against its whole CPU per frame in the capacity benchmark.
+
+    python -m benchmarks.frame_checks [--frames 3000] [--window 12] [--nodes 10]
+
+Two parts:
+  parts       each step alone, in this process, CPU time over many frames: the image
+              checks in a frame worker (on the capacity benchmark's PNG and on a
+              1920x1080 render-like PNG), the verdict written with the record
+              (`store/frame_checks.judge`: the neighbours' sizes, one UPDATE), and a
+              delivery (the copy with fsync and rename, and its record)
+  capacity    the capacity benchmark's run (10 simulated nodes, frames as fast as the
+              coordinator takes them) twice: frames kept in the data dir only, then
+              also delivered to an output root; CPU per frame (coordinator and its
+              frame workers) of both, and the share the checks and delivery take of it
+The checks run in both capacity runs (they cannot be turned off); their share is
+the "parts" figure over the run's CPU per frame.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import tiny_png  # noqa: E402
+from coordinator import frame_checks  # noqa: E402
+from coordinator.database import Database  # noqa: E402
+from coordinator.delivery import BATCH, Copy, copy_atomically, copy_batch  # noqa: E402
+from coordinator.store import delivery as delivery_sql  # noqa: E402
+from coordinator.store import frame_checks as check_sql  # noqa: E402
+
+
+def cpu_ms(fn, reps: int) -> float:
+    """CPU milliseconds of one call of `fn`, over `reps` calls (this process, all threads)."""
+    fn()
+    start = time.process_time()
+    for _ in range(reps):
+        fn()
+    return 1000 * (time.process_time() - start) / reps
+
+
+def render_like(width: int, height: int) -> bytes:
+    """A PNG that compresses like a render: smooth gradients with a little noise."""
+    y, x = np.mgrid[0:height, 0:width]
+    rng = np.random.default_rng(3)
+    rgb = np.stack([x * 255 // width, y * 255 // height, (x + y) * 127 // (width + height)], -1)
+    rgb = (rgb + rng.integers(0, 3, rgb.shape)).clip(0, 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, "PNG")
+    return out.getvalue()
+
+
+def image_checks() -> dict:
+    result = {}
+    for name, data in (("capacity_png_64x36", tiny_png()), ("render_png_1920x1080",
+                                                          render_like(1920, 1080))):
+        img = Image.open(io.BytesIO(data)).convert("RGB")
+        img.thumbnail((240, 240), Image.Resampling.LANCZOS)   # what the worker checks
+        result[name] = {"check_ms": round(cpu_ms(lambda: frame_checks.raster_checks(img),
+                                                 500), 4)}
+    return result
+
+
+async def store_steps(root: Path, frames: int) -> dict:
+    """The verdict with the record and a delivery, on a real database and disk."""
+    root.mkdir(parents=True, exist_ok=True)
+    db = Database(root / "brender.db")
+    await db.open()
+    try:
+        async def setup(c):
+            await c.execute(
+                """INSERT INTO shots (id, name, status, priority, blend_path, files,
+                   frame_start, frame_end, frame_step, fps, created_at, frames_total,
+                   output_template, output_root)
+                   VALUES (1, 'bench', 'active', 50, 'b.blend', '[]', 1, ?, 1, 24, 0, ?,
+                           '{shot}/{frame:04d}.{ext}', 'studio')""", (frames, frames))
+            await c.execute("INSERT INTO jobs (id, shot_id, ordinal, status, frames) "
+                            "VALUES (1, 1, 0, 'running', '[]')")
+            await c.executemany(
+                """INSERT INTO frames (shot_id, number, job_id, status, name, path, size,
+                   sha256) VALUES (1, ?, 1, 'done', ?, ?, ?, 'x')""",
+                [(n, f"frame_{n:06d}.png", "f.png", 2000 + n % 7) for n in range(1, frames + 1)])
+        await db.write(setup)
+        checks = {"uniform": None, "nonfinite": 0}
+
+        async def judge_all(c):
+            for n in range(1, frames + 1):
+                await check_sql.judge(c, {"shot_id": 1, "number": n, "size": 2003,
+                                          "node_id": "n", "job_id": 1}, checks)
+        start = time.process_time()
+        await db.write(judge_all)
+        judge_ms = 1000 * (time.process_time() - start) / frames
+
+        source = root / "frame.png"
+        source.write_bytes(tiny_png())
+        studio = root / "studio"
+        studio.mkdir()
+        start = time.process_time()
+        for n in range(1, frames + 1):
+            copy_atomically(source, studio, f"one/{n:04d}.png")
+            await db.write(delivery_sql.delivered, 1, n, "x", batched=True)
+        single_ms = 1000 * (time.process_time() - start) / frames
+        # As the coordinator delivers while frames keep landing: groups of BATCH.
+        start = time.process_time()
+        for first in range(1, frames + 1, BATCH):
+            numbers = range(first, min(first + BATCH, frames + 1))
+            copy_batch([Copy((1, n), source, studio, f"group/{n:04d}.png") for n in numbers])
+            await db.write(delivery_sql.delivered_many, [(1, n, "x") for n in numbers],
+                           batched=True)
+        delivery_ms = 1000 * (time.process_time() - start) / frames
+    finally:
+        await db.close()
+    return {"judge_ms": round(judge_ms, 4), "delivery_one_at_a_time_ms": round(single_ms, 4),
+            "delivery_ms": round(delivery_ms, 4)}
+
+
+def capacity(root: Path, nodes: int, frames: int, window: float) -> dict:
+    from benchmarks.capacity import run_one
+    plain = run_one(root / "plain", nodes, frames, 1, window)
+    studio = root / "studio"
+    studio.mkdir(parents=True, exist_ok=True)
+    delivered = run_one(root / "delivered", nodes, frames, 1, window,
+                        extra_args=("--output-root", f"studio={studio}"),
+                        shot_fields={"output_template": "{shot}/{frame:06d}.{ext}",
+                                     "output_root": "studio"})
+    keys = ("frames_done", "frames_per_s", "cpu_ms_per_frame", "worker_cpu_ms_per_frame",
+            "coordinator_cpu", "dispatch_p50_ms", "dispatch_p99_ms")
+    copies = sum(1 for _ in studio.rglob("*.png"))
+    return {"plain": {k: plain.get(k) for k in keys},
+            "delivered": {**{k: delivered.get(k) for k in keys}, "copies": copies}}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--frames", type=int, default=3000)
+    p.add_argument("--window", type=float, default=12.0)
+    p.add_argument("--nodes", type=int, default=10)
+    p.add_argument("--parts-only", action="store_true")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="brender-bench-checks-") as tmp:
+        root = Path(tmp)
+        result: dict = {"image_checks": image_checks(),
+                        "store": asyncio.run(store_steps(root / "store", args.frames))}
+        if not args.parts_only:
+            result["capacity"] = run = capacity(root / "capacity", args.nodes, 12_000,
+                                                args.window)
+            total = run["plain"]["cpu_ms_per_frame"] + run["plain"]["worker_cpu_ms_per_frame"]
+            checks = result["image_checks"]["capacity_png_64x36"]["check_ms"] + \
+                result["store"]["judge_ms"]
+            with_delivery = run["delivered"]["cpu_ms_per_frame"] + \
+                run["delivered"]["worker_cpu_ms_per_frame"]
+            result["share"] = {
+                "checks_of_plain_frame": round(checks / total, 4),
+                "delivery_measured_in_run": round((with_delivery - total) / total, 4),
+                "delivery_from_parts": round(result["store"]["delivery_ms"] / total, 4),
+                "checks_and_delivery_from_parts": round(
+                    (checks + result["store"]["delivery_ms"]) / total, 4)}
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""Delivery to studio storage: each recorded frame of a shot with an output template
+is copied to its place under the shot's output root (`delivery_paths.py`).
+
+After the record (the frame is safe in the data dir whatever happens here) the frame
+is queued; a few tasks copy frames in a worker thread each: a temp name in the target
+folder, fsync, `os.replace` onto the final name, fsync of the folder. Frames waiting are
+copied in groups whose syncs share the file system's journal commits. A frame rendered
+again later is copied again and replaces the first copy; one frame is never copied
+twice at once. A failure (disk full, no permission, a path that now leads outside its
+root) is recorded on the frame and the shot, and the frame is tried again after a
+backoff (doubling, up to a few minutes) until it is delivered; frames left undelivered
+when the coordinator stopped are queued again at start.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+from . import delivery_paths
+from .config import Config
+from .database import Database
+from .storage import Storage, _background_thread
+from .store import delivery as delivery_sql
+
+log = logging.getLogger("brender.delivery")
+# Copies at once: each waits mostly on its fsync, in threads of its own (the storage's
+# threads take uploads, which must not queue behind studio storage).
+COPIERS = 2
+# Frames copied as one group (their syncs share the file system's journal commits),
+# gathered for this long after the first one: a frame copied alone cost 2-3x as much.
+BATCH = 64
+GATHER_SECONDS = 0.2
+FIRST_RETRY = 2.0
+MAX_RETRY = 300.0
+CHUNK = 1024 * 1024
+Key = tuple[int, int]   # (shot id, frame number)
+
+
+@dataclass
+class Copy:
+    """One frame to copy: its file, its root and its path there; `error` after a try."""
+    key: Key
+    source: Path
+    root: Path
+    relative: str
+    error: Exception | None = None
+
+
+def copy_batch(copies: list[Copy]) -> None:
+    """Copy each frame to its place, atomically, as one group: every temp file written
+    (a temp name in the target folder, the bytes file to file in the kernel: sendfile),
+    then each synced (the first sync commits the journal for all, so the others cost
+    little), then each renamed over its final name, then each folder synced once. A
+    copy that fails keeps its error and leaves no temp file; the others go on."""
+    written: list[tuple[Copy, Path, Path, BinaryIO]] = []
+    for copy in copies:
+        try:
+            target = delivery_paths.inside(copy.root, copy.relative)
+            if not target.parent.is_dir():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target = delivery_paths.inside(copy.root, copy.relative)  # a symlink made meanwhile
+            temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.brender-tmp")
+            out: BinaryIO = open(temp, "xb")
+        except (OSError, ValueError) as exc:
+            copy.error = exc
+            continue
+        written.append((copy, temp, target, out))
+        try:
+            with open(copy.source, "rb") as src:
+                size, offset = os.fstat(src.fileno()).st_size, 0
+                while offset < size:
+                    sent = os.sendfile(out.fileno(), src.fileno(), offset, size - offset)
+                    if not sent:
+                        break   # the source shrank (replaced meanwhile): copied as it is
+                    offset += sent
+        except OSError as exc:
+            copy.error = exc
+    folders = set()
+    for copy, temp, target, written_file in written:
+        try:
+            if copy.error is None:
+                os.fdatasync(written_file.fileno())
+        except OSError as exc:
+            copy.error = exc
+        finally:
+            written_file.close()
+        try:
+            if copy.error is None:
+                os.replace(temp, target)
+                folders.add(target.parent)
+        except OSError as exc:
+            copy.error = exc
+        if copy.error is not None:
+            temp.unlink(missing_ok=True)
+    for folder in folders:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def copy_atomically(source: Path, root: Path, relative: str) -> None:
+    """One copy (`copy_batch` of one); raises its error."""
+    copy = Copy((0, 0), source, root, relative)
+    copy_batch([copy])
+    if copy.error is not None:
+        raise copy.error
+
+
+class Delivery:
+    def __init__(self, config: Config, db: Database, storage: Storage,
+                 shot_changed: Callable[[int], None]):
+        self.roots = config.output_roots
+        self.db, self.storage = db, storage
+        self._shot_changed = shot_changed
+        self._queue: asyncio.Queue[Key] = asyncio.Queue()
+        self._queued: set[Key] = set()
+        self._busy: set[Key] = set()
+        self._again: set[Key] = set()
+        self._failures: dict[Key, int] = {}
+        self._retries: dict[Key, asyncio.TimerHandle] = {}
+        self.delivered = 0
+        self.executor = ThreadPoolExecutor(COPIERS, thread_name_prefix="delivery",
+                                           initializer=_background_thread)
+
+    def frame_landed(self, frame: dict) -> None:
+        """A frame was recorded; it is delivered when its shot asks for it."""
+        if frame.get("delivery") == "pending":
+            self.put((frame["shot_id"], frame["number"]))
+
+    def put(self, key: Key) -> None:
+        handle = self._retries.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+        if key in self._busy:
+            self._again.add(key)
+        elif key not in self._queued:
+            self._queued.add(key)
+            self._queue.put_nowait(key)
+
+    async def run(self) -> None:
+        for key in await self.db.read(delivery_sql.undelivered):
+            self.put(key)
+        copiers = [asyncio.create_task(self._copier()) for _ in range(COPIERS)]
+        try:
+            await asyncio.gather(*copiers)
+        finally:
+            for task in copiers:
+                task.cancel()
+            for handle in self._retries.values():
+                handle.cancel()
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _copier(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            if self._queue.empty():
+                await asyncio.sleep(GATHER_SECONDS)
+            while len(batch) < BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            for key in batch:
+                self._queued.discard(key)
+                self._busy.add(key)
+            try:
+                await self._deliver(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:   # never lose the copier: the frames are tried again
+                log.exception("delivering %d frames failed", len(batch))
+                for key in batch:
+                    self._retry(key)
+            finally:
+                for key in batch:
+                    self._busy.discard(key)
+                    if key in self._again:
+                        self._again.discard(key)
+                        self.put(key)
+
+    async def _deliver(self, keys: list[Key]) -> None:
+        """Copy a batch of frames (one read, one group of copies, one write)."""
+        copies, digests, was_failed = [], {}, set()
+        for frame in await self.db.read(delivery_sql.sources, keys):
+            key = (frame["shot_id"], frame["number"])
+            if frame["status"] != "done" or not frame["output_template"] \
+                    or frame["delivery"] is None:
+                self._failures.pop(key, None)
+                continue
+            root = self.roots.get(frame["output_root"])
+            copy = Copy(key, self.storage.inside(frame["path"]), root or Path("/"), "")
+            if root is None:
+                copy.error = ValueError(f"the output root {frame['output_root']!r} is not "
+                                        "configured on this coordinator")
+            else:
+                copy.relative = delivery_paths.render(
+                    frame["output_template"], {"id": frame["shot_id"],
+                                               "name": frame["shot_name"],
+                                               "blend_path": frame["blend_path"]},
+                    frame["number"], frame["name"].rsplit(".", 1)[-1])
+            copies.append(copy)
+            digests[key] = frame["sha256"]
+            if frame["delivery"] == "failed":
+                was_failed.add(key)
+        todo = [c for c in copies if c.error is None]
+        if todo:
+            await asyncio.get_running_loop().run_in_executor(self.executor, copy_batch, todo)
+        done = []
+        for copy in copies:
+            if copy.error is None:
+                self._failures.pop(copy.key, None)
+                done.append((*copy.key, digests[copy.key]))
+                continue
+            exc = copy.error
+            reason = f"{exc.strerror} ({exc.filename})" if isinstance(exc, OSError) \
+                and exc.strerror else str(exc)
+            log.warning("frame %s of shot %s not delivered: %s", copy.key[1], copy.key[0],
+                        reason)
+            await self.db.write(delivery_sql.failed, *copy.key, reason[:500])
+            self._shot_changed(copy.key[0])
+            self._retry(copy.key)
+        if done:
+            # Delivered: the render whose record was read, unless a newer one landed
+            # since (its record changed the digest, and its landing queued it again).
+            self.delivered += await self.db.write(delivery_sql.delivered_many, done,
+                                                  batched=True)
+            for shot_id in {k[0] for k in was_failed}:
+                self._shot_changed(shot_id)
+
+    def _retry(self, key: Key) -> None:
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        delay = min(MAX_RETRY, FIRST_RETRY * 2 ** (failures - 1))
+        loop = asyncio.get_running_loop()
+        self._retries[key] = loop.call_later(delay, self._retry_now, key)
+
+    def _retry_now(self, key: Key) -> None:
+        self._retries.pop(key, None)
+        self.put(key)

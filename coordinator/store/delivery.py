@@ -1,0 +1,83 @@
+"""SQL for delivery to studio storage (issue 17): what a frame's delivery copies, its
+outcome, what is left to deliver after a restart, and a shot's delivery summary."""
+from __future__ import annotations
+
+from .connection import Connection
+
+
+async def source(c: Connection, shot_id: int, number: int) -> dict | None:
+    """What delivering a frame needs: its file and the shot's template and root."""
+    row = await c.fetchone(
+        """SELECT f.shot_id, f.number, f.name, f.path, f.sha256, f.status, f.delivery,
+                  s.name AS shot_name, s.blend_path, s.output_template, s.output_root
+           FROM frames f JOIN shots s ON s.id = f.shot_id
+           WHERE f.shot_id = ? AND f.number = ?""", (shot_id, number))
+    return dict(row) if row else None
+
+
+async def sources(c: Connection, keys: list[tuple[int, int]]) -> list[dict]:
+    """`source` of each (shot id, number) that still exists."""
+    found = []
+    for shot_id, number in keys:
+        frame = await source(c, shot_id, number)
+        if frame is not None:
+            found.append(frame)
+    return found
+
+
+async def delivered_many(c: Connection, frames: list[tuple[int, int, str]]) -> int:
+    """`delivered` for each (shot id, number, sha256); how many were still that render."""
+    count = 0
+    for shot_id, number, sha in frames:
+        count += await delivered(c, shot_id, number, sha)
+    return count
+
+
+async def delivered(c: Connection, shot_id: int, number: int, sha256: str) -> bool:
+    """The copy of the frame whose file has `sha256` is in place; False when the frame
+    changed meanwhile (a re-render landed: that one is delivered next)."""
+    changed = await c.execute(
+        """UPDATE frames SET delivery = 'delivered', delivery_error = NULL
+           WHERE shot_id = ? AND number = ? AND sha256 = ?""", (shot_id, number, sha256))
+    if changed:
+        await c.execute(
+            """UPDATE shots SET delivery_error = NULL WHERE id = ? AND delivery_error IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM frames WHERE shot_id = ? AND delivery = 'failed')""",
+            (shot_id, shot_id))
+    return bool(changed)
+
+
+async def failed(c: Connection, shot_id: int, number: int, reason: str) -> None:
+    await c.execute("""UPDATE frames SET delivery = 'failed', delivery_error = ?
+                       WHERE shot_id = ? AND number = ? AND delivery IS NOT NULL""",
+                    (reason, shot_id, number))
+    await c.execute("""UPDATE shots SET delivery_failures = delivery_failures + 1,
+                       delivery_error = ? WHERE id = ?""", (reason, shot_id))
+
+
+async def undelivered(c: Connection) -> list[tuple[int, int]]:
+    """Frames recorded but not delivered yet (after a restart: they are tried again)."""
+    rows = await c.fetchall(
+        """SELECT shot_id, number FROM frames
+           WHERE (delivery = 'pending' OR delivery = 'failed') AND status = 'done'
+           ORDER BY shot_id, number""")
+    return [(r["shot_id"], r["number"]) for r in rows]
+
+
+async def summary(c: Connection, shot_id: int) -> dict | None:
+    """A shot's delivery: template, root, frames per state, failures, the failing frames."""
+    shot = await c.fetchone("""SELECT output_template, output_root, delivery_failures,
+                               delivery_error FROM shots WHERE id = ?""", (shot_id,))
+    if shot is None:
+        return None
+    counts = {r["delivery"]: r["n"] for r in await c.fetchall(
+        """SELECT delivery, COUNT(*) AS n FROM frames WHERE shot_id = ?
+           AND delivery IS NOT NULL GROUP BY delivery""", (shot_id,))}
+    failing = await c.fetchall(
+        """SELECT number, delivery_error FROM frames WHERE shot_id = ? AND delivery = 'failed'
+           ORDER BY number LIMIT 100""", (shot_id,))
+    return {"output_template": shot["output_template"], "output_root": shot["output_root"],
+            "pending": counts.get("pending", 0), "delivered": counts.get("delivered", 0),
+            "failed": counts.get("failed", 0), "failures": shot["delivery_failures"],
+            "last_error": shot["delivery_error"],
+            "failed_frames": [dict(r) for r in failing]}

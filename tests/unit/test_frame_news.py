@@ -1,0 +1,300 @@
+"""Issue 17 at the edge and in its parts: output templates and roots refused with the
+field named (`..`, absolute, symlinks), webhook routes guarded and checked, frame checks
+on real images (a real EXR with NaN written with OpenEXR), a delivered copy replaced
+atomically."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import os
+
+import numpy as np
+import OpenEXR
+import pytest
+from PIL import Image
+
+from coordinator import delivery_paths, frame_checks, thumbnails
+from coordinator.app import create_app
+from coordinator.config import Config
+from coordinator.delivery import copy_atomically
+from coordinator.webhooks import signature
+
+TOKEN = "t0ken"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+BLEND = b"BLENDER-v304" + b"\0" * 64
+
+
+@pytest.fixture
+async def api(aiohttp_client, tmp_path):
+    studio = tmp_path / "studio"
+    (studio / "inside").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (studio / "escape").symlink_to(outside)
+    config = Config(data_dir=tmp_path / "data", output_roots={"studio": studio,
+                                                               "other": tmp_path / "other"})
+    client = await aiohttp_client(create_app(config, TOKEN))
+    sha = hashlib.sha256(BLEND).hexdigest()
+    resp = await client.put(f"/api/blobs/{sha}", data=BLEND, headers=AUTH)
+    assert resp.status in (200, 201)
+    client.files = [{"path": "a.blend", "sha256": sha, "size": len(BLEND)}]  # type: ignore[attr-defined]
+    return client
+
+
+async def submit(api, **spec):
+    body = {"name": "s", "files": api.files, "frame_start": 1, "frame_end": 2, **spec}
+    resp = await api.post("/api/shots", json=body, headers=AUTH)
+    return resp.status, await resp.json()
+
+
+@pytest.mark.parametrize("template", [
+    "../{frame}.png", "a/../../{frame}.{ext}", "/abs/{frame}.{ext}", "C:/x/{frame}",
+    "a\\{frame}", "a//{frame}", "./{frame}", "escape/{frame}.{ext}", "{frame}/{nope}",
+    "{shot!r}/{frame}", "{shot:>9}/{frame}", "{frame:x}", "no-frame.png", "", "{frame",
+    "a/\x00/{frame}", "x" * 600 + "{frame}", 7, ["{frame}"]])
+async def test_templates_that_escape_or_make_no_sense_are_refused(api, template, tmp_path):
+    status, body = await submit(api, output_template=template, output_root="studio")
+    assert status == 400 and body["field"] == "output_template", body
+    assert not list((tmp_path / "outside").iterdir())
+
+
+@pytest.mark.parametrize("spec, field", [
+    ({"output_template": "{frame}"}, "output_root"),            # two roots: name one
+    ({"output_template": "{frame}", "output_root": "nope"}, "output_root"),
+    ({"output_template": "{frame}", "output_root": "../studio"}, "output_root"),
+    ({"output_template": "{frame}", "output_root": 3}, "output_root"),
+    ({"output_root": "studio"}, "output_template"),
+    ({"rerender_suspicious": "yes"}, "rerender_suspicious")])
+async def test_roots_are_named_and_known(api, spec, field):
+    status, body = await submit(api, **spec)
+    assert status == 400 and body["field"] == field, body
+
+
+async def test_a_good_template_is_kept_on_the_shot(api):
+    status, shot = await submit(api, output_template="{project}/{shot}/{frame:04d}.{ext}",
+                                output_root="studio", rerender_suspicious=True)
+    assert status == 201, shot
+    assert (shot["output_template"], shot["output_root"], shot["rerender_suspicious"]) == \
+        ("{project}/{shot}/{frame:04d}.{ext}", "studio", True)
+    resp = await api.get(f"/api/shots/{shot['id']}/delivery")
+    assert (await resp.json())["pending"] == 0
+
+
+async def test_no_roots_no_delivery(aiohttp_client, tmp_path):
+    api = await aiohttp_client(create_app(Config(data_dir=tmp_path / "d"), TOKEN))
+    resp = await api.post("/api/shots", headers=AUTH, json={
+        "name": "s", "files": [{"path": "a.blend", "sha256": "0" * 64, "size": 1}],
+        "frame_start": 1, "frame_end": 1, "output_template": "{frame}"})
+    assert resp.status == 400 and (await resp.json())["field"] == "output_root"
+
+
+def test_rendered_values_never_leave_their_folder(tmp_path):
+    shot = {"id": 4, "name": "../../etc/passwd", "blend_path": "dir/..hidden.blend"}
+    path = delivery_paths.render("{project}/{shot}/{frame:04d}.{ext}", shot, 7, "png")
+    assert path == "hidden/_.._etc_passwd/0007.png"   # one folder, never a way up
+    with pytest.raises(ValueError):
+        delivery_paths.inside(tmp_path, "../x")
+    assert delivery_paths.parse_roots(["a=/tmp/x", "/srv/renders"]) == \
+        {"a": delivery_paths.Path("/tmp/x"), "renders": delivery_paths.Path("/srv/renders")}
+    with pytest.raises(ValueError):
+        delivery_paths.parse_roots(["a=/x", "a=/y"])
+
+
+# -- webhooks at the edge ----------------------------------------------------------------
+async def test_webhook_routes_need_the_token_reads_too(api):
+    for method, path in [("GET", "/api/webhooks"), ("POST", "/api/webhooks"),
+                         ("DELETE", "/api/webhooks/0123456789abcdef"),
+                         ("GET", "/api/webhooks/0123456789abcdef/deliveries")]:
+        resp = await api.request(method, path, json={"url": "http://127.0.0.1:9/x"})
+        assert resp.status == 401, (method, path)
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"url": "ftp://x/y"}, "url"), ({"url": "http://"}, "url"), ({"url": 5}, "url"),
+    ({"url": "http://h/" + "a" * 2100}, "url"), ({"url": "http://h/\x00"}, "url"),
+    ({"url": "http://h/#frag"}, "url"),
+    ({"url": "http://h/", "events": ["shot.exploded"]}, "events"),
+    ({"url": "http://h/", "events": []}, "events"),
+    ({"url": "http://h/", "secret": "short"}, "secret"),
+    ({"url": "http://h/", "secret": "has spaces in it, sixteen+"}, "secret"),
+    ({"url": "http://h/", "colour": "red"}, "colour"), ([], "body")])
+async def test_webhook_bodies_are_checked(api, body, field):
+    resp = await api.post("/api/webhooks", json=body, headers=AUTH)
+    assert resp.status == 400 and (await resp.json())["field"] == field
+
+
+async def test_webhooks_are_added_listed_and_removed(api):
+    resp = await api.post("/api/webhooks", headers=AUTH,
+                          json={"url": "https://hooks.example/brender", "events": ["shot.done"]})
+    assert resp.status == 201
+    hook = await resp.json()
+    assert len(hook["secret"]) >= 32 and hook["events"] == ["shot.done"]
+    listed = (await (await api.get("/api/webhooks", headers=AUTH)).json())["webhooks"]
+    assert [h["id"] for h in listed] == [hook["id"]] and "secret" not in listed[0]
+    resp = await api.get(f"/api/webhooks/{hook['id']}/deliveries", headers=AUTH)
+    assert (await resp.json()) == {"deliveries": []}
+    assert (await api.delete(f"/api/webhooks/{hook['id']}", headers=AUTH)).status == 200
+    assert (await api.delete(f"/api/webhooks/{hook['id']}", headers=AUTH)).status == 404
+    assert (await api.get(f"/api/webhooks/{hook['id']}/deliveries",
+                          headers=AUTH)).status == 404
+
+
+def test_the_signature_is_hmac_sha256_of_the_raw_body():
+    import hmac
+    body = b'{"event":"shot.done"}'
+    expected = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert signature("s3cret", body) == f"sha256={expected}"
+
+
+# -- frame checks on real images ------------------------------------------------------------
+def png(img: Image.Image) -> bytes:
+    out = io.BytesIO()
+    img.save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("colour, mode, expected", [
+    ((0, 0, 0), "RGB", "black"), ((255, 255, 255), "RGB", "white"),
+    ((10, 200, 30), "RGB", "#0ac81e"), ((90, 0, 0, 0), "RGBA", "transparent")])
+def test_one_colour_frames_are_found_in_the_thumbnail_decode(colour, mode, expected):
+    result = thumbnails.make_from_bytes(png(Image.new(mode, (64, 36), colour)), 32)
+    assert result is not None and result.checks == {"uniform": expected, "nonfinite": 0}
+    assert expected in (frame_checks.verdict(result.checks, 500, []) or "")
+
+
+def test_a_dithered_black_frame_is_black_and_a_real_picture_is_not():
+    noise = np.random.default_rng(1).integers(0, 2, (36, 64, 3), dtype=np.uint8)
+    result = thumbnails.make_from_bytes(png(Image.fromarray(noise)), 32)
+    assert result is not None and result.checks["uniform"] == "black"
+    picture = Image.new("RGB", (64, 36), (0, 0, 0))
+    picture.putpixel((10, 10), (200, 200, 200))
+    result = thumbnails.make_from_bytes(png(picture), 32)
+    assert result is not None and result.checks["uniform"] is None
+    assert frame_checks.verdict(result.checks, 500, [520, 480]) is None
+
+
+def test_a_frame_far_smaller_than_its_neighbours_is_suspicious():
+    checks = {"uniform": None, "nonfinite": 0}
+    assert "far smaller" in frame_checks.verdict(checks, 1000, [9000, 8000, 10000])
+    assert frame_checks.verdict(checks, 5000, [9000, 8000]) is None
+    assert frame_checks.verdict(checks, 10, [9000]) is None   # one neighbour says little
+
+
+def write_exr(path, rgba: np.ndarray) -> None:
+    channels = {c: rgba[..., i].astype(np.float32) for i, c in enumerate("RGBA")}
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    with OpenEXR.File(header, channels) as exr:
+        exr.write(str(path))
+
+
+def test_nan_and_inf_pixels_in_a_real_exr_are_counted(tmp_path):
+    rgba = np.random.default_rng(2).random((36, 64, 4)).astype(np.float32)
+    rgba[..., 3] = 1
+    rgba[3, 5, 0] = np.nan
+    rgba[7, 9, 2] = np.inf
+    rgba[7, 10, 1] = -np.inf
+    write_exr(tmp_path / "bad.exr", rgba)
+    result = thumbnails.make(tmp_path / "bad.exr", 32)
+    assert result.checks == {"uniform": None, "nonfinite": 3}
+    assert frame_checks.verdict(result.checks, 9000, []) == "3 pixels are NaN or infinite"
+    rgba = np.zeros((36, 64, 4), np.float32)
+    rgba[..., 3] = 1
+    write_exr(tmp_path / "black.exr", rgba)
+    assert thumbnails.make(tmp_path / "black.exr", 32).checks == \
+        {"uniform": "black", "nonfinite": 0}
+
+
+async def test_checks_come_back_from_a_frame_worker_process(tmp_path):
+    from coordinator.frame_workers import FrameWorkers
+    workers = FrameWorkers(1, 32)
+    try:
+        stored = await workers.store(tmp_path / "f.png", png(Image.new("RGB", (64, 36))))
+        assert stored is not None and stored.checks == {"uniform": "black", "nonfinite": 0}
+        rgba = np.ones((8, 8, 4), np.float32)
+        rgba[0, 0, 0] = np.nan
+        write_exr(tmp_path / "f.exr", rgba)
+        exr = await workers.thumbnail(tmp_path / "f.exr", "OPEN_EXR")
+        assert exr.checks == {"uniform": None, "nonfinite": 1}
+        assert workers._workers, "the work ran in a process, not the thread fallback"
+    finally:
+        await workers.close()
+
+
+# -- a delivered copy --------------------------------------------------------------------
+def test_a_copy_replaces_the_earlier_one_atomically_and_stays_in_its_root(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    first, second = tmp_path / "1.png", tmp_path / "2.png"
+    first.write_bytes(b"first render")
+    second.write_bytes(b"second render, longer")
+    copy_atomically(first, root, "p/s/0001.png")
+    target = root / "p" / "s" / "0001.png"
+    assert target.read_bytes() == b"first render"
+    inode = os.stat(target).st_ino
+    copy_atomically(second, root, "p/s/0001.png")
+    assert target.read_bytes() == b"second render, longer"
+    assert os.stat(target).st_ino != inode          # renamed over, never rewritten in place
+    assert sorted(p.name for p in target.parent.iterdir()) == ["0001.png"]
+    (root / "p" / "link").symlink_to(outside)
+    with pytest.raises(ValueError):
+        copy_atomically(first, root, "p/link/0001.png")
+    assert not list(outside.iterdir())
+
+
+def test_a_group_of_copies_goes_on_past_one_that_fails(tmp_path):
+    from coordinator.delivery import Copy, copy_batch
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "link").symlink_to(outside)
+    (root / "blocked").write_text("a file where a folder should be")
+    sources = []
+    for n in range(3):
+        sources.append(tmp_path / f"{n}.png")
+        sources[-1].write_bytes(f"frame {n}".encode())
+    copies = [Copy((1, 1), sources[0], root, "s/0001.png"),
+              Copy((1, 2), sources[1], root, "link/0002.png"),
+              Copy((1, 3), sources[2], root, "blocked/0003.png"),
+              Copy((1, 4), tmp_path / "gone.png", root, "s/0004.png"),
+              Copy((1, 5), sources[2], root, "s/0005.png")]
+    copy_batch(copies)
+    assert [c.error is None for c in copies] == [True, False, False, False, True]
+    assert isinstance(copies[1].error, ValueError)          # outside its root
+    assert isinstance(copies[2].error, FileExistsError)     # mkdir over a file
+    assert isinstance(copies[3].error, FileNotFoundError)
+    assert sorted(p.name for p in (root / "s").iterdir()) == ["0001.png", "0005.png"]
+    assert (root / "s" / "0005.png").read_bytes() == b"frame 2"
+    assert not list(outside.iterdir())
+
+
+async def test_a_shot_that_fails_is_news_once_however_often_it_is_shown(tmp_path):
+    """The farm's shot summaries (the event broker's) become webhook deliveries: once
+    per ending, to the webhooks that want that event only."""
+    from coordinator.database import Database
+    from coordinator.store import webhooks as webhook_sql
+    from coordinator.webhooks import Webhooks
+    db = Database(tmp_path / "brender.db")
+    await db.open()
+    try:
+        wants_failures = await db.write(webhook_sql.create, "http://127.0.0.1:9/a",
+                                        "s" * 16, ["shot.failed"])
+        wants_done = await db.write(webhook_sql.create, "http://127.0.0.1:9/b",
+                                    "s" * 16, ["shot.done"])
+        hooks = Webhooks(db, 1.0)
+        failed = {"id": 3, "name": "x", "status": "failed", "finished_at": 100.0,
+                  "failure_reason": "out of memory"}
+        for shown in (failed, failed, {**failed, "status": "active"}):
+            hooks.farm_event("shot", shown)
+        hooks.farm_event("frame", {"shot_id": 3, "status": "done"})
+        await asyncio.gather(*hooks._tasks)
+        listed = await db.read(webhook_sql.deliveries, wants_failures["id"])
+        assert [(d["event"], d["status"]) for d in listed] == [("shot.failed", "pending")]
+        assert await db.read(webhook_sql.deliveries, wants_done["id"]) == []
+        # Failed again after a requeue: a new ending, news again.
+        hooks.farm_event("shot", {**failed, "finished_at": 200.0})
+        await asyncio.gather(*hooks._tasks)
+        assert len(await db.read(webhook_sql.deliveries, wants_failures["id"])) == 2
+    finally:
+        await db.close()
