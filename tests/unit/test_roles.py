@@ -51,7 +51,7 @@ def fill(farm: RoleFarm, path: str) -> str:
               "sha256": BLEND_SHA,
               "node_id": farm.node_ids["A"], "credential_id": farm.spare_credential,
               "kind": "frames", "name": "frame_000001.png", "output_id": 1, "part": "file",
-              "path": "index.html"}
+              "path": "index.html", "webhook_id": "0" * 16}
     return re.sub(r"\{(\w+)\}", lambda m: str(values[m[1]]), path)
 
 
