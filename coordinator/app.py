@@ -13,6 +13,7 @@ from .config import Config, resolve_token
 from .database import Database
 from .events import EventBroker
 from .frame_pipeline import FramePipeline
+from .metrics import FarmMetrics
 from .middleware import auth_middleware, error_middleware
 from .service import Farm
 from .storage import Storage
@@ -29,6 +30,7 @@ def create_app(config: Config, token: str | None = None) -> web.Application:
                           client_max_size=config.max_json_bytes)
     app[keys.CONFIG] = config
     app[keys.TOKEN] = token or resolve_token(config)[0]
+    app[keys.METRICS] = FarmMetrics()
     app.cleanup_ctx.extend([_storage_ctx, _database_ctx, _farm_ctx, _frame_pipeline_ctx])
     app.on_shutdown.append(_close_streams)
     routes.setup(app)
@@ -58,6 +60,7 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.EVENTS], app[keys.FARM] = events, farm
     app[keys.LOOP_LAG] = lag = Timings()
     await farm.open()
+    await asyncio.to_thread(farm.movies.load)
     tasks = [
         asyncio.create_task(farm.scheduler.run(), name="dispatch"),
         asyncio.create_task(farm.reaper.run(min(1.0, config.lease_timeout / 4)),
@@ -69,8 +72,10 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(events.ping_forever(PING_SECONDS), name="event-pings"),
         asyncio.create_task(farm.view.flush_forever(), name="nodes"),
         asyncio.create_task(watch_loop_lag(lag), name="loop-lag"),
+        asyncio.create_task(farm.movies.run(), name="movies"),
     ]
     yield
+    await farm.movies.close()
     for task in tasks:
         task.cancel()
     for task in tasks:

@@ -47,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="event streams open at once from one client address")
     p.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                    help="auto: uvloop when installed (faster), else asyncio's own")
+    p.add_argument("--ffmpeg", default="ffmpeg",
+                   help="the ffmpeg that makes preview movies (default: ffmpeg on PATH)")
     p.add_argument("--version", action="version", version=__version__)
     return p.parse_args(argv)
 
@@ -64,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
                     upload_stall_seconds=args.upload_stall_timeout,
                     upload_max_seconds=args.upload_timeout,
                     max_event_streams=args.max_event_streams,
-                    max_event_streams_per_address=args.max_event_streams_per_address)
+                    max_event_streams_per_address=args.max_event_streams_per_address,
+                    ffmpeg=args.ffmpeg)
     token, generated = resolve_token(config)
     if generated:
         print(f"Generated a farm token (saved in {config.data_dir / 'token'}):\n  {token}",

@@ -37,6 +37,8 @@ class Config:
     frame_workers: int = 2
     # Adaptive chunks aim for jobs that last about this long (seconds).
     target_job_seconds: float = 60.0
+    # The ffmpeg that makes preview movies (a name on PATH, or a path).
+    ffmpeg: str = "ffmpeg"
     dashboard_dir: Path = field(
         default_factory=lambda: Path(__file__).resolve().parent.parent / "dashboard_static")
 

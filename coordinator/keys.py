@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from .database import Database
     from .events import EventBroker
     from .frame_pipeline import FramePipeline
+    from .metrics import FarmMetrics
     from .service import Farm
     from .storage import Storage
     from .timings import Timings
@@ -23,3 +24,4 @@ FARM: web.AppKey[Farm] = web.AppKey("farm")
 DISPATCHER = FARM  # the name the farm had while it was only the dispatcher (tests use it)
 FRAME_PIPELINE: web.AppKey[FramePipeline] = web.AppKey("frame_pipeline")
 LOOP_LAG: web.AppKey[Timings] = web.AppKey("loop_lag")
+METRICS: web.AppKey[FarmMetrics] = web.AppKey("metrics")

@@ -16,6 +16,8 @@ from .config import Config
 from .database import Database
 from .events import EventBroker
 from .farm_events import FarmEvents
+from .movies import Movies
+from .metrics import DeliveryCounters
 from .outcomes import Outcomes
 from .reaper import Reaper
 from .scheduler import Scheduler
@@ -43,6 +45,8 @@ class Farm:
         self.reaper = Reaper(config, db, self.sessions, self.outcomes)
         self.waiting = WaitingReasons(db, self.sessions, self.view.shot_changed)
         self.availability = Availability(self.sessions, self._fell_asleep, self._woke)
+        self.movies = Movies(db, storage, config.ffmpeg, self.view.shot_changed)
+        self.delivery = DeliveryCounters()
 
     def _session_changed(self, session: NodeSession) -> None:
         self.view.node_changed(session)
@@ -69,8 +73,9 @@ class Farm:
         return self.view.node_view(node)
 
     def shot_view(self, shot: dict) -> dict:
-        """The shot with why its queued work waits, if it does (coordinator/waiting.py)."""
-        return self.waiting.annotate(shot)
+        """The shot with why its queued work waits, if it does (coordinator/waiting.py),
+        and its preview movie's state (coordinator/movies.py)."""
+        return self.movies.annotate(self.waiting.annotate(shot))
 
     async def load_shot(self, shot_id: int, with_files: bool = False) -> dict | None:
         """A shot's view, read on the bulk connection (a summary counts all its jobs)."""
@@ -140,6 +145,7 @@ class Farm:
         running = await self.db.write(job_sql.delete_shot, shot_id)
         await self.outcomes.cancel_attempts(running)
         self.storage.delete_shot(shot_id)
+        self.movies.forget(shot_id)
         self.view.shot_changed(shot_id)
 
     async def _changed(self, shot_id: int) -> dict | None:
@@ -152,6 +158,7 @@ class Farm:
     def frame_landed(self, frame: dict) -> None:
         """A frame was recorded (under its lease): dashboards see it and its shot's
         progress."""
+        self.delivery.frame_landed(frame)
         self.view.frame_recorded(frame)
 
     # -- nodes, from the dashboard -------------------------------------------------

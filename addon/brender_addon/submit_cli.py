@@ -91,6 +91,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="send the .blend alone, without tracing its external files")
     p.add_argument("--wait", action="store_true", help="show progress until the shot ends")
     p.add_argument("--json", action="store_true", help="print the shot and frames as JSON")
+    p.add_argument("--download", type=Path, metavar="DIR",
+                   help="once the shot completes (implies --wait), download its frames into "
+                        "DIR, each checked against the farm's sha256")
     return p.parse_args(argv)
 
 
@@ -186,14 +189,19 @@ def main(argv: list[str] | None = None) -> int:
         shot = client.create_shot(body)
         if not args.json:
             print(shot["id"], flush=True)
-        if args.wait:
+        if args.wait or args.download:
             shot = wait(client, shot["id"], quiet=args.json)
         if args.json:
             shot["frames"] = client.frames(shot["id"])
             print(json.dumps(shot, indent=2))
-        if args.wait and shot["status"] != "completed":
+        if (args.wait or args.download) and shot["status"] != "completed":
             return fail(f"shot {shot['id']} {shot['status']}: {failure_text(client, shot)}",
                         FARM_ERROR)
+        if args.download:
+            from .downloads import download_frames
+            got = download_frames(client, shot["id"], args.download)
+            print(f"brender-submit: {got.verified} frames ({got.bytes} bytes) verified in "
+                  f"{got.folder}", file=sys.stderr)
     except BrenderError as exc:
         return fail(str(exc), FARM_ERROR)
     except KeyboardInterrupt:

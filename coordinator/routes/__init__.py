@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import blobs, events, frames, meta, node_ws, nodes, outputs, shots
+from . import blobs, downloads, events, frames, meta, metrics, node_ws, nodes, outputs, shots
 
 
 def setup(app: web.Application) -> None:
-    for module in (meta, blobs, shots, frames, outputs, nodes, events, node_ws):
+    for module in (meta, blobs, shots, frames, outputs, nodes, events, node_ws, downloads,
+                   metrics):
         app.router.add_routes(module.routes)
     meta.setup_static(app)

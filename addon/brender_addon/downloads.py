@@ -1,0 +1,97 @@
+"""Take a shot's frames home: its zip (`GET /api/shots/{id}/frames.zip`) streamed to
+disk, unpacked into a folder, and every frame checked against the sha256 the farm
+recorded for it. No bpy: `brender-submit --download` and the add-on both use it."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .client import BrenderError, Client, Unreachable, _error_message
+
+CHUNK = 1024 * 1024
+
+
+@dataclass
+class Download:
+    folder: Path
+    files: list[Path] = field(default_factory=list)
+    verified: int = 0
+    bytes: int = 0
+
+
+def zip_url(shot_id: int, frames: str | None = None, pass_name: str | None = None) -> str:
+    query = {k: v for k, v in (("frames", frames), ("pass", pass_name)) if v}
+    path = f"/api/shots/{int(shot_id)}/frames.zip"
+    return path + ("?" + urllib.parse.urlencode(query) if query else "")
+
+
+def movie_url(client: Client, shot_id: int) -> str:
+    """The preview movie's address, for a browser (with the token when there is one)."""
+    url = f"{client.url.rstrip('/')}/api/shots/{int(shot_id)}/movie"
+    return url + (f"?token={urllib.parse.quote(client.token)}" if client.token else "")
+
+
+def fetch_zip(client: Client, path: str, dest: Path,
+              on_bytes: Callable[[int], None] | None = None) -> int:
+    """Stream the zip at `path` to the file `dest`, a megabyte at a time."""
+    req = urllib.request.Request(client.url.rstrip("/") + path, headers=(
+        {"Authorization": f"Bearer {client.token}"} if client.token else {}))
+    size = 0
+    try:
+        with urllib.request.urlopen(req, timeout=client.timeout) as resp, open(dest, "wb") as f:
+            while block := resp.read(CHUNK):
+                f.write(block)
+                size += len(block)
+                if on_bytes:
+                    on_bytes(size)
+    except urllib.error.HTTPError as err:
+        raise BrenderError(_error_message(err), err.code) from None
+    except (urllib.error.URLError, OSError) as err:
+        raise Unreachable(f"Cannot download from {client.url}: "
+                          f"{getattr(err, 'reason', err)}") from None
+    return size
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_frames(client: Client, shot_id: int, folder: Path, frames: str | None = None,
+                    on_bytes: Callable[[int], None] | None = None) -> Download:
+    """The shot's landed frames (or `frames`, e.g. "1-10") into `folder`, each one's
+    sha256 checked against the farm's record; BrenderError when one differs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    expected = {f["name"]: f["sha256"] for f in client.frames(shot_id)
+                if f.get("status") == "done" and f.get("name")}
+    result = Download(folder)
+    with tempfile.TemporaryDirectory(prefix=".brender-zip-", dir=folder) as tmp:
+        archive = Path(tmp) / "frames.zip"
+        result.bytes = fetch_zip(client, zip_url(shot_id, frames), archive, on_bytes)
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                name = os.path.basename(info.filename)
+                if not name or name != info.filename or name.startswith("."):
+                    raise BrenderError(f"unexpected file in the download: {info.filename!r}")
+                part = Path(tmp) / name
+                with zf.open(info) as src, open(part, "wb") as dst:
+                    shutil.copyfileobj(src, dst, CHUNK)
+                if expected.get(name) != _sha256(part):
+                    raise BrenderError(f"{name} does not match the farm's sha256; "
+                                       "download again")
+                os.replace(part, folder / name)
+                result.files.append(folder / name)
+                result.verified += 1
+    return result
