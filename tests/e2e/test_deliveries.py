@@ -281,3 +281,43 @@ def test_metrics_in_prometheus_text_format(delivered):
     assert ("brender_dispatch_latency_seconds", (("quantile", "0.5"),)) in samples
     assert ("brender_queue_frames", ()) in samples
     assert samples[("brender_movies_made_total", ())] >= 1
+
+
+def test_without_ffmpeg_the_movie_says_so_and_the_farm_goes_on(tmp_path, scene, monkeypatch):
+    """A coordinator whose PATH has no ffmpeg: the shot completes, its movie's state
+    says how to fix it, nothing crashes."""
+    farm = Farm(tmp_path / "farm")
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    try:
+        with monkeypatch.context() as m:
+            m.setenv("PATH", str(empty))
+            farm.start_coordinator()
+        farm.add_node("node1")
+        farm.wait_nodes_online(1)
+        shot = farm.wait_shot(farm.submit(scene, frame_end=2, chunk_size=2)["id"])
+        assert shot["status"] == "completed", farm.debug_dump(shot["id"])
+        movie = wait_for(lambda: (m := farm.client().shot(shot["id"])["movie"])
+                         and m["status"] == "failed" and m, 30, what="the movie's state")
+        assert "ffmpeg is not installed" in movie["error"] and "apt install ffmpeg" in \
+            movie["error"]
+        status, _, body = get(farm, f"/api/shots/{shot['id']}/movie")
+        assert status == 404 and "ffmpeg is not installed" in json.loads(body)["error"]
+        # Asking again says the same, and the farm still serves the frames.
+        farm.client()._request("POST", f"/api/shots/{shot['id']}/movie", {})
+        wait_for(lambda: farm.client().shot(shot["id"])["movie"]["status"] == "failed", 30)
+        status, _, data = get(farm, f"/api/shots/{shot['id']}/frames.zip")
+        assert status == 200 and len(unzip(data)) == 2
+        assert farm.coordinator.poll() is None
+    finally:
+        farm.close()
+
+
+def test_locked_reads_need_the_token_for_downloads_and_metrics(farm_factory):
+    farm = farm_factory(lock_reads=True)
+    for path in ("/metrics", "/api/shots/1/frames.zip", "/api/shots/1/movie"):
+        status, _, body = get(farm, path, token=False)
+        assert status == 401 and "token" in json.loads(body)["error"], path
+    assert get(farm, "/metrics")[0] == 200
+    assert get(farm, "/metrics?token=" + farm.token, token=False)[0] == 200
+    assert get(farm, "/api/shots/1/frames.zip")[0] == 404
