@@ -87,6 +87,7 @@ export const api = {
   setPriority: (id, priority) => request('PATCH', `/api/shots/${enc(id)}`, { priority }),
   shotAction: (id, action) => request('POST', `/api/shots/${enc(id)}/${action}`),  // pause|resume|cancel|requeue
   deleteShot: (id) => request('DELETE', `/api/shots/${enc(id)}`),
+  makeMovie: (id) => request('POST', `/api/shots/${enc(id)}/movie`),
   setNodeEnabled: (id, enabled) => request('POST', `/api/nodes/${enc(id)}/${enabled ? 'enable' : 'disable'}`),
 };
 

@@ -12,6 +12,7 @@ import { TimeChart } from '../components/chart.js';
 import { JobsPanel } from '../components/jobs.js';
 import { RenderSettings } from '../components/render_settings.js';
 import { FailedFrames } from '../components/failed_frames.js';
+import { MoviePanel } from '../components/movie.js';
 import {
   h, fill, setText, listen, fmtDuration, fmtAgo, fmtDate, progressBar, updateProgress, statusPill,
 } from '../util.js';
@@ -64,6 +65,7 @@ export function mount(root, { id, frame: wantFrame }) {
     const jobs = new JobsPanel(shot.id, { onPickFrame: pickFrame });
     const failed = new FailedFrames(fs, { onPickFrame: pickFrame });
     const settings = new RenderSettings();
+    const movie = new MoviePanel(shot);
     const followBtn = h('button.btn.small', { type: 'button', title: 'Show each new frame as it lands', onclick: () => setFollow(!follow) }, 'Follow live');
     function setFollow(v) {
       follow = v;
@@ -81,10 +83,10 @@ export function mount(root, { id, frame: wantFrame }) {
     const chartCard = h('section.card.chart-card', { 'aria-label': 'Render time per frame' },
       h('div.card-head', null, h('h2', null, 'Render time per frame')), chart.el);
     fill(root, h('div.shot', null, head.el, failed.el, h('div.shot-main', null, viewerCard, gridCard),
-      chartCard, settings.el, jobs.el));
+      movie.el, chartCard, settings.el, jobs.el));
     setFollow(follow);
 
-    parts = { fs, player, grid, chart, jobs, head, settings, shot };
+    parts = { fs, player, grid, chart, jobs, head, settings, movie, shot };
     refresh(shot, { first: true });
 
     // First view: the asked frame, or the latest one that landed.
@@ -150,6 +152,7 @@ export function mount(root, { id, frame: wantFrame }) {
     parts.shot = { ...parts.shot, ...shot };
     parts.head.update(parts.shot);
     parts.settings.update(parts.shot);
+    parts.movie.update(parts.shot);
     // Frames fail (or are requeued) a job at a time, or a whole shot at once without
     // job events: read them again when the count moves.
     const failedMoved = !first && shot.frames_failed != null && shot.frames_failed !== failedBefore;
