@@ -125,6 +125,8 @@ class BRENDER_PT_output(bpy.types.Panel):
                       f" ({_duration(shot.get('avg_frame_time'))} per frame)")
         if shot.get("failure_reason"):
             box.label(text=str(shot["failure_reason"]), icon="ERROR")
+        if status == "completed":
+            box.operator("brender.open_movie", icon="FILE_MOVIE")
         if state.status_error:
             box.label(text=state.status_error, icon="ERROR")
         if state.thumbnail_icon:

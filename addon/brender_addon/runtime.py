@@ -44,6 +44,7 @@ class State:
     connection_text: str = ""
     connection_error: bool = False
     dashboard_url: str = ""
+    movie_url: str = ""
     thumb_dir: Path | None = None
 
     @property
