@@ -43,6 +43,9 @@ FFMPEG_NICENESS = 10
 # encode, half of veryfast's), at the price of a larger file.
 PRESET = "ultrafast"
 MAX_STDERR = 2000
+# A shot that completed this recently gets its movie by itself: not the shots that
+# completed before a coordinator with movies first started (those are made on request).
+AUTO_SECONDS = 600
 
 
 def movie_dir(storage: Storage, shot_id: int) -> Path:
@@ -103,11 +106,12 @@ class Movies:
         return dict(state) if state else None
 
     def annotate(self, shot: dict) -> dict:
-        """The shot with its movie's state; a shot seen completed with frames its movie
-        lacks (or no movie yet) gets one made."""
+        """The shot with its movie's state; a shot seen just completed with frames its
+        movie lacks (or no movie yet) gets one made."""
         shot_id = shot["id"]
         state = self._states.get(shot_id)
-        if shot.get("status") == "completed" and shot.get("frames_done"):
+        recent = (shot.get("finished_at") or 0) >= time.time() - AUTO_SECONDS
+        if shot.get("status") == "completed" and shot.get("frames_done") and recent:
             if state is None or (state["status"] in ("ready", "failed")
                                  and state.get("frames") != shot["frames_done"]):
                 state = self.request(shot_id, shot["frames_done"])

@@ -7,6 +7,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 from brender_protocol import shot as shot_rules
+from brender_protocol.formats import frame_stem
 
 from .. import keys, validation
 from ..frame_pipeline import UNSAFE
@@ -111,7 +112,7 @@ async def frames_zip(request: web.Request) -> web.StreamResponse:
             return None
         if pass_name is None:
             return Entry(path, row["name"], row["size"])
-        return Entry(path, f"{folder or 'pass'}/frame_{row['number']:06d}{path.suffix}",
+        return Entry(path, f"{folder or 'pass'}/{frame_stem(row['number'])}{path.suffix}",
                      row["size"])
 
     async def pages() -> AsyncIterator[list[Entry]]:
