@@ -49,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="auto: uvloop when installed (faster), else asyncio's own")
     p.add_argument("--ffmpeg", default="ffmpeg",
                    help="the ffmpeg that makes preview movies (default: ffmpeg on PATH)")
+    p.add_argument("--movie-segment-frames", type=int, default=48,
+                   help="make a rendering shot's preview movie in parts of this many frames")
     p.add_argument("--version", action="version", version=__version__)
     return p.parse_args(argv)
 
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
                     upload_max_seconds=args.upload_timeout,
                     max_event_streams=args.max_event_streams,
                     max_event_streams_per_address=args.max_event_streams_per_address,
-                    ffmpeg=args.ffmpeg)
+                    ffmpeg=args.ffmpeg, movie_segment_frames=args.movie_segment_frames)
     token, generated = resolve_token(config)
     if generated:
         print(f"Generated a farm token (saved in {config.data_dir / 'token'}):\n  {token}",

@@ -39,6 +39,8 @@ class Config:
     target_job_seconds: float = 60.0
     # The ffmpeg that makes preview movies (a name on PATH, or a path).
     ffmpeg: str = "ffmpeg"
+    # A rendering shot's movie is made in parts of this many frames as they land.
+    movie_segment_frames: int = 48
     dashboard_dir: Path = field(
         default_factory=lambda: Path(__file__).resolve().parent.parent / "dashboard_static")
 

@@ -7,6 +7,10 @@ reading the frames where they lie (EXR frames through their tone-mapped previews
 the same images the dashboard shows) through symlinks in `tmp/`, so neither the
 event loop nor a node's upload waits for it. Requests that come while one is queued
 or being made are folded into it (or into the next one, made once this one ends).
+While a shot renders, each run of `segment_frames` frames that has all landed is
+encoded into a part of its movie when nothing else waits; once it completes, only the
+frames after the last full part are encoded and the parts joined (`movie_encoding.py`),
+so a long shot's movie is ready seconds after its last frame.
 
 The state of each shot's movie (queued, making, ready, failed and why) is shown in the
 shot's API and SSE summaries (`movie`) and kept next to the file, so it outlives a
@@ -19,30 +23,23 @@ import contextlib
 import json
 import logging
 import os
-import resource
 import shutil
 import time
 from collections import OrderedDict
-from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
 from .database import Database
+from .movie_encoding import Encoder
 from .storage import Storage
 from .store import deliveries as delivery_sql
 
 log = logging.getLogger("brender.movies")
 
+# Parts are made between movies, a little after frames land (several land together).
+SEGMENT_PAUSE = 1.0
 NO_FFMPEG = ("ffmpeg is not installed on the coordinator: install Debian's ffmpeg "
              "(apt install ffmpeg) to make preview movies")
-# ffmpeg's image sequence reader takes one kind of image; frames of another kind are
-# converted to PNG first (rare: a shot's frames share its format).
-SEQUENCE_EXTENSIONS = ("png", "jpg", "jpeg", "tif", "tiff", "bmp", "tga", "webp")
-FFMPEG_NICENESS = 10
-# x264's fastest preset: a preview is ready sooner (240 1080p frames take ~6 CPU-s to
-# encode, half of veryfast's), at the price of a larger file.
-PRESET = "ultrafast"
-MAX_STDERR = 2000
 # A shot that completed this recently gets its movie by itself: not the shots that
 # completed before a coordinator with movies first started (those are made on request).
 AUTO_SECONDS = 600
@@ -57,25 +54,13 @@ def movie_path(storage: Storage, shot_id: int) -> Path:
     return movie_dir(storage, shot_id) / "preview.mp4"
 
 
-def frame_rate(fps: float) -> str:
-    """ffmpeg's rate for a shot's fps: 23.976 is 24000/1001, not a rounded float."""
-    rate = Fraction(fps).limit_denominator(1001)
-    return f"{rate.numerator}/{rate.denominator}"
-
-
-def _child_setup() -> None:
-    """In ffmpeg's process before it starts: a lower priority than the coordinator and
-    the nodes, and death with the coordinator."""
-    with contextlib.suppress(OSError):
-        os.nice(FFMPEG_NICENESS)
-    from .thumbnails import die_with_parent
-    die_with_parent()
-
-
 class Movies:
     def __init__(self, db: Database, storage: Storage, ffmpeg: str,
-                 changed: Callable[[int], None]):
+                 changed: Callable[[int], None], segment_frames: int = 48):
         self.db = db
+        self.segment_frames = max(1, segment_frames)
+        self.encoder = Encoder(storage)
+        self._landed: OrderedDict[int, None] = OrderedDict()   # shots to make parts of
         self.storage = storage
         self.ffmpeg = ffmpeg
         self._changed = changed        # the shot's summary is sent again
@@ -84,9 +69,7 @@ class Movies:
         self._making: int | None = None
         self._again: set[int] = set()
         self._wake = asyncio.Event()
-        self._proc: asyncio.subprocess.Process | None = None
         self.made = 0
-        self.cpu_seconds = 0.0   # of the last ffmpeg run (user + system)
 
     # -- what the API shows ---------------------------------------------------------
     def load(self) -> None:
@@ -132,10 +115,16 @@ class Movies:
             self._wake.set()
         return dict(self._states[shot_id])
 
+    def landed(self, shot_id: int) -> None:
+        """A frame of the shot landed: a part of its movie may be ready to make."""
+        self._landed[shot_id] = None
+        self._wake.set()
+
     def forget(self, shot_id: int) -> None:
         """The shot was deleted (its folder went to the trash)."""
         self._states.pop(shot_id, None)
         self._queue.pop(shot_id, None)
+        self._landed.pop(shot_id, None)
         self._again.discard(shot_id)
 
     def _set(self, shot_id: int, state: dict) -> None:
@@ -146,32 +135,47 @@ class Movies:
 
     # -- making ------------------------------------------------------------------------
     async def run(self) -> None:
-        """The background task: one movie at a time, in the order asked."""
+        """The background task: one movie at a time, in the order asked; parts of the
+        movies of shots rendering when no movie waits."""
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._queue:
-                shot_id, _ = self._queue.popitem(last=False)
-                self._making = shot_id
+            while self._queue or self._landed:
+                if self._queue:
+                    await self._next_movie()
+                    continue
+                await asyncio.sleep(SEGMENT_PAUSE)
+                if self._queue or not self._landed:
+                    continue
+                shot_id, _ = self._landed.popitem(last=False)
                 try:
-                    await self._make(shot_id)
+                    if await self._make_part(shot_id):
+                        self._landed[shot_id] = None   # maybe more: after the others
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:  # a movie never takes the farm down
-                    log.exception("movie of shot %s failed", shot_id)
-                    self._finish(shot_id, "failed", error=f"could not make the movie: {exc}")
-                finally:
-                    self._making = None
-                if shot_id in self._again:
-                    self._again.discard(shot_id)
-                    source = await self.db.read(delivery_sql.movie_source, shot_id)
-                    if source:
-                        self.request(shot_id, source["frames_done"])
+                except Exception:  # the movie is made whole at the end instead
+                    log.exception("a part of shot %s's movie failed", shot_id)
+
+    async def _next_movie(self) -> None:
+        shot_id, _ = self._queue.popitem(last=False)
+        self._making = shot_id
+        try:
+            await self._make(shot_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a movie never takes the farm down
+            log.exception("movie of shot %s failed", shot_id)
+            self._finish(shot_id, "failed", error=f"could not make the movie: {exc}")
+        finally:
+            self._making = None
+        if shot_id in self._again:
+            self._again.discard(shot_id)
+            source = await self.db.read(delivery_sql.movie_source, shot_id)
+            if source:
+                self.request(shot_id, source["frames_done"])
 
     async def close(self) -> None:
-        if self._proc is not None and self._proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._proc.kill()
+        self.encoder.kill()
 
     def _finish(self, shot_id: int, status: str, **fields: object) -> None:
         if shot_id not in self._states:  # deleted meanwhile
@@ -211,19 +215,18 @@ class Movies:
         self._set(shot_id, {**self._states[shot_id], "status": "making",
                             "frames": len(frames)})
         started = time.monotonic()
-        prefix = self.storage.temp_path("movie")
-        links: list[Path] = []
-        output = Path(f"{prefix}.mp4")
+        self.encoder.cpu_seconds = 0.0
+        output = self.storage.temp_path("movie").with_suffix(".mp4")
         try:
-            ext = await asyncio.get_running_loop().run_in_executor(
-                self.storage.executor, self._sequence, frames, prefix, links)
-            error = await self._encode(ffmpeg, f"{prefix}-%06d.{ext}", source["fps"], output)
+            if source["status"] == "completed" and len(frames) > self.segment_frames:
+                error = await self._join_parts(ffmpeg, shot_id, frames, source["fps"], output)
+            else:
+                error = await self.encoder.encode(ffmpeg, frames, source["fps"], output)
             if error is None:
                 await asyncio.get_running_loop().run_in_executor(
                     self.storage.executor, self._place, shot_id, output)
         finally:
-            for path in links + [output]:
-                path.unlink(missing_ok=True)
+            output.unlink(missing_ok=True)
         if error is not None:
             self._finish(shot_id, "failed", error=error)
             return
@@ -232,72 +235,73 @@ class Movies:
                  time.monotonic() - started)
         self._finish(shot_id, "ready", frames=len(frames), made_at=time.time(),
                      fps=source["fps"], seconds=round(time.monotonic() - started, 2),
-                     cpu_seconds=round(self.cpu_seconds, 2))
+                     cpu_seconds=round(self.encoder.cpu_seconds, 2))
 
-    def _sequence(self, frames: list[dict], prefix: Path, links: list[Path]) -> str:
-        """Number the frames 1.. as `{prefix}-000001.ext` (symlinks to the frames, or to
-        the previews of EXR frames); frames of another kind than most are converted."""
-        sources = [self._viewable(frame) for frame in frames]
-        kinds = [p.suffix.lower().lstrip(".") for p in sources]
-        ext = max(set(kinds), key=kinds.count)
-        if ext not in SEQUENCE_EXTENSIONS:
-            ext = "png"
-        for index, (path, kind) in enumerate(zip(sources, kinds), 1):
-            link = Path(f"{prefix}-{index:06d}.{ext}")
-            links.append(link)
-            if kind == ext:
-                os.symlink(path, link)
-            else:
-                self._convert(path, link)
-        return ext
+    # -- parts -------------------------------------------------------------------------
+    def _part_path(self, shot_id: int, index: int, frames: list[dict]) -> Path:
+        return movie_dir(self.storage, shot_id) / "parts" / \
+            f"{index:06d}_{frames[0]['number']}_{frames[-1]['number']}.h264"
 
-    def _viewable(self, frame: dict) -> Path:
-        """The image of a frame ffmpeg reads: the frame, or its tone-mapped preview."""
-        if frame["preview_path"]:
-            preview = self.storage.inside(frame["preview_path"])
-            if preview.is_file():
-                return preview
-        return self.storage.inside(frame["path"])
-
-    @staticmethod
-    def _convert(path: Path, dest: Path) -> None:
-        from PIL import Image
-
-        from . import thumbnails
-
-        with open(path, "rb") as f:
-            is_exr = f.read(4) == thumbnails.EXR_MAGIC
-        image = thumbnails.tone_map(thumbnails._pick_rgba(path)) if is_exr else Image.open(path)
-        image.convert("RGB").save(dest, "PNG", compress_level=1)
-
-    async def _encode(self, ffmpeg: str, pattern: str, fps: float, output: Path) -> str | None:
-        """Run ffmpeg; None when the movie was written, else why not."""
-        rate = frame_rate(fps)
-        cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-               "-framerate", rate, "-start_number", "1", "-i", pattern,
-               # yuv420p needs even sizes; frames of another size are fitted to the first.
-               "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2,format=yuv420p",
-               "-c:v", "libx264", "-preset", PRESET, "-crf", "23",
-               "-pix_fmt", "yuv420p", "-r", rate, "-movflags", "+faststart",
-               "-f", "mp4", str(output)]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        self._proc = proc = await asyncio.create_subprocess_exec(
-            *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE, preexec_fn=_child_setup)
+    async def _encode_part(self, ffmpeg: str, shot_id: int, index: int, frames: list[dict],
+                           fps: float) -> Path:
+        """The part's file, made now unless it was while the shot rendered."""
+        path = self._part_path(shot_id, index, frames)
+        if path.is_file():
+            return path
+        temp = self.storage.temp_path("movie-part")
         try:
-            _, stderr = await proc.communicate()
-        except asyncio.CancelledError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            raise
+            error = await self.encoder.encode(ffmpeg, frames, fps, temp, raw=True)
+            if error is not None:
+                raise RuntimeError(error)
+            if not movie_dir(self.storage, shot_id).parent.is_dir():  # deleted meanwhile
+                raise RuntimeError("the shot was deleted")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temp, path)
         finally:
-            self._proc = None
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        self.cpu_seconds = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        if proc.returncode != 0:
-            text = stderr.decode(errors="replace").strip()[-MAX_STDERR:]
-            return f"ffmpeg failed (exit {proc.returncode}): {text or 'no message'}"
-        return None
+            temp.unlink(missing_ok=True)
+        return path
+
+    async def _make_part(self, shot_id: int) -> bool:
+        """Encode the first part of a rendering shot's movie whose frames have all
+        landed and that is not made yet; True when one was (there may be more)."""
+        ffmpeg = shutil.which(self.ffmpeg)
+        source = await self.db.read(delivery_sql.movie_source, shot_id)
+        if ffmpeg is None or source is None or source["status"] not in ("queued", "active",
+                                                                         "paused"):
+            return False
+        rows: list[dict] = []
+        after = -10**9
+        while page := await self.db.read_bulk(delivery_sql.shot_frames, shot_id, after):
+            rows += page
+            after = page[-1]["number"]
+        size = self.segment_frames
+        for index in range(len(rows) // size):
+            part = rows[index * size:(index + 1) * size]
+            if all(r["status"] == "done" for r in part) and \
+                    not self._part_path(shot_id, index, part).is_file():
+                await self._encode_part(ffmpeg, shot_id, index, part, source["fps"])
+                return True
+        return False
+
+    async def _join_parts(self, ffmpeg: str, shot_id: int, frames: list[dict], fps: float,
+                          output: Path) -> str | None:
+        """A completed shot's movie: its parts (made while it rendered, or now) and the
+        frames after the last full part, joined."""
+        size = self.segment_frames
+        full = len(frames) // size
+        parts = [await self._encode_part(ffmpeg, shot_id, i, frames[i * size:(i + 1) * size],
+                                         fps) for i in range(full)]
+        tail = self.storage.temp_path("movie-tail")
+        try:
+            if frames[full * size:]:
+                error = await self.encoder.encode(ffmpeg, frames[full * size:], fps, tail,
+                                                  raw=True)
+                if error is not None:
+                    return error
+                parts.append(tail)
+            return await self.encoder.join(ffmpeg, parts, fps, output)
+        finally:
+            tail.unlink(missing_ok=True)
 
     def _place(self, shot_id: int, output: Path) -> None:
         folder = movie_dir(self.storage, shot_id)
@@ -305,3 +309,4 @@ class Movies:
             return
         folder.mkdir(exist_ok=True)
         os.replace(output, movie_path(self.storage, shot_id))
+        shutil.rmtree(folder / "parts", ignore_errors=True)   # in the movie now

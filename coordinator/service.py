@@ -45,7 +45,8 @@ class Farm:
         self.reaper = Reaper(config, db, self.sessions, self.outcomes)
         self.waiting = WaitingReasons(db, self.sessions, self.view.shot_changed)
         self.availability = Availability(self.sessions, self._fell_asleep, self._woke)
-        self.movies = Movies(db, storage, config.ffmpeg, self.view.shot_changed)
+        self.movies = Movies(db, storage, config.ffmpeg, self.view.shot_changed,
+                             config.movie_segment_frames)
         self.delivery = DeliveryCounters()
 
     def _session_changed(self, session: NodeSession) -> None:
@@ -159,6 +160,7 @@ class Farm:
         """A frame was recorded (under its lease): dashboards see it and its shot's
         progress."""
         self.delivery.frame_landed(frame)
+        self.movies.landed(frame["shot_id"])
         self.view.frame_recorded(frame)
 
     # -- nodes, from the dashboard -------------------------------------------------

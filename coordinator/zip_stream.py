@@ -22,7 +22,7 @@ from aiohttp import web
 
 log = logging.getLogger("brender.downloads")
 
-READ_SIZE = 1024 * 1024
+READ_SIZE = 4 * 1024 * 1024
 FLUSH_AT = 1024 * 1024
 
 
@@ -48,6 +48,9 @@ class ResponseWriter(io.RawIOBase):
         return True
 
     def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        if not self.buffer and len(data) >= FLUSH_AT and isinstance(data, bytes):
+            self._send(data)   # a file's block: sent as it is, no copy
+            return len(data)
         self.buffer += data
         if len(self.buffer) >= FLUSH_AT:
             self.flush()
@@ -56,8 +59,11 @@ class ResponseWriter(io.RawIOBase):
     def flush(self) -> None:
         if self.buffer:
             chunk, self.buffer = bytes(self.buffer), bytearray()
-            asyncio.run_coroutine_threadsafe(self.response.write(chunk), self.loop).result()
-            self.sent += len(chunk)
+            self._send(chunk)
+
+    def _send(self, chunk: bytes) -> None:
+        asyncio.run_coroutine_threadsafe(self.response.write(chunk), self.loop).result()
+        self.sent += len(chunk)
 
 
 def _add(archive: zipfile.ZipFile, entries: list[Entry], when: tuple) -> None:

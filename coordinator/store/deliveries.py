@@ -22,6 +22,16 @@ async def done_frames(c: Connection, shot_id: int, after: int, limit: int = PAGE
     return [dict(r) for r in rows]
 
 
+async def shot_frames(c: Connection, shot_id: int, after: int, limit: int = PAGE) -> list[dict]:
+    """Up to `limit` of a shot's frames, done or not, numbered above `after`, in order
+    (the parts of a rendering shot's movie are runs of these)."""
+    rows = await c.fetchall(
+        """SELECT number, status, name, path, preview_path FROM frames
+           WHERE shot_id = ? AND number > ? ORDER BY number LIMIT ?""",
+        (shot_id, after, limit))
+    return [dict(r) for r in rows]
+
+
 async def pass_outputs(c: Connection, shot_id: int, name: str, after: int,
                        limit: int = PAGE, last: int | None = None) -> list[dict]:
     """The extra outputs of one pass (`kind` 'pass', `name`) of a shot's frames numbered

@@ -37,9 +37,10 @@ def add_outputs(base: Path, out: Path, **opts) -> Path:
 @pytest.fixture(scope="module")
 def delivered(tmp_path_factory):
     """One node; a 6-frame PNG shot at 12 fps, a 3-frame EXR shot at 25 fps and a
-    2-frame shot with compositor passes, all completed."""
+    2-frame shot with compositor passes, all completed. Movies are made in parts of
+    two frames (joined once the shot completes), as a long shot's are of 48."""
     root = tmp_path_factory.mktemp("deliveries")
-    farm = Farm(root / "farm")
+    farm = Farm(root / "farm", movie_segment_frames=2)
     try:
         farm.start_coordinator()
         farm.add_node("node1")
@@ -104,6 +105,8 @@ def test_a_completed_shot_gets_an_h264_preview_movie(delivered, tmp_path, which,
     stream = probe(data, tmp_path)
     assert stream == {"codec_name": "h264", "pix_fmt": "yuv420p", "r_frame_rate": fps,
                       "nb_read_frames": str(frames), "width": 64, "height": 36}
+    # Made of parts, joined: none is left beside the movie.
+    assert not (delivered.data_dir / "shots" / str(shot["id"]) / "movie" / "parts").exists()
     # Chromium seeks with Range requests.
     status, headers, part = get(delivered, movie["url"], {"Range": "bytes=100-199"})
     assert status == 206 and part == data[100:200]

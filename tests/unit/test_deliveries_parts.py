@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator.movies import frame_rate
+from coordinator.movie_encoding import frame_rate
 from coordinator.routes.downloads import frame_ranges
 from coordinator.validation import ValidationError
 
