@@ -61,6 +61,7 @@ class Movies:
         self.segment_frames = max(1, segment_frames)
         self.encoder = Encoder(storage)
         self._landed: OrderedDict[int, None] = OrderedDict()   # shots to make parts of
+        self._cursors: dict[int, tuple[int, int]] = {}   # (last frame, index) of parts made
         self.storage = storage
         self.ffmpeg = ffmpeg
         self._changed = changed        # the shot's summary is sent again
@@ -83,10 +84,6 @@ class Movies:
                 continue
             if state.get("status") in ("ready", "failed"):
                 self._states[shot_id] = state
-
-    def state(self, shot_id: int) -> dict | None:
-        state = self._states.get(shot_id)
-        return dict(state) if state else None
 
     def annotate(self, shot: dict) -> dict:
         """The shot with its movie's state; a shot seen just completed with frames its
@@ -125,6 +122,7 @@ class Movies:
         self._states.pop(shot_id, None)
         self._queue.pop(shot_id, None)
         self._landed.pop(shot_id, None)
+        self._cursors.pop(shot_id, None)
         self._again.discard(shot_id)
 
     def _set(self, shot_id: int, state: dict) -> None:
@@ -224,12 +222,15 @@ class Movies:
                 error = await self.encoder.encode(ffmpeg, frames, source["fps"], output)
             if error is None:
                 await asyncio.get_running_loop().run_in_executor(
-                    self.storage.executor, self._place, shot_id, output)
+                    self.storage.executor, self._place, shot_id, output,
+                    source["status"] == "completed")
         finally:
             output.unlink(missing_ok=True)
         if error is not None:
             self._finish(shot_id, "failed", error=error)
             return
+        if source["status"] == "completed":
+            self._cursors.pop(shot_id, None)
         self.made += 1
         log.info("movie of shot %s: %d frames in %.1f s", shot_id, len(frames),
                  time.monotonic() - started)
@@ -262,26 +263,29 @@ class Movies:
         return path
 
     async def _make_part(self, shot_id: int) -> bool:
-        """Encode the first part of a rendering shot's movie whose frames have all
-        landed and that is not made yet; True when one was (there may be more)."""
+        """Encode the next part of a rendering shot's movie if its frames have all
+        landed; True when one was made (the next may be ready too). Parts are made in
+        order from a cursor, reading one part's rows at a time (a 100,000-frame shot is
+        not read whole at every landing)."""
         ffmpeg = shutil.which(self.ffmpeg)
         source = await self.db.read(delivery_sql.movie_source, shot_id)
         if ffmpeg is None or source is None or source["status"] not in ("queued", "active",
                                                                          "paused"):
             return False
-        rows: list[dict] = []
-        after = -10**9
-        while page := await self.db.read_bulk(delivery_sql.shot_frames, shot_id, after):
-            rows += page
-            after = page[-1]["number"]
         size = self.segment_frames
-        for index in range(len(rows) // size):
-            part = rows[index * size:(index + 1) * size]
-            if all(r["status"] == "done" for r in part) and \
-                    not self._part_path(shot_id, index, part).is_file():
+        after, index = self._cursors.get(shot_id, (-10**9, 0))
+        while True:
+            part = await self.db.read_bulk(delivery_sql.shot_frames, shot_id, after, size)
+            if len(part) < size or any(r["status"] != "done" for r in part):
+                self._cursors[shot_id] = (after, index)
+                return False
+            made = not self._part_path(shot_id, index, part).is_file()
+            if made:
                 await self._encode_part(ffmpeg, shot_id, index, part, source["fps"])
+            after, index = part[-1]["number"], index + 1
+            if made:
+                self._cursors[shot_id] = (after, index)
                 return True
-        return False
 
     async def _join_parts(self, ffmpeg: str, shot_id: int, frames: list[dict], fps: float,
                           output: Path) -> str | None:
@@ -303,10 +307,12 @@ class Movies:
         finally:
             tail.unlink(missing_ok=True)
 
-    def _place(self, shot_id: int, output: Path) -> None:
+    def _place(self, shot_id: int, output: Path, completed: bool) -> None:
+        """Runs in a file thread."""
         folder = movie_dir(self.storage, shot_id)
         if not folder.parent.is_dir():  # the shot was deleted meanwhile
             return
         folder.mkdir(exist_ok=True)
         os.replace(output, movie_path(self.storage, shot_id))
-        shutil.rmtree(folder / "parts", ignore_errors=True)   # in the movie now
+        if completed:   # its parts are in the movie now
+            shutil.rmtree(folder / "parts", ignore_errors=True)
