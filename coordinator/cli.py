@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="auto: uvloop when installed (faster), else asyncio's own")
     p.add_argument("--ffmpeg", default="ffmpeg",
                    help="the ffmpeg that makes preview movies (default: ffmpeg on PATH)")
-    p.add_argument("--movie-segment-frames", type=int, default=48,
+    p.add_argument("--movie-segment-frames", type=int, default=24,
                    help="make a rendering shot's preview movie in parts of this many frames")
     p.add_argument("--version", action="version", version=__version__)
     return p.parse_args(argv)

@@ -40,7 +40,7 @@ class Config:
     # The ffmpeg that makes preview movies (a name on PATH, or a path).
     ffmpeg: str = "ffmpeg"
     # A rendering shot's movie is made in parts of this many frames as they land.
-    movie_segment_frames: int = 48
+    movie_segment_frames: int = 24
     dashboard_dir: Path = field(
         default_factory=lambda: Path(__file__).resolve().parent.parent / "dashboard_static")
 

@@ -56,7 +56,7 @@ def movie_path(storage: Storage, shot_id: int) -> Path:
 
 class Movies:
     def __init__(self, db: Database, storage: Storage, ffmpeg: str,
-                 changed: Callable[[int], None], segment_frames: int = 48):
+                 changed: Callable[[int], None], segment_frames: int = 24):
         self.db = db
         self.segment_frames = max(1, segment_frames)
         self.encoder = Encoder(storage)
