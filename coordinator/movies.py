@@ -93,7 +93,7 @@ class Movies:
         recent = (shot.get("finished_at") or 0) >= time.time() - AUTO_SECONDS
         if shot.get("status") == "completed" and shot.get("frames_done") and recent:
             if state is None or (state["status"] in ("ready", "failed")
-                                 and state.get("frames") != shot["frames_done"]):
+                                 and state.get("frames_done") != shot["frames_done"]):
                 state = self.request(shot_id, shot["frames_done"])
         shot["movie"] = dict(state) if state else None
         return shot
@@ -108,7 +108,7 @@ class Movies:
             self._queue[shot_id] = None
             previous = self._states.get(shot_id) or {}
             self._set(shot_id, {**previous, "status": "queued", "frames": frames,
-                                "error": None})
+                                "frames_done": frames, "error": None})
             self._wake.set()
         return dict(self._states[shot_id])
 
@@ -210,8 +210,9 @@ class Movies:
         if not frames:
             self._finish(shot_id, "failed", error="no frame of this shot has landed yet")
             return
+        # `frames_done`: the shot's count this movie answers (made again when it grows).
         self._set(shot_id, {**self._states[shot_id], "status": "making",
-                            "frames": len(frames)})
+                            "frames": len(frames), "frames_done": source["frames_done"]})
         started = time.monotonic()
         self.encoder.cpu_seconds = 0.0
         output = self.storage.temp_path("movie").with_suffix(".mp4")
