@@ -45,6 +45,8 @@ def test_the_preview_movie_plays_on_the_shot_page(live, page):
     assert (played["width"], played["height"]) == (256, 144)
     assert played["duration"] == pytest.approx(1.0, abs=0.1)   # 12 frames at 12 fps
     assert played["bright"] > 40, "a decoded frame shows the scene"
+    page.locator(".zip-menu summary").click()
+    page.locator("section.movie").scroll_into_view_if_needed()
     page.screenshot("shot-movie")
 
 
