@@ -16,8 +16,8 @@ from .config import Config
 from .database import Database
 from .events import EventBroker
 from .farm_events import FarmEvents
-from .movies import Movies
 from .metrics import DeliveryCounters
+from .movies import Movies
 from .outcomes import Outcomes
 from .reaper import Reaper
 from .scheduler import Scheduler
