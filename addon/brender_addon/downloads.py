@@ -70,28 +70,51 @@ def _sha256(path: Path) -> str:
 
 
 def download_frames(client: Client, shot_id: int, folder: Path, frames: str | None = None,
+                    pass_name: str | None = None,
                     on_bytes: Callable[[int], None] | None = None) -> Download:
-    """The shot's landed frames (or `frames`, e.g. "1-10") into `folder`, each one's
-    sha256 checked against the farm's record; BrenderError when one differs."""
+    """The shot's landed frames (or `frames`, e.g. "1-10"; or the pass `pass_name` of
+    their extra outputs, into a subfolder) into `folder`, each file's sha256 checked
+    against the farm's record; BrenderError when one differs."""
     folder.mkdir(parents=True, exist_ok=True)
-    expected = {f["name"]: f["sha256"] for f in client.frames(shot_id)
-                if f.get("status") == "done" and f.get("name")}
+    listed = [f for f in client.frames(shot_id) if f.get("status") == "done" and f.get("name")]
+    if pass_name is None:
+        expected = {f["name"]: f["sha256"] for f in listed}
+    else:
+        expected = {}
+        for f in listed:
+            outputs = client._request(
+                "GET", f"/api/shots/{int(shot_id)}/frames/{int(f['number'])}/outputs")
+            for output in outputs["outputs"]:
+                if output["kind"] == "pass" and output["name"] == pass_name:
+                    stem = f["name"].rsplit(".", 1)[0]
+                    expected[(stem, output["format"])] = output["sha256"]
     result = Download(folder)
     with tempfile.TemporaryDirectory(prefix=".brender-zip-", dir=folder) as tmp:
         archive = Path(tmp) / "frames.zip"
-        result.bytes = fetch_zip(client, zip_url(shot_id, frames), archive, on_bytes)
+        result.bytes = fetch_zip(client, zip_url(shot_id, frames, pass_name), archive,
+                                 on_bytes)
         with zipfile.ZipFile(archive) as zf:
             for info in zf.infolist():
-                name = os.path.basename(info.filename)
-                if not name or name != info.filename or name.startswith("."):
+                parts = info.filename.split("/")
+                if len(parts) > (1 if pass_name is None else 2) or \
+                        any(not p or p.startswith(".") or p == ".." for p in parts):
                     raise BrenderError(f"unexpected file in the download: {info.filename!r}")
-                part = Path(tmp) / name
+                part = Path(tmp) / "part"
                 with zf.open(info) as src, open(part, "wb") as dst:
                     shutil.copyfileobj(src, dst, CHUNK)
-                if expected.get(name) != _sha256(part):
-                    raise BrenderError(f"{name} does not match the farm's sha256; "
+                digest = _sha256(part)
+                name = parts[-1]
+                if pass_name is None:
+                    ok = expected.get(name) == digest
+                else:
+                    ok = digest in {sha for (stem, _), sha in expected.items()
+                                    if name.rsplit(".", 1)[0] == stem}
+                if not ok:
+                    raise BrenderError(f"{info.filename} does not match the farm's sha256; "
                                        "download again")
-                os.replace(part, folder / name)
-                result.files.append(folder / name)
+                dest = folder.joinpath(*parts)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(part, dest)
+                result.files.append(dest)
                 result.verified += 1
     return result

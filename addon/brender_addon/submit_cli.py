@@ -94,6 +94,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--download", type=Path, metavar="DIR",
                    help="once the shot completes (implies --wait), download its frames into "
                         "DIR, each checked against the farm's sha256")
+    p.add_argument("--download-frames", metavar="LIST",
+                   help="with --download: only these frames, e.g. 1-10,20")
+    p.add_argument("--download-pass", metavar="NAME",
+                   help="with --download: this pass of the extra outputs instead of the frames")
     return p.parse_args(argv)
 
 
@@ -199,8 +203,9 @@ def main(argv: list[str] | None = None) -> int:
                         FARM_ERROR)
         if args.download:
             from .downloads import download_frames
-            got = download_frames(client, shot["id"], args.download)
-            print(f"brender-submit: {got.verified} frames ({got.bytes} bytes) verified in "
+            got = download_frames(client, shot["id"], args.download, args.download_frames,
+                                  args.download_pass)
+            print(f"brender-submit: {got.verified} files ({got.bytes} bytes) verified in "
                   f"{got.folder}", file=sys.stderr)
     except BrenderError as exc:
         return fail(str(exc), FARM_ERROR)

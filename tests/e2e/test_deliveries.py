@@ -53,6 +53,7 @@ def delivered(tmp_path_factory):
         farm.exr = farm.submit(scene, name="exr", frame_end=3, fps=25, chunk_size=3,
                                output_format="OPEN_EXR")
         farm.passes = farm.submit(passes, name="passes", frame_end=2, chunk_size=2)
+        farm.passes_blend = passes
         for shot in (farm.png, farm.exr, farm.passes):
             ended = farm.wait_shot(shot["id"], timeout=180)
             assert ended["status"] == "completed", farm.debug_dump(shot["id"])
@@ -259,12 +260,29 @@ def test_submit_wait_download_writes_verified_frames(delivered, tmp_path):
          delivered.url, "--token", delivered.token, "--chunk", "3", "--wait",
          "--download", str(out)], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "3 frames" in done.stderr and "verified" in done.stderr
+    assert "3 files" in done.stderr and "verified" in done.stderr
     shot_id = int(done.stdout.split()[0])
     frames = delivered.client().frames(shot_id)
     assert sorted(p.name for p in out.iterdir()) == [f["name"] for f in frames]
     for frame in frames:
         assert sha((out / frame["name"]).read_bytes()) == frame["sha256"]
+
+
+def test_submit_download_one_pass_of_some_frames(delivered, tmp_path):
+    out = tmp_path / "home"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join((str(REPO / "addon"), str(REPO))))
+    done = subprocess.run(
+        [sys.executable, "-m", "brender_addon.submit_cli", str(delivered.passes_blend),
+         "--coordinator", delivered.url, "--token", delivered.token, "--frames", "1-2",
+         "--chunk", "2", "--download", str(out), "--download-frames", "2",
+         "--download-pass", PASS], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    shot_id = int(done.stdout.split()[0])
+    outputs = delivered.client()._request("GET", f"/api/shots/{shot_id}/frames/2/outputs")
+    beauty = next(o for o in outputs["outputs"] if o["name"] == PASS)
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == ["Passes_PNG_beauty/frame_000002.png"]
+    assert sha((out / files[0]).read_bytes()) == beauty["sha256"]
 
 
 def test_metrics_in_prometheus_text_format(delivered):
