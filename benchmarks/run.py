@@ -2,7 +2,7 @@
 
     python benchmarks/run.py                      # everything (about 10 minutes)
     python benchmarks/run.py --quick              # shorter windows, fewer repeats (< 3 min)
-    python benchmarks/run.py --only capacity      # overhead | capacity | bigshot | edge (repeatable)
+    python benchmarks/run.py --only capacity      # overhead | capacity | bigshot | edge | movie | zip
     python benchmarks/run.py --nodes 10,100       # capacity fleet sizes
     python benchmarks/run.py --no-write           # print, leave the README alone
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bigshot, capacity, common, edge, overhead  # noqa: E402
+from benchmarks import bigshot, capacity, common, deliveries, edge, overhead  # noqa: E402
 from benchmarks.common import log, machine, raise_fd_limit  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -38,7 +38,7 @@ TARGETS = {
     "dashboard_s": 1.0,
     "farm_p99_ms": 50,
 }
-ALL = ["overhead", "capacity", "bigshot", "edge"]
+ALL = ["overhead", "capacity", "bigshot", "edge", "movie", "zip"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
                                          profile_dir=args.profile),
         "bigshot": lambda: bigshot.run(scratch / "bigshot", quick=args.quick),
         "edge": lambda: edge.run(scratch / "edge", quick=args.quick),
+        # Issue 17 (benchmarks/deliveries.py); their figures are in results/latest.json.
+        "movie": lambda: deliveries.run(scratch / "movie", ("movie",), args.quick)["movie"],
+        "zip": lambda: deliveries.run(scratch / "zip", ("zip",), args.quick)["zip"],
     }
     failed = False
     try:

@@ -15,6 +15,7 @@ from .events import EventBroker
 from .frame_pipeline import FramePipeline
 from .auth import Auth, audit_middleware, auth_middleware, served_names
 from .middleware import error_middleware
+from .metrics import FarmMetrics
 from .news import frame_landed, news_ctx
 from .service import Farm
 from .storage import Storage
@@ -31,6 +32,7 @@ def create_app(config: Config, token: str | None = None) -> web.Application:
                           client_max_size=config.max_json_bytes)
     app[keys.CONFIG] = config
     app[keys.TOKEN] = token or resolve_token(config)[0]
+    app[keys.METRICS] = FarmMetrics()
     app[keys.AUTH] = Auth(app[keys.TOKEN], config.max_auth_failures,
                           served_names(config.host, config.allowed_hosts))
     app.cleanup_ctx.extend([_storage_ctx, _database_ctx, _farm_ctx, _frame_pipeline_ctx,
@@ -64,6 +66,7 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.EVENTS], app[keys.FARM] = events, farm
     app[keys.LOOP_LAG] = lag = Timings()
     await farm.open()
+    await asyncio.to_thread(farm.movies.load)
     tasks = [
         asyncio.create_task(farm.scheduler.run(), name="dispatch"),
         asyncio.create_task(farm.reaper.run(min(1.0, config.lease_timeout / 4)),
@@ -75,8 +78,10 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(events.ping_forever(PING_SECONDS), name="event-pings"),
         asyncio.create_task(farm.view.flush_forever(), name="nodes"),
         asyncio.create_task(watch_loop_lag(lag), name="loop-lag"),
+        asyncio.create_task(farm.movies.run(), name="movies"),
     ]
     yield
+    await farm.movies.close()
     for task in tasks:
         task.cancel()
     for task in tasks:

@@ -57,6 +57,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="a folder shots may deliver their frames to (repeat for more)")
     p.add_argument("--webhook-retry-seconds", type=float, default=5.0,
                    help="first wait before a failed webhook delivery is retried (doubles)")
+    p.add_argument("--ffmpeg", default="ffmpeg",
+                   help="the ffmpeg that makes preview movies (default: ffmpeg on PATH)")
+    p.add_argument("--movie-segment-frames", type=int, default=24,
+                   help="make a rendering shot's preview movie in parts of this many frames")
     p.add_argument("--version", action="version", version=__version__)
     return p.parse_args(argv)
 
@@ -87,7 +91,8 @@ def main(argv: list[str] | None = None) -> None:
                     max_event_streams_per_address=args.max_event_streams_per_address,
                     allowed_hosts=tuple(h.lower() for h in args.allowed_host),
                     tls_cert=args.tls_cert, tls_key=args.tls_key,
-                    output_roots=output_roots, webhook_retry_seconds=args.webhook_retry_seconds)
+                    output_roots=output_roots, webhook_retry_seconds=args.webhook_retry_seconds,
+                    ffmpeg=args.ffmpeg, movie_segment_frames=args.movie_segment_frames)
     token, generated = resolve_token(config)
     if generated:
         print(f"Generated the admin token (saved in {config.data_dir / 'token'}):\n  {token}\n"

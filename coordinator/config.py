@@ -48,6 +48,10 @@ class Config:
     # first wait before a failed webhook delivery is tried again (it doubles each time).
     output_roots: dict[str, Path] = field(default_factory=dict)
     webhook_retry_seconds: float = 5.0
+    # The ffmpeg that makes preview movies (a name on PATH, or a path).
+    ffmpeg: str = "ffmpeg"
+    # A rendering shot's movie is made in parts of this many frames as they land.
+    movie_segment_frames: int = 24
     dashboard_dir: Path = field(
         default_factory=lambda: Path(__file__).resolve().parent.parent / "dashboard_static")
 

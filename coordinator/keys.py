@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from .delivery import Delivery
     from .events import EventBroker
     from .frame_pipeline import FramePipeline
+    from .metrics import FarmMetrics
     from .service import Farm
     from .storage import Storage
     from .timings import Timings
@@ -29,3 +30,4 @@ FRAME_PIPELINE: web.AppKey[FramePipeline] = web.AppKey("frame_pipeline")
 LOOP_LAG: web.AppKey[Timings] = web.AppKey("loop_lag")
 DELIVERY: web.AppKey[Delivery] = web.AppKey("delivery")
 WEBHOOKS: web.AppKey[Webhooks] = web.AppKey("webhooks")
+METRICS: web.AppKey[FarmMetrics] = web.AppKey("metrics")

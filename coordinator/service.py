@@ -18,6 +18,8 @@ from .config import Config
 from .database import Database
 from .events import EventBroker
 from .farm_events import FarmEvents
+from .metrics import LandedCounters
+from .movies import Movies
 from .outcomes import Outcomes
 from .reaper import Reaper
 from .scheduler import Scheduler
@@ -49,6 +51,9 @@ class Farm:
         self.node_lost: Callable[[dict], None] | None = None
         self._leaving: set[str] = set()
         self._closing = False
+        self.movies = Movies(db, storage, config.ffmpeg, self.view.shot_changed,
+                             config.movie_segment_frames)
+        self.landed = LandedCounters()
 
     def _session_changed(self, session: NodeSession) -> None:
         self.view.node_changed(session)
@@ -76,8 +81,9 @@ class Farm:
         return self.view.node_view(node)
 
     def shot_view(self, shot: dict) -> dict:
-        """The shot with why its queued work waits, if it does (coordinator/waiting.py)."""
-        return self.waiting.annotate(shot)
+        """The shot with why its queued work waits, if it does (coordinator/waiting.py),
+        and its preview movie's state (coordinator/movies.py)."""
+        return self.movies.annotate(self.waiting.annotate(shot))
 
     async def load_shot(self, shot_id: int, with_files: bool = False) -> dict | None:
         """A shot's view, read on the bulk connection (a summary counts all its jobs)."""
@@ -147,6 +153,7 @@ class Farm:
         running = await self.db.write(job_sql.delete_shot, shot_id)
         await self.outcomes.cancel_attempts(running)
         self.storage.delete_shot(shot_id)
+        self.movies.forget(shot_id)
         self.view.shot_changed(shot_id)
 
     async def _changed(self, shot_id: int) -> dict | None:
@@ -159,6 +166,8 @@ class Farm:
     def frame_landed(self, frame: dict) -> None:
         """A frame was recorded (under its lease): dashboards see it and its shot's
         progress."""
+        self.landed.frame_landed(frame)
+        self.movies.landed(frame["shot_id"])
         self.view.frame_recorded(frame)
 
     # -- nodes, from the dashboard -------------------------------------------------

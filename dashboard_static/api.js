@@ -131,6 +131,7 @@ export const api = {
   editNode: (id, changes) => request('PATCH', `/api/nodes/${enc(id)}`, changes),   // {tags, schedule}
   shotAction: (id, action) => request('POST', `/api/shots/${enc(id)}/${action}`),  // pause|resume|cancel|requeue
   deleteShot: (id) => request('DELETE', `/api/shots/${enc(id)}`),
+  makeMovie: (id) => request('POST', `/api/shots/${enc(id)}/movie`),
   setNodeEnabled: (id, enabled) => request('POST', `/api/nodes/${enc(id)}/${enabled ? 'enable' : 'disable'}`),
 
   // Admin: credentials, join codes, the audit log (docs/security.md).

@@ -285,9 +285,35 @@ class BRENDER_OT_open_dashboard(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class BRENDER_OT_open_movie(bpy.types.Operator):
+    """Open the shot's preview movie in the web browser (the farm makes it once the shot
+    completes)"""
+
+    bl_idname = "brender.open_movie"
+    bl_label = "Open Movie"
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        shot = runtime.state.shot
+        return bool(shot and shot.get("frames_done"))
+
+    def execute(self, context: Any) -> Result:
+        from .downloads import movie_url
+
+        shot = runtime.state.shot
+        assert shot is not None  # poll
+        url = movie_url(preferences.preferences(context).url, shot["id"])
+        runtime.state.movie_url = url
+        if bpy.app.background:
+            self.report({"INFO"}, f"Movie: {url}")
+            return {"FINISHED"}
+        bpy.ops.wm.url_open(url=url)
+        return {"FINISHED"}
+
+
 classes = (BRENDER_OT_submit, BRENDER_OT_cancel_submit, BRENDER_OT_dismiss_missing,
            BRENDER_OT_clear_status,
-           BRENDER_OT_test_connection, BRENDER_OT_open_dashboard)
+           BRENDER_OT_test_connection, BRENDER_OT_open_dashboard, BRENDER_OT_open_movie)
 
 
 def register() -> None:

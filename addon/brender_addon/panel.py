@@ -129,6 +129,8 @@ class BRENDER_PT_output(bpy.types.Panel):
             box.label(text=str(notice), icon="INFO")
         if shot.get("waiting"):
             box.label(text=f"Waiting: {shot['waiting']}", icon="SORTTIME")
+        if status == "completed":
+            box.operator("brender.open_movie", icon="FILE_MOVIE")
         if state.status_error:
             box.label(text=state.status_error, icon="ERROR")
         if state.thumbnail_icon:

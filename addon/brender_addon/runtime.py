@@ -46,6 +46,7 @@ class State:
     dashboard_url: str = ""
     # Reports shown when the watched shot ended (issue 17): (level, message).
     reports: list[tuple[str, str]] = field(default_factory=list)
+    movie_url: str = ""
     thumb_dir: Path | None = None
 
     @property

@@ -111,6 +111,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="send the .blend alone, without tracing its external files")
     p.add_argument("--wait", action="store_true", help="show progress until the shot ends")
     p.add_argument("--json", action="store_true", help="print the shot and frames as JSON")
+    p.add_argument("--download", type=Path, metavar="DIR",
+                   help="once the shot completes (implies --wait), download its frames into "
+                        "DIR, each checked against the farm's sha256")
+    p.add_argument("--download-frames", metavar="LIST",
+                   help="with --download: only these frames, e.g. 1-10,20")
+    p.add_argument("--download-pass", metavar="NAME",
+                   help="with --download: this pass of the extra outputs instead of the frames")
     return p.parse_args(argv)
 
 
@@ -240,14 +247,20 @@ def main(argv: list[str] | None = None) -> int:
             print(shot["id"], flush=True)
             for line in how_it_renders(shot):
                 print(f"brender-submit: {line}", file=sys.stderr)
-        if args.wait:
+        if args.wait or args.download:
             shot = wait(client, shot["id"], quiet=args.json)
         if args.json:
             shot["frames"] = client.frames(shot["id"])
             print(json.dumps(shot, indent=2))
-        if args.wait and shot["status"] != "completed":
+        if (args.wait or args.download) and shot["status"] != "completed":
             return fail(f"shot {shot['id']} {shot['status']}: {failure_text(client, shot)}",
                         FARM_ERROR)
+        if args.download:
+            from .downloads import download_frames
+            got = download_frames(client, shot["id"], args.download, args.download_frames,
+                                  args.download_pass)
+            print(f"brender-submit: {got.verified} files ({got.bytes} bytes) verified in "
+                  f"{got.folder}", file=sys.stderr)
     except BrenderError as exc:
         return fail(str(exc), FARM_ERROR)
     except KeyboardInterrupt:

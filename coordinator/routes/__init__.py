@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import (blobs, events, frame_news, frames, meta, node_ws, nodes, outputs, shots,
-               tokens, webhooks)
+from . import (blobs, downloads, events, frame_news, frames, meta, metrics, node_ws, nodes,
+               outputs, shots, tokens, webhooks)
 
 
 def setup(app: web.Application) -> None:
     for module in (meta, blobs, shots, frames, outputs, nodes, events, node_ws, tokens,
-                   frame_news, webhooks):
+                   frame_news, webhooks, downloads, metrics):
         app.router.add_routes(module.routes)
     meta.setup_static(app)

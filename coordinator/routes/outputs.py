@@ -50,6 +50,7 @@ async def upload_output(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text=f"frame {number} is not part of this job") from None
     except StaleAttempt:
         raise web.HTTPConflict(text=STALE) from None
+    request.app[keys.FARM].landed.output_landed(output)
     return web.json_response(output, status=201)
 
 

@@ -15,6 +15,7 @@ import { FailedFrames } from '../components/failed_frames.js';
 import { ShotPool } from '../components/shot_pool.js';
 import { FrameFilter } from '../components/frame_filter.js';
 import { DeliveryPanel } from '../components/delivery.js';
+import { MoviePanel } from '../components/movie.js';
 import {
   h, fill, setText, listen, fmtDuration, fmtAgo, fmtDate, progressBar, updateProgress, statusPill,
 } from '../util.js';
@@ -74,6 +75,7 @@ export function mount(root, { id, frame: wantFrame }) {
     const settings = new RenderSettings();
     const filter = new FrameFilter(fs, grid);
     const delivery = new DeliveryPanel(shot.id);
+    const movie = new MoviePanel(shot);
     const followBtn = h('button.btn.small', { type: 'button', title: 'Show each new frame as it lands', onclick: () => setFollow(!follow) }, 'Follow live');
     function setFollow(v) {
       follow = v;
@@ -91,10 +93,10 @@ export function mount(root, { id, frame: wantFrame }) {
     const chartCard = h('section.card.chart-card', { 'aria-label': 'Render time per frame' },
       h('div.card-head', null, h('h2', null, 'Render time per frame')), chart.el);
     fill(root, h('div.shot', null, head.el, failed.el, h('div.shot-main', null, viewerCard, gridCard),
-      chartCard, delivery.el, settings.el, jobs.el));
+      movie.el, chartCard, delivery.el, settings.el, jobs.el));
     setFollow(follow);
 
-    parts = { fs, player, grid, chart, jobs, head, settings, delivery, shot };
+    parts = { fs, player, grid, chart, jobs, head, settings, delivery, movie, shot };
     refresh(shot, { first: true });
 
     // First view: the asked frame, or the latest one that landed.
@@ -161,6 +163,7 @@ export function mount(root, { id, frame: wantFrame }) {
     parts.head.update(parts.shot);
     parts.settings.update(parts.shot);
     parts.delivery.update(parts.shot);
+    parts.movie.update(parts.shot);
     // Frames fail (or are requeued) a job at a time, or a whole shot at once without
     // job events: read them again when the count moves.
     const failedMoved = !first && shot.frames_failed != null && shot.frames_failed !== failedBefore;

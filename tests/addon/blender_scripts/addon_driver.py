@@ -14,6 +14,7 @@ Each step is a dict with "do":
   submit {save_first?, allow_missing?}   run brender.submit
   wait {timeout}         follow the submitted shot until it ends (runtime.wait_for_shot)
   dashboard              run brender.open_dashboard
+  movie                  run brender.open_movie
   dismiss_missing        run brender.dismiss_missing (Cancel, after missing files)
   draw                   draw the Output panel, its Overrides and Nodes sub-panels and
                          the preferences into a recording layout that checks every
@@ -221,6 +222,9 @@ for step in plan["steps"]:
         elif kind == "dashboard":
             extra["result"] = sorted(bpy.ops.brender.open_dashboard())
             extra["url"] = state.dashboard_url
+        elif kind == "movie":
+            extra["result"] = sorted(bpy.ops.brender.open_movie())
+            extra["url"] = state.movie_url
         else:
             raise ValueError(f"unknown step {kind}")
     except RuntimeError as err:
