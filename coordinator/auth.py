@@ -29,7 +29,7 @@ log = logging.getLogger("brender.auth")
 PRINCIPAL = "brender.principal"  # request[PRINCIPAL]: the caller, or None
 TICKET_SECONDS = 600.0
 FAILURE_WINDOW = 60.0
-GUARDED_PREFIXES = ("/api/", "/files/", "/addon/")
+GUARDED_PREFIXES = ("/api/", "/files/", "/addon/", "/metrics")
 NO_TOKEN = "missing or wrong token (send Authorization: Bearer <token>)"
 
 

@@ -93,6 +93,12 @@ POLICY: dict[tuple[str, str], Rule] = {
     # Frame checks and delivery to studio storage (issue 17).
     ("GET", "/api/shots/{shot_id}/delivery"): FARM_READ,
     ("GET", "/api/shots/{shot_id}/suspicious"): FARM_READ,
+    # What the artist takes home (issue 17): the preview movie, the frames as a zip, the
+    # farm's figures for Prometheus.
+    ("POST", "/api/shots/{shot_id}/movie"): rule(ARTIST, ADMIN),
+    ("GET", "/api/shots/{shot_id}/movie"): FARM_READ,
+    ("GET", "/api/shots/{shot_id}/frames.zip"): FARM_READ,
+    ("GET", "/metrics"): FARM_READ,
     # Webhooks: their URLs and secrets are the farm's settings (issue 17).
     ("GET", "/api/webhooks"): ADMIN_ONLY,
     ("POST", "/api/webhooks"): ADMIN_ONLY,
