@@ -6,10 +6,17 @@ is stored, recorded in the database and thumbnailed), and N simulated nodes in
 separate load-generator processes (benchmarks/simnodes.py). Once every node is
 connected and idle, a shot is submitted (blob upload + POST /api/shots); from the
 moment the POST returns, frames are counted until the shot is done or the time
-window closes.
+window closes. The shot and the window are sized to the fleet (`shot_size`), so every
+node gets more than one job in the window.
+
+`database` (a URL) is passed to the coordinator as `--database`; `coordinators` > 1
+starts that many on the one database (each load-generator process dials one in turn)
+and counts frames through the API, since each coordinator's event stream tells its own
+nodes' frames only.
 """
 from __future__ import annotations
 
+import math
 import subprocess
 import time
 from pathlib import Path
@@ -20,29 +27,66 @@ from .fleet import Fleet, percentile
 
 
 def processes_for(nodes: int) -> int:
-    return 1 if nodes <= 100 else 2
+    return 1 if nodes <= 100 else 2 if nodes <= 2000 else 3
+
+
+def shot_size(nodes: int, base_frames: int, base_window: float,
+              pace: float | None) -> tuple[int, float]:
+    """(frames, window seconds) for a run: enough frames that no node runs dry and
+    every node gets several jobs in the window. Paced: the window holds 3.5 render
+    times after the ramp-up, and the shot what the fleet offers in it plus one frame
+    per node. As fast as possible: four frames per node, in a window long enough for
+    them at ~500 frames/s (1,000 nodes: the old 6/12 s)."""
+    if pace:
+        window = max(base_window, 3.5 * nodes / pace + 2)
+        return max(base_frames, math.ceil(pace * window * 1.2) + nodes), window
+    window = max(base_window, nodes / 250 + 2)
+    return max(base_frames, 4 * nodes), window
+
+
+def start_coordinators(root: Path, count: int, database: str | None) -> list[Coordinator]:
+    """`count` coordinators; several share `database` and one data dir."""
+    if count > 1 and not database:
+        raise ValueError("several coordinators need a shared database (--database URL)")
+    extra = ["--database", database] if database else []
+    coords: list[Coordinator] = []
+    try:
+        for i in range(count):
+            coords.append(Coordinator(root, "--lease-timeout", "300", *extra,
+                                      log_name=f"coordinator-{i}.log" if i else None).start())
+    except Exception:
+        for c in coords:
+            c.stop()
+        raise
+    return coords
 
 
 def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
-            profile_dir: Path | None = None, pace: float | None = None) -> dict:
+            profile_dir: Path | None = None, pace: float | None = None,
+            database: str | None = None, coordinators: int = 1) -> dict:
     """`pace=None`: nodes return frames at once (the most the coordinator can take).
     `pace=F`: each node "renders" nodes/F seconds per frame, offering F frames/s: the
     dispatch latency of a farm that is busy but not saturated."""
     render_seconds = nodes / pace if pace else 0.0
     mode = f"paced {pace:g}/s" if pace else "max"
     tag = f"capacity-{nodes}-{'paced%g' % pace if pace else 'max'}"
-    coord = Coordinator(root / tag, "--lease-timeout", "300").start()
+    coords = start_coordinators(root / tag, coordinators, database)
+    coord = coords[0]
     events = fleet = sampler = spy = None
+    samplers: list[MemorySampler] = []
     try:
         events = EventCounter(coord.url)
         events.start()
         events.hello.wait(10)
-        fleet = Fleet(coord.url, nodes, processes_for(nodes), render_seconds=render_seconds)
-        connect_s = fleet.start(timeout=180)
-        wait_for(lambda: coord.api.get("/api/version")["nodes_online"] >= nodes, 60,
-                 what=f"{nodes} nodes online")
-        sampler = MemorySampler(coord.pid)
-        sampler.start()
+        fleet = Fleet([c.url for c in coords], nodes, processes_for(nodes),
+                      render_seconds=render_seconds)
+        connect_s = fleet.start(timeout=300)
+        wait_for(lambda: sum(c.api.get("/api/version")["nodes_online"] for c in coords)
+                 >= nodes, 60, what=f"{nodes} nodes online")
+        samplers = [MemorySampler(c.pid) for c in coords]
+        for s in samplers:
+            s.start()
+        sampler = samplers[0]
         idle_rss = sampler.sample()[0]
         if profile_dir is not None:
             profile_dir.mkdir(parents=True, exist_ok=True)
@@ -52,11 +96,11 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
                  str(profile_dir / f"{tag}.txt"),
                  "--nonblocking"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        cpu0 = cpu_seconds(coord.pid)
-        wait0 = run_queue_wait(coord.pid)
+        cpu0 = sum(cpu_seconds(c.pid) for c in coords)
+        wait0 = sum(run_queue_wait(c.pid) for c in coords)
         load0 = sum(cpu_seconds(p.pid) for p in fleet.procs)
         # Worker processes (frame workers, both pools); they start with the first frame.
-        kids0 = {k: cpu_seconds(k) for k in children_of(coord.pid)}
+        kids0 = {k: cpu_seconds(k) for c in coords for k in children_of(c.pid)}
         t_submit = time.monotonic()
         shot = coord.api.create_shot("capacity.blend", fake_blend(), frame_start=1,
                                      frame_end=frames, chunk_size=chunk,
@@ -69,6 +113,9 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
         def api_done() -> int:
             return coord.api.get(f"/api/shots/{sid}")["frames_done"]
 
+        if len(coords) > 1:
+            events.close()   # it hears one coordinator's frames only: count through the API
+            time.sleep(warm)
         complete = events.wait_frames(sid, frames, warm) if warm else False
         api_warm = api_done() if warm else 0
         if not complete:
@@ -79,26 +126,30 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             time.sleep(max(0.0, t0 + window - time.monotonic()))
         t_end = events.frames[sid][-1] if complete else time.monotonic()
         api_end = api_done()
-        cpu1 = cpu_seconds(coord.pid)
-        wait1 = run_queue_wait(coord.pid)
-        kids1 = sum(cpu_seconds(k) - kids0.get(k, 0.0) for k in children_of(coord.pid))
+        cpu1 = sum(cpu_seconds(c.pid) for c in coords)
+        wait1 = sum(run_queue_wait(c.pid) for c in coords)
+        kids1 = sum(cpu_seconds(k) - kids0.get(k, 0.0)
+                    for c in coords for k in children_of(c.pid))
         measured = fleet.stop()
         # The coordinator's own view (ready received -> assign sent), after every node's
         # first job (left out client-side too) and the paced runs' ramp-up.
         settled = max([warm] + [t - t0 for t in measured["first_assign_at"]])
         window = max(0.5, time.monotonic() - t0 - settled)
-        farm = coord.api.get(f"/api/farm?window={window:.2f}")
-        server = farm.get("dispatch_latency") or {}
-        loop_lag = farm.get("loop_lag") or {}   # coordinators before 2026-11-28 lack it
+        # Several coordinators: the worst one's figures.
+        farms = [c.api.get(f"/api/farm?window={window:.2f}") for c in coords]
+        server = _worst([f.get("dispatch_latency") or {} for f in farms])
+        loop_lag = _worst([f.get("loop_lag") or {} for f in farms])
         fleet = None
         elapsed = max(1e-6, t_end - t0)
-        dropped_at = events.closed_at - t0 if events.closed and not complete else None
-        if dropped_at is None:
+        by_api = events.closed and not complete
+        dropped_at = events.closed_at - t0 if by_api and len(coords) == 1 else None
+        if not by_api:
             done = sum(1 for t in events.frames.get(sid, []) if t <= t_end)
             steady = sum(1 for t in events.frames.get(sid, []) if t0 + warm <= t <= t_end)
         else:
             done, steady = api_end, api_end - api_warm
-        sampler.stop()
+        for s in samplers:
+            s.stop()
         lat = measured["latencies_ms"]
         # The load generator's own lag over the same seconds as the coordinator's.
         client_lag = [ms for when, ms in measured["loop_lag"] if when >= t0 + settled]
@@ -125,8 +176,10 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             "nodes_busy": len(firsts),
             "all_busy_ms": _r(max(firsts)) if len(firsts) >= nodes else None,
             "rss_idle_mb": round(idle_rss / 2**20, 1),
-            "rss_peak_mb": round(sampler.peak_main / 2**20, 1),
-            "rss_peak_with_workers_mb": round(sampler.peak_total / 2**20, 1),
+            "rss_peak_mb": round(max(s.peak_main for s in samplers) / 2**20, 1),
+            "rss_peak_with_workers_mb": round(max(s.peak_total for s in samplers) / 2**20, 1),
+            "coordinators": len(coords), "database": "sqlite" if not database else
+            database.split(":", 1)[0],
             "coordinator_cpu": round((cpu1 - cpu0) / elapsed, 2),
             # Runnable but not running (the machine's other work): cores-equivalent.
             "coordinator_cpu_wait": round((wait1 - wait0) / elapsed, 2),
@@ -152,6 +205,7 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             f"its loop lag {row['loop_lag_p50_ms']} / {row['loop_lag_p99_ms']}; "
             f"load generator's {row['load_generator_lag_p50_ms']} / "
             f"{row['load_generator_lag_p99_ms']}), "
+            f"all busy {row['all_busy_ms']} ms after the submit ({row['nodes_busy']} nodes), "
             f"RSS {row['rss_peak_mb']} MB, coordinator CPU {row['coordinator_cpu']} "
             f"(waiting for a CPU {row['coordinator_cpu_wait']}) "
             f"(load generator {row['load_generator_cpu']}), "
@@ -166,11 +220,22 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
                 spy.kill()
         if fleet is not None:
             fleet.kill()
-        if sampler is not None:
-            sampler.stop()
+        for s in samplers:
+            s.stop()
         if events is not None:
             events.close()
-        coord.stop()
+        for c in coords:
+            c.stop()
+
+
+def _worst(summaries: list[dict]) -> dict:
+    """Of several coordinators' latency summaries, the highest of each figure."""
+    out: dict = {}
+    for summary in summaries:
+        for key, value in summary.items():
+            if isinstance(value, (int, float)) and (key not in out or value > out[key]):
+                out[key] = value
+    return out
 
 
 def _r(v: float | None) -> float | None:
@@ -178,13 +243,14 @@ def _r(v: float | None) -> float | None:
 
 
 def run(root: Path, quick: bool = False, node_counts=(10, 100, 1000), chunk: int = 1,
-        profile_dir: Path | None = None, pace: float = 500.0) -> list[dict]:
+        profile_dir: Path | None = None, pace: float = 500.0, database: str | None = None,
+        coordinators: int = 1) -> list[dict]:
     """Per fleet size: as fast as possible, then paced at `pace` frames/s (the target
     rate); the largest fleet also at half that pace, to show the dispatch latency of a
     coordinator that is busy but below its limit. --quick: max for every fleet, paced
     at `pace` for the largest only."""
     base = 6.0 if quick else 12.0
-    frames = 4000 if quick else 12000
+    base_frames = 4000 if quick else 12000
     rows = []
     for nodes in node_counts:
         largest = nodes == max(node_counts)
@@ -194,10 +260,10 @@ def run(root: Path, quick: bool = False, node_counts=(10, 100, 1000), chunk: int
         if largest and not quick:
             modes.append(pace / 2)
         for p in modes:
-            # A paced run needs a few render cycles after its ramp-up.
-            window = max(base, 3.5 * nodes / p + 2) if p else base
+            frames, window = shot_size(nodes, base_frames, base, p)
             log(f"capacity: {nodes} simulated nodes, chunk {chunk}, "
                 f"{'paced %g frames/s' % p if p else 'as fast as possible'}, "
-                f"window {window:.0f} s")
-            rows.append(run_one(root, nodes, frames, chunk, window, profile_dir, p))
+                f"{frames} frames, window {window:.0f} s")
+            rows.append(run_one(root, nodes, frames, chunk, window, profile_dir, p,
+                                database, coordinators))
     return rows

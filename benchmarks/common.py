@@ -286,7 +286,8 @@ class _Process:
 class Coordinator(_Process):
     """`brender-coordinator` in its own process, with its own data dir."""
 
-    def __init__(self, root: Path, *args: str, port: int | None = None):
+    def __init__(self, root: Path, *args: str, port: int | None = None,
+                 log_name: str | None = None):
         self.root = root
         self.data_dir = root / "data"
         self.port = port or free_port()
@@ -294,7 +295,7 @@ class Coordinator(_Process):
         self.api = Api(self.url)
         self.args = list(args)
         self.proc: subprocess.Popen | None = None
-        self.log_path = root / "coordinator.log"
+        self.log_path = root / (log_name or "coordinator.log")
 
     def start(self) -> "Coordinator":
         self.root.mkdir(parents=True, exist_ok=True)
