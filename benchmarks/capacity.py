@@ -17,6 +17,7 @@ nodes' frames only.
 from __future__ import annotations
 
 import math
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -78,24 +79,25 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
         events = EventCounter(coord.url)
         events.start()
         events.hello.wait(10)
+        if profile_dir is not None:   # from before the nodes connect: their hellos too
+            profile_dir.mkdir(parents=True, exist_ok=True)
+            spy = subprocess.Popen(
+                ["py-spy", "record", "-p", str(coord.pid), "-r", "100", "--threads",
+                 "-f", "raw", "-o", str(profile_dir / f"{tag}.txt"), "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         fleet = Fleet([c.url for c in coords], nodes, processes_for(nodes),
                       render_seconds=render_seconds)
-        connect_s = fleet.start(timeout=300)
+        hello_cpu0 = sum(cpu_seconds(c.pid) for c in coords)
+        connect_s = fleet.start(timeout=600)
         wait_for(lambda: sum(c.api.get("/api/version")["nodes_online"] for c in coords)
                  >= nodes, 60, what=f"{nodes} nodes online")
+        # The coordinator CPU the connection storm took (steadier than its seconds).
+        hello_cpu = sum(cpu_seconds(c.pid) for c in coords) - hello_cpu0
         samplers = [MemorySampler(c.pid) for c in coords]
         for s in samplers:
             s.start()
         sampler = samplers[0]
         idle_rss = sampler.sample()[0]
-        if profile_dir is not None:
-            profile_dir.mkdir(parents=True, exist_ok=True)
-            spy = subprocess.Popen(
-                ["py-spy", "record", "-p", str(coord.pid), "-r", "100", "--threads", "-d", str(int(window)),
-                 "-f", "raw", "-o",
-                 str(profile_dir / f"{tag}.txt"),
-                 "--nonblocking"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu0 = sum(cpu_seconds(c.pid) for c in coords)
         wait0 = sum(run_queue_wait(c.pid) for c in coords)
         load0 = sum(cpu_seconds(p.pid) for p in fleet.procs)
@@ -189,11 +191,13 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             # the frames/s one dedicated core could sustain.
             "cpu_ms_per_frame": round(1000 * (cpu1 - cpu0) / max(1, done), 2),
             "worker_cpu_ms_per_frame": round(1000 * kids1 / max(1, done), 2),
-            "connect_s": round(connect_s, 1), "load_processes": processes_for(nodes),
+            "connect_s": round(connect_s, 1), "connect_cpu_s": round(hello_cpu, 2), "load_processes": processes_for(nodes),
             # The coordinator dropped the benchmark's SSE stream this long after the submit
             # (a subscriber queue overflow); frames were then counted through the API.
             "sse_dropped_at_s": None if dropped_at is None else round(dropped_at, 2),
             "uploads": measured["frames_uploaded"], "stale": measured["stale"],
+            # Channels the coordinator closed (pongs missed on a loaded machine), redialled.
+            "reconnects": measured["reconnects"],
             "errors": measured["errors"],
         }
         if dropped_at is not None:
@@ -206,6 +210,7 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             f"load generator's {row['load_generator_lag_p50_ms']} / "
             f"{row['load_generator_lag_p99_ms']}), "
             f"all busy {row['all_busy_ms']} ms after the submit ({row['nodes_busy']} nodes), "
+            f"connected in {row['connect_s']} s ({row['connect_cpu_s']} s coordinator CPU), "
             f"RSS {row['rss_peak_mb']} MB, coordinator CPU {row['coordinator_cpu']} "
             f"(waiting for a CPU {row['coordinator_cpu_wait']}) "
             f"(load generator {row['load_generator_cpu']}), "
@@ -213,9 +218,10 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             f"in worker processes)")
         return row
     finally:
-        if spy is not None:
+        if spy is not None:   # SIGINT: py-spy writes what it has and exits
+            spy.send_signal(signal.SIGINT)
             try:
-                spy.wait(window + 30)
+                spy.wait(60)
             except subprocess.TimeoutExpired:
                 spy.kill()
         if fleet is not None:
@@ -244,22 +250,22 @@ def _r(v: float | None) -> float | None:
 
 def run(root: Path, quick: bool = False, node_counts=(10, 100, 1000), chunk: int = 1,
         profile_dir: Path | None = None, pace: float = 500.0, database: str | None = None,
-        coordinators: int = 1) -> list[dict]:
+        coordinators: int = 1, modes: str = "both") -> list[dict]:
     """Per fleet size: as fast as possible, then paced at `pace` frames/s (the target
     rate); the largest fleet also at half that pace, to show the dispatch latency of a
     coordinator that is busy but below its limit. --quick: max for every fleet, paced
-    at `pace` for the largest only."""
+    at `pace` for the largest only. `modes`: "max" or "paced" runs only those."""
     base = 6.0 if quick else 12.0
     base_frames = 4000 if quick else 12000
     rows = []
     for nodes in node_counts:
         largest = nodes == max(node_counts)
-        modes: list[float | None] = [None]
-        if largest or not quick:       # --quick: paced runs for the largest fleet only
-            modes.append(pace)
-        if largest and not quick:
-            modes.append(pace / 2)
-        for p in modes:
+        paces: list[float | None] = [None] if modes != "paced" else []
+        if modes != "max" and (largest or not quick):   # --quick: paced: the largest only
+            paces.append(pace)
+        if modes != "max" and largest and not quick:
+            paces.append(pace / 2)
+        for p in paces:
             frames, window = shot_size(nodes, base_frames, base, p)
             log(f"capacity: {nodes} simulated nodes, chunk {chunk}, "
                 f"{'paced %g frames/s' % p if p else 'as fast as possible'}, "

@@ -78,12 +78,14 @@ class Fleet:
                         waiting.discard(i)
         return time.monotonic() - started
 
-    def stop(self, timeout: float = 60) -> dict:
-        """Stop every process and merge what they measured."""
+    def stop(self, timeout: float | None = None) -> dict:
+        """Stop every process and merge what they measured (a loaded machine takes a
+        while to close thousands of connections: 60 s, plus 30 s per 1,000 nodes)."""
+        timeout = timeout if timeout is not None else 60 + 30 * self.count / 1000
         merged: dict = {"latencies_ms": [], "first_latencies_ms": [], "first_assign_at": [],
                         "loop_lag": [], "idle_samples": [], "frames_uploaded": 0,
                         "jobs_done": 0, "assigns": 0, "stale": 0, "errors": {},
-                        "connected": 0}
+                        "connected": 0, "reconnects": 0}
         merged["load_cpu_s"] = round(sum(cpu_seconds(p.pid) for p in self.procs), 2)
         for proc in self.procs:
             try:
@@ -105,8 +107,8 @@ class Fleet:
                     merged["loop_lag"] += r.get("loop_lag", [])
                     merged["idle_samples"].append(r.get("idle_samples", []))
                     for key in ("frames_uploaded", "jobs_done", "assigns", "stale",
-                                "connected"):
-                        merged[key] += r[key]
+                                "connected", "reconnects"):
+                        merged[key] += r.get(key, 0)
                     for k, v in r["errors"].items():
                         merged["errors"][k] = merged["errors"].get(k, 0) + v
         self.procs = []

@@ -203,6 +203,7 @@ def run(root: Path, quick: bool = False, nodes: int = 1000, pace: float = 500.0,
             "rss_peak_mb": round(sampler.peak_main / 2**20, 1),
             "coordinator_cpu": round((cpu1 - cpu0) / max(1e-6, t_end - t0), 2),
             "shots": per_shot, "errors": measured["errors"], "stale": measured["stale"],
+            "reconnects": measured["reconnects"],
         }
         log(f"pools: {row['frames_per_s']} frames/s, dispatch p50 {row['dispatch_p50_ms']} "
             f"p99 {row['dispatch_p99_ms']} ms, all busy {row['all_busy_ms']} ms, idle while "

@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                         "SQLite in the data dir)")
     p.add_argument("--coordinators", type=int, default=1,
                    help="capacity: start this many coordinators on the one --database")
+    p.add_argument("--modes", choices=("both", "max", "paced"), default="both",
+                   help="capacity: as fast as possible, paced, or both")
     p.add_argument("--pool-nodes", type=int, default=1000, help="pools: fleet size")
     p.add_argument("--profile", type=Path,
                    help="capacity: py-spy record the coordinator into this folder")
@@ -97,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         "capacity": lambda: capacity.run(scratch / "capacity", quick=args.quick,
                                          node_counts=nodes, chunk=args.chunk,
                                          profile_dir=args.profile, database=args.database,
-                                         coordinators=args.coordinators),
+                                         coordinators=args.coordinators,
+                                         modes=args.modes),
         "bigshot": lambda: bigshot.run(scratch / "bigshot", quick=args.quick),
         "edge": lambda: edge.run(scratch / "edge", quick=args.quick),
         "pools": lambda: pools.run(scratch / "pools", quick=args.quick, nodes=args.pool_nodes),

@@ -57,6 +57,7 @@ class Stats:
         self.stale = 0
         self.errors: dict[str, int] = {}
         self.connected = 0
+        self.reconnects = 0
         self.loop_lag: list[tuple[float, float]] = []   # (time.monotonic(), ms late)
         # Each node's pool and since when it has been idle (None: it holds a job).
         self.idle_since: dict[int, float | None] = {}
@@ -130,10 +131,26 @@ class Uploader:
 async def sim_node(index: int, pool: dict, args, http: aiohttp.ClientSession, png: bytes,
                    sha: str, stats: Stats, connect_gate: asyncio.Semaphore,
                    all_connected) -> None:
-    hello = messages.hello(None, f"{args.prefix}-{index:05d}", f"sim{index}", "sim", "sim", 1,
-                           list(pool.get("tags") or []), False, None, "sim",
-                           devices=[CPU, GPU] if pool.get("gpu") else [CPU])
+    """One node: its channel, dialled again when it drops (as the real agent does: a
+    coordinator that missed its pongs on a loaded machine closes it), under the id the
+    first welcome gave."""
+    state: dict = {"first": True, "sent_ready": time.perf_counter(), "node_id": None}
     stats.pool[index] = pool["name"]
+    while True:
+        if not await _channel(index, pool, args, http, png, sha, stats, connect_gate,
+                              all_connected, state):
+            return
+        stats.reconnects += 1
+        await asyncio.sleep(0.5 + random.random())
+
+
+async def _channel(index: int, pool: dict, args, http: aiohttp.ClientSession, png: bytes,
+                   sha: str, stats: Stats, connect_gate: asyncio.Semaphore,
+                   all_connected, state: dict) -> bool:
+    """One connection of the node; True when it dropped (dial again)."""
+    hello = messages.hello(state["node_id"], f"{args.prefix}-{index:05d}", f"sim{index}",
+                           "sim", "sim", 1, list(pool.get("tags") or []), False, None, "sim",
+                           devices=[CPU, GPU] if pool.get("gpu") else [CPU])
     headers_base = {"X-Sha256": sha, "X-Filename": "frame.png", "Content-Type": "image/png"}
     if args.render_time is not None:
         # Left out by default: with measured frame times the coordinator's adaptive
@@ -151,15 +168,16 @@ async def sim_node(index: int, pool: dict, args, http: aiohttp.ClientSession, pn
             stats.error(f"connect: {type(exc).__name__}")
             await asyncio.sleep(0.2 * (attempt + 1))
     else:
-        return
+        return False
     if welcome.get("type") != "welcome":
         stats.error(f"handshake: {welcome}")
         await ws.close()
-        return
-    stats.connected += 1
-    if stats.connected == args.count:
-        all_connected.set()
-    state = {"first": True, "sent_ready": time.perf_counter()}
+        return False
+    if state["node_id"] is None:
+        state["node_id"] = welcome.get("node_id")
+        stats.connected += 1
+        if stats.connected == args.count:
+            all_connected.set()
     uploader = Uploader(args.url, dict(headers_base, Authorization=f"Bearer {TOKEN}"), png)
     combined = "ready_in_report" in (welcome.get("features") or [])
     running: set[asyncio.Task] = set()
@@ -243,6 +261,7 @@ async def sim_node(index: int, pool: dict, args, http: aiohttp.ClientSession, pn
         uploader.close()
         if not ws.closed:
             await ws.close()
+    return True
 
 
 async def main_async(args) -> None:
@@ -303,7 +322,8 @@ async def main_async(args) -> None:
               "first_assign_at": stats.first_assign_at,
               "frames_uploaded": stats.frames_uploaded, "jobs_done": stats.jobs_done,
               "assigns": stats.assigns, "stale": stats.stale, "errors": stats.errors,
-              "connected": stats.connected, "idle_samples": stats.idle_samples}
+              "connected": stats.connected, "reconnects": stats.reconnects,
+              "idle_samples": stats.idle_samples}
     print("RESULT " + json.dumps(result), flush=True)
 
 

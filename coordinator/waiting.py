@@ -28,8 +28,13 @@ class WaitingReasons:
         self._pending: asyncio.TimerHandle | None = None
 
     def _nodes(self) -> list[matching.NodeState]:
-        return [matching.NodeState(s.offer, bool(s.node["enabled"]), not s.asleep)
-                for s in self.sessions if not s.ws.closed]
+        """One state per distinct (offer, enabled, awake) among the connected nodes: a
+        reason depends on what nodes offer, not on how many offer it, and a farm of
+        thousands has a handful of kinds (each shot's summary asks, several times a
+        second)."""
+        kinds = {(s.offer, bool(s.node["enabled"]), not s.asleep)
+                 for s in self.sessions if not s.ws.closed}
+        return [matching.NodeState(offer, enabled, awake) for offer, enabled, awake in kinds]
 
     def _reason(self, needs: matching.Needs, max_nodes: int | None,
                 rendering: int) -> tuple[str | None, list[str]]:
