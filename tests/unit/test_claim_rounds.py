@@ -84,3 +84,26 @@ async def test_the_claim_and_the_finish_name_the_node(tmp_path):
         assert outcome == "done" and job["node_name"] == "box-0"
     finally:
         await db.close()
+
+
+def test_the_farms_blender_series_follow_nodes_coming_and_going():
+    from coordinator.sessions import ConnectedNodes
+
+    nodes = ConnectedNodes(lambda session: None)
+
+    def node(node_id: str, *blenders: str) -> dict:
+        return {"id": node_id, "name": node_id, "enabled": True, "tags": [],
+                "devices": CPU, "blenders": list(blenders), "allow_scripts": False}
+
+    old, _ = nodes.connect(node("a", "3.4.1"), object())
+    nodes.connect(node("b", "3.4.1", "4.2.0"), object())
+    assert nodes.farm_series() == {(3, 4), (4, 2)}
+    # A newer channel of "b" offering 4.5 only replaces what "b" offered.
+    newer, replaced = nodes.connect(node("b", "4.5.0"), object())
+    assert nodes.farm_series() == {(3, 4), (4, 5)}
+    nodes.disconnect(replaced)          # the old channel closing changes nothing
+    assert nodes.farm_series() == {(3, 4), (4, 5)}
+    nodes.disconnect(old)
+    assert nodes.farm_series() == {(4, 5)}
+    nodes.disconnect(newer)
+    assert nodes.farm_series() == frozenset()
