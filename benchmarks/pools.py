@@ -19,7 +19,8 @@ import threading
 import time
 from pathlib import Path
 
-from .common import Coordinator, EventCounter, MemorySampler, cpu_seconds, fake_blend, log
+from .common import (Coordinator, EventCounter, MemorySampler, cpu_seconds, fake_blend,
+                     log, run_queue_wait)
 from .fleet import Fleet, percentile
 
 # The fleet: name, share of the nodes, tags, GPU.
@@ -139,6 +140,7 @@ def run(root: Path, quick: bool = False, nodes: int = 1000, pace: float = 500.0,
         sampler = MemorySampler(coord.pid)
         sampler.start()
         cpu0 = cpu_seconds(coord.pid)
+        wait0 = run_queue_wait(coord.pid)
         blend = fake_blend()
         shots: dict[int, dict] = {}
         t_submit = time.monotonic()
@@ -159,6 +161,7 @@ def run(root: Path, quick: bool = False, nodes: int = 1000, pace: float = 500.0,
         t_end = time.monotonic()
         after = {sid: events.count(sid) for sid in shots}
         cpu1 = cpu_seconds(coord.pid)
+        wait1 = run_queue_wait(coord.pid)
         poller.stop()
         waiting = dict(poller.waiting)
         listed = {s["id"]: s for s in coord.api.get("/api/shots")["shots"]}
@@ -170,6 +173,13 @@ def run(root: Path, quick: bool = False, nodes: int = 1000, pace: float = 500.0,
         # From the ramp-up's end (one render time and a half) to the window's.
         idle = idle_while_servable(measured["idle_samples"], poller.polls, pools, shots,
                                    counted_from, t_end, IDLE_SAMPLE_S)
+        # Per pool: a pool the scheduler leaves idle shows there alone; a coordinator
+        # short of CPU (every node waits long for its next job) shows in every pool.
+        idle_by_pool = {
+            p["name"]: round(sum(idle_while_servable(measured["idle_samples"], poller.polls,
+                                                     [p], shots, counted_from, t_end,
+                                                     IDLE_SAMPLE_S)) / max(1, len(idle)), 2)
+            for p in pools}
         lat = measured["latencies_ms"]
         # From the first shot's submit (nodes may start on it before the last is in).
         firsts = [(t - t_submit) * 1000 for t in measured["first_assign_at"]]
@@ -199,7 +209,10 @@ def run(root: Path, quick: bool = False, nodes: int = 1000, pace: float = 500.0,
             "idle_servable_zero_share": round(sum(1 for x in idle if x == 0)
                                               / max(1, len(idle)), 3),
             "idle_servable_node_s": round(sum(idle) * IDLE_SAMPLE_S, 1),
-            "idle_slots": len(idle),
+            "idle_slots": len(idle), "idle_servable_mean_by_pool": idle_by_pool,
+            # Runnable but not running (the machine's other work), in cores.
+            "coordinator_cpu_wait": round((wait1 - wait0)
+                                          / max(1e-6, t_end - t0), 2),
             "rss_peak_mb": round(sampler.peak_main / 2**20, 1),
             "coordinator_cpu": round((cpu1 - cpu0) / max(1e-6, t_end - t0), 2),
             "shots": per_shot, "errors": measured["errors"], "stale": measured["stale"],
@@ -208,7 +221,8 @@ def run(root: Path, quick: bool = False, nodes: int = 1000, pace: float = 500.0,
         log(f"pools: {row['frames_per_s']} frames/s, dispatch p50 {row['dispatch_p50_ms']} "
             f"p99 {row['dispatch_p99_ms']} ms, all busy {row['all_busy_ms']} ms, idle while "
             f"servable mean {row['idle_servable_mean']} max {row['idle_servable_max']} "
-            f"({row['idle_slots']} slots), loop lag p99 {row['loop_lag_p99_ms']} ms, "
+            f"({row['idle_slots']} slots; by pool {idle_by_pool}), coordinator waiting for a CPU "
+            f"{row['coordinator_cpu_wait']}, loop lag p99 {row['loop_lag_p99_ms']} ms, "
             f"RSS {row['rss_peak_mb']} MB; per shot: "
             + ", ".join(f"{s['name']} {s['frames_per_s']}/s" for s in per_shot))
         return row

@@ -375,11 +375,12 @@ def render_pools(g: dict) -> list[str]:
         f"{len(g['shots'])} shots with mixed requirements, paced {g['pace']:g} frames/s)",
         "",
         "| frames/s | dispatch p50 (ms) | dispatch p99 (ms) | target p99 < 20 ms | "
-        "coordinator side p99 (ms) | loop lag p99 (ms) | all nodes busy after submit (ms) | "
+        "coordinator side p99 (ms) | loop lag p99 (ms) | coordinator waiting for a CPU (cores) | all nodes busy after submit (ms) | "
         "idle while servable: mean / max nodes | samples with none | RSS peak (MB) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         f"| {g['frames_per_s']} | {na(g['dispatch_p50_ms'])} | {na(p99)} | {mark(ok)} | "
         f"{na(g.get('server_dispatch_p99_ms'))} | {na(g.get('loop_lag_p99_ms'))} | "
+        f"{na(g.get('coordinator_cpu_wait'))} | "
         f"{na(g.get('all_busy_ms'))} | {g['idle_servable_mean']} / {g['idle_servable_max']} | "
         f"{round(100 * g['idle_servable_zero_share'])} % of {g['idle_slots']} | "
         f"{g['rss_peak_mb']} |",
