@@ -98,6 +98,11 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             s.start()
         sampler = samplers[0]
         idle_rss = sampler.sample()[0]
+        # What the connected fleet costs before any work (pings, the reaper, the
+        # availability and dashboard loops): 3 s of the coordinator idle.
+        idle0 = sum(cpu_seconds(c.pid) for c in coords)
+        time.sleep(3)
+        idle_cores = (sum(cpu_seconds(c.pid) for c in coords) - idle0) / 3
         cpu0 = sum(cpu_seconds(c.pid) for c in coords)
         wait0 = sum(run_queue_wait(c.pid) for c in coords)
         load0 = sum(cpu_seconds(p.pid) for p in fleet.procs)
@@ -191,6 +196,10 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             # the frames/s one dedicated core could sustain.
             "cpu_ms_per_frame": round(1000 * (cpu1 - cpu0) / max(1, done), 2),
             "worker_cpu_ms_per_frame": round(1000 * kids1 / max(1, done), 2),
+            "idle_cpu": round(idle_cores, 3),
+            # Per frame, less what the idle fleet costs anyway over the same seconds.
+            "cpu_ms_per_frame_marginal": round(
+                1000 * max(0.0, cpu1 - cpu0 - idle_cores * elapsed) / max(1, done), 2),
             "connect_s": round(connect_s, 1), "connect_cpu_s": round(hello_cpu, 2), "load_processes": processes_for(nodes),
             # The coordinator dropped the benchmark's SSE stream this long after the submit
             # (a subscriber queue overflow); frames were then counted through the API.
@@ -215,7 +224,8 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             f"(waiting for a CPU {row['coordinator_cpu_wait']}) "
             f"(load generator {row['load_generator_cpu']}), "
             f"{row['cpu_ms_per_frame']} ms CPU/frame (+{row['worker_cpu_ms_per_frame']} "
-            f"in worker processes)")
+            f"in worker processes; {row['cpu_ms_per_frame_marginal']} beyond the idle fleet's "
+            f"{row['idle_cpu']} cores)")
         return row
     finally:
         if spy is not None:   # SIGINT: py-spy writes what it has and exits
