@@ -111,8 +111,9 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
         t_submit = time.monotonic()
         shot = coord.api.create_shot("capacity.blend", fake_blend(), frame_start=1,
                                      frame_end=frames, chunk_size=chunk,
-                                     name=f"capacity-{nodes}")
+                                     name=f"capacity-{nodes}", timeout=600)
         t0 = time.monotonic()
+        log(f"capacity {nodes} nodes: shot of {frames} frames created in {t0 - t_submit:.1f} s")
         sid = shot["id"]
         # Paced runs ramp up for one render time: count the steady part only.
         warm = min(render_seconds * 1.5, window / 2) if pace else 0.0

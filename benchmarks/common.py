@@ -173,13 +173,13 @@ class Api:
                   headers={"Content-Type": "application/octet-stream"})
         return sha
 
-    def create_shot(self, blend_name: str, blend: bytes, **spec) -> dict:
+    def create_shot(self, blend_name: str, blend: bytes, timeout: float = 60, **spec) -> dict:
         """Upload the .blend as a blob, then POST /api/shots (what brender-submit does)."""
         sha = self.upload_blob(blend)
         body = {"name": Path(blend_name).stem, "blend_path": blend_name,
                 "files": [{"path": blend_name, "sha256": sha, "size": len(blend)}]}
         body.update(spec)
-        return self.call("POST", "/api/shots", body)
+        return self.call("POST", "/api/shots", body, timeout=timeout)
 
     def up(self) -> bool:
         try:
