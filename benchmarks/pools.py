@@ -119,8 +119,21 @@ class ShotPoller(threading.Thread):
         self._stop.set()
 
 
+def disable_pool(coord: Coordinator, pool: dict) -> int:
+    """Disable every node of the pool (`POST /api/nodes/{id}/disable`): a control run,
+    whose pool must show as idle while servable. Returns how many."""
+    mine = set(pool["tags"])
+    listed = coord.api.get("/api/nodes")["nodes"]
+    chosen = [n for n in listed if n.get("status") != "offline" and set(n["tags"]) == mine]
+    for n in chosen:
+        coord.api.call("POST", f"/api/nodes/{n['id']}/disable")
+    return len(chosen)
+
+
 def run(root: Path, quick: bool = False, nodes: int = 1000, pace: float = 500.0,
-        processes: int = 2) -> dict:
+        processes: int = 2, disabled_pool: str | None = None) -> dict:
+    """`disabled_pool`: a control; that pool's nodes are disabled once connected (they
+    keep asking for work, the coordinator gives them none)."""
     render_seconds = nodes / pace
     window = max(10.0 if quick else 16.0, 4 * render_seconds)
     # Every shot keeps queued work through the window: the fleet's whole offer each.
@@ -137,6 +150,10 @@ def run(root: Path, quick: bool = False, nodes: int = 1000, pace: float = 500.0,
         fleet = Fleet(coord.url, nodes, processes, prefix="pool", render_seconds=render_seconds,
                       pools=pools, idle_sample=IDLE_SAMPLE_S, idle_threshold=IDLE_THRESHOLD_S)
         connect_s = fleet.start(timeout=180)
+        disabled = 0
+        if disabled_pool:
+            disabled = disable_pool(coord, next(p for p in pools if p["name"] == disabled_pool))
+            log(f"pools: control run, {disabled} nodes of {disabled_pool} disabled")
         sampler = MemorySampler(coord.pid)
         sampler.start()
         cpu0 = cpu_seconds(coord.pid)
@@ -192,6 +209,7 @@ def run(root: Path, quick: bool = False, nodes: int = 1000, pace: float = 500.0,
                     for sid, spec in shots.items()]
         row = {
             "nodes": nodes, "pace": pace, "render_seconds": render_seconds,
+            "disabled_pool": disabled_pool, "disabled_nodes": disabled,
             "window_s": round(t_end - counted_from, 1), "shot_frames": frames,
             "connect_s": round(connect_s, 1), "submit_s": round(t0 - t_submit, 2),
             "pools": [{k: p[k] for k in ("name", "count", "tags", "gpu")} for p in pools],

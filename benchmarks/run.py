@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes", choices=("both", "max", "paced"), default="both",
                    help="capacity: as fast as possible, paced, or both")
     p.add_argument("--pool-nodes", type=int, default=1000, help="pools: fleet size")
+    p.add_argument("--disable-pool", metavar="NAME",
+                   help="pools: a control run; this pool's nodes are disabled (they must "
+                        "show as idle while servable); never written to the table")
     p.add_argument("--profile", type=Path,
                    help="capacity: py-spy record the coordinator into this folder")
     p.add_argument("--no-write", action="store_true", help="do not update README.md")
@@ -73,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repo", type=Path,
                    help="measure the coordinator and node of another checkout (A/B a change)")
     args = p.parse_args(argv)
+    if args.disable_pool:
+        args.no_write = True
     if args.repo:   # an experiment: never mixed into the published figures
         os.environ["BRENDER_BENCH_REPO"] = str(args.repo.resolve())
         common.TARGET = args.repo.resolve()
@@ -103,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                                          modes=args.modes),
         "bigshot": lambda: bigshot.run(scratch / "bigshot", quick=args.quick),
         "edge": lambda: edge.run(scratch / "edge", quick=args.quick),
-        "pools": lambda: pools.run(scratch / "pools", quick=args.quick, nodes=args.pool_nodes),
+        "pools": lambda: pools.run(scratch / "pools", quick=args.quick, nodes=args.pool_nodes,
+                                   disabled_pool=args.disable_pool),
     }
     failed = False
     try:
