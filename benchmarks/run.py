@@ -290,7 +290,7 @@ def render(r: dict) -> str:
                 "offering F frames/s, so dispatch latency is measured on a farm that is "
                 "busy rather than flooded (a flooded farm's latency is just nodes ÷ "
                 "throughput). The load generator (benchmarks/simnodes.py, 1 process up to "
-                "100 nodes, 2 for 1,000) and the coordinator share the machine's "
+                "100 nodes, 2 up to 2,000, 3 above) and the coordinator share the machine's "
                 f"{m['cores']} cores. frames/s counts SSE `frame` events (frame stored, "
                 "recorded, thumbnailed, announced) from the moment `POST /api/shots` "
                 "returns (paced runs: after one render time of ramp-up). Dispatch latency "
