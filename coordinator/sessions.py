@@ -12,12 +12,11 @@ parts) calls these methods.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Callable, Iterator
 
 import orjson
 from aiohttp import web
-
-from collections import Counter
 
 from .matching import Offer, farm_series, offer_of
 
