@@ -269,3 +269,43 @@ def _asks(spec: dict) -> str:
 
 def _r(v: float | None) -> float | None:
     return None if v is None else round(v, 1)
+
+
+def table(g: dict, mark, target_ms: float) -> list[str]:
+    """The README's section for a run's results (run.py's `render`)."""
+    na = lambda v: "n/a" if v is None else v  # noqa: E731
+    p99 = g["dispatch_p99_ms"]
+    ok = p99 is not None and p99 < target_ms
+    pools_text = "; ".join(f"{p['name']}: {p['count']} nodes, tags {'+'.join(p['tags'])}"
+                           f"{', a GPU' if p['gpu'] else ''}" for p in g["pools"])
+    out = [
+        f"### 5. Pools ({g['nodes']:,} simulated nodes in {len(g['pools'])} tag pools, "
+        f"{len(g['shots'])} shots with mixed requirements, paced {g['pace']:g} frames/s)",
+        "",
+        f"| frames/s | dispatch p50 (ms) | dispatch p99 (ms) | target p99 < {target_ms:g} ms | "
+        "coordinator side p99 (ms) | loop lag p99 (ms) | coordinator waiting for a CPU (cores) | all nodes busy after submit (ms) | "
+        "idle while servable: mean / max nodes | samples with none | RSS peak (MB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| {g['frames_per_s']} | {na(g['dispatch_p50_ms'])} | {na(p99)} | {mark(ok)} | "
+        f"{na(g.get('server_dispatch_p99_ms'))} | {na(g.get('loop_lag_p99_ms'))} | "
+        f"{na(g.get('coordinator_cpu_wait'))} | "
+        f"{na(g.get('all_busy_ms'))} | {g['idle_servable_mean']} / {g['idle_servable_max']} | "
+        f"{round(100 * g['idle_servable_zero_share'])} % of {g['idle_slots']} | "
+        f"{g['rss_peak_mb']} |",
+        "",
+        "| shot | priority | asks | frames/s | nodes on it at the end | waiting (API) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in g["shots"]:
+        out.append(f"| {s['name']} | {s['priority']} | {s['asks']} | {s['frames_per_s']} | "
+                   f"{na(s.get('nodes_rendering_at_end'))} | {s.get('waiting') or '—'} |")
+    out += ["", f"Pools: {pools_text}. Each shot has {g['shot_frames']:,} one-frame jobs (more "
+            "than the whole fleet renders in the window, so every shot keeps queued work). "
+            f"Counted over {g['window_s']} s after a ramp-up of 1.5 render times. **Idle "
+            "while servable**: every 0.1 s each load-generator process counts its nodes "
+            "idle (asked for work, holding none) for longer than 0.25 s, per pool; the "
+            "benchmark polls `GET /api/shots` twice a second; a sample's idle nodes count "
+            "when their pool meets the requirements of a shot that had queued jobs at the "
+            "last poll (benchmarks/pools.py, apart from the coordinator's matching code). "
+            "Target: ~0.", ""]
+    return out

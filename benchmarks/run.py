@@ -365,48 +365,9 @@ def render(r: dict) -> str:
             f"client; 300 blob uploads of 64 kB, 4 at a time ({e['uploads_s']} s in all); "
             "a priority change every second (a `shot` event to every stream).", ""]
     if "pools" in r:
-        out += render_pools(r["pools"])
+        out += pools.table(r["pools"], mark, TARGETS["pools_dispatch_p99_ms"])
     out.append(f"Whole run: {r.get('seconds')} s.")
     return "\n".join(out)
-
-
-def render_pools(g: dict) -> list[str]:
-    na = lambda v: "n/a" if v is None else v  # noqa: E731
-    p99 = g["dispatch_p99_ms"]
-    ok = p99 is not None and p99 < TARGETS["pools_dispatch_p99_ms"]
-    pools_text = "; ".join(f"{p['name']}: {p['count']} nodes, tags {'+'.join(p['tags'])}"
-                           f"{', a GPU' if p['gpu'] else ''}" for p in g["pools"])
-    out = [
-        f"### 5. Pools ({g['nodes']:,} simulated nodes in {len(g['pools'])} tag pools, "
-        f"{len(g['shots'])} shots with mixed requirements, paced {g['pace']:g} frames/s)",
-        "",
-        "| frames/s | dispatch p50 (ms) | dispatch p99 (ms) | target p99 < 20 ms | "
-        "coordinator side p99 (ms) | loop lag p99 (ms) | coordinator waiting for a CPU (cores) | all nodes busy after submit (ms) | "
-        "idle while servable: mean / max nodes | samples with none | RSS peak (MB) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| {g['frames_per_s']} | {na(g['dispatch_p50_ms'])} | {na(p99)} | {mark(ok)} | "
-        f"{na(g.get('server_dispatch_p99_ms'))} | {na(g.get('loop_lag_p99_ms'))} | "
-        f"{na(g.get('coordinator_cpu_wait'))} | "
-        f"{na(g.get('all_busy_ms'))} | {g['idle_servable_mean']} / {g['idle_servable_max']} | "
-        f"{round(100 * g['idle_servable_zero_share'])} % of {g['idle_slots']} | "
-        f"{g['rss_peak_mb']} |",
-        "",
-        "| shot | priority | asks | frames/s | nodes on it at the end | waiting (API) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for s in g["shots"]:
-        out.append(f"| {s['name']} | {s['priority']} | {s['asks']} | {s['frames_per_s']} | "
-                   f"{na(s.get('nodes_rendering_at_end'))} | {s.get('waiting') or '—'} |")
-    out += ["", f"Pools: {pools_text}. Each shot has {g['shot_frames']:,} one-frame jobs (more "
-            "than the whole fleet renders in the window, so every shot keeps queued work). "
-            f"Counted over {g['window_s']} s after a ramp-up of 1.5 render times. **Idle "
-            "while servable**: every 0.1 s each load-generator process counts its nodes "
-            "idle (asked for work, holding none) for longer than 0.25 s, per pool; the "
-            "benchmark polls `GET /api/shots` twice a second; a sample's idle nodes count "
-            "when their pool meets the requirements of a shot that had queued jobs at the "
-            "last poll (benchmarks/pools.py, apart from the coordinator's matching code). "
-            "Target: ~0.", ""]
-    return out
 
 
 def write_readme(table: str) -> None:
