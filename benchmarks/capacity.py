@@ -6,10 +6,18 @@ is stored, recorded in the database and thumbnailed), and N simulated nodes in
 separate load-generator processes (benchmarks/simnodes.py). Once every node is
 connected and idle, a shot is submitted (blob upload + POST /api/shots); from the
 moment the POST returns, frames are counted until the shot is done or the time
-window closes.
+window closes. The shot and the window are sized to the fleet (`shot_size`), so every
+node gets more than one job in the window.
+
+`database` (a URL) is passed to the coordinator as `--database`; `coordinators` > 1
+starts that many on the one database (each load-generator process dials one in turn)
+and counts frames through the API, since each coordinator's event stream tells its own
+nodes' frames only.
 """
 from __future__ import annotations
 
+import math
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -20,11 +28,44 @@ from .fleet import Fleet, percentile
 
 
 def processes_for(nodes: int) -> int:
-    return 1 if nodes <= 100 else 2
+    return 1 if nodes <= 100 else 2 if nodes <= 2000 else 3
+
+
+def shot_size(nodes: int, base_frames: int, base_window: float,
+              pace: float | None) -> tuple[int, float]:
+    """(frames, window seconds) for a run: enough frames that no node runs dry and
+    every node gets several jobs in the window. Paced: the window holds 3.5 render
+    times after the ramp-up, and the shot what the fleet offers in it plus one frame
+    per node. As fast as possible: four frames per node, in a window long enough for
+    them at ~500 frames/s (1,000 nodes: the old 6/12 s)."""
+    if pace:
+        window = max(base_window, 3.5 * nodes / pace + 2)
+        return max(base_frames, math.ceil(pace * window * 1.2) + nodes), window
+    window = max(base_window, nodes / 250 + 2)
+    return max(base_frames, 4 * nodes), window
+
+
+def start_coordinators(root: Path, count: int, database: str | None,
+                       extra_args: tuple[str, ...] = ()) -> list[Coordinator]:
+    """`count` coordinators; several share `database` and one data dir."""
+    if count > 1 and not database:
+        raise ValueError("several coordinators need a shared database (--database URL)")
+    extra = [*(["--database", database] if database else []), *extra_args]
+    coords: list[Coordinator] = []
+    try:
+        for i in range(count):
+            coords.append(Coordinator(root, "--lease-timeout", "300", *extra,
+                                      log_name=f"coordinator-{i}.log" if i else None).start())
+    except Exception:
+        for c in coords:
+            c.stop()
+        raise
+    return coords
 
 
 def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             profile_dir: Path | None = None, pace: float | None = None,
+            database: str | None = None, coordinators: int = 1,
             extra_args: tuple[str, ...] = (), shot_fields: dict | None = None) -> dict:
     """`pace=None`: nodes return frames at once (the most the coordinator can take).
     `pace=F`: each node "renders" nodes/F seconds per frame, offering F frames/s: the
@@ -32,37 +73,50 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
     render_seconds = nodes / pace if pace else 0.0
     mode = f"paced {pace:g}/s" if pace else "max"
     tag = f"capacity-{nodes}-{'paced%g' % pace if pace else 'max'}"
-    coord = Coordinator(root / tag, "--lease-timeout", "300", *extra_args).start()
+    coords = start_coordinators(root / tag, coordinators, database, extra_args)
+    coord = coords[0]
     events = fleet = sampler = spy = None
+    samplers: list[MemorySampler] = []
     try:
         events = EventCounter(coord.url)
         events.start()
         events.hello.wait(10)
-        fleet = Fleet(coord.url, nodes, processes_for(nodes), render_seconds=render_seconds)
-        connect_s = fleet.start(timeout=180)
-        wait_for(lambda: coord.api.get("/api/version")["nodes_online"] >= nodes, 60,
-                 what=f"{nodes} nodes online")
-        sampler = MemorySampler(coord.pid)
-        sampler.start()
-        idle_rss = sampler.sample()[0]
-        if profile_dir is not None:
+        if profile_dir is not None:   # from before the nodes connect: their hellos too
             profile_dir.mkdir(parents=True, exist_ok=True)
             spy = subprocess.Popen(
-                ["py-spy", "record", "-p", str(coord.pid), "-r", "100", "--threads", "-d", str(int(window)),
-                 "-f", "raw", "-o",
-                 str(profile_dir / f"{tag}.txt"),
-                 "--nonblocking"],
+                ["py-spy", "record", "-p", str(coord.pid), "-r", "100", "--threads",
+                 "-f", "raw", "-o", str(profile_dir / f"{tag}.txt"), "--nonblocking"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        cpu0 = cpu_seconds(coord.pid)
-        wait0 = run_queue_wait(coord.pid)
+        fleet = Fleet([c.url for c in coords], nodes, processes_for(nodes),
+                      render_seconds=render_seconds)
+        hello_cpu0 = sum(cpu_seconds(c.pid) for c in coords)
+        connect_s = fleet.start(timeout=600)
+        wait_for(lambda: sum(c.api.get("/api/version")["nodes_online"] for c in coords)
+                 >= nodes, 60, what=f"{nodes} nodes online")
+        # The coordinator CPU the connection storm took (steadier than its seconds).
+        hello_cpu = sum(cpu_seconds(c.pid) for c in coords) - hello_cpu0
+        samplers = [MemorySampler(c.pid) for c in coords]
+        for s in samplers:
+            s.start()
+        sampler = samplers[0]
+        idle_rss = sampler.sample()[0]
+        # What the connected fleet costs before any work (pings, the reaper, the
+        # availability and dashboard loops): 3 s of the coordinator idle.
+        idle0 = sum(cpu_seconds(c.pid) for c in coords)
+        time.sleep(3)
+        idle_cores = (sum(cpu_seconds(c.pid) for c in coords) - idle0) / 3
+        cpu0 = sum(cpu_seconds(c.pid) for c in coords)
+        wait0 = sum(run_queue_wait(c.pid) for c in coords)
         load0 = sum(cpu_seconds(p.pid) for p in fleet.procs)
         # Worker processes (frame workers, both pools); they start with the first frame.
-        kids0 = {k: cpu_seconds(k) for k in children_of(coord.pid)}
+        kids0 = {k: cpu_seconds(k) for c in coords for k in children_of(c.pid)}
         t_submit = time.monotonic()
         shot = coord.api.create_shot("capacity.blend", fake_blend(), frame_start=1,
                                      frame_end=frames, chunk_size=chunk,
-                                     name=f"capacity-{nodes}", **(shot_fields or {}))
+                                     name=f"capacity-{nodes}", timeout=600,
+                                     **(shot_fields or {}))
         t0 = time.monotonic()
+        log(f"capacity {nodes} nodes: shot of {frames} frames created in {t0 - t_submit:.1f} s")
         sid = shot["id"]
         # Paced runs ramp up for one render time: count the steady part only.
         warm = min(render_seconds * 1.5, window / 2) if pace else 0.0
@@ -70,6 +124,9 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
         def api_done() -> int:
             return coord.api.get(f"/api/shots/{sid}")["frames_done"]
 
+        if len(coords) > 1:
+            events.close()   # it hears one coordinator's frames only: count through the API
+            time.sleep(warm)
         complete = events.wait_frames(sid, frames, warm) if warm else False
         api_warm = api_done() if warm else 0
         if not complete:
@@ -80,26 +137,30 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             time.sleep(max(0.0, t0 + window - time.monotonic()))
         t_end = events.frames[sid][-1] if complete else time.monotonic()
         api_end = api_done()
-        cpu1 = cpu_seconds(coord.pid)
-        wait1 = run_queue_wait(coord.pid)
-        kids1 = sum(cpu_seconds(k) - kids0.get(k, 0.0) for k in children_of(coord.pid))
+        cpu1 = sum(cpu_seconds(c.pid) for c in coords)
+        wait1 = sum(run_queue_wait(c.pid) for c in coords)
+        kids1 = sum(cpu_seconds(k) - kids0.get(k, 0.0)
+                    for c in coords for k in children_of(c.pid))
         measured = fleet.stop()
         # The coordinator's own view (ready received -> assign sent), after every node's
         # first job (left out client-side too) and the paced runs' ramp-up.
         settled = max([warm] + [t - t0 for t in measured["first_assign_at"]])
         window = max(0.5, time.monotonic() - t0 - settled)
-        farm = coord.api.get(f"/api/farm?window={window:.2f}")
-        server = farm.get("dispatch_latency") or {}
-        loop_lag = farm.get("loop_lag") or {}   # coordinators before 2026-11-28 lack it
+        # Several coordinators: the worst one's figures.
+        farms = [c.api.get(f"/api/farm?window={window:.2f}") for c in coords]
+        server = _worst([f.get("dispatch_latency") or {} for f in farms])
+        loop_lag = _worst([f.get("loop_lag") or {} for f in farms])
         fleet = None
         elapsed = max(1e-6, t_end - t0)
-        dropped_at = events.closed_at - t0 if events.closed and not complete else None
-        if dropped_at is None:
+        by_api = events.closed and not complete
+        dropped_at = events.closed_at - t0 if by_api and len(coords) == 1 else None
+        if not by_api:
             done = sum(1 for t in events.frames.get(sid, []) if t <= t_end)
             steady = sum(1 for t in events.frames.get(sid, []) if t0 + warm <= t <= t_end)
         else:
             done, steady = api_end, api_end - api_warm
-        sampler.stop()
+        for s in samplers:
+            s.stop()
         lat = measured["latencies_ms"]
         # The load generator's own lag over the same seconds as the coordinator's.
         client_lag = [ms for when, ms in measured["loop_lag"] if when >= t0 + settled]
@@ -126,8 +187,10 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             "nodes_busy": len(firsts),
             "all_busy_ms": _r(max(firsts)) if len(firsts) >= nodes else None,
             "rss_idle_mb": round(idle_rss / 2**20, 1),
-            "rss_peak_mb": round(sampler.peak_main / 2**20, 1),
-            "rss_peak_with_workers_mb": round(sampler.peak_total / 2**20, 1),
+            "rss_peak_mb": round(max(s.peak_main for s in samplers) / 2**20, 1),
+            "rss_peak_with_workers_mb": round(max(s.peak_total for s in samplers) / 2**20, 1),
+            "coordinators": len(coords), "database": "sqlite" if not database else
+            database.split(":", 1)[0],
             "coordinator_cpu": round((cpu1 - cpu0) / elapsed, 2),
             # Runnable but not running (the machine's other work): cores-equivalent.
             "coordinator_cpu_wait": round((wait1 - wait0) / elapsed, 2),
@@ -137,11 +200,17 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             # the frames/s one dedicated core could sustain.
             "cpu_ms_per_frame": round(1000 * (cpu1 - cpu0) / max(1, done), 2),
             "worker_cpu_ms_per_frame": round(1000 * kids1 / max(1, done), 2),
-            "connect_s": round(connect_s, 1), "load_processes": processes_for(nodes),
+            "idle_cpu": round(idle_cores, 3),
+            # Per frame, less what the idle fleet costs anyway over the same seconds.
+            "cpu_ms_per_frame_marginal": round(
+                1000 * max(0.0, cpu1 - cpu0 - idle_cores * elapsed) / max(1, done), 2),
+            "connect_s": round(connect_s, 1), "connect_cpu_s": round(hello_cpu, 2), "load_processes": processes_for(nodes),
             # The coordinator dropped the benchmark's SSE stream this long after the submit
             # (a subscriber queue overflow); frames were then counted through the API.
             "sse_dropped_at_s": None if dropped_at is None else round(dropped_at, 2),
             "uploads": measured["frames_uploaded"], "stale": measured["stale"],
+            # Channels the coordinator closed (pongs missed on a loaded machine), redialled.
+            "reconnects": measured["reconnects"],
             "errors": measured["errors"],
         }
         if dropped_at is not None:
@@ -153,25 +222,40 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             f"its loop lag {row['loop_lag_p50_ms']} / {row['loop_lag_p99_ms']}; "
             f"load generator's {row['load_generator_lag_p50_ms']} / "
             f"{row['load_generator_lag_p99_ms']}), "
+            f"all busy {row['all_busy_ms']} ms after the submit ({row['nodes_busy']} nodes), "
+            f"connected in {row['connect_s']} s ({row['connect_cpu_s']} s coordinator CPU), "
             f"RSS {row['rss_peak_mb']} MB, coordinator CPU {row['coordinator_cpu']} "
             f"(waiting for a CPU {row['coordinator_cpu_wait']}) "
             f"(load generator {row['load_generator_cpu']}), "
             f"{row['cpu_ms_per_frame']} ms CPU/frame (+{row['worker_cpu_ms_per_frame']} "
-            f"in worker processes)")
+            f"in worker processes; {row['cpu_ms_per_frame_marginal']} beyond the idle fleet's "
+            f"{row['idle_cpu']} cores)")
         return row
     finally:
-        if spy is not None:
+        if spy is not None:   # SIGINT: py-spy writes what it has and exits
+            spy.send_signal(signal.SIGINT)
             try:
-                spy.wait(window + 30)
+                spy.wait(60)
             except subprocess.TimeoutExpired:
                 spy.kill()
         if fleet is not None:
             fleet.kill()
-        if sampler is not None:
-            sampler.stop()
+        for s in samplers:
+            s.stop()
         if events is not None:
             events.close()
-        coord.stop()
+        for c in coords:
+            c.stop()
+
+
+def _worst(summaries: list[dict]) -> dict:
+    """Of several coordinators' latency summaries, the highest of each figure."""
+    out: dict = {}
+    for summary in summaries:
+        for key, value in summary.items():
+            if isinstance(value, (int, float)) and (key not in out or value > out[key]):
+                out[key] = value
+    return out
 
 
 def _r(v: float | None) -> float | None:
@@ -179,26 +263,27 @@ def _r(v: float | None) -> float | None:
 
 
 def run(root: Path, quick: bool = False, node_counts=(10, 100, 1000), chunk: int = 1,
-        profile_dir: Path | None = None, pace: float = 500.0) -> list[dict]:
+        profile_dir: Path | None = None, pace: float = 500.0, database: str | None = None,
+        coordinators: int = 1, modes: str = "both") -> list[dict]:
     """Per fleet size: as fast as possible, then paced at `pace` frames/s (the target
     rate); the largest fleet also at half that pace, to show the dispatch latency of a
     coordinator that is busy but below its limit. --quick: max for every fleet, paced
-    at `pace` for the largest only."""
+    at `pace` for the largest only. `modes`: "max" or "paced" runs only those."""
     base = 6.0 if quick else 12.0
-    frames = 4000 if quick else 12000
+    base_frames = 4000 if quick else 12000
     rows = []
     for nodes in node_counts:
         largest = nodes == max(node_counts)
-        modes: list[float | None] = [None]
-        if largest or not quick:       # --quick: paced runs for the largest fleet only
-            modes.append(pace)
-        if largest and not quick:
-            modes.append(pace / 2)
-        for p in modes:
-            # A paced run needs a few render cycles after its ramp-up.
-            window = max(base, 3.5 * nodes / p + 2) if p else base
+        paces: list[float | None] = [None] if modes != "paced" else []
+        if modes != "max" and (largest or not quick):   # --quick: paced: the largest only
+            paces.append(pace)
+        if modes != "max" and largest and not quick:
+            paces.append(pace / 2)
+        for p in paces:
+            frames, window = shot_size(nodes, base_frames, base, p)
             log(f"capacity: {nodes} simulated nodes, chunk {chunk}, "
                 f"{'paced %g frames/s' % p if p else 'as fast as possible'}, "
-                f"window {window:.0f} s")
-            rows.append(run_one(root, nodes, frames, chunk, window, profile_dir, p))
+                f"{frames} frames, window {window:.0f} s")
+            rows.append(run_one(root, nodes, frames, chunk, window, profile_dir, p,
+                                database, coordinators))
     return rows

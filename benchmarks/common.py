@@ -173,13 +173,13 @@ class Api:
                   headers={"Content-Type": "application/octet-stream"})
         return sha
 
-    def create_shot(self, blend_name: str, blend: bytes, **spec) -> dict:
+    def create_shot(self, blend_name: str, blend: bytes, timeout: float = 60, **spec) -> dict:
         """Upload the .blend as a blob, then POST /api/shots (what brender-submit does)."""
         sha = self.upload_blob(blend)
         body = {"name": Path(blend_name).stem, "blend_path": blend_name,
                 "files": [{"path": blend_name, "sha256": sha, "size": len(blend)}]}
         body.update(spec)
-        return self.call("POST", "/api/shots", body)
+        return self.call("POST", "/api/shots", body, timeout=timeout)
 
     def up(self) -> bool:
         try:
@@ -286,7 +286,8 @@ class _Process:
 class Coordinator(_Process):
     """`brender-coordinator` in its own process, with its own data dir."""
 
-    def __init__(self, root: Path, *args: str, port: int | None = None):
+    def __init__(self, root: Path, *args: str, port: int | None = None,
+                 log_name: str | None = None):
         self.root = root
         self.data_dir = root / "data"
         self.port = port or free_port()
@@ -294,7 +295,7 @@ class Coordinator(_Process):
         self.api = Api(self.url)
         self.args = list(args)
         self.proc: subprocess.Popen | None = None
-        self.log_path = root / "coordinator.log"
+        self.log_path = root / (log_name or "coordinator.log")
 
     def start(self) -> "Coordinator":
         self.root.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,9 @@
 
     python benchmarks/run.py                      # everything (about 10 minutes)
     python benchmarks/run.py --quick              # shorter windows, fewer repeats (< 3 min)
-    python benchmarks/run.py --only capacity      # overhead | capacity | bigshot | edge | movie | zip
+    python benchmarks/run.py --only capacity      # overhead | capacity | bigshot | edge | pools | movie | zip
     python benchmarks/run.py --nodes 10,100       # capacity fleet sizes
+    python benchmarks/run.py --only capacity --nodes 5000 --database URL --coordinators 2
     python benchmarks/run.py --no-write           # print, leave the README alone
 
 Every process listens on 127.0.0.1 only. Results also land in
@@ -23,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bigshot, capacity, common, deliveries, edge, overhead  # noqa: E402
+from benchmarks import bigshot, capacity, common, deliveries, edge, overhead, pools  # noqa: E402
 from benchmarks.common import log, machine, raise_fd_limit  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -37,8 +38,13 @@ TARGETS = {
     "listing_s": 1.0,
     "dashboard_s": 1.0,
     "farm_p99_ms": 50,
+    "pools_dispatch_p99_ms": 20,
+    # Issue 16 with 5,000 nodes.
+    "big_fleet_busy_ms": 2000,
+    "big_fleet_dispatch_p99_ms": 20,
+    "loop_lag_p99_ms": 50,
 }
-ALL = ["overhead", "capacity", "bigshot", "edge", "movie", "zip"]
+ALL = ["overhead", "capacity", "bigshot", "edge", "pools", "movie", "zip"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="shorter runs (under 3 minutes)")
     p.add_argument("--nodes", default="10,100,1000", help="capacity fleet sizes")
     p.add_argument("--chunk", type=int, default=1, help="capacity: frames per job")
+    p.add_argument("--database", metavar="URL",
+                   help="capacity: passed to each coordinator as --database (default: its "
+                        "SQLite in the data dir)")
+    p.add_argument("--coordinators", type=int, default=1,
+                   help="capacity: start this many coordinators on the one --database")
+    p.add_argument("--modes", choices=("both", "max", "paced"), default="both",
+                   help="capacity: as fast as possible, paced, or both")
+    p.add_argument("--pool-nodes", type=int, default=1000, help="pools: fleet size")
+    p.add_argument("--disable-pool", metavar="NAME",
+                   help="pools: a control run; this pool's nodes are disabled (they must "
+                        "show as idle while servable); never written to the table")
     p.add_argument("--profile", type=Path,
                    help="capacity: py-spy record the coordinator into this folder")
     p.add_argument("--no-write", action="store_true", help="do not update README.md")
@@ -59,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repo", type=Path,
                    help="measure the coordinator and node of another checkout (A/B a change)")
     args = p.parse_args(argv)
+    if args.disable_pool:
+        args.no_write = True
     if args.repo:   # an experiment: never mixed into the published figures
         os.environ["BRENDER_BENCH_REPO"] = str(args.repo.resolve())
         common.TARGET = args.repo.resolve()
@@ -84,9 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         "overhead": lambda: overhead.run(scratch / "overhead", quick=args.quick),
         "capacity": lambda: capacity.run(scratch / "capacity", quick=args.quick,
                                          node_counts=nodes, chunk=args.chunk,
-                                         profile_dir=args.profile),
+                                         profile_dir=args.profile, database=args.database,
+                                         coordinators=args.coordinators,
+                                         modes=args.modes),
         "bigshot": lambda: bigshot.run(scratch / "bigshot", quick=args.quick),
         "edge": lambda: edge.run(scratch / "edge", quick=args.quick),
+        "pools": lambda: pools.run(scratch / "pools", quick=args.quick, nodes=args.pool_nodes,
+                                   disabled_pool=args.disable_pool),
         # Issue 17 (benchmarks/deliveries.py); their figures are in results/latest.json.
         "movie": lambda: deliveries.run(scratch / "movie", ("movie",), args.quick)["movie"],
         "zip": lambda: deliveries.run(scratch / "zip", ("zip",), args.quick)["zip"],
@@ -212,9 +235,10 @@ def render(r: dict) -> str:
             "",
             "| nodes | load | frames/s | dispatch p50 (ms) | dispatch p99 (ms) | "
             "coordinator side p50 / p99 (ms) | "
-            "after submit: all nodes busy (ms) | RSS peak (MB) | + worker processes (MB) | "
+            "after submit: all nodes busy (ms) | loop lag p99 (ms) | RSS peak (MB) | "
+            "+ worker processes (MB) | "
             "coordinator CPU (cores) | CPU ms / frame (+ workers) | load generator CPU |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for c in rows:
             errors = sum(c["errors"].values()) if c.get("errors") else 0
@@ -223,12 +247,14 @@ def render(r: dict) -> str:
             na = lambda v: "n/a" if v is None else v  # noqa: E731
             dropped = c.get("sse_dropped_at_s")
             note = "" if dropped is None else f" (SSE cut at {dropped} s¹)"
+            where = "" if c.get("coordinators", 1) == 1 and c.get("database", "sqlite") \
+                == "sqlite" else f" ({c.get('coordinators', 1)} × {c.get('database')})"
             out.append(
-                f"| {c['nodes']} | {c.get('mode', 'max')} | {c['frames_per_s']}{note}"
+                f"| {c['nodes']}{where} | {c.get('mode', 'max')} | {c['frames_per_s']}{note}"
                 f"{'' if not errors else f' ({errors} errors)'} | "
                 f"{na(c['dispatch_p50_ms'])} | {na(c['dispatch_p99_ms'])} | "
                 f"{na(c.get('server_dispatch_p50_ms'))} / {na(c.get('server_dispatch_p99_ms'))} | "
-                f"{busy} | "
+                f"{busy} | {na(c.get('loop_lag_p99_ms'))} | "
                 f"{c['rss_peak_mb']} | {c['rss_peak_with_workers_mb']} | "
                 f"{c['coordinator_cpu']} | {c.get('cpu_ms_per_frame')} "
                 f"(+{c.get('worker_cpu_ms_per_frame')}) | {c.get('load_generator_cpu')} |")
@@ -236,7 +262,22 @@ def render(r: dict) -> str:
             out += ["", "¹ The coordinator closed the benchmark's `/api/events` stream (its "
                     "per-subscriber queue overflowed): a dashboard would "
                     "have reloaded. Frames were then counted through `GET /api/shots/{id}`."]
-        big = [c for c in rows if c["nodes"] >= 1000]
+        huge = [c for c in rows if c["nodes"] >= 5000]
+        for c in huge:
+            busy, p99 = c.get("all_busy_ms"), c["dispatch_p99_ms"]
+            lag = c.get("loop_lag_p99_ms")
+            paced = c.get("mode") == "paced 500/s"
+            out += ["", f"Targets with {c['nodes']:,} nodes ({c.get('mode')}): every node busy "
+                    f"within 2 s of the submit: {na(busy)} ms "
+                    f"({mark(busy is not None and busy < TARGETS['big_fleet_busy_ms'])}); "
+                    + (f"dispatch p99 < 20 ms at 500 frames/s offered: {na(p99)} "
+                       f"({mark(p99 is not None and p99 < TARGETS['big_fleet_dispatch_p99_ms'])}); "
+                       if paced else "")
+                    + f"loop lag p99 < 50 ms: {na(lag)} "
+                    f"({mark(lag is not None and lag < TARGETS['loop_lag_p99_ms'])}); "
+                    f"RSS < 300 MB: {c['rss_peak_mb']} "
+                    f"({mark(c['rss_peak_mb'] < TARGETS['rss_mb'])})."]
+        big = [c for c in rows if 1000 <= c["nodes"] < 5000]
         if big:
             fps = max(c["frames_per_s"] for c in big)
             paced = [c for c in big if c.get("mode") == "paced 500/s"]
@@ -252,7 +293,7 @@ def render(r: dict) -> str:
                 "offering F frames/s, so dispatch latency is measured on a farm that is "
                 "busy rather than flooded (a flooded farm's latency is just nodes ÷ "
                 "throughput). The load generator (benchmarks/simnodes.py, 1 process up to "
-                "100 nodes, 2 for 1,000) and the coordinator share the machine's "
+                "100 nodes, 2 up to 2,000, 3 above) and the coordinator share the machine's "
                 f"{m['cores']} cores. frames/s counts SSE `frame` events (frame stored, "
                 "recorded, thumbnailed, announced) from the moment `POST /api/shots` "
                 "returns (paced runs: after one render time of ramp-up). Dispatch latency "
@@ -326,6 +367,8 @@ def render(r: dict) -> str:
             f"{reads.get('missing', {}).get('median_s')} s), each looped by its own "
             f"client; 300 blob uploads of 64 kB, 4 at a time ({e['uploads_s']} s in all); "
             "a priority change every second (a `shot` event to every stream).", ""]
+    if "pools" in r:
+        out += pools.table(r["pools"], mark, TARGETS["pools_dispatch_p99_ms"])
     out.append(f"Whole run: {r.get('seconds')} s.")
     return "\n".join(out)
 

@@ -31,6 +31,19 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import TOKEN, raise_fd_limit, tiny_png  # noqa: E402
+from brender_protocol import messages  # noqa: E402
+
+CPU = {"type": "CPU", "name": "CPU", "id": "CPU"}
+GPU = {"type": "CUDA", "name": "Simulated GPU", "id": "CUDA_0"}
+
+
+def pool_of_each(pools: list[dict], count: int) -> list[dict]:
+    """The pool of each of `count` nodes: the pools' counts in order (the last pool
+    takes what the counts leave)."""
+    out: list[dict] = []
+    for pool in pools:
+        out += [pool] * min(int(pool["count"]), count - len(out))
+    return out + [pools[-1]] * (count - len(out))
 
 
 class Stats:
@@ -44,7 +57,23 @@ class Stats:
         self.stale = 0
         self.errors: dict[str, int] = {}
         self.connected = 0
+        self.reconnects = 0
         self.loop_lag: list[tuple[float, float]] = []   # (time.monotonic(), ms late)
+        # Each node's pool and since when it has been idle (None: it holds a job).
+        self.idle_since: dict[int, float | None] = {}
+        self.pool: dict[int, str] = {}
+        self.idle_samples: list[tuple[float, dict[str, list[int]]]] = []
+
+    def sample_idle(self, threshold: float) -> None:
+        now = time.monotonic()
+        counts: dict[str, list[int]] = {}
+        for index, since in self.idle_since.items():
+            entry = counts.setdefault(self.pool[index], [0, 0])
+            if since is not None:
+                entry[0] += 1
+                if now - since > threshold:
+                    entry[1] += 1
+        self.idle_samples.append((round(now, 4), counts))
 
     def error(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
@@ -99,11 +128,29 @@ class Uploader:
         self.reader = self.writer = None
 
 
-async def sim_node(index: int, args, http: aiohttp.ClientSession, png: bytes, sha: str,
-                   stats: Stats, connect_gate: asyncio.Semaphore, all_connected) -> None:
-    hello = {"type": "hello", "node_id": None, "name": f"{args.prefix}-{index:05d}",
-             "hostname": f"sim{index}", "platform": "sim", "blender_version": "sim",
-             "cpu_count": 1, "tags": [], "allow_scripts": False, "running_attempt": None}
+async def sim_node(index: int, pool: dict, args, http: aiohttp.ClientSession, png: bytes,
+                   sha: str, stats: Stats, connect_gate: asyncio.Semaphore,
+                   all_connected) -> None:
+    """One node: its channel, dialled again when it drops (as the real agent does: a
+    coordinator that missed its pongs on a loaded machine closes it), under the id the
+    first welcome gave."""
+    state: dict = {"first": True, "sent_ready": time.perf_counter(), "node_id": None}
+    stats.pool[index] = pool["name"]
+    while True:
+        if not await _channel(index, pool, args, http, png, sha, stats, connect_gate,
+                              all_connected, state):
+            return
+        stats.reconnects += 1
+        await asyncio.sleep(0.5 + random.random())
+
+
+async def _channel(index: int, pool: dict, args, http: aiohttp.ClientSession, png: bytes,
+                   sha: str, stats: Stats, connect_gate: asyncio.Semaphore,
+                   all_connected, state: dict) -> bool:
+    """One connection of the node; True when it dropped (dial again)."""
+    hello = messages.hello(state["node_id"], f"{args.prefix}-{index:05d}", f"sim{index}",
+                           "sim", "sim", 1, list(pool.get("tags") or []), False, None, "sim",
+                           devices=[CPU, GPU] if pool.get("gpu") else [CPU])
     headers_base = {"X-Sha256": sha, "X-Filename": "frame.png", "Content-Type": "image/png"}
     if args.render_time is not None:
         # Left out by default: with measured frame times the coordinator's adaptive
@@ -121,22 +168,27 @@ async def sim_node(index: int, args, http: aiohttp.ClientSession, png: bytes, sh
             stats.error(f"connect: {type(exc).__name__}")
             await asyncio.sleep(0.2 * (attempt + 1))
     else:
-        return
+        return False
     if welcome.get("type") != "welcome":
         stats.error(f"handshake: {welcome}")
         await ws.close()
-        return
-    stats.connected += 1
-    if stats.connected == args.count:
-        all_connected.set()
-    state = {"first": True, "sent_ready": time.perf_counter()}
+        return False
+    if state["node_id"] is None:
+        state["node_id"] = welcome.get("node_id")
+        stats.connected += 1
+        if stats.connected == args.count:
+            all_connected.set()
     uploader = Uploader(args.url, dict(headers_base, Authorization=f"Bearer {TOKEN}"), png)
     combined = "ready_in_report" in (welcome.get("features") or [])
     running: set[asyncio.Task] = set()
 
-    async def ready() -> None:
+    def asking() -> None:
         state["sent_ready"] = time.perf_counter()
-        await ws.send_str('{"type":"ready"}')
+        stats.idle_since[index] = time.monotonic()
+
+    async def ready() -> None:
+        asking()
+        await ws.send_str(json.dumps(messages.ready()))
 
     async def run_job(job: dict) -> None:
         """Like the real agent: the job runs in its own task, the channel keeps reading
@@ -163,13 +215,13 @@ async def sim_node(index: int, args, http: aiohttp.ClientSession, png: bytes, sh
         try:
             if not lost and combined:
                 # Like the real agent: the report asks for the next job too.
-                state["sent_ready"] = time.perf_counter()
-                await ws.send_str(json.dumps({"type": "job_done", "attempt_id": attempt_id,
-                                              "ready": True}))
+                asking()
+                await ws.send_str(json.dumps(dict(messages.job_done(attempt_id, ""),
+                                                  ready=True)))
                 stats.jobs_done += 1
                 return
             if not lost:
-                await ws.send_str(json.dumps({"type": "job_done", "attempt_id": attempt_id}))
+                await ws.send_str(json.dumps(messages.job_done(attempt_id, "")))
                 stats.jobs_done += 1
             await ready()
         except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
@@ -184,6 +236,7 @@ async def sim_node(index: int, args, http: aiohttp.ClientSession, png: bytes, sh
             kind = data.get("type")
             if kind == "assign":
                 latency = (time.perf_counter() - state["sent_ready"]) * 1000
+                stats.idle_since[index] = None
                 first = state["first"]
                 (stats.first_latencies if first else stats.latencies).append(latency)
                 if first:
@@ -202,11 +255,13 @@ async def sim_node(index: int, args, http: aiohttp.ClientSession, png: bytes, sh
     except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
         stats.error(f"channel: {type(exc).__name__}")
     finally:
+        stats.idle_since.pop(index, None)
         for task in list(running):
             task.cancel()
         uploader.close()
         if not ws.closed:
             await ws.close()
+    return True
 
 
 async def main_async(args) -> None:
@@ -220,8 +275,10 @@ async def main_async(args) -> None:
     async with aiohttp.ClientSession(connector=connector, headers=headers,
                                      timeout=timeout) as http:
         gate = asyncio.Semaphore(args.connect_concurrency)
-        tasks = [asyncio.create_task(sim_node(i + args.offset, args, http, png, sha, stats,
-                                              gate, all_connected))
+        pools = pool_of_each(json.loads(args.pools) if args.pools else
+                             [{"name": "all", "count": args.count}], args.count)
+        tasks = [asyncio.create_task(sim_node(i + args.offset, pools[i], args, http, png, sha,
+                                              stats, gate, all_connected))
                  for i in range(args.count)]
 
         async def announce() -> None:
@@ -239,6 +296,13 @@ async def main_async(args) -> None:
                 stats.loop_lag.append((round(now, 4), round(1000 * (now - asked - 0.01), 2)))
 
         lag_watcher = asyncio.create_task(watch_lag())
+
+        async def watch_idle() -> None:
+            while True:
+                await asyncio.sleep(args.idle_sample)
+                stats.sample_idle(args.idle_threshold)
+
+        idle_watcher = asyncio.create_task(watch_idle()) if args.idle_sample > 0 else None
         loop = asyncio.get_running_loop()
         # Wait for "stop" (or EOF) on stdin.
         while True:
@@ -247,6 +311,8 @@ async def main_async(args) -> None:
                 break
         announcer.cancel()
         lag_watcher.cancel()
+        if idle_watcher is not None:
+            idle_watcher.cancel()
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -256,7 +322,8 @@ async def main_async(args) -> None:
               "first_assign_at": stats.first_assign_at,
               "frames_uploaded": stats.frames_uploaded, "jobs_done": stats.jobs_done,
               "assigns": stats.assigns, "stale": stats.stale, "errors": stats.errors,
-              "connected": stats.connected}
+              "connected": stats.connected, "reconnects": stats.reconnects,
+              "idle_samples": stats.idle_samples}
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -274,6 +341,13 @@ def main() -> None:
     p.add_argument("--render-seconds", type=float, default=0.0,
                    help="sleep this long (±50 %%) before each frame: a paced, realistic load")
     p.add_argument("--connect-concurrency", type=int, default=64)
+    p.add_argument("--pools", default=None,
+                   help='JSON list of {"name", "count", "tags", "gpu"}: the nodes\' pools '
+                        "(default: one pool, no tags, a CPU)")
+    p.add_argument("--idle-sample", type=float, default=0.0,
+                   help="every this many seconds, count idle nodes per pool (0: never)")
+    p.add_argument("--idle-threshold", type=float, default=0.25,
+                   help="idle longer than this counts as idle for long")
     args = p.parse_args()
     raise_fd_limit()
     try:

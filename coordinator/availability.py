@@ -45,6 +45,11 @@ class Availability(Generic[S]):
         return rules.is_awake(node.get("schedule"), self.clock() if now is None else now,
                               node.get("utc_offset") or 0)
 
+    def has_boundaries(self, node: dict) -> bool:
+        """Whether the node's schedule ever changes its state (not "always"/"never")."""
+        return rules.next_change(node.get("schedule"), self.clock(),
+                                 node.get("utc_offset") or 0) is not None
+
     def poke(self) -> None:
         self._poked.set()
 

@@ -24,11 +24,19 @@ class Offer:
     allow_scripts: bool
 
 
+_offers: dict[Offer, Offer] = {}
+
+
 def offer_of(node: dict) -> Offer:
+    """The node's offer; nodes offering the same share one object (a farm of thousands
+    has a handful of kinds, and the waiting reasons group its nodes by them)."""
     blenders = tuple(node.get("blenders") or
                      ([node["blender_version"]] if node.get("blender_version") else []))
-    return Offer(frozenset(node.get("tags") or ()), rules.has_gpu(node.get("devices") or []),
-                 blenders, bool(node.get("allow_scripts")))
+    offer = Offer(frozenset(node.get("tags") or ()), rules.has_gpu(node.get("devices") or []),
+                  blenders, bool(node.get("allow_scripts")))
+    if len(_offers) > 10_000:
+        _offers.clear()
+    return _offers.setdefault(offer, offer)
 
 
 @dataclass(frozen=True)

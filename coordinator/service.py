@@ -235,7 +235,10 @@ class Farm:
             await self.outcomes.requeue(held, "node reconnected without its job")
         session.set_asleep(not self.availability.awake(node))
         self.waiting.nodes_changed()
-        self.availability.poke()
+        if self.availability.has_boundaries(node):
+            # Its window ends (or starts) some day: the loop's next wake-up may move.
+            # Not for every node: each poke looks at every connected node's schedule.
+            self.availability.poke()
         return session
 
     def node_disconnected(self, session: NodeSession) -> None:

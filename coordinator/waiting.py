@@ -28,8 +28,16 @@ class WaitingReasons:
         self._pending: asyncio.TimerHandle | None = None
 
     def _nodes(self) -> list[matching.NodeState]:
-        return [matching.NodeState(s.offer, bool(s.node["enabled"]), not s.asleep)
-                for s in self.sessions if not s.ws.closed]
+        """One state per distinct (offer, enabled, awake) among the connected nodes: a
+        reason depends on what nodes offer, not on how many offer it, and a farm of
+        thousands has a handful of kinds (each shot's summary asks, several times a
+        second)."""
+        kinds: dict[tuple[int, bool, bool], matching.Offer] = {}
+        for s in self.sessions:
+            if not s.ws.closed:   # offers are shared (matching.offer_of): keyed by identity
+                kinds[(id(s.offer), bool(s.node["enabled"]), not s.asleep)] = s.offer
+        return [matching.NodeState(offer, enabled, awake)
+                for (_, enabled, awake), offer in kinds.items()]
 
     def _reason(self, needs: matching.Needs, max_nodes: int | None,
                 rendering: int) -> tuple[str | None, list[str]]:

@@ -75,7 +75,8 @@ async def by_attempt(c: Connection, attempt_id: str) -> dict | None:
 
 async def claim(c: Connection, node_id: str, offer: Offer, lease_seconds: float,
                 blocklist_threshold: int, target_job_seconds: float, nodes_online: int = 1,
-                farm: frozenset[tuple[int, ...]] = frozenset()) -> Assignment | None:
+                farm: frozenset[tuple[int, ...]] = frozenset(),
+                rendering: dict[int, int] | None = None) -> Assignment | None:
     """Hand `node_id` the best queued job it can render (docs/scheduling.md).
 
     Of the shots whose needs the node's `offer` meets (matching.py; `farm`: the
@@ -87,13 +88,15 @@ async def claim(c: Connection, node_id: str, offer: Offer, lease_seconds: float,
     are measured: a job that would run far longer than the target is cut and the
     rest queued; one far shorter takes in the contiguous jobs after it, up to the
     target and to a fair share of what is left.
+
+    How many nodes render a shot is counted only when it decides (a cap, or a tie
+    with another shot): counting walks the shot's running jobs, thousands on a big
+    farm, and the claims of one transaction share the counts in `rendering`.
     """
     shots = await c.fetchall(
         f"""SELECT s.*,
                CASE WHEN s.render_time_count > 0
-                    THEN s.render_time_sum / s.render_time_count END AS avg_time,
-               (SELECT COUNT(*) FROM jobs r WHERE r.status = 'running' AND r.shot_id = s.id)
-                   AS rendering
+                    THEN s.render_time_sum / s.render_time_count END AS avg_time
             FROM shots s
             WHERE s.status IN {DISPATCHABLE_SHOTS}
               AND EXISTS (SELECT 1 FROM jobs j WHERE j.status = 'queued' AND j.shot_id = s.id)
@@ -101,27 +104,42 @@ async def claim(c: Connection, node_id: str, offer: Offer, lease_seconds: float,
                               AND b.node_id = ? AND b.failures >= ?)
             ORDER BY s.priority DESC, s.created_at, s.id""",
         (node_id, blocklist_threshold))
-    ranked = []
+    counts = {} if rendering is None else rendering
+
+    async def rendering_of(shot_id: int) -> int:
+        if shot_id not in counts:
+            counts[shot_id] = await c.fetchval(
+                "SELECT COUNT(*) FROM jobs WHERE status = 'running' AND shot_id = ?",
+                (shot_id,))
+        return counts[shot_id]
+
+    # Shots the node can render, grouped by (priority, preference), best group first.
+    groups: dict[tuple[int, int], list[tuple[int, Row, str, str | None]]] = {}
     for place, shot in enumerate(shots):
-        if shot["max_nodes"] is not None and shot["rendering"] >= shot["max_nodes"]:
-            continue
         needs = matching.needs_of(shot)
         version = matching.blender_for(needs, offer, farm)
         if version is not None:
-            ranked.append(((-shot["priority"], -needs.preference(offer), shot["rendering"],
-                            place), shot, version, needs.device))
-    ranked.sort(key=lambda r: r[0])
-    for _, shot, version, device in ranked:
-        job = await c.fetchone(
-            """SELECT id, frames, ordinal, attempts FROM jobs
-               WHERE status = 'queued' AND shot_id = ?
-                 AND (avoid_node IS NULL OR avoid_node != ? OR ? < 2)
-               ORDER BY ordinal, id LIMIT 1""", (shot["id"], node_id, nodes_online))
-        if job is not None:
-            assignment = await _assign(c, job, shot, node_id, lease_seconds,
-                                       target_job_seconds, nodes_online)
-            assignment.blender_version, assignment.device = version or None, device
-            return assignment
+            groups.setdefault((-shot["priority"], -needs.preference(offer)), []).append(
+                (place, shot, version, needs.device))
+    for key in sorted(groups):
+        open_to_it = [entry for entry in groups[key] if entry[1]["max_nodes"] is None
+                      or await rendering_of(entry[1]["id"]) < entry[1]["max_nodes"]]
+        if len(open_to_it) > 1:   # fair share: the fewest nodes first, then the oldest
+            order = [(await rendering_of(e[1]["id"]), e[0], e) for e in open_to_it]
+            open_to_it = [e for *_, e in sorted(order, key=lambda o: o[:2])]
+        for _, shot, version, device in open_to_it:
+            job = await c.fetchone(
+                """SELECT id, frames, ordinal, attempts FROM jobs
+                   WHERE status = 'queued' AND shot_id = ?
+                     AND (avoid_node IS NULL OR avoid_node != ? OR ? < 2)
+                   ORDER BY ordinal, id LIMIT 1""", (shot["id"], node_id, nodes_online))
+            if job is not None:
+                assignment = await _assign(c, job, shot, node_id, lease_seconds,
+                                           target_job_seconds, nodes_online)
+                assignment.blender_version, assignment.device = version or None, device
+                if shot["id"] in counts:
+                    counts[shot["id"]] += 1
+                return assignment
     return None
 
 
@@ -139,13 +157,14 @@ async def claim_many(c: Connection, nodes: list[tuple[str, Offer]], lease_second
     blocklists = await c.fetchval(
         """SELECT EXISTS (SELECT 1 FROM blocklist) OR EXISTS (SELECT 1 FROM jobs
            WHERE avoid_node IS NOT NULL AND status = 'queued')""")
+    rendering: dict[int, int] = {}   # shot -> nodes rendering it, as this transaction claims
     out: list[Assignment | None] = []
     for node_id, offer in nodes:
         if offer in exhausted and not blocklists:
             out.append(None)
             continue
         assignment = await claim(c, node_id, offer, lease_seconds, blocklist_threshold,
-                                 target_job_seconds, nodes_online, farm)
+                                 target_job_seconds, nodes_online, farm, rendering)
         if assignment is None:
             exhausted.add(offer)
         out.append(assignment)
@@ -181,13 +200,13 @@ async def _assign(c: Connection, job: Row, shot_row: Row, node_id: str, lease_se
     job_row = job_dict((await c.fetchall(
         """UPDATE jobs SET status = 'running', node_id = ?, attempt_id = ?, frames = ?,
            attempts = attempts + 1, lease_expires = ?, started_at = ?, finished_at = NULL
-           WHERE id = ? RETURNING *, (SELECT name FROM nodes WHERE id = node_id) AS node_name""",
+           WHERE id = ? RETURNING *, (SELECT name FROM nodes WHERE id = ?) AS node_name""",
         (node_id, attempt_id, orjson.dumps(frames).decode(), now + lease_seconds, now,
-         job["id"])))[0])
+         job["id"], node_id)))[0])
     await c.execute("UPDATE frames SET status = 'rendering' WHERE job_id = ? "
                     "AND status != 'done'", (job["id"],))
     shot = dict(shot_row)
-    del shot["avg_time"], shot["rendering"]
+    del shot["avg_time"]
     if shot["status"] != ShotStatus.ACTIVE.value:
         await shot_sql.set_status(c, shot_id, ShotStatus.ACTIVE)
         shot = dict((await c.fetchall("SELECT * FROM shots WHERE id = ?", (shot_id,)))[0])
@@ -245,6 +264,14 @@ async def running_attempt_of(c: Connection, node_id: str) -> str | None:
     return attempt
 
 
+async def _node_name(c: Connection, node_id: str | None) -> str | None:
+    # Apart, not a subquery of RETURNING: SQLite scans every node for one there.
+    if node_id is None:
+        return None
+    name: str | None = await c.fetchval("SELECT name FROM nodes WHERE id = ?", (node_id,))
+    return name
+
+
 async def _running(c: Connection, attempt_id: str) -> Row | None:
     """The job this attempt holds, if it still holds it."""
     return await c.fetchone(JOB_SELECT + " WHERE j.attempt_id = ? AND j.status = 'running'",
@@ -259,12 +286,13 @@ async def finish(c: Connection, attempt_id: str, log_tail: str = "") -> tuple[st
            WHERE attempt_id = ? AND status = 'running'
              AND NOT EXISTS (SELECT 1 FROM frames f WHERE f.job_id = jobs.id
                              AND f.status != 'done')
-           RETURNING *, (SELECT name FROM nodes WHERE id = node_id) AS node_name""",
+           RETURNING *""",
         (time.time(), log_tail or None, attempt_id))
     if not row:
         job = await _running(c, attempt_id)
         return ("stale", None) if job is None else ("missing", dict(job))
     done = job_dict(row[0])
+    done["node_name"] = await _node_name(c, done["node_id"])
     await shot_sql.complete_if_done(c, done["shot_id"])
     return "done", done
 
