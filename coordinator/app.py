@@ -10,7 +10,7 @@ from aiohttp import web
 
 from . import keys, routes
 from .config import Config, resolve_token
-from .database import Database
+from .database import open_database
 from .events import EventBroker
 from .frame_pipeline import FramePipeline
 from .middleware import auth_middleware, error_middleware
@@ -42,7 +42,8 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
-    db = Database(app[keys.CONFIG].data_dir / "brender.db")
+    config = app[keys.CONFIG]
+    db = open_database(config.database, config.data_dir)
     await db.open()
     app[keys.DB] = db
     yield

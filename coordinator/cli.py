@@ -21,6 +21,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="brender-coordinator", description=__doc__)
     p.add_argument("--data-dir", default="brender-data",
                    help="database, uploads, frames and thumbnails (default ./brender-data)")
+    p.add_argument("--database", default=os.environ.get("BRENDER_DATABASE", ""),
+                   help="sqlite:///path (default: brender.db in the data dir) or "
+                        "postgresql://user@host/db, which several coordinators may share "
+                        "(default: $BRENDER_DATABASE)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--token", help="farm token (default: $BRENDER_TOKEN, else generated)")
@@ -55,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    config = Config(data_dir=args.data_dir, host=args.host, port=args.port, token=args.token,
+    config = Config(data_dir=args.data_dir, database=args.database, host=args.host, port=args.port, token=args.token,
                     lock_reads=args.lock_reads, lease_timeout=args.lease_timeout,
                     max_attempts=args.max_attempts,
                     max_upload_bytes=args.max_upload_mb * 1024 * 1024,

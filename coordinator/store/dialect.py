@@ -32,6 +32,9 @@ class Dialect:
     schema_version: str       # reads the schema's version (0 for a new database)
     set_schema_version: str   # "{version}": records it, in the migration's transaction
     no_limit: Any             # `LIMIT ?` that means every row
+    # After a SELECT that picks rows to change: lock them, passing over rows another
+    # transaction holds (several coordinators claim at once). SQLite has one writer.
+    skip_locked: str = ""
 
     def json_text(self, column: str, key: str) -> str:
         """SQL for `column`'s JSON object's `key` as text (NULL when absent)."""
@@ -78,4 +81,5 @@ POSTGRESQL = Dialect(
     schema_version="SELECT COALESCE(MAX(version), 0) FROM schema_version",
     set_schema_version="INSERT INTO schema_version (version) VALUES ({version})",
     no_limit=None,
+    skip_locked=" FOR UPDATE SKIP LOCKED",
 )

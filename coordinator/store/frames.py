@@ -103,10 +103,10 @@ async def record(c: Connection, up: Upload, extensions: dict[str, str],
         (row["shot_id"], number, THUMBNAIL_TYPES[up.thumbnail_ext], up.thumbnail))
     await c.execute(
         """UPDATE shots SET frames_done = frames_done + 1,
-           render_time_sum = render_time_sum + COALESCE(?, 0),
-           render_time_count = render_time_count + CASE WHEN ? IS NULL THEN 0 ELSE 1 END
+           render_time_sum = render_time_sum + ?,
+           render_time_count = render_time_count + ?
            WHERE id = ?""",
-        (up.render_time, up.render_time, row["shot_id"]))
+        (up.render_time or 0.0, 0 if up.render_time is None else 1, row["shot_id"]))
     recorded["node_name"] = row["node_name"]
     # Extra outputs come before their frame: the event counts them like the listing.
     recorded["outputs"] = await c.fetchval(

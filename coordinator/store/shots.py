@@ -121,11 +121,11 @@ async def set_status(c: Connection, shot_id: int, new: ShotStatus,
     check_shot(old, new.value)
     now = time.time()
     finished = now if new.value in FINAL_SHOTS or new is ShotStatus.FAILED else None
+    started = now if new is ShotStatus.ACTIVE else None
     await c.execute(
         """UPDATE shots SET status = ?, failure_reason = ?,
-           started_at = COALESCE(started_at, CASE WHEN ? = 'active' THEN ? END),
-           finished_at = ? WHERE id = ?""",
-        (new.value, reason, new.value, now, finished, shot_id))
+           started_at = COALESCE(started_at, ?), finished_at = ? WHERE id = ?""",
+        (new.value, reason, started, finished, shot_id))
     return True
 
 
