@@ -15,6 +15,7 @@ from aiohttp import web
 from . import __version__
 from .app import create_app
 from .config import Config, resolve_token
+from .database import open_database
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -55,7 +56,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def migrate_main(argv: list[str]) -> None:
+    """`brender-coordinator migrate --to postgresql://...`"""
+    from .farm_migration import MigrationError, copy_farm
+    p = argparse.ArgumentParser(
+        prog="brender-coordinator migrate",
+        description="Copy a SQLite farm into an empty PostgreSQL database and check the "
+                    "counts. Stop the coordinator first; the data dir stays as it is.")
+    p.add_argument("--data-dir", default="brender-data",
+                   help="the farm's data dir (its brender.db is copied)")
+    p.add_argument("--from", dest="source", default="",
+                   help="sqlite:///path of the database (default: the data dir's)")
+    p.add_argument("--to", required=True, help="postgresql://user@host/db (empty)")
+    args = p.parse_args(argv)
+    source = open_database(args.source, Config(data_dir=args.data_dir).data_dir)
+    if not isinstance(source.path, os.PathLike) or not args.to.startswith("postgres"):
+        raise SystemExit("migrate: --from must be sqlite:///path and --to postgresql://...")
+    try:
+        counts = asyncio.run(copy_farm(source.path, args.to))
+    except MigrationError as exc:
+        raise SystemExit(f"migrate: {exc}") from None
+    print("Copied and checked: " + ", ".join(f"{t} {n}" for t, n in counts.items()),
+          flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["migrate"]:
+        return migrate_main(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
