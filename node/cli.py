@@ -27,7 +27,10 @@ def size(text: str) -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="brender-node", description=__doc__)
     p.add_argument("--coordinator", default=os.environ.get("BRENDER_COORDINATOR",
-                                                           "http://127.0.0.1:8080"))
+                                                           "http://127.0.0.1:8080"),
+                   help="coordinator URL; several, comma-separated, for a farm that more "
+                        "than one coordinator serves: tried in turn (default: "
+                        "$BRENDER_COORDINATOR, else http://127.0.0.1:8080)")
     p.add_argument("--token", default=os.environ.get("BRENDER_TOKEN"),
                    help="farm token (default: $BRENDER_TOKEN)")
     p.add_argument("--blender", default=os.environ.get("BRENDER_BLENDER") or "blender")
