@@ -35,10 +35,16 @@ class Dialect:
     # After a SELECT that picks rows to change: lock them, passing over rows another
     # transaction holds (several coordinators claim at once). SQLite has one writer.
     skip_locked: str = ""
+    # After a SELECT that checks a row another transaction must not change meanwhile
+    # (a lease being fenced): "{table}", the table whose row is locked.
+    share_lock_template: str = ""
 
     def json_text(self, column: str, key: str) -> str:
         """SQL for `column`'s JSON object's `key` as text (NULL when absent)."""
         return self.json_text_template.format(column=column, key=key)
+
+    def share_lock(self, table: str) -> str:
+        return self.share_lock_template.format(table=table)
 
     def sql(self, text: str) -> str:
         """Store SQL (written with `?`) as this database's driver takes it."""
@@ -82,4 +88,5 @@ POSTGRESQL = Dialect(
     set_schema_version="INSERT INTO schema_version (version) VALUES ({version})",
     no_limit=None,
     skip_locked=" FOR UPDATE SKIP LOCKED",
+    share_lock_template=" FOR SHARE OF {table}",
 )

@@ -77,7 +77,7 @@ async def record(c: Connection, up: Upload, extensions: dict[str, str],
            FROM jobs j JOIN shots s ON s.id = j.shot_id
            LEFT JOIN frames f ON f.shot_id = j.shot_id AND f.number = ? AND f.job_id = j.id
            LEFT JOIN nodes n ON n.id = j.node_id
-           WHERE j.attempt_id = ? AND j.status = 'running'""",
+           WHERE j.attempt_id = ? AND j.status = 'running'""" + c.dialect.share_lock("j"),
         (up.number, up.attempt_id))
     if row is None:
         raise StaleAttempt()
@@ -89,13 +89,18 @@ async def record(c: Connection, up: Upload, extensions: dict[str, str],
     ext = extensions[up.output_format or row["output_format"] or DEFAULT_FORMAT]
     name = f"{frame_stem(number)}.{ext}"
     path, thumb, preview = place(row["shot_id"], name, up)
-    recorded = dict((await c.fetchall(
+    # `status != 'done'`: the same frame sent to two coordinators at once (a node
+    # failing over) is recorded by the first; the second waits for it and finds it done.
+    updated = await c.fetchall(
         """UPDATE frames SET status = 'done', name = ?, path = ?, sha256 = ?, size = ?,
            render_time = ?, width = ?, height = ?, node_id = ?, attempt_id = ?,
            rendered_at = ?, thumbnail_path = ?, preview_path = ?
-           WHERE shot_id = ? AND number = ? RETURNING *""",
+           WHERE shot_id = ? AND number = ? AND status != 'done' RETURNING *""",
         (name, path, up.sha256, up.size, up.render_time, up.width, up.height, row["node_id"],
-         up.attempt_id, time.time(), thumb, preview, row["shot_id"], number)))[0])
+         up.attempt_id, time.time(), thumb, preview, row["shot_id"], number))
+    if not updated:
+        return None
+    recorded = dict(updated[0])
     await c.execute(
         """INSERT INTO thumbnails (shot_id, number, media_type, data) VALUES (?, ?, ?, ?)
            ON CONFLICT (shot_id, number) DO UPDATE SET

@@ -112,10 +112,11 @@ async def claim(c: Connection, node_id: str, offer: Offer, lease_seconds: float,
                             place), shot, version, needs.device))
     ranked.sort(key=lambda r: r[0])
     for _, shot, version, device in ranked:
+        # Another coordinator's claim may hold a queued job: take the next one.
         job = await c.fetchone(
             """SELECT id, frames, ordinal, attempts FROM jobs
                WHERE status = 'queued' AND shot_id = ?
-               ORDER BY ordinal, id LIMIT 1""", (shot["id"],))
+               ORDER BY ordinal, id LIMIT 1""" + c.dialect.skip_locked, (shot["id"],))
         if job is not None:
             assignment = await _assign(c, job, shot, node_id, lease_seconds,
                                        target_job_seconds, nodes_online)
@@ -201,7 +202,8 @@ async def _absorb_following(c: Connection, job_id: int, shot_id: int, frames: li
         return []
     following = await c.fetchall(
         """SELECT id, frames FROM jobs WHERE status = 'queued' AND shot_id = ? AND id != ?
-           AND attempts = 0 ORDER BY ordinal, id LIMIT 64""", (shot_id, job_id))
+           AND attempts = 0 ORDER BY ordinal, id LIMIT 64""" + c.dialect.skip_locked,
+        (shot_id, job_id))
     step = frames[1] - frames[0] if len(frames) > 1 else None
     taken: list[int] = []
     last = frames[-1]

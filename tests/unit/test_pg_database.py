@@ -108,3 +108,42 @@ def test_the_database_url_names_the_backend(tmp_path):
     assert isinstance(open_database("postgresql://u@h/db", tmp_path), PostgresDatabase)
     with pytest.raises(ValueError, match="--database"):
         open_database("mysql://x", tmp_path)
+
+
+async def test_two_coordinators_claiming_at_once_never_take_the_same_job(pg_url):
+    from coordinator.matching import offer_of
+    from coordinator.store import jobs as job_sql
+    from coordinator.store import nodes as node_sql
+    from coordinator.store import shots as shot_sql
+    from coordinator.validation import ShotSpec
+
+    a, b = PostgresDatabase(pg_url), PostgresDatabase(pg_url)
+    await a.open()
+    await b.open()
+    try:
+        spec = ShotSpec(name="s", blend_path="a.blend",
+                        files=[{"path": "a.blend", "sha256": "0" * 64, "size": 1}],
+                        frame_start=1, frame_end=60, chunk_size=1)
+        await a.write(shot_sql.create, spec, [[n] for n in range(1, 61)])
+        nodes = []
+        for i in range(40):
+            node = await a.write(node_sql.upsert, {
+                "node_id": None, "name": f"n{i}", "hostname": "h", "platform": "p",
+                "blender_version": "3.4.1", "cpu_count": 1, "tags": [],
+                "allow_scripts": False})
+            nodes.append((node["id"], offer_of(node)))
+
+        async def claims(db: PostgresDatabase, mine: list) -> list:
+            out = []
+            for node in mine:   # one claim a transaction, both coordinators at once
+                out += await db.write(job_sql.claim_many, [node], 300.0, 2, 60.0, 40)
+            return out
+
+        got = await asyncio.gather(claims(a, nodes[0::2]), claims(b, nodes[1::2]))
+        taken = [x for side in got for x in side if x is not None]
+        assert len(taken) == 40
+        assert len({x.job["id"] for x in taken}) == 40
+        assert sorted(f for x in taken for f in x.frames) == list(range(1, 41))
+    finally:
+        await a.close()
+        await b.close()
