@@ -11,6 +11,7 @@ from aiohttp import web
 from . import keys, routes
 from .config import Config, resolve_token
 from .database import open_database
+from .farm_link import FarmLink
 from .events import EventBroker
 from .frame_pipeline import FramePipeline
 from .middleware import auth_middleware, error_middleware
@@ -59,7 +60,11 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.EVENTS], app[keys.FARM] = events, farm
     app[keys.LOOP_LAG] = lag = Timings()
     await farm.open()
+    link = FarmLink(db, events, farm.scheduler.kick)
+    farm.kick_peers = link.kick_peers
+    farm.reaper.holds_duties = lambda: link.holds_duties
     tasks = [
+        asyncio.create_task(link.run(), name="farm-link"),
         asyncio.create_task(farm.scheduler.run(), name="dispatch"),
         asyncio.create_task(farm.reaper.run(min(1.0, config.lease_timeout / 4)),
                             name="reaper"),

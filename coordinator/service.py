@@ -8,6 +8,8 @@ publish events, so each operation's steps are sequenced in one place.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from aiohttp import web
 from brender_protocol import messages
 
@@ -41,6 +43,7 @@ class Farm:
         self.outcomes = Outcomes(config, db, self.sessions, self.view, self.kick)
         self.scheduler = Scheduler(config, db, self.sessions, self.view, self.outcomes)
         self.reaper = Reaper(config, db, self.sessions, self.outcomes)
+        self.kick_peers: Callable[[], None] = lambda: None   # app.py: the farm link's
         self.waiting = WaitingReasons(db, self.sessions, self.view.shot_changed)
         self.availability = Availability(self.sessions, self._fell_asleep, self._woke)
 
@@ -82,6 +85,7 @@ class Farm:
 
     def kick(self) -> None:
         self.scheduler.kick()
+        self.kick_peers()  # coordinators sharing the farm claim for their nodes too
 
     def flush_changes(self) -> None:
         """Send the collected node and job changes now (shutdown, tests)."""

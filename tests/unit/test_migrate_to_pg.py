@@ -28,7 +28,7 @@ def migrate(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-async def test_a_sqlite_farm_moves_to_postgresql_whole(aiohttp_client, tmp_path, pg_url,
+async def test_a_sqlite_farm_moves_to_postgresql_whole(pg_url, aiohttp_client, tmp_path,
                                                        monkeypatch):
     monkeypatch.delenv("BRENDER_DATABASE", raising=False)
     data = tmp_path / "data"
