@@ -60,6 +60,23 @@ def _farm_id(path: Path) -> str:
     return value
 
 
+def _owner_alive(temp_name: str) -> bool:
+    """Whether the process that made this temp file (`prefix-pid-serial`) still runs."""
+    parts = temp_name.rsplit("-", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True   # it exists, and is not ours to signal
+    return True
+
+
 class Storage:
     def __init__(self, root: Path, threads: int = 4, pace: Pace | None = None):
         self.root = root.resolve()
@@ -69,9 +86,11 @@ class Storage:
         self.trash = self.root / "trash"
         for d in (self.root, self.tmp, self.blobs, self.root / "shots", self.trash):
             d.mkdir(parents=True, exist_ok=True)
-        # Half-written uploads from a previous run are never frames: drop them.
+        # Half-written uploads from a previous run are never frames: drop them. Not
+        # those of another coordinator running on this data dir (the pid in the name).
         for leftover in self.tmp.iterdir():
-            leftover.unlink(missing_ok=True)
+            if not _owner_alive(leftover.name):
+                leftover.unlink(missing_ok=True)
         self.farm_id = _farm_id(self.root / "farm_id")
         # Temp names: unique within this run, since tmp starts empty (cheaper than uuid4).
         self._serial = itertools.count()
