@@ -10,10 +10,13 @@ socket and costs nothing until it falls LOG_LIMIT behind: then it is cancelled.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from typing import Awaitable, Callable
 
 import orjson
+
+log = logging.getLogger("brender.events")
 
 # About ten seconds of a 1,000-node farm's events (~2,000 a second, a few MB): a
 # dashboard that falls further behind is cut loose and reloads.
@@ -159,7 +162,12 @@ class EventBroker:
             await asyncio.sleep(interval)
             dirty, self._dirty_shots = self._dirty_shots, {}
             for shot_id, here in dirty.items():
-                shot = await load(shot_id)
+                try:
+                    shot = await load(shot_id)
+                except Exception as exc:  # the database is restarting: try again next time
+                    log.warning("could not read shot %s for dashboards: %s", shot_id, exc)
+                    self.shot_changed(shot_id, here)
+                    continue
                 self.publish("shot", shot or {"id": shot_id, "status": "deleted"}, here)
 
     async def ping_forever(self, interval: float) -> None:
