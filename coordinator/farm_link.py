@@ -6,7 +6,7 @@ it LISTENs for its peers' events, and the one that holds the farm's advisory loc
 does the once-per-farm duties (the reaper's requeues). A coordinator that dies
 loses its connection, so its lock passes to another within a second or two. Events
 a coordinator publishes (frames, jobs, nodes; a shot as its id, which each reads
-afresh) go out with NOTIFY, gathered a few hundredths of a second, so a dashboard on
+afresh) go out with NOTIFY, those of one turn of the event loop together, so a dashboard on
 any coordinator sees the whole farm; so does a kick (new work: claim now). On
 SQLite there is one coordinator: it holds the duties and relays nothing.
 """
@@ -25,7 +25,6 @@ log = logging.getLogger("brender.link")
 CHANNEL = "brender_farm"
 DUTY_LOCK = 0x62726D02      # pg_advisory_lock's key for the once-per-farm duties
 PAYLOAD_LIMIT = 7900        # NOTIFY's payload is at most 8000 bytes
-SEND_SECONDS = 0.02
 CHECK_SECONDS = 1.0
 
 
@@ -39,7 +38,7 @@ class FarmLink:
         # SQLite: the only coordinator, so it does everything.
         self.holds_duties = self.url is None
         self._out: list[str] = []
-        self._sender: asyncio.TimerHandle | None = None
+        self._sender: asyncio.Handle | None = None
         self._conn: Any = None
         self._using = asyncio.Lock()   # one statement at a time on the connection
         if self.url is not None:
@@ -60,7 +59,9 @@ class FarmLink:
     def _queue(self, kind: str, data: str) -> None:
         self._out.append(f"{self.origin}\t{kind}\t{data}")
         if self._sender is None:
-            self._sender = asyncio.get_running_loop().call_later(SEND_SECONDS, self._send_soon)
+            # Sent at the end of this turn of the loop, with whatever else it published:
+            # a coordinator killed right after a commit loses as little as can be.
+            self._sender = asyncio.get_running_loop().call_soon(self._send_soon)
 
     def _send_soon(self) -> None:
         self._sender = None
