@@ -11,15 +11,13 @@ import tempfile
 import uuid
 from pathlib import Path
 
-BIN_DIRS = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin",
-            "/usr/lib/postgresql/17/bin")
-
-
 def server_bin() -> Path | None:
-    """Where initdb and pg_ctl are, or None when PostgreSQL is not installed."""
-    for d in BIN_DIRS:
-        if Path(d, "initdb").exists():
-            return Path(d)
+    """Where initdb and pg_ctl are (Debian's newest), or None when not installed."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit()
+                   else 0)
+    if found:
+        return found[-1].parent
     found = shutil.which("initdb")
     return Path(found).parent if found else None
 
