@@ -1,11 +1,11 @@
 """The database facade on PostgreSQL: the same `write` / `read` as SQLite's
 (database.py), over a pool of asyncpg connections.
 
-Writes of one coordinator run one at a time, as on SQLite, so store functions see
-the same order of effects whichever database they run on; several coordinators
-write at once, and what must not happen twice (a claim) locks its rows
-(`Dialect.skip_locked`). Writes that ask to be batched (frame records) queue and
-commit together, one savepoint each. A deadlock between coordinators' transactions
+Writes run at once, several together on pooled connections (a round trip to the
+server costs more than SQLite's whole write): what must not happen twice locks its
+rows, whichever coordinator or connection asks (`Dialect.skip_locked`, `for_update`,
+`share_lock`). Writes that ask to be batched (frame records) queue and commit
+together, one savepoint each. A deadlock between coordinators' transactions
 is undone by the server and the write runs again. A server that cannot be reached
 (restarting) fails the call with `StoreUnavailable` (HTTP 503); the pool opens new
 connections once it is back.
@@ -34,12 +34,11 @@ class PostgresDatabase(Database):
     MAX_BATCH = 64
     RETRIES = 5
 
-    def __init__(self, url: str, *, pool_size: int = 8):  # noqa: super().__init__: SQLite's
+    def __init__(self, url: str, *, pool_size: int = 16):  # noqa: super().__init__: SQLite's
         self.url = url
         self.path = None  # type: ignore[assignment]
         self.pool: asyncpg.Pool | None = None
         self._pool_size = pool_size
-        self._write_lock = asyncio.Lock()
         self._queue: deque[tuple[Callable[..., Any], tuple, asyncio.Future]] = deque()
         self._writer: asyncio.Task | None = None
         self.batches = 0
@@ -60,10 +59,9 @@ class PostgresDatabase(Database):
         """Run the store function `fn(connection, *args)` as one transaction."""
         _check(fn)
         if not batched:
-            async with self._write_lock:
-                self.batches += 1
-                self.batched_writes += 1
-                return await self._retrying(self._one, fn, args)
+            self.batches += 1
+            self.batched_writes += 1
+            return await self._retrying(self._one, fn, args)
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._queue.append((fn, args, future))
         if self._writer is None or self._writer.done():
@@ -94,11 +92,10 @@ class PostgresDatabase(Database):
             batch = [self._queue.popleft()]
             while self._queue and len(batch) < self.MAX_BATCH:
                 batch.append(self._queue.popleft())
-            async with self._write_lock:
-                try:
-                    outcomes = await self._retrying(self._group, batch)
-                except Exception as exc:
-                    outcomes = [(False, exc)] * len(batch)
+            try:
+                outcomes = await self._retrying(self._group, batch)
+            except Exception as exc:
+                outcomes = [(False, exc)] * len(batch)
             self.batches += 1
             self.batched_writes += len(batch)
             for (_, _, future), (ok, value) in zip(batch, outcomes):

@@ -38,6 +38,9 @@ class Dialect:
     # After a SELECT that checks a row another transaction must not change meanwhile
     # (a lease being fenced): "{table}", the table whose row is locked.
     share_lock_template: str = ""
+    # After a SELECT of a row the transaction changes next from what it read (a
+    # shot's status checked against the transition table).
+    for_update: str = ""
 
     def json_text(self, column: str, key: str) -> str:
         """SQL for `column`'s JSON object's `key` as text (NULL when absent)."""
@@ -89,4 +92,5 @@ POSTGRESQL = Dialect(
     no_limit=None,
     skip_locked=" FOR UPDATE SKIP LOCKED",
     share_lock_template=" FOR SHARE OF {table}",
+    for_update=" FOR UPDATE",
 )

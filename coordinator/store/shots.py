@@ -113,7 +113,9 @@ async def status_of(c: Connection, shot_id: int) -> str | None:
 async def set_status(c: Connection, shot_id: int, new: ShotStatus,
                      reason: str | None = None) -> bool:
     """Move a shot to `new` if the transition table allows it (TransitionError if not)."""
-    old = await status_of(c, shot_id)
+    # Locked until the transaction ends: no other coordinator moves it meanwhile.
+    old = await c.fetchval("SELECT status FROM shots WHERE id = ?" + c.dialect.for_update,
+                           (shot_id,))
     if old is None:
         return False
     if old == new.value:
