@@ -65,6 +65,7 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
     farm.reaper.holds_duties = lambda: link.holds_duties
     tasks = [
         asyncio.create_task(link.run(), name="farm-link"),
+        asyncio.create_task(_drop_orphaned_temps(app[keys.STORAGE], link), name="orphans"),
         asyncio.create_task(farm.scheduler.run(), name="dispatch"),
         asyncio.create_task(farm.reaper.run(min(1.0, config.lease_timeout / 4)),
                             name="reaper"),
@@ -82,6 +83,19 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _drop_orphaned_temps(storage: Storage, link: FarmLink,
+                               interval: float = 5.0) -> None:
+    """Coordinators sharing a data dir: what a dead one was writing into tmp is
+    removed by the one holding the farm's duties."""
+    while True:
+        await asyncio.sleep(interval)
+        if link.shared and link.holds_duties:
+            try:
+                await asyncio.to_thread(storage.drop_orphaned_temps)
+            except OSError as exc:
+                log.warning("could not clear orphaned uploads: %s", exc)
 
 
 async def _frame_pipeline_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -60,13 +60,16 @@ def _farm_id(path: Path) -> str:
     return value
 
 
-def _owner_alive(temp_name: str) -> bool:
-    """Whether the process that made this temp file (`prefix-pid-serial`) still runs."""
+def _temp_owner(temp_name: str) -> int | None:
+    """The pid in a temp file's name (`prefix-pid-serial`)."""
     parts = temp_name.rsplit("-", 2)
-    if len(parts) != 3 or not parts[1].isdigit():
-        return False
-    pid = int(parts[1])
-    if pid == os.getpid():
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+
+
+def _owner_alive(temp_name: str) -> bool:
+    """Whether another process that made this temp file still runs."""
+    pid = _temp_owner(temp_name)
+    if pid is None or pid == os.getpid():
         return False
     try:
         os.kill(pid, 0)
@@ -102,6 +105,17 @@ class Storage:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
+
+    def drop_orphaned_temps(self) -> int:
+        """Remove half-written uploads of coordinators that died on this shared data
+        dir (their pid is gone); the number removed. An upload whose temp file was
+        taken by mistake (a pid of another machine) fails and its client retries."""
+        dropped = 0
+        for leftover in self.tmp.iterdir():
+            if _temp_owner(leftover.name) != os.getpid() and not _owner_alive(leftover.name):
+                leftover.unlink(missing_ok=True)
+                dropped += 1
+        return dropped
 
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)

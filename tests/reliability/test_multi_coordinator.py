@@ -70,6 +70,9 @@ def test_sigkill_of_a_coordinator_moves_its_nodes_to_the_other(tmp_path, pg_url,
         moved = time.monotonic() - killed
         shot = b.wait_shot(shot["id"], 180)
         assert shot["status"] == "completed", b.debug_dump(shot["id"])
+        # What the dead coordinator was receiving is removed by the survivor.
+        wait_for(lambda: not any((b.data_dir / "tmp").iterdir()), 30,
+                 what="the dead coordinator's half uploads removed")
         assert_each_frame_once(b, shot)
         wait_for(lambda: len(set(dashboard.frames)) >= 24, 10, what="every frame event")
         assert sorted(set(dashboard.frames)) == list(range(1, 25))
