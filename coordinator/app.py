@@ -10,7 +10,8 @@ from aiohttp import web
 
 from . import browser_headers, keys, routes
 from .config import Config, resolve_token
-from .database import Database
+from .database import open_database
+from .farm_link import FarmLink
 from .events import EventBroker
 from .frame_pipeline import FramePipeline
 from .auth import Auth, audit_middleware, auth_middleware, served_names
@@ -50,7 +51,8 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
-    db = Database(app[keys.CONFIG].data_dir / "brender.db")
+    config = app[keys.CONFIG]
+    db = open_database(config.database, config.data_dir)
     await db.open()
     app[keys.DB] = db
     yield
@@ -67,7 +69,12 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.LOOP_LAG] = lag = Timings()
     await farm.open()
     await asyncio.to_thread(farm.movies.load)
+    link = FarmLink(db, events, farm.scheduler.kick)
+    farm.kick_peers = link.kick_peers
+    farm.reaper.holds_duties = lambda: link.holds_duties
     tasks = [
+        asyncio.create_task(link.run(), name="farm-link"),
+        asyncio.create_task(_drop_orphaned_temps(app[keys.STORAGE], link), name="orphans"),
         asyncio.create_task(farm.scheduler.run(), name="dispatch"),
         asyncio.create_task(farm.reaper.run(min(1.0, config.lease_timeout / 4)),
                             name="reaper"),
@@ -87,6 +94,19 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _drop_orphaned_temps(storage: Storage, link: FarmLink,
+                               interval: float = 5.0) -> None:
+    """Coordinators sharing a data dir: what a dead one was writing into tmp is
+    removed by the one holding the farm's duties."""
+    while True:
+        await asyncio.sleep(interval)
+        if link.shared and link.holds_duties:
+            try:
+                await asyncio.to_thread(storage.drop_orphaned_temps)
+            except OSError as exc:
+                log.warning("could not clear orphaned uploads: %s", exc)
 
 
 async def _frame_pipeline_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -16,12 +16,17 @@ from . import __version__, admin_cli, tls
 from .app import create_app
 from .config import Config, resolve_token
 from .delivery_paths import parse_roots
+from .database import open_database
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="brender-coordinator", description=__doc__)
     p.add_argument("--data-dir", default="brender-data",
                    help="database, uploads, frames and thumbnails (default ./brender-data)")
+    p.add_argument("--database", default=os.environ.get("BRENDER_DATABASE", ""),
+                   help="sqlite:///path (default: brender.db in the data dir) or "
+                        "postgresql://user@host/db, which several coordinators may share "
+                        "(default: $BRENDER_DATABASE)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--token", help="farm token (default: $BRENDER_TOKEN, else generated)")
@@ -65,8 +70,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def migrate_main(argv: list[str]) -> None:
+    """`brender-coordinator migrate --to postgresql://...`"""
+    from .farm_migration import MigrationError, copy_farm
+    p = argparse.ArgumentParser(
+        prog="brender-coordinator migrate",
+        description="Copy a SQLite farm into an empty PostgreSQL database and check the "
+                    "counts. Stop the coordinator first; the data dir stays as it is.")
+    p.add_argument("--data-dir", default="brender-data",
+                   help="the farm's data dir (its brender.db is copied)")
+    p.add_argument("--from", dest="source", default="",
+                   help="sqlite:///path of the database (default: the data dir's)")
+    p.add_argument("--to", required=True, help="postgresql://user@host/db (empty)")
+    args = p.parse_args(argv)
+    source = open_database(args.source, Config(data_dir=args.data_dir).data_dir)
+    if not isinstance(source.path, os.PathLike) or not args.to.startswith("postgres"):
+        raise SystemExit("migrate: --from must be sqlite:///path and --to postgresql://...")
+    try:
+        counts = asyncio.run(copy_farm(source.path, args.to))
+    except MigrationError as exc:
+        raise SystemExit(f"migrate: {exc}") from None
+    print("Copied and checked: " + ", ".join(f"{t} {n}" for t, n in counts.items()),
+          flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["migrate"]:
+        return migrate_main(argv[1:])
     if argv and argv[0] in admin_cli.COMMANDS:
         admin_cli.main(argv)
         return
@@ -79,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(str(exc)) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    config = Config(data_dir=args.data_dir, host=args.host, port=args.port, token=args.token,
+    config = Config(data_dir=args.data_dir, database=args.database, host=args.host, port=args.port, token=args.token,
                     lock_reads=args.lock_reads, lease_timeout=args.lease_timeout,
                     max_attempts=args.max_attempts,
                     max_upload_bytes=args.max_upload_mb * 1024 * 1024,

@@ -12,6 +12,9 @@ from .pacing import DEFAULT_PACE, Pace
 @dataclass
 class Config:
     data_dir: Path = Path("brender-data")
+    # "" or sqlite:///path: SQLite (default: brender.db in the data dir);
+    # postgresql://user@host/db: PostgreSQL, which several coordinators may share.
+    database: str = field(default_factory=lambda: os.environ.get("BRENDER_DATABASE", ""))
     host: str = "127.0.0.1"
     port: int = 8080
     token: str | None = None

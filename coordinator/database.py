@@ -18,7 +18,7 @@ from .store.connection import is_slow, slow
 from .store.migrations import migrate
 from .store.sqlite import WRITER_PRAGMAS, Reader, SQLiteConnection, call, checkpoint, connect
 
-__all__ = ["Database", "slow"]
+__all__ = ["Database", "open_database", "slow"]
 
 T = TypeVar("T")
 
@@ -221,6 +221,21 @@ class Database:
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         return await self.read(_fetchone, sql, tuple(params))
+
+
+def open_database(url: str, data_dir: Path) -> Database:
+    """The database a `--database` URL names (not yet opened): "" is SQLite's
+    brender.db in the data dir, `sqlite:///path` another file, `postgresql://...` a
+    PostgreSQL database (several coordinators may share it)."""
+    if not url:
+        return Database(data_dir / "brender.db")
+    if url.startswith("sqlite:///"):
+        # sqlite:///relative/path, sqlite:////absolute/path
+        return Database(Path(url[len("sqlite:///"):]))
+    if url.startswith(("postgresql://", "postgres://")):
+        from .pg_database import PostgresDatabase  # asyncpg: needed only here
+        return PostgresDatabase(url)
+    raise ValueError(f"--database: {url!r} is neither sqlite:///path nor postgresql://...")
 
 
 def _fetchall(c: sqlite3.Connection, sql: str, params: tuple) -> list[sqlite3.Row]:

@@ -10,10 +10,13 @@ socket and costs nothing until it falls LOG_LIMIT behind: then it is cancelled.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from typing import Awaitable, Callable
 
 import orjson
+
+log = logging.getLogger("brender.events")
 
 # About ten seconds of a 1,000-node farm's events (~2,000 a second, a few MB): a
 # dashboard that falls further behind is cut loose and reloads.
@@ -39,10 +42,11 @@ class EventBroker:
         self._waiting: list[asyncio.Future] = []
         self._wake: asyncio.Handle | None = None
         self._closed = False
-        self._dirty_shots: set[int] = set()
+        self._dirty_shots: dict[int, bool] = {}
         self.published = 0
         # Called with every event, streams or not (webhooks hear shots end here).
         self.observers: list[Callable[[str, dict], None]] = []
+        self.relay: Callable[[str, bytes], None] | None = None
 
     @property
     def streams(self) -> int:
@@ -64,13 +68,33 @@ class EventBroker:
             if not self._per_address[sub.address]:
                 del self._per_address[sub.address]
 
-    def publish(self, kind: str, data: dict) -> None:
+    def publish(self, kind: str, data: dict, relay: bool = True) -> None:
+        """`relay`: coordinators sharing the farm hear it too (farm_link.py); a shot as
+        its id, whose summary each reads afresh."""
         self.published += 1
         for observe in self.observers:
             observe(kind, data)
+        if relay and self.relay is not None:
+            if kind == "shot":
+                self.relay(kind, str(data["id"]).encode())
+            else:
+                encoded = orjson.dumps(data)
+                self.relay(kind, encoded)
+                if self._subscribers:
+                    self._append(kind, encoded)
+                return
         if not self._subscribers:
             return
-        self._log.append(b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n")
+        self._append(kind, orjson.dumps(data))
+
+    def publish_encoded(self, kind: str, data: bytes) -> None:
+        """An event another coordinator published (JSON already)."""
+        self.published += 1
+        if self._subscribers:
+            self._append(kind, data)
+
+    def _append(self, kind: str, data: bytes) -> None:
+        self._log.append(b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n")
         if len(self._log) > LOG_LIMIT:
             self._trim()
         if self._waiting and self._wake is None:
@@ -131,18 +155,24 @@ class EventBroker:
         batch = self.take(sub)
         return None if batch is None else b"".join(batch)
 
-    def shot_changed(self, shot_id: int) -> None:
-        """Shot summaries are costly; collect them and send at most a few per second."""
-        self._dirty_shots.add(shot_id)
+    def shot_changed(self, shot_id: int, here: bool = True) -> None:
+        """Shot summaries are costly; collect them and send at most a few per second.
+        `here`: changed by this coordinator (else a peer said so: not relayed back)."""
+        self._dirty_shots[shot_id] = here or self._dirty_shots.get(shot_id, False)
 
     async def flush_shots(self, load: Callable[[int], Awaitable[dict | None]],
                           interval: float = 0.25) -> None:
         while True:
             await asyncio.sleep(interval)
-            dirty, self._dirty_shots = self._dirty_shots, set()
-            for shot_id in dirty:
-                shot = await load(shot_id)
-                self.publish("shot", shot or {"id": shot_id, "status": "deleted"})
+            dirty, self._dirty_shots = self._dirty_shots, {}
+            for shot_id, here in dirty.items():
+                try:
+                    shot = await load(shot_id)
+                except Exception as exc:  # the database is restarting: try again next time
+                    log.warning("could not read shot %s for dashboards: %s", shot_id, exc)
+                    self.shot_changed(shot_id, here)
+                    continue
+                self.publish("shot", shot or {"id": shot_id, "status": "deleted"}, here)
 
     async def ping_forever(self, interval: float) -> None:
         while True:

@@ -12,6 +12,7 @@ from aiohttp.typedefs import Handler
 from . import keys
 from .pacing import TooSlow, paced
 from .storage import DigestMismatch, OutsideDataDir, TooLarge
+from .store.connection import StoreUnavailable
 from .validation import ValidationError, parse_json
 
 log = logging.getLogger("brender.http")
@@ -44,6 +45,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(422, str(exc))
     except OutsideDataDir:
         return json_error(404, "no such file")
+    except StoreUnavailable as exc:
+        # PostgreSQL restarting: nothing was written; the node retries its upload.
+        log.warning("%s on %s", exc, request.path)
+        response = json_error(503, "the database is unavailable; try again shortly")
+        response.headers["Retry-After"] = "2"
+        return response
     except sqlite3.OperationalError as exc:
         if "full" not in str(exc):
             raise

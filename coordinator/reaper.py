@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Callable
 
 from .config import Config
 from .database import Database
@@ -24,6 +25,9 @@ class Reaper:
         self.sessions = sessions
         self.outcomes = outcomes
         self._rounds = 0
+        # Whether this coordinator does the farm's once-per-farm duties (farm_link.py):
+        # every coordinator renews its own nodes' leases, one requeues the lapsed ones.
+        self.holds_duties: Callable[[], bool] = lambda: True
 
     async def run(self, interval: float = 1.0) -> None:
         while True:
@@ -50,7 +54,8 @@ class Reaper:
         renew = [attempt for attempt, _, _ in due if attempt in held]
         if renew:
             await self.db.write(job_sql.renew_leases, renew, self.config.lease_timeout)
-        expired = [attempt for attempt, _, ends in due if attempt not in held and ends < now]
+        expired = [attempt for attempt, _, ends in due if attempt not in held and ends < now] \
+            if self.holds_duties() else []
         for attempt_id in expired:
             await self.outcomes.requeue(attempt_id,
                                         "lease expired: its node went silent or never got it")

@@ -45,6 +45,7 @@ class Farm:
         self.outcomes = Outcomes(config, db, self.sessions, self.view, self.kick)
         self.scheduler = Scheduler(config, db, self.sessions, self.view, self.outcomes)
         self.reaper = Reaper(config, db, self.sessions, self.outcomes)
+        self.kick_peers: Callable[[], None] = lambda: None   # app.py: the farm link's
         self.waiting = WaitingReasons(db, self.sessions, self.view.shot_changed)
         self.availability = Availability(self.sessions, self._fell_asleep, self._woke)
         # Issue 17: told when a node's channel closes without its goodbye (webhooks).
@@ -95,6 +96,7 @@ class Farm:
 
     def kick(self) -> None:
         self.scheduler.kick()
+        self.kick_peers()  # coordinators sharing the farm claim for their nodes too
 
     def flush_changes(self) -> None:
         """Send the collected node and job changes now (shutdown, tests)."""

@@ -60,6 +60,26 @@ def _farm_id(path: Path) -> str:
     return value
 
 
+def _temp_owner(temp_name: str) -> int | None:
+    """The pid in a temp file's name (`prefix-pid-serial`)."""
+    parts = temp_name.rsplit("-", 2)
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+
+
+def _owner_alive(temp_name: str) -> bool:
+    """Whether another process that made this temp file still runs."""
+    pid = _temp_owner(temp_name)
+    if pid is None or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True   # it exists, and is not ours to signal
+    return True
+
+
 class Storage:
     def __init__(self, root: Path, threads: int = 4, pace: Pace | None = None):
         self.root = root.resolve()
@@ -69,9 +89,11 @@ class Storage:
         self.trash = self.root / "trash"
         for d in (self.root, self.tmp, self.blobs, self.root / "shots", self.trash):
             d.mkdir(parents=True, exist_ok=True)
-        # Half-written uploads from a previous run are never frames: drop them.
+        # Half-written uploads from a previous run are never frames: drop them. Not
+        # those of another coordinator running on this data dir (the pid in the name).
         for leftover in self.tmp.iterdir():
-            leftover.unlink(missing_ok=True)
+            if not _owner_alive(leftover.name):
+                leftover.unlink(missing_ok=True)
         self.farm_id = _farm_id(self.root / "farm_id")
         # Temp names: unique within this run, since tmp starts empty (cheaper than uuid4).
         self._serial = itertools.count()
@@ -83,6 +105,17 @@ class Storage:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
+
+    def drop_orphaned_temps(self) -> int:
+        """Remove half-written uploads of coordinators that died on this shared data
+        dir (their pid is gone); the number removed. An upload whose temp file was
+        taken by mistake (a pid of another machine) fails and its client retries."""
+        dropped = 0
+        for leftover in self.tmp.iterdir():
+            if _temp_owner(leftover.name) != os.getpid() and not _owner_alive(leftover.name):
+                leftover.unlink(missing_ok=True)
+                dropped += 1
+        return dropped
 
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)

@@ -42,7 +42,10 @@ class AgentConfig:
 class Agent:
     def __init__(self, config: AgentConfig):
         self.config = config
-        self.base = config.coordinator.rstrip("/")
+        # Several coordinators may serve one farm (one database, one data dir): tried in
+        # turn, the next one whenever the one in use cannot be reached.
+        self.urls = [u.strip().rstrip("/") for u in config.coordinator.split(",") if u.strip()]
+        self._current = 0
         self.renderer = Renderer(config.options)
         self.node_id = self._load_id()
         self.ws: aiohttp.ClientWebSocketResponse | None = None
@@ -54,6 +57,16 @@ class Agent:
         self.jobs_done = 0
         self.spare_timer: asyncio.TimerHandle | None = None
         self.farm = farm_key(None, self.base)  # the welcome's farm_id, once we have one
+
+    @property
+    def base(self) -> str:
+        """The coordinator in use (uploads under way follow it when it changes)."""
+        return self.urls[self._current]
+
+    def _next_coordinator(self) -> bool:
+        """Turn to the next coordinator URL; False when back at the first one."""
+        self._current = (self._current + 1) % len(self.urls)
+        return self._current != 0
 
     # -- identity --------------------------------------------------------------
     @property
@@ -106,10 +119,12 @@ class Agent:
                         raise PermissionError("wrong or revoked credential") from None
                     log.info("handshake failed (%s); retrying", exc.status)
                 except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-                    log.info("coordinator unreachable (%s); retrying in %.1f s",
-                             exc or type(exc).__name__, backoff)
+                    log.info("coordinator %s unreachable (%s)", self.base,
+                             exc or type(exc).__name__)
                 if self.stopping.is_set():
                     break
+                if self._next_coordinator():
+                    continue  # another coordinator of the farm: at once
                 await self._sleep(backoff * (0.75 + random.random() / 2))
                 backoff = min(backoff * 2, self.config.max_backoff)
             await self._shutdown()
@@ -203,8 +218,8 @@ class Agent:
 
         report: dict | None
         try:
-            log_tail = await self.renderer.run(job, self.http, self.base, progress, self.farm,
-                                               render_settings)
+            log_tail = await self.renderer.run(job, self.http, lambda: self.base, progress,
+                                               self.farm, render_settings)
             report = messages.job_done(attempt, log_tail)
             self.jobs_done += 1
         except LeaseLost:

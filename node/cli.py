@@ -42,7 +42,10 @@ def gpu_indices(text: str) -> list[int]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="brender-node", description=__doc__)
     p.add_argument("--coordinator", default=os.environ.get("BRENDER_COORDINATOR",
-                                                           "http://127.0.0.1:8080"))
+                                                           "http://127.0.0.1:8080"),
+                   help="coordinator URL; several, comma-separated, for a farm that more "
+                        "than one coordinator serves: tried in turn (default: "
+                        "$BRENDER_COORDINATOR, else http://127.0.0.1:8080)")
     p.add_argument("--token", default=os.environ.get("BRENDER_TOKEN"),
                    help="this node's credential (default: $BRENDER_TOKEN, else the one "
                         "--join saved in the work dir)")

@@ -169,17 +169,18 @@ class Renderer:
                 raise
         return await self._start_session(settings, install)
 
-    async def run(self, job: dict, http: aiohttp.ClientSession, base_url: str,
+    async def run(self, job: dict, http: aiohttp.ClientSession, base_url: Callable[[], str],
                   progress: Callable[[int, int, int], None], farm: str,
                   on_settings: SettingsCallback) -> str:
         """Render and upload every frame of `job`; returns Blender's log tail.
         `farm` keys the shot's layout; `on_settings` gets the effective settings once.
+        `base_url()`: the coordinator in use now (uploads follow the node's failover).
 
         Raises BlenderFailed or LeaseLost."""
         if self.cleaning is not None:
             await asyncio.shield(self.cleaning)  # it may be removing what we would use
         try:
-            fetched = await self.cache.ensure(http, base_url, job["files"])
+            fetched = await self.cache.ensure(http, base_url(), job["files"])
             project = await asyncio.to_thread(self.layouts.lay_out, farm, job["shot_id"],
                                               job["files"])
         except (CacheError, aiohttp.ClientError, OSError) as exc:
@@ -289,8 +290,9 @@ async def _discard(spare: asyncio.Task[BlenderProcess]) -> None:
 class Uploads:
     """Frames go up in order of arrival while Blender renders the next one."""
 
-    def __init__(self, http: aiohttp.ClientSession, base_url: str, attempt_id: str,
-                 tries: int = UPLOAD_TRIES):
+    def __init__(self, http: aiohttp.ClientSession, base_url: Callable[[], str],
+                 attempt_id: str, tries: int = UPLOAD_TRIES):
+        # A function: the coordinator in use now (the node fails over between them).
         self.http, self.base_url, self.attempt_id = http, base_url, attempt_id
         self.tries = tries
         self.queue: asyncio.Queue[tuple[int, Path, float, str] | None] = asyncio.Queue()
@@ -325,10 +327,10 @@ class Uploads:
                    what: str) -> None:
         data = await asyncio.to_thread(path.read_bytes)
         sha = hashlib.sha256(data).hexdigest()
-        url = f"{self.base_url}/api/attempts/{self.attempt_id}{route}"
         headers = {**headers, "X-Sha256": sha, "Content-Type": "application/octet-stream"}
         delay, last = 0.5, ""
         for _ in range(self.tries):
+            url = f"{self.base_url()}/api/attempts/{self.attempt_id}{route}"
             try:
                 async with self.http.put(url, data=data, headers=headers,
                                          params=params) as resp:

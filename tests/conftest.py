@@ -92,3 +92,40 @@ def small_disk(tmp_path):
         pytest.skip("mounting a tmpfs needs root")
     yield mount
     subprocess.run(["umount", "-l", str(mount)])
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throw-away PostgreSQL cluster for the session (tests/pg/cluster.py)."""
+    from tests.pg.cluster import Cluster, server_bin
+    bin_dir = server_bin()
+    if bin_dir is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL's server is not installed (.ci/run installs it)")
+        pytest.skip("PostgreSQL's server is not installed")
+    cluster = Cluster(bin_dir).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster):
+    """A fresh, empty PostgreSQL database of the session's cluster (dropped after)."""
+    name = pg_cluster.new_database()
+    yield pg_cluster.url(name)
+    pg_cluster.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, monkeypatch) -> str:
+    """Runs a test once per database: the coordinators it starts (in-process apps,
+    and processes, which inherit the environment) use this one (`BRENDER_DATABASE`).
+    Modules opt in with `pytestmark = pytest.mark.usefixtures("backend")`."""
+    if request.param == "postgresql" and request.node.get_closest_marker("sqlite_only"):
+        pytest.skip("a test of SQLite's own database files")
+    if request.param == "sqlite":
+        monkeypatch.delenv("BRENDER_DATABASE", raising=False)
+        return ""
+    url = request.getfixturevalue("pg_url")
+    monkeypatch.setenv("BRENDER_DATABASE", url)
+    return url

@@ -13,6 +13,7 @@ from .. import keys, validation
 from ..node_identity import node_identity
 from ..service import Farm
 from ..sessions import NodeSession
+from ..store.connection import StoreUnavailable
 from ..validation import ValidationError
 
 log = logging.getLogger("brender.nodes")
@@ -40,6 +41,12 @@ async def node_channel(request: web.Request) -> web.WebSocketResponse:
                 await _handle(farm, session, _decode(message))
             except ValidationError as exc:
                 await session.send(messages.error(str(exc)))
+            except StoreUnavailable as exc:
+                # The message was not acted on: the node reconnects (here or to another
+                # coordinator) and its hello settles the job it held either way.
+                log.warning("node %s: %s; closing its channel", session.node_id, exc)
+                await ws.close(code=1013, message=b"database unavailable")
+                break
             except Exception:  # the channel stays up; never an HTTP response on it
                 log.exception("node %s: a message failed", session.node_id)
                 await session.send(messages.error(INTERNAL))

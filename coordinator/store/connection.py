@@ -45,6 +45,11 @@ class Connection(Protocol):
         """The first column of the first row, or None when there is no row."""
 
 
+class StoreUnavailable(RuntimeError):
+    """The database server cannot be reached now (restarting, network): the write or
+    read did not happen, and the same call may succeed later (HTTP 503)."""
+
+
 class Suspended(RuntimeError):
     """A store coroutine awaited something that really waits: on a connection whose
     awaits never suspend that is a bug (an `asyncio.sleep`, a lock, another backend)."""

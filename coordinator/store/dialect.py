@@ -32,10 +32,22 @@ class Dialect:
     schema_version: str       # reads the schema's version (0 for a new database)
     set_schema_version: str   # "{version}": records it, in the migration's transaction
     no_limit: Any             # `LIMIT ?` that means every row
+    # After a SELECT that picks rows to change: lock them, passing over rows another
+    # transaction holds (several coordinators claim at once). SQLite has one writer.
+    skip_locked: str = ""
+    # After a SELECT that checks a row another transaction must not change meanwhile
+    # (a lease being fenced): "{table}", the table whose row is locked.
+    share_lock_template: str = ""
+    # After a SELECT of a row the transaction changes next from what it read (a
+    # shot's status checked against the transition table).
+    for_update: str = ""
 
     def json_text(self, column: str, key: str) -> str:
         """SQL for `column`'s JSON object's `key` as text (NULL when absent)."""
         return self.json_text_template.format(column=column, key=key)
+
+    def share_lock(self, table: str) -> str:
+        return self.share_lock_template.format(table=table)
 
     def sql(self, text: str) -> str:
         """Store SQL (written with `?`) as this database's driver takes it."""
@@ -78,4 +90,7 @@ POSTGRESQL = Dialect(
     schema_version="SELECT COALESCE(MAX(version), 0) FROM schema_version",
     set_schema_version="INSERT INTO schema_version (version) VALUES ({version})",
     no_limit=None,
+    skip_locked=" FOR UPDATE SKIP LOCKED",
+    share_lock_template=" FOR SHARE OF {table}",
+    for_update=" FOR UPDATE",
 )

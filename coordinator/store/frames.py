@@ -79,7 +79,7 @@ async def record(c: Connection, up: Upload, extensions: dict[str, str],
            FROM jobs j JOIN shots s ON s.id = j.shot_id
            LEFT JOIN frames f ON f.shot_id = j.shot_id AND f.number = ? AND f.job_id = j.id
            LEFT JOIN nodes n ON n.id = j.node_id
-           WHERE j.attempt_id = ? AND j.status = 'running'""",
+           WHERE j.attempt_id = ? AND j.status = 'running'""" + c.dialect.share_lock("j"),
         (up.number, up.attempt_id))
     if row is None:
         raise StaleAttempt()
@@ -91,13 +91,18 @@ async def record(c: Connection, up: Upload, extensions: dict[str, str],
     ext = extensions[up.output_format or row["output_format"] or DEFAULT_FORMAT]
     name = f"{frame_stem(number)}.{ext}"
     path, thumb, preview = place(row["shot_id"], name, up)
-    recorded = dict((await c.fetchall(
+    # `status != 'done'`: the same frame sent to two coordinators at once (a node
+    # failing over) is recorded by the first; the second waits for it and finds it done.
+    updated = await c.fetchall(
         """UPDATE frames SET status = 'done', name = ?, path = ?, sha256 = ?, size = ?,
            render_time = ?, width = ?, height = ?, node_id = ?, attempt_id = ?,
            rendered_at = ?, thumbnail_path = ?, preview_path = ?
-           WHERE shot_id = ? AND number = ? RETURNING *""",
+           WHERE shot_id = ? AND number = ? AND status != 'done' RETURNING *""",
         (name, path, up.sha256, up.size, up.render_time, up.width, up.height, row["node_id"],
-         up.attempt_id, time.time(), thumb, preview, row["shot_id"], number)))[0])
+         up.attempt_id, time.time(), thumb, preview, row["shot_id"], number))
+    if not updated:
+        return None
+    recorded = dict(updated[0])
     await c.execute(
         """INSERT INTO thumbnails (shot_id, number, media_type, data) VALUES (?, ?, ?, ?)
            ON CONFLICT (shot_id, number) DO UPDATE SET
@@ -105,10 +110,10 @@ async def record(c: Connection, up: Upload, extensions: dict[str, str],
         (row["shot_id"], number, THUMBNAIL_TYPES[up.thumbnail_ext], up.thumbnail))
     await c.execute(
         """UPDATE shots SET frames_done = frames_done + 1,
-           render_time_sum = render_time_sum + COALESCE(?, 0),
-           render_time_count = render_time_count + CASE WHEN ? IS NULL THEN 0 ELSE 1 END
+           render_time_sum = render_time_sum + ?,
+           render_time_count = render_time_count + ?
            WHERE id = ?""",
-        (up.render_time, up.render_time, row["shot_id"]))
+        (up.render_time or 0.0, 0 if up.render_time is None else 1, row["shot_id"]))
     # Issue 17: flagged when it looks wrong (maybe re-rendered), delivery queued.
     recorded.update(await frame_checks.judge(c, recorded, up.checks))
     recorded["node_name"] = row["node_name"]

@@ -128,11 +128,13 @@ async def claim(c: Connection, node_id: str, offer: Offer, lease_seconds: float,
             order = [(await rendering_of(e[1]["id"]), e[0], e) for e in open_to_it]
             open_to_it = [e for *_, e in sorted(order, key=lambda o: o[:2])]
         for _, shot, version, device in open_to_it:
+            # Another coordinator's claim may hold a queued job: take the next one.
             job = await c.fetchone(
                 """SELECT id, frames, ordinal, attempts FROM jobs
                    WHERE status = 'queued' AND shot_id = ?
                      AND (avoid_node IS NULL OR avoid_node != ? OR ? < 2)
-                   ORDER BY ordinal, id LIMIT 1""", (shot["id"], node_id, nodes_online))
+                   ORDER BY ordinal, id LIMIT 1""" + c.dialect.skip_locked,
+                (shot["id"], node_id, nodes_online))
             if job is not None:
                 assignment = await _assign(c, job, shot, node_id, lease_seconds,
                                            target_job_seconds, nodes_online)
@@ -224,7 +226,7 @@ async def _absorb_following(c: Connection, job_id: int, shot_id: int, frames: li
         return []
     following = await c.fetchall(
         """SELECT id, frames FROM jobs WHERE status = 'queued' AND shot_id = ? AND id != ?
-           AND attempts = 0 AND avoid_node IS NULL ORDER BY ordinal, id LIMIT 64""",
+           AND attempts = 0 AND avoid_node IS NULL ORDER BY ordinal, id LIMIT 64""" + c.dialect.skip_locked,
         (shot_id, job_id))
     step = frames[1] - frames[0] if len(frames) > 1 else None
     taken: list[int] = []

@@ -120,7 +120,9 @@ async def status_of(c: Connection, shot_id: int) -> str | None:
 async def set_status(c: Connection, shot_id: int, new: ShotStatus,
                      reason: str | None = None) -> bool:
     """Move a shot to `new` if the transition table allows it (TransitionError if not)."""
-    old = await status_of(c, shot_id)
+    # Locked until the transaction ends: no other coordinator moves it meanwhile.
+    old = await c.fetchval("SELECT status FROM shots WHERE id = ?" + c.dialect.for_update,
+                           (shot_id,))
     if old is None:
         return False
     if old == new.value:
@@ -128,11 +130,11 @@ async def set_status(c: Connection, shot_id: int, new: ShotStatus,
     check_shot(old, new.value)
     now = time.time()
     finished = now if new.value in FINAL_SHOTS or new is ShotStatus.FAILED else None
+    started = now if new is ShotStatus.ACTIVE else None
     await c.execute(
         """UPDATE shots SET status = ?, failure_reason = ?,
-           started_at = COALESCE(started_at, CASE WHEN ? = 'active' THEN ? END),
-           finished_at = ? WHERE id = ?""",
-        (new.value, reason, new.value, now, finished, shot_id))
+           started_at = COALESCE(started_at, ?), finished_at = ? WHERE id = ?""",
+        (new.value, reason, started, finished, shot_id))
     return True
 
 

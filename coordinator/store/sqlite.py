@@ -7,7 +7,7 @@ import queue
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from .connection import Row, is_store_function, run_sync
 from .dialect import SQLITE
@@ -133,3 +133,34 @@ def _settle(future: asyncio.Future, ok: bool, value: Any) -> None:
         future.set_result(value)
     else:
         future.set_exception(value)
+
+
+def tables(raw: sqlite3.Connection) -> list[str]:
+    """The farm's tables (not SQLite's own), in the order they were made."""
+    return [r[0] for r in raw.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "ORDER BY rowid")]
+
+
+def table_pages(raw: sqlite3.Connection, table: str, columns: list[str],
+                size: int = 2000) -> Iterator[list[tuple]]:
+    """Every row of `table` (those columns), `size` rows at a time."""
+    cursor = raw.execute(f"SELECT {', '.join(columns)} FROM {table}")
+    while page := cursor.fetchmany(size):
+        yield [tuple(r) for r in page]
+
+
+def id_sequences(raw: sqlite3.Connection) -> dict[str, int]:
+    """The last id AUTOINCREMENT gave in each table (ids never given again)."""
+    try:
+        return {r[0]: r[1] for r in raw.execute("SELECT name, seq FROM sqlite_sequence")}
+    except sqlite3.OperationalError:
+        return {}
+
+
+def column_names(raw: sqlite3.Connection, table: str) -> list[str]:
+    return [d[0] for d in raw.execute(f"SELECT * FROM {table} LIMIT 0").description]
+
+
+def row_count(raw: sqlite3.Connection, table: str) -> int:
+    return int(raw.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])

@@ -29,6 +29,7 @@ def start_half_upload(farm: Farm, attempt_id: str, number: int) -> socket.socket
     return sock
 
 
+@pytest.mark.usefixtures("backend")   # on SQLite and on PostgreSQL
 def test_coordinator_sigkill_mid_shot_loses_nothing(farm_factory, slow_scene):
     farm = farm_factory(nodes=2)
     shot = farm.submit(slow_scene, frame_end=16, chunk_size=4)

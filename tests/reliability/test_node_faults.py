@@ -11,6 +11,8 @@ from tests.farm import wait_for
 from tests.reliability.proxy import CuttableProxy
 
 pytestmark = pytest.mark.blender
+# On SQLite and on PostgreSQL (the processes inherit BRENDER_DATABASE).
+both_databases = pytest.mark.usefixtures("backend")
 
 
 def jobs(farm, shot_id):
@@ -34,6 +36,7 @@ def running_job(farm, shot_id):
     return next((j for j in jobs(farm, shot_id) if j["status"] == "running"), None)
 
 
+@both_databases
 def test_sigkilled_node_loses_its_job_but_not_its_frames(farm_factory, slow_scene):
     farm = farm_factory(nodes=1, lease_timeout=4)
     shot = farm.submit(slow_scene, frame_end=12, chunk_size=12)
@@ -101,6 +104,7 @@ def start_behind_proxy(farm, proxy, blend):
     return shot, running_job(farm, shot["id"])
 
 
+@both_databases
 def test_short_outage_resumes_the_lease(farm_factory, slow_scene):
     farm = farm_factory(lease_timeout=10)
     proxy = CuttableProxy(farm.port)

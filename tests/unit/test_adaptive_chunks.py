@@ -12,6 +12,9 @@ from coordinator import keys
 from coordinator.app import create_app
 from coordinator.config import Config
 
+# Every test runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
+
 TOKEN = "t"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

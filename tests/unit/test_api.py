@@ -13,6 +13,8 @@ from coordinator.app import create_app
 from coordinator.config import Config
 from coordinator.openapi import documented_routes
 
+pytestmark = pytest.mark.usefixtures("backend")
+
 TOKEN = "t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BLEND = b"BLENDER-v304" + b"\x00" * 100

@@ -21,6 +21,9 @@ from coordinator.storage import DigestMismatch
 from tests.unit.test_api import TOKEN
 from tests.unit.test_outputs_api import assigned, exr
 
+# Every test runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 def png(size=(64, 36), mode="RGB", color=(10, 200, 30, 255)) -> bytes:
     buf = io.BytesIO()

@@ -20,6 +20,9 @@ from coordinator.store.migrations import MIGRATIONS, _statements
 from coordinator.storage import Storage
 from tests.unit.test_api import AUTH, TOKEN, create_shot, node_hello
 
+# Every test runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 @pytest.fixture
 async def api(aiohttp_client, tmp_path):
@@ -174,6 +177,7 @@ def add_shot(c: sqlite3.Connection) -> tuple[int, int]:
     return shot, job
 
 
+@pytest.mark.sqlite_only
 async def test_the_migration_keeps_every_row_and_starts_above_the_largest_ids(tmp_path):
     path = tmp_path / "old.db"
     old_database(path)

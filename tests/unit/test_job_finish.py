@@ -6,19 +6,22 @@ from pathlib import Path
 import pytest
 
 from coordinator.matching import offer_of
-from coordinator.database import Database
+from coordinator.database import Database, open_database
 from coordinator.store import frames as frame_sql
 from coordinator.store import jobs as job_sql
 from coordinator.store import nodes as node_sql
 from coordinator.store import shots as shot_sql
 from coordinator.validation import OUTPUT_FORMATS, ShotSpec
 
+# Every test runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
+
 SETTINGS = (300.0, 2, 60.0, 1)
 
 
 @pytest.fixture
-async def farm(tmp_path):
-    db = Database(tmp_path / "t.db")
+async def farm(tmp_path, backend):
+    db = open_database(backend, tmp_path)
     await db.open()
     node = await db.write(node_sql.upsert, {
         "node_id": None, "name": "box", "hostname": "h", "platform": "p",

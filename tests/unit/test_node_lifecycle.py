@@ -16,6 +16,9 @@ from coordinator.store import shots as shot_sql
 from coordinator.validation import ShotSpec
 from tests.unit.test_api import AUTH, TOKEN, _png, create_shot, node_hello
 
+# Every test runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
+
 
 @pytest.fixture
 async def api(aiohttp_client, tmp_path):

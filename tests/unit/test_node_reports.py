@@ -14,6 +14,9 @@ from coordinator.app import create_app
 from coordinator.config import Config
 from tests.unit.test_api import AUTH, TOKEN, api, create_shot, node_hello
 
+# Every test runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
+
 __all__ = ["api"]
 
 SETTINGS = {"scene": "Scene", "camera": "Camera", "view_layers": ["ViewLayer"],

@@ -41,7 +41,8 @@ async def test_each_frame_goes_up_with_the_format_it_was_written_in(aiohttp_serv
     frame = tmp_path / "frame_000007.tif"
     frame.write_bytes(b"II*\x00 a tiff")
     async with aiohttp.ClientSession() as http:
-        uploads = Uploads(http, str(server.make_url("")).rstrip("/"), "c" * 32)
+        base = str(server.make_url("")).rstrip("/")
+        uploads = Uploads(http, lambda: base, "c" * 32)
         uploads.add(7, frame, 1.25, "TIFF")
         await uploads.finish()
     ((number, headers, body),) = received

@@ -11,6 +11,9 @@ from coordinator.config import Config
 from tests.unit.test_api import AUTH, TOKEN, create_shot
 from tests.unit.test_node_lifecycle import receive
 
+# Every test runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
+
 GPU = [{"type": "CPU", "name": "CPU", "id": "CPU"},
        {"type": "CUDA", "name": "RTX", "id": "CUDA_0"}]
 

@@ -13,6 +13,9 @@ from coordinator.config import Config
 from coordinator.store.migrations import MIGRATIONS
 from tests.unit.test_api import AUTH, BLEND, TOKEN, api, create_shot, node_hello, put_blob
 
+# Every test runs on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
+
 __all__ = ["api"]
 
 
@@ -190,6 +193,7 @@ async def test_the_farm_id_is_made_once_per_data_dir(aiohttp_client, tmp_path):
     await ws.close()
 
 
+@pytest.mark.sqlite_only
 async def test_shots_from_before_migrate_with_their_settings(aiohttp_client, tmp_path):
     data = tmp_path / "old"
     data.mkdir()

@@ -1,0 +1,146 @@
+"""What coordinators serving one farm (one PostgreSQL database, one data dir) tell
+each other, and which of them does what must run once per farm.
+
+Each coordinator keeps one connection of its own to the database (not pooled): on it
+it LISTENs for its peers' events, and the one that holds the farm's advisory lock
+does the once-per-farm duties (the reaper's requeues). A coordinator that dies
+loses its connection, so its lock passes to another within a second or two. Events
+a coordinator publishes (frames, jobs, nodes; a shot as its id, which each reads
+afresh) go out with NOTIFY, those of one turn of the event loop together, so a dashboard on
+any coordinator sees the whole farm; so does a kick (new work: claim now). On
+SQLite there is one coordinator: it holds the duties and relays nothing.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any, Callable
+
+from .database import Database
+from .events import EventBroker
+
+log = logging.getLogger("brender.link")
+
+CHANNEL = "brender_farm"
+DUTY_LOCK = 0x62726D02      # pg_advisory_lock's key for the once-per-farm duties
+PAYLOAD_LIMIT = 7900        # NOTIFY's payload is at most 8000 bytes
+CHECK_SECONDS = 1.0
+
+
+class FarmLink:
+    def __init__(self, db: Database, broker: EventBroker, kick: Callable[[], None]):
+        from .pg_database import PostgresDatabase
+        self.url = db.url if isinstance(db, PostgresDatabase) else None
+        self.broker = broker
+        self._kick = kick
+        self.origin = uuid.uuid4().hex[:12]
+        # SQLite: the only coordinator, so it does everything.
+        self.holds_duties = self.url is None
+        self._out: list[str] = []
+        self._sender: asyncio.Handle | None = None
+        self._conn: Any = None
+        self._using = asyncio.Lock()   # one statement at a time on the connection
+        if self.url is not None:
+            broker.relay = self._relay
+
+    @property
+    def shared(self) -> bool:
+        return self.url is not None
+
+    def kick_peers(self) -> None:
+        if self.shared:
+            self._queue("kick", "")
+
+    # -- out ----------------------------------------------------------------------
+    def _relay(self, kind: str, data: bytes) -> None:
+        self._queue(kind, data.decode())
+
+    def _queue(self, kind: str, data: str) -> None:
+        self._out.append(f"{self.origin}\t{kind}\t{data}")
+        if self._sender is None:
+            # Sent at the end of this turn of the loop, with whatever else it published:
+            # a coordinator killed right after a commit loses as little as can be.
+            self._sender = asyncio.get_running_loop().call_soon(self._send_soon)
+
+    def _send_soon(self) -> None:
+        self._sender = None
+        out, self._out = self._out, []
+        if self._conn is None or self._conn.is_closed():
+            return   # reconnecting: what happens meanwhile is seen in listings
+        asyncio.get_running_loop().create_task(self._send(out))
+
+    async def _send(self, lines: list[str]) -> None:
+        payloads: list[str] = []
+        part: list[str] = []
+        size = 0
+        for line in lines:
+            n = len(line.encode()) + 1
+            if n > PAYLOAD_LIMIT:
+                log.debug("event too large to relay (%d bytes)", n)
+                continue
+            if size + n > PAYLOAD_LIMIT:
+                payloads.append("\n".join(part))
+                part, size = [], 0
+            part.append(line)
+            size += n
+        if part:
+            payloads.append("\n".join(part))
+        try:
+            async with self._using:
+                for payload in payloads:
+                    await self._conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+        except Exception as exc:  # the connection is being replaced
+            log.info("could not relay events: %s", exc)
+
+    # -- in -------------------------------------------------------------------------
+    def _heard(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        for line in payload.split("\n"):
+            origin, kind, data = line.split("\t", 2)
+            if origin == self.origin:
+                continue
+            if kind == "kick":
+                self._kick()
+            elif kind == "shot":
+                self.broker.shot_changed(int(data), here=False)
+            else:
+                self.broker.publish_encoded(kind, data.encode())
+
+    # -- the connection and the lock -------------------------------------------------
+    async def run(self) -> None:
+        if self.url is None:
+            return
+        import asyncpg
+        while True:
+            try:
+                self._conn = await asyncpg.connect(self.url)
+                await self._conn.add_listener(CHANNEL, self._heard)
+                # Whatever happened while we were not listening: claim for our nodes.
+                self._kick()
+                while True:
+                    async with self._using:
+                        if not self.holds_duties:
+                            self.holds_duties = bool(await self._conn.fetchval(
+                                "SELECT pg_try_advisory_lock($1)", DUTY_LOCK))
+                            if self.holds_duties:
+                                log.info("this coordinator does the farm's duties (reaper)")
+                        else:
+                            await self._conn.fetchval("SELECT 1")
+                    await asyncio.sleep(CHECK_SECONDS)
+            except asyncio.CancelledError:
+                await self._close()
+                raise
+            except Exception as exc:
+                if self.holds_duties:
+                    log.warning("lost the database link (%s): duties pass on", exc)
+                self.holds_duties = False
+                await self._close()
+                await asyncio.sleep(CHECK_SECONDS)
+
+    async def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await asyncio.wait_for(conn.close(), 2)
+            except Exception:
+                conn.terminate()

@@ -1,0 +1,164 @@
+"""The database facade on PostgreSQL: the same `write` / `read` as SQLite's
+(database.py), over a pool of asyncpg connections.
+
+Writes run at once, several together on pooled connections (a round trip to the
+server costs more than SQLite's whole write): what must not happen twice locks its
+rows, whichever coordinator or connection asks (`Dialect.skip_locked`, `for_update`,
+`share_lock`). Writes that ask to be batched (frame records) queue and commit
+together, one savepoint each. A deadlock between coordinators' transactions
+is undone by the server and the write runs again. A server that cannot be reached
+(restarting) fails the call with `StoreUnavailable` (HTTP 503); the pool opens new
+connections once it is back.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any, Callable, Iterable
+
+import asyncpg
+
+from .database import Database
+from .store.connection import Row, is_store_function
+from .store.pg_migrations import migrate_postgresql
+from .store.postgresql import RETRYABLE, PostgresConnection, create_pool, unavailable
+
+log = logging.getLogger(__name__)
+
+
+class PostgresDatabase(Database):
+    """`Database` on PostgreSQL (`postgresql://user@host/db`). Store functions only:
+    a plain function of SQLite's own connection has nothing to run on here."""
+
+    MAX_BATCH = 64
+    RETRIES = 5
+
+    def __init__(self, url: str, *, pool_size: int = 16):  # noqa: super().__init__: SQLite's
+        self.url = url
+        self.path = None  # type: ignore[assignment]
+        self.pool: asyncpg.Pool | None = None
+        self._pool_size = pool_size
+        self._queue: deque[tuple[Callable[..., Any], tuple, asyncio.Future]] = deque()
+        self._writer: asyncio.Task | None = None
+        self.batches = 0
+        self.batched_writes = 0
+
+    async def open(self) -> None:
+        self.pool = await create_pool(self.url, max_size=self._pool_size)
+        await self.write(migrate_postgresql)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.gather(self._writer, return_exceptions=True)
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            await pool.close()
+
+    async def write(self, fn: Callable[..., Any], *args: Any, batched: bool = False) -> Any:
+        """Run the store function `fn(connection, *args)` as one transaction."""
+        _check(fn)
+        if not batched:
+            self.batches += 1
+            self.batched_writes += 1
+            return await self._retrying(self._one, fn, args)
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._queue.append((fn, args, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain(), name="db-writer")
+        return await future
+
+    async def _retrying(self, run: Callable[..., Any], *args: Any) -> Any:
+        for attempt in range(self.RETRIES):
+            try:
+                return await run(*args)
+            except RETRYABLE:
+                if attempt == self.RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.005 * (attempt + 1))
+            except Exception as exc:
+                lost = unavailable(exc)
+                if lost is None:
+                    raise
+                raise lost from exc
+
+    async def _one(self, fn: Callable[..., Any], args: tuple) -> Any:
+        async with self._pool().acquire() as raw:
+            async with raw.transaction():
+                return await fn(PostgresConnection(raw), *args)
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch = [self._queue.popleft()]
+            while self._queue and len(batch) < self.MAX_BATCH:
+                batch.append(self._queue.popleft())
+            try:
+                outcomes = await self._retrying(self._group, batch)
+            except Exception as exc:
+                outcomes = [(False, exc)] * len(batch)
+            self.batches += 1
+            self.batched_writes += len(batch)
+            for (_, _, future), (ok, value) in zip(batch, outcomes):
+                if future.done():
+                    continue
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+
+    async def _group(self, batch: list) -> list[tuple[bool, Any]]:
+        """One transaction, a savepoint per write: one failing write undoes only itself."""
+        outcomes: list[tuple[bool, Any]] = []
+        async with self._pool().acquire() as raw:
+            async with raw.transaction():
+                conn = PostgresConnection(raw)
+                for fn, args, _ in batch:
+                    try:
+                        async with raw.transaction():
+                            outcomes.append((True, await fn(conn, *args)))
+                    except RETRYABLE:
+                        raise
+                    except Exception as exc:
+                        if unavailable(exc) is not None:
+                            raise
+                        outcomes.append((False, exc))
+        return outcomes
+
+    async def read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run the store function `fn(connection, *args)` on a pooled connection."""
+        _check(fn)
+        try:
+            async with self._pool().acquire() as raw:
+                return await fn(PostgresConnection(raw), *args)
+        except Exception as exc:
+            lost = unavailable(exc)
+            if lost is None:
+                raise
+            raise lost from exc
+
+    async def read_bulk(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await self.read(fn, *args)
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:  # type: ignore[override]
+        return await self.read(_fetchall, sql, tuple(params))
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Row | None:  # type: ignore[override]
+        return await self.read(_fetchone, sql, tuple(params))
+
+    def _pool(self) -> asyncpg.Pool:
+        assert self.pool is not None, "database is not open"
+        return self.pool
+
+
+def _check(fn: Callable[..., Any]) -> None:
+    if not is_store_function(fn):
+        raise TypeError(f"{getattr(fn, '__qualname__', fn)!r}: PostgreSQL runs store "
+                        "functions (async def fn(c: Connection, ...)) only")
+
+
+async def _fetchall(c: PostgresConnection, sql: str, params: tuple) -> list[Row]:
+    return await c.fetchall(sql, params)
+
+
+async def _fetchone(c: PostgresConnection, sql: str, params: tuple) -> Row | None:
+    return await c.fetchone(sql, params)

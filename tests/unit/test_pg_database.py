@@ -1,0 +1,149 @@
+"""The database facade on a real PostgreSQL: the same contract as SQLite's, the
+schema both databases reach, and what the URL of `--database` chooses."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from coordinator.database import Database, open_database
+from coordinator.pg_database import PostgresDatabase
+from coordinator.store.connection import Connection
+from coordinator.store.pg_migrations import POSTGRESQL_MIGRATIONS, migrate_postgresql
+
+
+async def make_table(c: Connection) -> None:
+    await c.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+
+
+async def insert(c: Connection, k: int, v: str) -> int:
+    await c.execute("INSERT INTO t VALUES (?, ?)", (k, v))
+    return k
+
+
+async def insert_then_fail(c: Connection, k: int) -> None:
+    await c.execute("INSERT INTO t VALUES (?, 'doomed')", (k,))
+    raise LookupError(f"write {k} refused")
+
+
+async def rows(c: Connection) -> list[tuple]:
+    return [(r["k"], r["v"]) for r in await c.fetchall("SELECT k, v FROM t ORDER BY k")]
+
+
+@pytest.fixture
+async def pg(pg_url):
+    db = PostgresDatabase(pg_url)
+    await db.open()
+    await db.write(make_table)
+    yield db
+    await db.close()
+
+
+async def test_batched_writes_share_a_transaction_and_a_failing_one_undoes_only_itself(pg):
+    before = pg.batches
+    outcomes = await asyncio.gather(
+        *(pg.write(insert_then_fail if k == 3 else insert, *((k,) if k == 3 else (k, f"v{k}")),
+                   batched=True) for k in range(50)), return_exceptions=True)
+    assert isinstance(outcomes[3], LookupError)
+    assert [o for i, o in enumerate(outcomes) if i != 3] == [k for k in range(50) if k != 3]
+    assert await pg.read(rows) == [(k, f"v{k}") for k in range(50) if k != 3]
+    assert pg.batches - before <= 3
+
+
+async def test_a_failing_write_leaves_nothing_and_the_next_one_goes_on(pg):
+    with pytest.raises(LookupError):
+        await pg.write(insert_then_fail, 1)
+    assert await pg.write(insert, 2, "b") == 2
+    assert await pg.read(rows) == [(2, "b")]
+    assert [tuple(r) for r in await pg.fetchall("SELECT k FROM t WHERE v = ?", ["b"])] == [(2,)]
+
+
+async def test_plain_functions_of_sqlites_connection_are_refused(pg):
+    with pytest.raises(TypeError, match="store functions"):
+        await pg.read(lambda c: c.execute("SELECT 1"))
+
+
+async def test_migrating_again_changes_nothing(pg):
+    assert await pg.write(migrate_postgresql) == len(POSTGRESQL_MIGRATIONS)
+    assert await pg.fetchone("SELECT MAX(version) AS v FROM schema_version") is not None
+
+
+async def columns(c: Connection, dialect: str) -> dict[str, list[str]]:
+    if dialect == "sqlite":
+        tables = [r["name"] for r in await c.fetchall(
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND name NOT LIKE 'sqlite_%'")]
+        return {t: sorted(r["name"] for r in await c.fetchall(f"PRAGMA table_info({t})"))
+                for t in tables}
+    out: dict[str, list[str]] = {}
+    for r in await c.fetchall("SELECT table_name, column_name FROM information_schema.columns "
+                              "WHERE table_schema = 'public' AND table_name != 'schema_version'"):
+        out.setdefault(r["table_name"], []).append(r["column_name"])
+    return {t: sorted(cols) for t, cols in out.items()}
+
+
+async def test_both_databases_have_the_same_tables_and_columns(pg_url, tmp_path):
+    lite, post = Database(tmp_path / "s.db"), PostgresDatabase(pg_url)
+    for db in (lite, post):
+        await db.open()
+    try:
+        async def sqlite_columns(c: Connection) -> dict:
+            return await columns(c, "sqlite")
+
+        async def pg_columns(c: Connection) -> dict:
+            return await columns(c, "postgresql")
+
+        assert await post.read(pg_columns) == await lite.read(sqlite_columns)
+    finally:
+        await lite.close()
+        await post.close()
+
+
+def test_the_database_url_names_the_backend(tmp_path):
+    assert isinstance(open_database("", tmp_path), Database)
+    assert open_database("", tmp_path).path == tmp_path / "brender.db"
+    assert open_database("sqlite:///rel/f.db", tmp_path).path == Path("rel/f.db")
+    assert open_database("sqlite:////abs/f.db", tmp_path).path == Path("/abs/f.db")
+    assert isinstance(open_database("postgresql://u@h/db", tmp_path), PostgresDatabase)
+    with pytest.raises(ValueError, match="--database"):
+        open_database("mysql://x", tmp_path)
+
+
+async def test_two_coordinators_claiming_at_once_never_take_the_same_job(pg_url):
+    from coordinator.matching import offer_of
+    from coordinator.store import jobs as job_sql
+    from coordinator.store import nodes as node_sql
+    from coordinator.store import shots as shot_sql
+    from coordinator.validation import ShotSpec
+
+    a, b = PostgresDatabase(pg_url), PostgresDatabase(pg_url)
+    await a.open()
+    await b.open()
+    try:
+        spec = ShotSpec(name="s", blend_path="a.blend",
+                        files=[{"path": "a.blend", "sha256": "0" * 64, "size": 1}],
+                        frame_start=1, frame_end=60, chunk_size=1)
+        await a.write(shot_sql.create, spec, [[n] for n in range(1, 61)])
+        nodes = []
+        for i in range(40):
+            node = await a.write(node_sql.upsert, {
+                "node_id": None, "name": f"n{i}", "hostname": "h", "platform": "p",
+                "blender_version": "3.4.1", "cpu_count": 1, "tags": [],
+                "allow_scripts": False})
+            nodes.append((node["id"], offer_of(node)))
+
+        async def claims(db: PostgresDatabase, mine: list) -> list:
+            out = []
+            for node in mine:   # one claim a transaction, both coordinators at once
+                out += await db.write(job_sql.claim_many, [node], 300.0, 2, 60.0, 40)
+            return out
+
+        got = await asyncio.gather(claims(a, nodes[0::2]), claims(b, nodes[1::2]))
+        taken = [x for side in got for x in side if x is not None]
+        assert len(taken) == 40
+        assert len({x.job["id"] for x in taken}) == 40
+        assert sorted(f for x in taken for f in x.frames) == list(range(1, 41))
+    finally:
+        await a.close()
+        await b.close()
