@@ -342,5 +342,6 @@ def test_locked_reads_need_the_token_for_downloads_and_metrics(farm_factory):
         status, _, body = get(farm, path, token=False)
         assert status == 401 and "token" in json.loads(body)["error"], path
     assert get(farm, "/metrics")[0] == 200
-    assert get(farm, "/metrics?token=" + farm.token, token=False)[0] == 200
+    # A token travels in the Authorization header only, never in a URL (issue 18).
+    assert get(farm, "/metrics?token=" + farm.token, token=False)[0] == 401
     assert get(farm, "/api/shots/1/frames.zip")[0] == 404
