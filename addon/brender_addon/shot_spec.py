@@ -62,6 +62,11 @@ class ShotSettings:
     blender: str | None = None              # a version range, e.g. ">=4.2,<5"
     blender_saved_with: str | None = None   # "3.4": the Blender the file was saved with
     max_nodes: int | None = None            # at most this many nodes at once
+    # Delivery to studio storage (docs/api.md, Delivery): the coordinator checks the
+    # template against its --output-root folders.
+    output_template: str | None = None      # e.g. "{project}/{shot}/{frame:04d}.{ext}"
+    output_root: str | None = None          # the root's name (may be left out if one)
+    rerender_suspicious: bool = False       # a frame that looks wrong is rendered again once
 
 
 def check_output_format(fmt: str) -> str:
@@ -345,7 +350,20 @@ def validate(settings: ShotSettings) -> ShotSettings:
         prefers_tags=check_tags(settings.prefers_tags, "prefers_tags"),
         device=check_device(settings.device), blender=check_blender_range(settings.blender),
         blender_saved_with=check_saved_with(settings.blender_saved_with),
-        max_nodes=_check_max_nodes(settings.max_nodes))
+        max_nodes=_check_max_nodes(settings.max_nodes),
+        output_template=_check_text(settings.output_template, "output_template"),
+        output_root=_check_text(settings.output_root, "output_root"),
+        rerender_suspicious=bool(settings.rerender_suspicious))
+
+
+def _check_text(raw: Any, field_name: str) -> str | None:
+    """A free text field the coordinator judges; here only its text rules."""
+    if raw is None or raw == "":
+        return None
+    try:
+        return text.name_text(str(raw), field_name)
+    except errors.FieldError as exc:
+        raise SpecError(str(exc), field_name) from None
 
 
 def build(settings: ShotSettings, files: Iterable[dict], blend_path: str) -> dict:
@@ -375,7 +393,7 @@ def build(settings: ShotSettings, files: Iterable[dict], blend_path: str) -> dic
     if s.submitted_by:
         body["submitted_by"] = s.submitted_by
     for key in ("requires_tags", "prefers_tags", "device", "blender", "blender_saved_with",
-                "max_nodes"):
+                "max_nodes", "output_template", "output_root", "rerender_suspicious"):
         value = getattr(s, key)
         if value:
             body[key] = value

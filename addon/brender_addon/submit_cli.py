@@ -103,6 +103,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(default: the file's series if a node has it, else the newest)")
     n.add_argument("--max-nodes", type=int, metavar="N",
                    help="at most N nodes render it at once")
+    d = p.add_argument_group("delivery and checks (docs/api.md, Delivery)")
+    d.add_argument("--output-template", metavar="TEMPLATE",
+                   help="copy each frame as it lands to studio storage under this name, e.g. "
+                        "'{project}/{shot}/{frame:04d}.{ext}' (the coordinator needs "
+                        "--output-root)")
+    d.add_argument("--output-root", metavar="NAME",
+                   help="which of the coordinator's --output-root folders (default: its only one)")
+    d.add_argument("--rerender-suspicious", action="store_true",
+                   help="render once more, on another node, a frame that looks wrong (all one "
+                        "colour, NaN pixels, far smaller than its neighbours)")
     p.add_argument("--allow-missing", action="store_true",
                    help="submit even when files the .blend uses are missing (they render missing)")
     p.add_argument("--allow-scripts", action="store_true",
@@ -123,7 +133,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 # The options for what a shot asks of its nodes, by the field their errors name.
 NODE_OPTIONS = {"requires_tags": "--requires-tags", "prefers_tags": "--prefers-tags",
-                "device": "--device", "blender": "--blender", "max_nodes": "--max-nodes"}
+                "device": "--device", "blender": "--blender", "max_nodes": "--max-nodes",
+                "output_template": "--output-template", "output_root": "--output-root"}
 RENDER_KEYS = ("scene", "camera", "view_layers", "output_format", "color_depth", "color_mode",
                "exr_codec", "view_transform", "look", "exposure", "film_transparent",
                "resolution_x", "resolution_y", "resolution_percentage", "samples")
@@ -150,7 +161,9 @@ def plan(args: argparse.Namespace, info: blend_info.BlendInfo) -> tuple[shot_spe
         fps=args.fps if args.fps is not None else scene.fps,
         submitted_by=os.environ.get("USER", ""), allow_scripts=args.allow_scripts,
         requires_tags=args.requires_tags, prefers_tags=args.prefers_tags, device=args.device,
-        blender=args.blender, blender_saved_with=info.saved_with, max_nodes=args.max_nodes)
+        blender=args.blender, blender_saved_with=info.saved_with, max_nodes=args.max_nodes,
+        output_template=args.output_template, output_root=args.output_root,
+        rerender_suspicious=args.rerender_suspicious)
     try:
         settings = shot_spec.validate(settings)
     except SpecError as err:
