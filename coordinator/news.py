@@ -27,7 +27,8 @@ async def news_ctx(app: web.Application) -> AsyncIterator[None]:
     config, db, farm = app[keys.CONFIG], app[keys.DB], app[keys.FARM]
     app[keys.DELIVERY] = delivery = Delivery(config, db, app[keys.STORAGE],
                                              farm.view.shot_changed)
-    app[keys.WEBHOOKS] = webhooks = Webhooks(db, config.webhook_retry_seconds)
+    app[keys.WEBHOOKS] = webhooks = Webhooks(db, config.webhook_retry_seconds,
+                                             lambda: farm.reaper.holds_duties())
     app[keys.EVENTS].observers.append(webhooks.farm_event)
     farm.node_lost = webhooks.node_lost
     tasks = [asyncio.create_task(delivery.run(), name="delivery"),

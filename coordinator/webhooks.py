@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
 
 import aiohttp
 import orjson
@@ -30,6 +30,7 @@ EVENTS = ("shot.done", "shot.failed", "node.lost")
 MAX_ATTEMPTS = 5
 SENDERS = 4
 TIMEOUT = 10.0
+DUTY_CHECK_SECONDS = 1.0   # how soon a coordinator that took over the duties sends
 SHOT_EVENTS = {"completed": "shot.done", "failed": "shot.failed"}
 SHOT_FIELDS = ("id", "name", "status", "submitted_by", "frames_total", "frames_done",
                "failure_reason", "created_at", "finished_at")
@@ -40,9 +41,13 @@ def signature(secret: str, body: bytes) -> str:
 
 
 class Webhooks:
-    def __init__(self, db: Database, retry_seconds: float):
+    def __init__(self, db: Database, retry_seconds: float,
+                 holds_duties: Callable[[], bool] = lambda: True):
         self.db = db
         self.retry_seconds = retry_seconds
+        # Coordinators sharing a farm all record events; only the holder of the farm's
+        # duties (farm_link.py) sends them, so a receiver hears each delivery once.
+        self.holds_duties = holds_duties
         self._wake = asyncio.Event()
         self._sending: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
@@ -82,6 +87,9 @@ class Webhooks:
             while True:
                 self._wake.clear()
                 now = time.time()
+                if not self.holds_duties():
+                    await asyncio.sleep(DUTY_CHECK_SECONDS)
+                    continue
                 for delivery in await self.db.read(webhook_sql.due, now, 50):
                     if delivery["id"] not in self._sending:
                         self._sending.add(delivery["id"])
