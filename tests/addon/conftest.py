@@ -11,12 +11,15 @@ from pathlib import Path
 import pytest
 
 import build_addon
-from tests.farm import BLENDER
+from tests.farm import BLENDER, REPO
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = HERE / "blender_scripts"
 MAKE_SCENE = SCRIPTS / "make_scene.py"
 DRIVER = SCRIPTS / "addon_driver.py"
+# The node's own `blender` command made of bpy (node/bpy_blender.py), for wrappers a
+# test hands a node as its Blender.
+BPY_BLENDER = REPO / "node" / "bpy_blender.py"
 BPY5_VENV = Path(os.environ.get("BRENDER_BPY5_VENV", "/opt/brender-bpy5"))
 BPY5_PYTHON = BPY5_VENV / "bin" / "python"
 IN_CI = bool(os.environ.get("CI"))

@@ -3,7 +3,7 @@
 The same zip is installed as a 4.2+ *extension* (module
 `bl_ext.user_default.brender_addon`), the scene is made and saved by Blender 5,
 and the farm's node renders with Blender 5 too (Debian's 3.4 cannot open 5.x
-files): `bpy5_blender.py` gives the node a `blender` command made of bpy.
+files): `node/bpy_blender.py` gives the node a `blender` command made of bpy.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 from brender_addon import packing
 
-from .conftest import (BPY5_PYTHON, SCRIPTS, colour_fractions, drive, make_project, mean_abs_diff,
+from .conftest import (BPY5_PYTHON, BPY_BLENDER, colour_fractions, drive, make_project, mean_abs_diff,
                        render_local, require_bpy5)
 from .fake_coordinator import FakeCoordinator
 from .test_blender34 import assert_thumbnail, copy_project
@@ -36,7 +36,7 @@ def project5(tmp_path_factory) -> dict[str, Path]:
 def bpy5_blender(tmp_path) -> str:
     """An executable `blender` for the node agent, running bpy 5."""
     wrapper = tmp_path / "blender5"
-    wrapper.write_text(f'#!/bin/sh\nexec "{BPY5_PYTHON}" "{SCRIPTS / "bpy5_blender.py"}" "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\nexec "{BPY5_PYTHON}" "{BPY_BLENDER}" "$@"\n')
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return str(wrapper)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tests.addon.conftest import BPY5_PYTHON, SCRIPTS, blender_env, bpy5_available
+from tests.addon.conftest import BPY5_PYTHON, BPY_BLENDER, blender_env, bpy5_available
 from tests.farm import BLENDER, REPO, Farm
 
 HERE = Path(__file__).resolve().parent
@@ -48,9 +48,9 @@ def build_corpus(root: Path, *, bpy5: bool) -> dict[str, dict]:
 
 
 def bpy5_wrapper(where: Path) -> str:
-    """An executable `blender` for the node agent, made of bpy 5 (bpy5_blender.py)."""
+    """An executable `blender` for the node agent, made of bpy 5 (node/bpy_blender.py)."""
     wrapper = where / "blender5"
-    wrapper.write_text(f'#!/bin/sh\nexec "{BPY5_PYTHON}" "{SCRIPTS / "bpy5_blender.py"}" "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\nexec "{BPY5_PYTHON}" "{BPY_BLENDER}" "$@"\n')
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return str(wrapper)
 

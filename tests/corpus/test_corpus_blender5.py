@@ -1,5 +1,5 @@
 """The dependency corpus made and rendered by Blender 5 (PyPI's bpy 5.0.1): a farm
-whose node runs bpy 5 (bpy5_blender.py), each frame held pixel for pixel (alpha
+whose node runs bpy 5 (node/bpy_blender.py), each frame held pixel for pixel (alpha
 included) against a plain bpy 5 render of the artist's original file. Alembic and
 USD caches are proven here: Debian's Blender 3.4 is built without both."""
 from __future__ import annotations

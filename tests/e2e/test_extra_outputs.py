@@ -193,10 +193,10 @@ bpy.ops.render.render()
 
 @pytest.mark.bpy5
 def test_blender5_file_output_nodes_come_back(farm_factory, scenes, tmp_path):
-    from tests.addon.conftest import BPY5_PYTHON, SCRIPTS, require_bpy5
+    from tests.addon.conftest import BPY5_PYTHON, BPY_BLENDER, require_bpy5
     require_bpy5()
     wrapper = tmp_path / "blender5"
-    wrapper.write_text(f'#!/bin/sh\nexec "{BPY5_PYTHON}" "{SCRIPTS / "bpy5_blender.py"}" "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\nexec "{BPY5_PYTHON}" "{BPY_BLENDER}" "$@"\n')
     wrapper.chmod(0o755)
     farm = farm_factory()
     farm.add_node("blender5", blender=str(wrapper))
