@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import re
-import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from coordinator.app import create_app
 from coordinator.config import Config
+from tests.unit.roles_kit import snapshot
 
 TOKEN = "t0ken"
 BLEND = b"BLENDER-v304" + b"\x00" * 100
@@ -47,21 +46,6 @@ bodies = st.one_of(
     st.binary(max_size=200),
     st.sampled_from([b"[" * 50_000, b'{"a":' * 3000 + b"1" + b"}" * 3000,
                      b'{"priority": ' + b"9" * 5000 + b"}", b'{"name": "\xe9"}', b""]))
-
-
-def snapshot(data_dir: Path) -> tuple:
-    """Every row of every table, and every file of the data dir but the database's own."""
-    with sqlite3.connect(f"file:{data_dir / 'brender.db'}?mode=ro", uri=True) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-        # The audit log records every call, refused ones too (issue 18).
-        rows = {t: sorted(map(repr, conn.execute(f'SELECT * FROM "{t}"'))) for t in tables
-                if t != "audit_log"}
-    files = sorted(
-        (str(Path(d).relative_to(data_dir) / f), os.path.getsize(Path(d) / f))
-        for d, _, names in os.walk(data_dir) for f in names
-        if not f.startswith("brender.db") and "tmp" not in Path(d).relative_to(data_dir).parts)
-    return rows, files
 
 
 async def start(data_dir: Path) -> TestClient:
