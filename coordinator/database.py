@@ -44,6 +44,9 @@ class Database:
     database file from a worker thread, at most once a second, while writes go on.
     """
 
+    # Whether two writes may run at once (PostgreSQL's pool); SQLite's are one at a time.
+    parallel_writes = False
+
     MAX_BATCH = 64          # the longest the loop is held by one batch: ~10-20 ms
     CHECKPOINT_SECONDS = 1.0
 

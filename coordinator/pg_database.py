@@ -33,6 +33,7 @@ class PostgresDatabase(Database):
 
     MAX_BATCH = 64
     RETRIES = 5
+    parallel_writes = True
 
     def __init__(self, url: str, *, pool_size: int = 16):  # noqa: super().__init__: SQLite's
         self.url = url

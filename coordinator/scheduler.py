@@ -7,6 +7,7 @@ node still waiting, up to 128 in one transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -35,6 +36,11 @@ class Scheduler:
         self.view = view
         self.outcomes = outcomes
         self._wake = asyncio.Event()
+        # One claim at a time where writes run side by side (PostgreSQL): two claims each
+        # counting a shot's nodes before the other commits would break its fair share
+        # and cap. SQLite's writes are serial already; a lock there only adds waits.
+        self._claiming: asyncio.Lock | contextlib.nullcontext = \
+            asyncio.Lock() if db.parallel_writes else contextlib.nullcontext()
         # Seconds from "ready" to "assign" sent: the farm's dispatch latency.
         self.latencies = Timings()
 
@@ -94,11 +100,12 @@ class Scheduler:
         for session in group:
             session.claiming = True
         try:
-            if finishing is None:
-                claims = await self.db.write(job_sql.claim_many, nodes, *settings)
-            else:
-                (outcome, job), claims = await self.db.write(
-                    job_sql.finish_then_claim, *finishing, nodes, *settings)
+            async with self._claiming:
+                if finishing is None:
+                    claims = await self.db.write(job_sql.claim_many, nodes, *settings)
+                else:
+                    (outcome, job), claims = await self.db.write(
+                        job_sql.finish_then_claim, *finishing, nodes, *settings)
         finally:
             for session in group:
                 session.claiming = False
