@@ -300,6 +300,12 @@ MIGRATIONS: list[str] = [
     CREATE INDEX webhook_deliveries_of ON webhook_deliveries (webhook_id, created_at);
     CREATE UNIQUE INDEX webhook_deliveries_once ON webhook_deliveries (webhook_id, event_key);
     """,
+    # A shot's next queued job, in (ordinal, id) order, straight from the index: SQLite's
+    # indexes end in the rowid already; PostgreSQL sorted every queued job of the shot.
+    """
+    DROP INDEX jobs_queue;
+    CREATE INDEX jobs_queue ON jobs (status, shot_id, ordinal, id);
+    """,
 ]
 
 
