@@ -7,15 +7,16 @@ node still waiting, up to 128 in one transaction.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
-from typing import Iterable
+from typing import Callable, Iterable
 
 import orjson
 from brender_protocol import messages
 
+from . import claim_batches
+from .claim_batches import ClaimBatches
 from .config import Config
 from .database import Database
 from .farm_events import FarmEvents
@@ -36,11 +37,12 @@ class Scheduler:
         self.view = view
         self.outcomes = outcomes
         self._wake = asyncio.Event()
-        # One claim at a time where writes run side by side (PostgreSQL): two claims each
-        # counting a shot's nodes before the other commits would break its fair share
-        # and cap. SQLite's writes are serial already; a lock there only adds waits.
-        self._claiming: asyncio.Lock | contextlib.nullcontext = \
-            asyncio.Lock() if db.parallel_writes else contextlib.nullcontext()
+        # Where writes run side by side (PostgreSQL), claims take turns in batches
+        # (claim_batches.py); SQLite's writes are serial already: a claim runs at once.
+        self._batches = ClaimBatches(db, self._claim_settings, self._orphaned) \
+            if db.parallel_writes else None
+        # Nodes connected to the other coordinators sharing the farm (farm_link.py).
+        self.peers_online: Callable[[], int] = lambda: 0
         # Seconds from "ready" to "assign" sent: the farm's dispatch latency.
         self.latencies = Timings()
 
@@ -94,29 +96,46 @@ class Scheduler:
         """Claim a job for each node of `group` in one write; `finishing` (attempt,
         log tail) closes that attempt first, in the same transaction."""
         nodes = [(s.node_id, s.offer) for s in group]
-        settings = (self.config.lease_timeout, self.config.blocklist_threshold,
-                    self.config.target_job_seconds, len(self.sessions),
-                    self.sessions.farm_series(), exhausted)
         for session in group:
             session.claiming = True
         try:
-            async with self._claiming:
-                if finishing is None:
-                    claims = await self.db.write(job_sql.claim_many, nodes, *settings)
-                else:
-                    (outcome, job), claims = await self.db.write(
-                        job_sql.finish_then_claim, *finishing, nodes, *settings)
+            if self._batches is not None:
+                finished, claims = await self._batches.claim((nodes, finishing, exhausted))
+            elif finishing is None:
+                finished = None
+                claims = await self.db.write(job_sql.claim_many, nodes,
+                                             *self._claim_settings(), exhausted)
+            else:
+                finished, claims = await self.db.write(
+                    job_sql.finish_then_claim, *finishing, nodes, *self._claim_settings(),
+                    exhausted)
         finally:
             for session in group:
                 session.claiming = False
-        if finishing is not None:
-            await self.outcomes.finished(finishing[0], outcome, job)
+        if finishing is not None and finished is not None:
+            await self.outcomes.finished(finishing[0], *finished)
         for session, assignment in zip(group, claims):
             if assignment is not None:
                 await self._send_assignment(session, assignment)
             else:
                 session.dispatched_at = None
         return claims
+
+    def _claim_settings(self) -> tuple:
+        return (self.config.lease_timeout, self.config.blocklist_threshold,
+                self.config.target_job_seconds, len(self.sessions) + self.peers_online(),
+                self.sessions.farm_series())
+
+    async def _orphaned(self, request: job_sql.ClaimRequest,
+                        outcome: claim_batches.Outcome) -> None:
+        """A batch claimed for a caller that went away: its finish still counts, and
+        the jobs claimed for it go back to the queue."""
+        finishing, (finished, claims) = request[1], outcome
+        if finishing is not None and finished is not None:
+            await self.outcomes.finished(finishing[0], *finished)
+        for assignment in claims:
+            if assignment is not None:
+                await self.outcomes.requeue(assignment.attempt_id, "its claim was abandoned")
 
     def _assign_message(self, a: job_sql.Assignment) -> str:
         """The encoded message; raises when the shot's data cannot be sent (text that is

@@ -106,8 +106,13 @@ async def claim(c: Connection, node_id: str, offer: Offer, lease_seconds: float,
         (node_id, blocklist_threshold))
     counts = {} if rendering is None else rendering
 
-    async def rendering_of(shot_id: int) -> int:
+    async def rendering_of(shot_id: int, capped: bool = False) -> int:
         if shot_id not in counts:
+            if capped and c.dialect.for_update:
+                # Claims on other coordinators count this shot too: the first to lock it
+                # counts and claims; the next counts after that one commits (its cap holds).
+                await c.execute("SELECT id FROM shots WHERE id = ?" + c.dialect.for_update,
+                                (shot_id,))
             counts[shot_id] = await c.fetchval(
                 "SELECT COUNT(*) FROM jobs WHERE status = 'running' AND shot_id = ?",
                 (shot_id,))
@@ -123,7 +128,7 @@ async def claim(c: Connection, node_id: str, offer: Offer, lease_seconds: float,
                 (place, shot, version, needs.device))
     for key in sorted(groups):
         open_to_it = [entry for entry in groups[key] if entry[1]["max_nodes"] is None
-                      or await rendering_of(entry[1]["id"]) < entry[1]["max_nodes"]]
+                      or await rendering_of(entry[1]["id"], True) < entry[1]["max_nodes"]]
         if len(open_to_it) > 1:   # fair share: the fewest nodes first, then the oldest
             order = [(await rendering_of(e[1]["id"]), e[0], e) for e in open_to_it]
             open_to_it = [e for *_, e in sorted(order, key=lambda o: o[:2])]
@@ -148,20 +153,20 @@ async def claim(c: Connection, node_id: str, offer: Offer, lease_seconds: float,
 async def claim_many(c: Connection, nodes: list[tuple[str, Offer]], lease_seconds: float,
                      blocklist_threshold: int, target_job_seconds: float,
                      nodes_online: int, farm: frozenset[tuple[int, ...]] = frozenset(),
-                     exhausted: set[Offer] | None = None) -> list[Assignment | None]:
+                     exhausted: set[Offer] | None = None,
+                     rendering: dict[int, int] | None = None,
+                     blocklists: bool | None = None) -> list[Assignment | None]:
     """`claim` for each idle node of a dispatch round, in one transaction.
 
     `exhausted` collects the offers that found nothing: while no node is blocklisted
     from any shot, another node offering the same finds nothing either (claims only
-    take work away), so it is not asked again (the caller keeps the set for a round)."""
+    take work away), so it is not asked again (the caller keeps the set for a round).
+    `rendering` and `blocklists`: what `claim_batch` shares between its claims."""
     exhausted = set() if exhausted is None else exhausted
-    # A re-render that one node may not take (issue 17) is as good as a blocklist here.
-    # `status || ''` keeps the planner off the status index (every queued job, on each
-    # dispatch round: 97 % of a busy coordinator's time) and on the small jobs_avoiding.
-    blocklists = await c.fetchval(
-        """SELECT EXISTS (SELECT 1 FROM blocklist) OR EXISTS (SELECT 1 FROM jobs
-           WHERE avoid_node IS NOT NULL AND status || '' = 'queued')""")
-    rendering: dict[int, int] = {}   # shot -> nodes rendering it, as this transaction claims
+    if blocklists is None:
+        blocklists = await any_blocklist(c)
+    # shot -> nodes rendering it, as this transaction claims
+    rendering = {} if rendering is None else rendering
     out: list[Assignment | None] = []
     for node_id, offer in nodes:
         if offer in exhausted and not blocklists:
@@ -172,6 +177,46 @@ async def claim_many(c: Connection, nodes: list[tuple[str, Offer]], lease_second
         if assignment is None:
             exhausted.add(offer)
         out.append(assignment)
+    return out
+
+
+async def any_blocklist(c: Connection) -> bool:
+    """Whether some node may not take some job (then equal offers may differ)."""
+    # A re-render that one node may not take (issue 17) is as good as a blocklist here.
+    # `status || ''` keeps the planner off the status index (every queued job, on each
+    # dispatch round: 97 % of a busy coordinator's time) and on the small jobs_avoiding.
+    return bool(await c.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM blocklist) OR EXISTS (SELECT 1 FROM jobs
+           WHERE avoid_node IS NOT NULL AND status || '' = 'queued')"""))
+
+
+ClaimRequest = tuple[list[tuple[str, Offer]], "tuple[str, str] | None", "set[Offer] | None"]
+Finished = tuple[str, "dict | None"]
+
+
+async def claim_batch(c: Connection, requests: list[ClaimRequest], lease_seconds: float,
+                      blocklist_threshold: int, target_job_seconds: float,
+                      nodes_online: int, farm: frozenset[tuple[int, ...]] = frozenset(),
+                      ) -> list[tuple[Finished | None, list[Assignment | None]]]:
+    """Several claims in one transaction, each `(nodes, finishing, exhausted)`: the
+    attempt `finishing` (attempt id, log tail) is closed first, then `claim_many` for
+    `nodes`. The counts of nodes per shot are shared, so caps and fair share hold
+    across the batch; a job finished here is one node fewer on its shot."""
+    rendering: dict[int, int] = {}
+    blocklists = await any_blocklist(c)
+    out: list[tuple[Finished | None, list[Assignment | None]]] = []
+    for nodes, finishing, exhausted in requests:
+        outcome: Finished | None = None
+        if finishing is not None:
+            outcome = await finish(c, *finishing)
+            if outcome[0] == "missing":
+                out.append((outcome, [None] * len(nodes)))
+                continue
+            if outcome[1] is not None and outcome[1]["shot_id"] in rendering:
+                rendering[outcome[1]["shot_id"]] -= 1
+        out.append((outcome, await claim_many(
+            c, nodes, lease_seconds, blocklist_threshold, target_job_seconds, nodes_online,
+            farm, exhausted, rendering, blocklists)))
     return out
 
 
