@@ -71,6 +71,8 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
     await asyncio.to_thread(farm.movies.load)
     link = FarmLink(db, events, farm.scheduler.kick)
     farm.kick_peers = link.kick_peers
+    farm.view.peer_view, link.tell_nodes = link.peer_nodes.view, farm.view.tell_nodes
+    farm.scheduler.peers_online = link.peer_nodes.online
     farm.reaper.holds_duties = lambda: link.holds_duties
     tasks = [
         asyncio.create_task(link.run(), name="farm-link"),

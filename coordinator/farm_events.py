@@ -8,6 +8,7 @@ second (shot summaries are coalesced by the broker the same way).
 from __future__ import annotations
 
 import asyncio
+from typing import Callable
 
 from .database import Database
 from .events import EventBroker
@@ -22,6 +23,8 @@ class FarmEvents:
         self.sessions = sessions
         self._dirty_nodes: dict[str, dict] = {}
         self._dirty_jobs: dict[int, dict] = {}
+        # A node connected to another coordinator sharing the farm: its state there.
+        self.peer_view: Callable[[str], dict | None] = lambda node_id: None
 
     # -- what is shown --------------------------------------------------------------
     def node_view(self, node: dict) -> dict:
@@ -29,13 +32,22 @@ class FarmEvents:
         d = dict(node)
         d.pop("allow_scripts", None)
         if session is None:
+            there = self.peer_view(node["id"])
             d.update(status="offline", current_job_id=None, current_shot_id=None, progress=None)
+            if there is not None:
+                d.update({k: there.get(k) for k in ("status", "current_job_id",
+                                                    "current_shot_id", "progress")})
         else:
             d.update(status="rendering" if session.attempt_id else
                      "asleep" if session.asleep else "idle",
                      current_job_id=session.job_id, current_shot_id=session.shot_id,
                      progress=session.progress)
         return d
+
+    def tell_nodes(self) -> None:
+        """Every node connected here is sent again (a coordinator joined the farm)."""
+        for session in list(self.sessions):
+            self.node_changed(session)
 
     def job_progress(self, job: dict) -> dict | None:
         session = self.sessions.get(job.get("node_id"))

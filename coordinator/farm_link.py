@@ -7,15 +7,22 @@ does the once-per-farm duties (the reaper's requeues). A coordinator that dies
 loses its connection, so its lock passes to another within a second or two. Events
 a coordinator publishes (frames, jobs, nodes; a shot as its id, which each reads
 afresh) go out with NOTIFY, those of one turn of the event loop together, so a dashboard on
-any coordinator sees the whole farm; so does a kick (new work: claim now). On
-SQLite there is one coordinator: it holds the duties and relays nothing.
+any coordinator sees the whole farm; so does a kick (new work: claim now). Each
+also says it is alive every second and keeps its peers' latest node views, so any
+coordinator lists every node of the farm with its live state (a node connects to
+one coordinator at a time); a peer not heard from for a few seconds is gone, and so
+are the states it told. A coordinator that starts asks its peers to tell their nodes
+again. On SQLite there is one coordinator: it holds the duties and relays nothing.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from typing import Any, Callable
+
+import orjson
 
 from .database import Database
 from .events import EventBroker
@@ -26,6 +33,50 @@ CHANNEL = "brender_farm"
 DUTY_LOCK = 0x62726D02      # pg_advisory_lock's key for the once-per-farm duties
 PAYLOAD_LIMIT = 7900        # NOTIFY's payload is at most 8000 bytes
 CHECK_SECONDS = 1.0
+PEER_GONE_SECONDS = 5.0     # a peer silent this long is dead: its nodes are not its
+
+
+class PeerNodes:
+    """The latest view of each node connected to another coordinator."""
+
+    def __init__(self) -> None:
+        self._views: dict[str, tuple[str, dict]] = {}   # node id -> (peer, view)
+        self._heard: dict[str, float] = {}              # peer -> when last heard
+
+    def heard(self, peer: str, now: float | None = None) -> bool:
+        """A word from `peer`; True when it is new or back from silence (whatever it
+        told before is dropped: it must tell its nodes again)."""
+        now = time.monotonic() if now is None else now
+        back = not self._alive(peer, now)
+        if back:
+            self._views = {k: v for k, v in self._views.items() if v[0] != peer}
+        self._heard[peer] = now
+        return back
+
+    def node(self, peer: str, view: dict) -> None:
+        self.heard(peer)
+        if view.get("status") == "offline":
+            if self._views.get(view["id"], (peer,))[0] == peer:
+                self._views.pop(view["id"], None)
+        else:
+            self._views[view["id"]] = (peer, view)
+
+    def _alive(self, peer: str, now: float) -> bool:
+        return now - self._heard.get(peer, float("-inf")) < PEER_GONE_SECONDS
+
+    def view(self, node_id: str, now: float | None = None) -> dict | None:
+        """The node's state on the peer it is connected to, while that peer lives."""
+        entry = self._views.get(node_id)
+        if entry is None:
+            return None
+        if not self._alive(entry[0], time.monotonic() if now is None else now):
+            del self._views[node_id]
+            return None
+        return entry[1]
+
+    def online(self, now: float | None = None) -> int:
+        now = time.monotonic() if now is None else now
+        return sum(1 for peer, _ in self._views.values() if self._alive(peer, now))
 
 
 class FarmLink:
@@ -41,6 +92,9 @@ class FarmLink:
         self._sender: asyncio.Handle | None = None
         self._conn: Any = None
         self._using = asyncio.Lock()   # one statement at a time on the connection
+        self.peer_nodes = PeerNodes()
+        # Asked by a peer that started: tell it every node connected here.
+        self.tell_nodes: Callable[[], None] = lambda: None
         if self.url is not None:
             broker.relay = self._relay
 
@@ -99,8 +153,17 @@ class FarmLink:
             origin, kind, data = line.split("\t", 2)
             if origin == self.origin:
                 continue
+            if self.peer_nodes.heard(origin) and kind != "hello":
+                self._queue("hello", "")   # tell us your nodes (we dropped them, or never had)
+            if kind == "alive":
+                continue
             if kind == "kick":
                 self._kick()
+            elif kind == "hello":
+                self.tell_nodes()
+            elif kind == "node":
+                self.peer_nodes.node(origin, orjson.loads(data))
+                self.broker.publish_encoded(kind, data.encode())
             elif kind == "shot":
                 self.broker.shot_changed(int(data), here=False)
             else:
@@ -115,9 +178,12 @@ class FarmLink:
             try:
                 self._conn = await asyncpg.connect(self.url)
                 await self._conn.add_listener(CHANNEL, self._heard)
-                # Whatever happened while we were not listening: claim for our nodes.
+                # Whatever happened while we were not listening: claim for our nodes,
+                # and hear the peers' nodes again.
                 self._kick()
+                self._queue("hello", "")
                 while True:
+                    self._queue("alive", "")
                     async with self._using:
                         if not self.holds_duties:
                             self.holds_duties = bool(await self._conn.fetchval(

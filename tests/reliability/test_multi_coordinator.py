@@ -42,6 +42,10 @@ class Dashboard:
         self._resp.close()
 
 
+def statuses(farm: Farm) -> dict[str, str]:
+    return {n["name"]: n["status"] for n in farm.client()._request("GET", "/api/nodes")["nodes"]}
+
+
 def two_coordinators(tmp_path, pg_url, **args) -> tuple[Farm, Farm]:
     a = Farm(tmp_path / "a", database=pg_url, **args)
     b = Farm(tmp_path / "b", database=pg_url, **args)
@@ -59,6 +63,11 @@ def test_sigkill_of_a_coordinator_moves_its_nodes_to_the_other(tmp_path, pg_url,
             a.nodes[name] = a.add_node(name, "--coordinator", urls)
         wait_for(lambda: a.client().version()["nodes_online"] == 2
                  and b.client().version()["nodes_online"] == 1, 60, what="nodes")
+        # Either coordinator lists the whole farm live, whichever each node dialled.
+        for farm in (a, b):
+            wait_for(lambda: statuses(farm) == {"n1": "idle", "n2": "idle", "n3": "idle"},
+                     10, what=f"every node idle on {farm.url}")
+            assert farm.client()._request("GET", "/api/farm")["nodes"]["idle"] == 3
         dashboard = Dashboard(b.url)
         shot = b.submit(slow_scene, frame_end=24, chunk_size=3)
         wait_for(lambda: len(done_frames(b, shot["id"])) >= 5, 120, what="5 frames")
