@@ -9,13 +9,16 @@ again later is copied again and replaces the first copy; one frame is never copi
 twice at once. A failure (disk full, no permission, a path that now leads outside its
 root) is recorded on the frame and the shot, and the frame is tried again after a
 backoff (doubling, up to a few minutes) until it is delivered; frames left undelivered
-when the coordinator stopped are queued again at start.
+when the coordinator stopped are queued again at start. Where coordinators share the
+farm, each copies the frames it records, and the one holding the farm's duties also
+takes over, now and then, what has waited long (a dead peer's frames).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +40,10 @@ COPIERS = 2
 BATCH = 64
 GATHER_SECONDS = 0.2
 FIRST_RETRY = 2.0
+# Shared farms: how often the duty holder looks for frames nobody delivers, and how
+# long a frame waits before it counts as nobody's (a live peer copies within seconds).
+SWEEP_SECONDS = 30.0
+ABANDONED_SECONDS = 60.0
 MAX_RETRY = 300.0
 CHUNK = 1024 * 1024
 Key = tuple[int, int]   # (shot id, frame number)
@@ -116,7 +123,10 @@ def copy_atomically(source: Path, root: Path, relative: str) -> None:
 
 class Delivery:
     def __init__(self, config: Config, db: Database, storage: Storage,
-                 shot_changed: Callable[[int], None]):
+                 shot_changed: Callable[[int], None],
+                 takes_over: Callable[[], bool] = lambda: False):
+        """`takes_over()`: this coordinator shares the farm and holds its duties."""
+        self._takes_over = takes_over
         self.roots = config.output_roots
         self.db, self.storage = db, storage
         self._shot_changed = shot_changed
@@ -145,10 +155,13 @@ class Delivery:
             self._queued.add(key)
             self._queue.put_nowait(key)
 
-    async def run(self) -> None:
-        for key in await self.db.read(delivery_sql.undelivered):
-            self.put(key)
+    async def run(self, shared: bool = False) -> None:
+        """`shared`: coordinators share the farm; at start each takes back only what has
+        waited long (the others may be copying the rest)."""
+        await self.take_over(time.time() - ABANDONED_SECONDS if shared else None)
         copiers = [asyncio.create_task(self._copier()) for _ in range(COPIERS)]
+        if shared:
+            copiers.append(asyncio.create_task(self._sweep()))
         try:
             await asyncio.gather(*copiers)
         finally:
@@ -157,6 +170,22 @@ class Delivery:
             for handle in self._retries.values():
                 handle.cancel()
             self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def take_over(self, rendered_before: float | None) -> None:
+        """Queue the undelivered frames (rendered before `rendered_before`) that this
+        coordinator is not copying or retrying already."""
+        for key in await self.db.read(delivery_sql.undelivered, rendered_before):
+            if key not in self._retries and key not in self._busy:
+                self.put(key)
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            if self._takes_over():
+                try:
+                    await self.take_over(time.time() - ABANDONED_SECONDS)
+                except Exception as exc:   # the store is away: next sweep
+                    log.warning("could not look for abandoned deliveries: %s", exc)
 
     async def _copier(self) -> None:
         while True:

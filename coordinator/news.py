@@ -25,13 +25,15 @@ def frame_landed(app: web.Application, frame: dict) -> None:
 
 async def news_ctx(app: web.Application) -> AsyncIterator[None]:
     config, db, farm = app[keys.CONFIG], app[keys.DB], app[keys.FARM]
+    shared = config.database.startswith("postgres")   # coordinators may share the farm
     app[keys.DELIVERY] = delivery = Delivery(config, db, app[keys.STORAGE],
-                                             farm.view.shot_changed)
+                                             farm.view.shot_changed,
+                                             lambda: farm.reaper.holds_duties())
     app[keys.WEBHOOKS] = webhooks = Webhooks(db, config.webhook_retry_seconds,
                                              lambda: farm.reaper.holds_duties())
     app[keys.EVENTS].observers.append(webhooks.farm_event)
     farm.node_lost = webhooks.node_lost
-    tasks = [asyncio.create_task(delivery.run(), name="delivery"),
+    tasks = [asyncio.create_task(delivery.run(shared), name="delivery"),
              asyncio.create_task(webhooks.run(), name="webhooks")]
     yield
     farm.node_lost = None

@@ -55,12 +55,15 @@ async def failed(c: Connection, shot_id: int, number: int, reason: str) -> None:
                        delivery_error = ? WHERE id = ?""", (reason, shot_id))
 
 
-async def undelivered(c: Connection) -> list[tuple[int, int]]:
-    """Frames recorded but not delivered yet (after a restart: they are tried again)."""
+async def undelivered(c: Connection, rendered_before: float | None = None,
+                      ) -> list[tuple[int, int]]:
+    """Frames recorded but not delivered yet (after a restart: they are tried again),
+    those rendered before `rendered_before` if given."""
+    since = "" if rendered_before is None else "AND rendered_at < ?"
     rows = await c.fetchall(
-        """SELECT shot_id, number FROM frames
-           WHERE (delivery = 'pending' OR delivery = 'failed') AND status = 'done'
-           ORDER BY shot_id, number""")
+        f"""SELECT shot_id, number FROM frames
+            WHERE (delivery = 'pending' OR delivery = 'failed') AND status = 'done' {since}
+            ORDER BY shot_id, number""", () if rendered_before is None else (rendered_before,))
     return [(r["shot_id"], r["number"]) for r in rows]
 
 

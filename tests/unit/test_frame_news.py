@@ -334,3 +334,58 @@ async def test_only_the_coordinator_holding_the_farms_duties_sends_webhooks(tmp_
         await asyncio.gather(sender, return_exceptions=True)
         await hooks.close()
         await db.close()
+
+
+async def test_a_shared_farm_takes_over_only_the_frames_nobody_delivers(tmp_path):
+    """On a farm of several coordinators each copies what it records; at start, and
+    then as the holder of the farm's duties, one takes over only frames that waited
+    long (a dead peer's), never what a live peer is copying now."""
+    import time
+
+    from coordinator.database import Database
+    from coordinator.delivery import ABANDONED_SECONDS, Delivery
+    from coordinator.storage import Storage
+    studio, data = tmp_path / "studio", tmp_path / "data"
+    studio.mkdir()
+    storage = Storage(data)
+    (data / "shots" / "f.png").write_bytes(b"frame")
+    db = Database(tmp_path / "brender.db")
+    await db.open()
+    now = time.time()
+
+    async def setup(c):
+        await c.execute(
+            """INSERT INTO shots (id, name, status, priority, blend_path, files, frame_start,
+               frame_end, frame_step, fps, created_at, frames_total, output_template,
+               output_root) VALUES (1, 'sh', 'active', 50, 'b.blend', '[]', 1, 2, 1, 24, 0,
+               2, '{shot}/{frame:04d}.{ext}', 'studio')""")
+        await c.execute("INSERT INTO jobs (id, shot_id, ordinal, status, frames) "
+                        "VALUES (1, 1, 0, 'done', '[1, 2]')")
+        await c.executemany(
+            """INSERT INTO frames (shot_id, number, job_id, status, name, path, size, sha256,
+               rendered_at, delivery) VALUES (1, ?, 1, 'done', ?, 'shots/f.png', 5, 'x', ?,
+               'pending')""",
+            [(1, "frame_000001.png", now - ABANDONED_SECONDS - 60),
+             (2, "frame_000002.png", now)])
+    await db.write(setup)
+    config = Config(data_dir=data, output_roots={"studio": studio})
+    delivery = Delivery(config, db, storage, lambda shot_id: None, lambda: True)
+    runner = asyncio.create_task(delivery.run(shared=True))
+    try:
+        for _ in range(100):
+            if delivery.delivered:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)    # a second copy, if one were queued, would land by now
+        assert sorted(p.name for p in (studio / "sh").iterdir()) == ["0001.png"]
+        # Still waiting when the next sweep comes (its peer died): taken over then.
+        await delivery.take_over(None)
+        for _ in range(100):
+            if delivery.delivered == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert sorted(p.name for p in (studio / "sh").iterdir()) == ["0001.png", "0002.png"]
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+        await db.close()
