@@ -110,7 +110,9 @@ def test_the_database_url_names_the_backend(tmp_path):
         open_database("mysql://x", tmp_path)
 
 
-async def test_two_coordinators_claiming_at_once_never_take_the_same_job(pg_url):
+@pytest.mark.parametrize("max_nodes", [None, 3])
+async def test_two_coordinators_claiming_at_once_never_take_the_same_job(pg_url, max_nodes):
+    """Nor more nodes than a capped shot allows: each counts after the other commits."""
     from coordinator.matching import offer_of
     from coordinator.store import jobs as job_sql
     from coordinator.store import nodes as node_sql
@@ -124,7 +126,10 @@ async def test_two_coordinators_claiming_at_once_never_take_the_same_job(pg_url)
         spec = ShotSpec(name="s", blend_path="a.blend",
                         files=[{"path": "a.blend", "sha256": "0" * 64, "size": 1}],
                         frame_start=1, frame_end=60, chunk_size=1)
-        await a.write(shot_sql.create, spec, [[n] for n in range(1, 61)])
+        shot_id = await a.write(shot_sql.create, spec, [[n] for n in range(1, 61)])
+        if max_nodes:
+            await a.fetchall("UPDATE shots SET max_nodes = $1 WHERE id = $2 RETURNING id",
+                             (max_nodes, shot_id))
         nodes = []
         for i in range(40):
             node = await a.write(node_sql.upsert, {
@@ -139,11 +144,14 @@ async def test_two_coordinators_claiming_at_once_never_take_the_same_job(pg_url)
                 out += await db.write(job_sql.claim_many, [node], 300.0, 2, 60.0, 40)
             return out
 
-        got = await asyncio.gather(claims(a, nodes[0::2]), claims(b, nodes[1::2]))
+        # Four claimers on each coordinator's pool, all at once.
+        got = await asyncio.gather(*(claims(db, nodes[i::8])
+                                     for i, db in enumerate([a, b] * 4)))
         taken = [x for side in got for x in side if x is not None]
-        assert len(taken) == 40
-        assert len({x.job["id"] for x in taken}) == 40
-        assert sorted(f for x in taken for f in x.frames) == list(range(1, 41))
+        claimed = max_nodes or 40
+        assert len(taken) == claimed
+        assert len({x.job["id"] for x in taken}) == claimed
+        assert sorted(f for x in taken for f in x.frames) == list(range(1, claimed + 1))
     finally:
         await a.close()
         await b.close()
