@@ -69,10 +69,11 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.LOOP_LAG] = lag = Timings()
     await farm.open()
     await asyncio.to_thread(farm.movies.load)
-    link = FarmLink(db, events, farm.scheduler.kick)
+    app[keys.FARM_LINK] = link = FarmLink(db, events, farm.scheduler.kick)
     farm.kick_peers = link.kick_peers
     farm.view.peer_view, link.tell_nodes = link.peer_nodes.view, farm.view.tell_nodes
     farm.scheduler.peers_online = link.peer_nodes.online
+    farm.view.told_peers = link.told
     farm.reaper.holds_duties = lambda: link.holds_duties
     tasks = [
         asyncio.create_task(link.run(), name="farm-link"),
@@ -120,6 +121,9 @@ async def _frame_pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.STORAGE], app[keys.DB], lambda frame: frame_landed(app, frame),
         config.max_upload_bytes, config.thumbnail_size, config.frame_workers,
         config.thumbnail_workers)
+    link = app[keys.FARM_LINK]
+    if link.shared:   # a frame's news leaves with its record's commit (farm_link.py)
+        pipeline.tell_peers = link.frame_news
     yield
     await pipeline.close()
 

@@ -25,6 +25,8 @@ class FarmEvents:
         self._dirty_jobs: dict[int, dict] = {}
         # A node connected to another coordinator sharing the farm: its state there.
         self.peer_view: Callable[[str], dict | None] = lambda node_id: None
+        # Whether the peers heard of this frame already (with its record's commit).
+        self.told_peers: Callable[[dict], bool] = lambda frame: False
 
     # -- what is shown --------------------------------------------------------------
     def node_view(self, node: dict) -> dict:
@@ -96,5 +98,5 @@ class FarmEvents:
                                     "progress": session.progress})
 
     def frame_recorded(self, frame: dict) -> None:
-        self.broker.publish("frame", frame)
+        self.broker.publish("frame", frame, relay=not self.told_peers(frame))
         self.broker.shot_changed(frame["shot_id"])

@@ -93,6 +93,7 @@ class FarmLink:
         self._conn: Any = None
         self._using = asyncio.Lock()   # one statement at a time on the connection
         self.peer_nodes = PeerNodes()
+        self._told: set[tuple] = set()   # frames NOTIFYed with their record
         # Asked by a peer that started: tell it every node connected here.
         self.tell_nodes: Callable[[], None] = lambda: None
         if self.url is not None:
@@ -107,6 +108,25 @@ class FarmLink:
             self._queue("kick", "")
 
     # -- out ----------------------------------------------------------------------
+    def frame_news(self, frame: dict) -> tuple[str, str] | None:
+        """The NOTIFY of a frame's event, for its record's transaction (None: too big,
+        relayed after the commit like any event)."""
+        line = f"{self.origin}\tframe\t{orjson.dumps(frame).decode()}"
+        if len(line.encode()) > PAYLOAD_LIMIT:
+            return None
+        if len(self._told) > 4096:   # records rolled back after their news was made
+            self._told.clear()
+        self._told.add(_frame_key(frame))
+        return CHANNEL, line
+
+    def told(self, frame: dict) -> bool:
+        """Whether the frame's event went out with its record (then not again)."""
+        key = _frame_key(frame)
+        if key in self._told:
+            self._told.discard(key)
+            return True
+        return False
+
     def _relay(self, kind: str, data: bytes) -> None:
         self._queue(kind, data.decode())
 
@@ -210,3 +230,7 @@ class FarmLink:
                 await asyncio.wait_for(conn.close(), 2)
             except Exception:
                 conn.terminate()
+
+
+def _frame_key(frame: dict) -> tuple:
+    return frame["shot_id"], frame["number"], frame.get("sha256")

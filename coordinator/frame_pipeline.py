@@ -74,6 +74,9 @@ class FramePipeline:
                  heavy_workers: int):
         self.storage, self.db, self.max_bytes = storage, db, max_bytes
         self._announce = announce_frame
+        # Shared farms: the frame's NOTIFY (channel, payload), sent in its record's
+        # transaction (store/frames.record_told).
+        self.tell_peers: Callable[[dict], tuple[str, str] | None] | None = None
         self.light = FrameWorkers(light_workers, thumbnail_size)
         self.heavy = FrameWorkers(heavy_workers, thumbnail_size)
 
@@ -95,8 +98,12 @@ class FramePipeline:
                                       t.thumbnail_ext, t.preview, got.sha256, got.size,
                                       render_time, t.width, t.height, output_format,
                                       t.checks)
-            frame = await self.db.write(frame_sql.record, upload, OUTPUT_FORMATS,
-                                        self._place_frame, batched=True)
+            if self.tell_peers is None:
+                frame = await self.db.write(frame_sql.record, upload, OUTPUT_FORMATS,
+                                            self._place_frame, batched=True)
+            else:
+                frame = await self.db.write(frame_sql.record_told, upload, OUTPUT_FORMATS,
+                                            self._place_frame, self.tell_peers, batched=True)
         except BaseException:
             got.discard()
             raise

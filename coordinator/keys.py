@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from .database import Database
     from .delivery import Delivery
     from .events import EventBroker
+    from .farm_link import FarmLink
     from .frame_pipeline import FramePipeline
     from .metrics import FarmMetrics
     from .service import Farm
@@ -27,6 +28,7 @@ EVENTS: web.AppKey[EventBroker] = web.AppKey("events")
 FARM: web.AppKey[Farm] = web.AppKey("farm")
 DISPATCHER = FARM  # the name the farm had while it was only the dispatcher (tests use it)
 FRAME_PIPELINE: web.AppKey[FramePipeline] = web.AppKey("frame_pipeline")
+FARM_LINK: web.AppKey[FarmLink] = web.AppKey("farm_link")
 LOOP_LAG: web.AppKey[Timings] = web.AppKey("loop_lag")
 DELIVERY: web.AppKey[Delivery] = web.AppKey("delivery")
 WEBHOOKS: web.AppKey[Webhooks] = web.AppKey("webhooks")

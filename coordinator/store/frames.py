@@ -126,6 +126,19 @@ async def record(c: Connection, up: Upload, extensions: dict[str, str],
     return frame
 
 
+async def record_told(c: Connection, up: Upload, extensions: dict[str, str],
+                      place: Callable[[int, str, Upload], tuple[str, str, str | None]],
+                      news: Callable[[dict], tuple[str, str] | None]) -> dict | None:
+    """`record`, and its frame's `news(frame)` (channel, payload) NOTIFYed in the same
+    transaction (PostgreSQL): peers hear of the frame if and only if it is recorded,
+    whatever happens to this coordinator after the commit."""
+    frame = await record(c, up, extensions, place)
+    told = news(frame) if frame is not None else None
+    if told is not None:
+        await c.execute("SELECT pg_notify(?, ?)", told)
+    return frame
+
+
 async def get(c: Connection, shot_id: int, number: int) -> dict | None:
     row = await c.fetchone(FRAME_SELECT + " WHERE f.shot_id = ? AND f.number = ?",
                            (shot_id, number))

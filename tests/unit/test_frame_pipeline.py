@@ -175,3 +175,31 @@ async def test_a_full_disk_refuses_the_frame_whole_and_the_retry_lands(aiohttp_c
     finally:
         await pipeline.close()
         await ws.close()
+
+
+async def test_peers_hear_of_a_frame_with_its_records_commit_and_only_then(farm, backend):
+    """Coordinators sharing a farm (PostgreSQL): the frame's NOTIFY is part of its
+    record's transaction, so a coordinator dying after the commit loses no news, and
+    a fenced (rolled back) upload tells nobody anything."""
+    if not backend:
+        pytest.skip("coordinators share a farm on PostgreSQL only")
+    import asyncpg
+    shot, job, pipeline, announced, storage = farm
+    heard: list[str] = []
+    listener = await asyncpg.connect(backend)
+    await listener.add_listener("test_news", lambda *args: heard.append(args[-1]))
+    pipeline.tell_peers = lambda frame: ("test_news", f"frame {frame['number']}")
+    try:
+        data = png()
+        with pytest.raises(StaleAttempt):
+            await pipeline.frame(body(data), "f" * 32, 1, sha(data), None, None)
+        frame = await pipeline.frame(body(data), job["attempt_id"], 2, sha(data), None, None)
+        assert frame["number"] == 2
+        for _ in range(100):
+            if heard:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+        assert heard == ["frame 2"]
+    finally:
+        await listener.close()
