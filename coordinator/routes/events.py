@@ -14,7 +14,8 @@ routes = web.RouteTableDef()
 
 @routes.get("/api/events")
 async def event_stream(request: web.Request) -> web.StreamResponse:
-    """A text/event-stream of frame, shot, job and node events."""
+    """A text/event-stream of frame, shot, job and node events; it ends when the
+    credential it was opened with (or its ticket's) is revoked."""
     config, broker = request.app[keys.CONFIG], request.app[keys.EVENTS]
     address = request.remote or ""
     if broker.streams >= config.max_event_streams:
