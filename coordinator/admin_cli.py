@@ -1,7 +1,8 @@
 """`brender-coordinator token ...` and `brender-coordinator join-code ...` (issue 18):
-make credentials and join codes straight in a data dir's database, while the
-coordinator runs or not. Revoking is the dashboard's or the API's (DELETE
-/api/tokens/{id}): the running coordinator must close the channel at once."""
+make, list and revoke credentials and make join codes straight in a data dir's
+database, while the coordinator runs or not. A running coordinator finds a new
+credential on its first use and a revoked one within seconds (it looks for
+revocations: credentials.watch_revocations), then closes what it still holds."""
 from __future__ import annotations
 
 import argparse
@@ -32,6 +33,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     create.add_argument("--data-dir", default="brender-data")
     listing = token_sub.add_parser("list", help="every credential (never the tokens)")
     listing.add_argument("--data-dir", default="brender-data")
+    revoke = token_sub.add_parser(
+        "revoke", help="revoke a credential: an artist's, an admin's or a node's")
+    revoke.add_argument("who", help="the credential's id, a node's id, or a name (an "
+                                    "artist's, a node's) that one live credential has")
+    revoke.add_argument("--data-dir", default="brender-data")
     join = sub.add_parser("join-code", help="a one-time code a node joins the farm with")
     join.add_argument("--name", default="", help="the node's name (default: its own)")
     join.add_argument("--tags", default="", help="comma-separated tags the node gets")
@@ -62,6 +68,24 @@ async def _run(args: argparse.Namespace) -> str:
             made = await db.write(credential_sql.create, args.role, args.name, token, "cli",
                                   None, args.priority_cap)
             return f"{args.role} token for {args.name} (id {made['id']}; shown once):\n  {token}"
+        if args.action == "revoke":
+            return await _revoke(db, args.who)
         return json.dumps(await db.read(credential_sql.list_all), indent=2)
     finally:
         await db.close()
+
+
+async def _revoke(db: Database, who: str) -> str:
+    found = await db.read(credential_sql.live_matching, who)
+    if not found:
+        raise SystemExit(f"brender-coordinator token revoke: no live credential is {who!r} "
+                         "(see: brender-coordinator token list)")
+    if len(found) > 1:
+        ids = ", ".join(f"{c['id']} ({c['role']})" for c in found)
+        raise SystemExit(f"brender-coordinator token revoke: {len(found)} live credentials "
+                         f"are {who!r}; give one id: {ids}")
+    revoked = await db.write(credential_sql.revoke, found[0]["id"])
+    node = f", node {revoked['node_id']}" if revoked["node_id"] else ""
+    return (f"Revoked the {revoked['role']} credential of {revoked['name']} "
+            f"(id {revoked['id']}{node}). A running coordinator closes its channels and "
+            "event streams within seconds.")

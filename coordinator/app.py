@@ -4,13 +4,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from typing import AsyncIterator
 
 from aiohttp import web
 
-from . import browser_headers, keys, routes
+from . import browser_headers, credentials, keys, routes
 from .config import Config, resolve_token
-from .database import open_database
+from .database import Database, open_database
 from .farm_link import FarmLink
 from .events import EventBroker
 from .frame_pipeline import FramePipeline
@@ -20,6 +22,7 @@ from .metrics import FarmMetrics
 from .news import frame_landed, news_ctx
 from .service import Farm
 from .storage import Storage
+from .store import audit as audit_sql
 from .store import shots as shot_sql
 from .timings import Timings, watch_loop_lag
 
@@ -89,6 +92,9 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(farm.view.flush_forever(), name="nodes"),
         asyncio.create_task(watch_loop_lag(lag), name="loop-lag"),
         asyncio.create_task(farm.movies.run(), name="movies"),
+        asyncio.create_task(_prune_audit_log(db, config, link), name="audit-retention"),
+        asyncio.create_task(credentials.watch_revocations(app, config.revocation_check_seconds),
+                            name="revocations"),
     ]
     yield
     await farm.movies.close()
@@ -110,6 +116,42 @@ async def _drop_orphaned_temps(storage: Storage, link: FarmLink,
                 await asyncio.to_thread(storage.drop_orphaned_temps)
             except OSError as exc:
                 log.warning("could not clear orphaned uploads: %s", exc)
+
+
+async def _prune_audit_log(db: Database, config: Config, link: FarmLink) -> None:
+    """The audit log keeps `--audit-days` days (0: forever). The coordinator holding
+    the farm's duties prunes it soon after it takes them, then every
+    `audit_prune_seconds`."""
+    if not config.audit_days:
+        return
+    interval = config.audit_prune_seconds
+    last = -math.inf
+    while True:
+        await asyncio.sleep(min(5.0, interval))  # the farm link takes the duties first
+        if not link.holds_duties or time.monotonic() - last < interval:
+            continue
+        last = time.monotonic()
+        try:
+            pruned = await prune_audit_log(db, time.time() - config.audit_days * 86400)
+        except Exception as exc:  # the database is restarting: next time
+            log.warning("could not prune the audit log: %s", exc)
+            continue
+        if pruned:
+            log.info("audit log: %d entries older than %d days removed", pruned,
+                     config.audit_days)
+
+
+async def prune_audit_log(db: Database, before: float) -> int:
+    """Every entry made before `before`, a short write at a time; how many went."""
+    pruned = 0
+    while True:
+        gone = await db.write(audit_sql.prune, before)
+        pruned += gone
+        if gone < audit_sql.PRUNE_BATCH:
+            return pruned
+        # A free connection writes in its caller's turn of the loop: let the requests
+        # and frame records waiting meanwhile go first (a batch is ~3 ms of SQLite).
+        await asyncio.sleep(0)
 
 
 async def _frame_pipeline_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -66,8 +66,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the ffmpeg that makes preview movies (default: ffmpeg on PATH)")
     p.add_argument("--movie-segment-frames", type=int, default=24,
                    help="make a rendering shot's preview movie in parts of this many frames")
+    p.add_argument("--audit-days", type=_audit_days, default=90, metavar="DAYS",
+                   help="days the audit log keeps its entries (default 90; 0: forever)")
     p.add_argument("--version", action="version", version=__version__)
     return p.parse_args(argv)
+
+
+def _audit_days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        days = -1
+    if not 0 <= days <= 36500:
+        raise argparse.ArgumentTypeError(f"must be a whole number of days from 0 to 36500, "
+                                         f"not {text!r}")
+    return days
 
 
 def migrate_main(argv: list[str]) -> None:
@@ -123,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
                     allowed_hosts=tuple(h.lower() for h in args.allowed_host),
                     tls_cert=args.tls_cert, tls_key=args.tls_key,
                     output_roots=output_roots, webhook_retry_seconds=args.webhook_retry_seconds,
-                    ffmpeg=args.ffmpeg, movie_segment_frames=args.movie_segment_frames)
+                    ffmpeg=args.ffmpeg, movie_segment_frames=args.movie_segment_frames,
+                    audit_days=args.audit_days)
     token, generated = resolve_token(config)
     if generated:
         print(f"Generated the admin token (saved in {config.data_dir / 'token'}):\n  {token}\n"

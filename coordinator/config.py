@@ -26,6 +26,11 @@ class Config:
     tls_key: Path | None = None
     # Failed authentications per client address and minute before it gets 429s.
     max_auth_failures: int = 30
+    # Credentials revoked elsewhere (the CLI, another coordinator) are looked for this
+    # often; the audit log keeps this many days (0: forever), pruned this often.
+    revocation_check_seconds: float = 2.0
+    audit_days: int = 90
+    audit_prune_seconds: float = 3600.0
     max_upload_bytes: int = 4 * 1024**3
     max_json_bytes: int = 8 * 1024**2
     # Request bodies (uploads and JSON): a minimum average rate, and how far behind it

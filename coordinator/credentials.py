@@ -7,6 +7,7 @@ may be running (a credential it makes is found on first use: auth.Auth reads thr
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -90,13 +91,12 @@ async def redeem(app: web.Application, code: str, name: str) -> dict | None:
 
 
 async def revoke(app: web.Application, credential_id: str) -> dict | None:
-    """Revoke a credential; a node's loses its channel and its job at once."""
+    """Revoke a credential; a node's loses its channel and its job at once, an
+    artist's (or admin's) event streams end."""
     credential = await app[keys.DB].write(credential_sql.revoke, credential_id)
     if credential is None:
         return None
-    app[keys.AUTH].forget(credential_id)
-    if credential["node_id"]:
-        await disconnect_node(app, credential["node_id"])
+    await forget_revoked(app, credential)
     return credential
 
 
@@ -107,12 +107,50 @@ async def revoke_node(app: web.Application, node_id: str) -> dict | None:
     return await revoke(app, credential["id"])
 
 
+async def forget_revoked(app: web.Application, credential: dict) -> None:
+    """What a revoked credential still holds on this coordinator goes: its cached
+    sign-in and its tickets, its event streams, a node's channel and lease. Safe to
+    repeat (the API's revoke, then the watch below, both come here)."""
+    app[keys.AUTH].forget(credential["id"])
+    ended = app[keys.EVENTS].end_streams_of(credential["id"])
+    if ended:
+        log.info("%d event stream(s) of %s ended: its credential was revoked", ended,
+                 credential["name"])
+    if credential["node_id"]:
+        await disconnect_node(app, credential["node_id"])
+
+
 async def disconnect_node(app: web.Application, node_id: str) -> None:
     farm = app[keys.FARM]
     session = farm.sessions.get(node_id)
+    closed = False
     if session is not None and not session.ws.closed:
         await session.ws.close(code=4401, message=b"this node's credential was revoked")
+        closed = True
     held = await app[keys.DB].read(job_sql.running_attempt_of, node_id)
     if held:
         await farm.outcomes.requeue(held, "its node's credential was revoked")
-    log.info("node %s revoked", node_id)
+    if closed or held:
+        log.info("node %s revoked", node_id)
+
+
+async def watch_revocations(app: web.Application, interval: float) -> None:
+    """Credentials revoked elsewhere stop working here too, within `interval`: by
+    `brender-coordinator token revoke` on this farm's database, or by another
+    coordinator sharing it (the cache, tickets, streams and channels are each
+    coordinator's own). A revocation is never undone, so a count that grew is the
+    cheap sign; then the new ones are found by id (no clocks compared)."""
+    db = app[keys.DB]
+    known: set[str] | None = None
+    while True:
+        try:
+            if known is None:
+                known = {r["id"] for r in await db.read(credential_sql.revoked)}
+            elif await db.read(credential_sql.revoked_count) != len(known):
+                for credential in await db.read(credential_sql.revoked):
+                    if credential["id"] not in known:
+                        await forget_revoked(app, credential)
+                        known.add(credential["id"])
+        except Exception as exc:  # the database is restarting: look again next time
+            log.warning("could not look for revoked credentials: %s", exc)
+        await asyncio.sleep(interval)

@@ -27,9 +27,11 @@ BATCH = 1024
 
 
 class Subscriber:
-    def __init__(self, position: int, address: str) -> None:
+    def __init__(self, position: int, address: str, credential_id: str | None) -> None:
         self.position = position    # the sequence number of its next message
         self.address = address
+        self.credential_id = credential_id  # who opened it (None: anonymous, farm token)
+        self.ended = False          # its credential was revoked
         self.task = asyncio.current_task()
 
 
@@ -55,8 +57,8 @@ class EventBroker:
     def streams_from(self, address: str) -> int:
         return self._per_address[address]
 
-    def subscribe(self, address: str = "") -> Subscriber:
-        sub = Subscriber(self._base + len(self._log), address)
+    def subscribe(self, address: str = "", credential_id: str | None = None) -> Subscriber:
+        sub = Subscriber(self._base + len(self._log), address, credential_id)
         self._subscribers.add(sub)
         self._per_address[address] += 1
         return sub
@@ -67,6 +69,17 @@ class EventBroker:
             self._per_address[sub.address] -= 1
             if not self._per_address[sub.address]:
                 del self._per_address[sub.address]
+
+    def end_streams_of(self, credential_id: str) -> int:
+        """End the streams a (revoked) credential opened, itself or with its tickets:
+        each sends nothing more and closes. How many there were."""
+        ending = [s for s in self._subscribers if s.credential_id == credential_id]
+        for sub in ending:
+            sub.ended = True
+            self.unsubscribe(sub)
+        if ending:
+            self.ping()
+        return len(ending)
 
     def publish(self, kind: str, data: dict, relay: bool = True) -> None:
         """`relay`: coordinators sharing the farm hear it too (farm_link.py); a shot as
@@ -137,8 +150,9 @@ class EventBroker:
 
     def take(self, sub: Subscriber) -> list[bytes] | None:
         """The messages `sub` has not had yet (at most BATCH); None when it fell too far
-        behind or the broker closed: the stream ends and the dashboard reloads."""
-        if self._closed or sub.position < self._base:
+        behind, its credential was revoked or the broker closed: the stream ends (and the
+        dashboard reloads)."""
+        if self._closed or sub.ended or sub.position < self._base:
             return None
         start = sub.position - self._base
         batch = self._log[start:start + BATCH]
@@ -148,7 +162,8 @@ class EventBroker:
     async def next_batch(self, sub: Subscriber) -> bytes | None:
         """What `sub` has not had yet, waiting for something to arrive (b"" when woken
         by a ping); None when the stream must end."""
-        if sub.position == self._base + len(self._log) and not self._closed:
+        if sub.position == self._base + len(self._log) and not self._closed \
+                and not sub.ended:
             future = asyncio.get_running_loop().create_future()
             self._waiting.append(future)
             await future

@@ -129,6 +129,11 @@ class Client:
     def check_token(self) -> dict:
         return self._request("GET", "/api/auth")
 
+    def ticket(self) -> str:
+        """A read-only ticket (about 10 minutes) for a link a browser opens: the
+        token itself never goes into a URL."""
+        return str(self._request("POST", "/api/tickets", {})["ticket"])
+
     # -- blobs ------------------------------------------------------------
     def missing_blobs(self, digests: Iterable[str]) -> list[str]:
         unique = sorted(set(digests))

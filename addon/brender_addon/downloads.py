@@ -34,10 +34,27 @@ def zip_url(shot_id: int, frames: str | None = None, pass_name: str | None = Non
     return path + ("?" + urllib.parse.urlencode(query) if query else "")
 
 
-def movie_url(farm_url: str, shot_id: int) -> str:
-    """The preview movie's address, for a browser. The token stays out of it (a farm
-    that locks reads asks for it, as its dashboard does)."""
-    return f"{farm_url.strip().rstrip('/')}/api/shots/{int(shot_id)}/movie"
+def movie_url(farm_url: str, shot_id: int, ticket: str = "") -> str:
+    """The preview movie's address, for a browser; with a read-only `ticket` when
+    there is one (a farm started with --lock-reads answers 401 without it)."""
+    url = f"{farm_url.strip().rstrip('/')}/api/shots/{int(shot_id)}/movie"
+    return url + "?" + urllib.parse.urlencode({"ticket": ticket}) if ticket else url
+
+
+def movie_link(client: Client, shot_id: int) -> str:
+    """The movie's address a browser can open, on an open farm or a locked one: with a
+    ticket fetched with the artist's token (never the token itself, which would end up
+    in the browser's history and the server's logs). No token: the plain address
+    (an open farm's). A coordinator from before tickets (404): the plain address."""
+    if not client.token:
+        return movie_url(client.url, shot_id)
+    try:
+        ticket = client.ticket()
+    except BrenderError as err:
+        if err.status != 404:
+            raise
+        ticket = ""
+    return movie_url(client.url, shot_id, ticket)
 
 
 def fetch_zip(client: Client, path: str, dest: Path,

@@ -9,7 +9,7 @@ Message kinds:
 - `error`    `str`   the job stopped; the message is for the artist
 - `cancelled` `str`
 - `done`     job-specific result (SubmitJob: the created Shot; ConnectionCheck:
-             `{"version", "nodes_online"}`)
+             `{"version", "nodes_online"}`; MovieLink: the movie's address)
 - `shot`     Shot (StatusWatcher, on every change)
 - `thumbnail` `{"path", "frame", "shot_id"}` (StatusWatcher, a new last frame)
 """
@@ -104,6 +104,20 @@ class ConnectionCheck(Job):
     def work(self) -> dict:
         self.post("progress", {"message": f"Connecting to {self.client.url}", "fraction": None})
         return check_connection(self.client)
+
+
+class MovieLink(Job):
+    """The address of a shot's preview movie that a browser can open (with a
+    read-only ticket: downloads.movie_link)."""
+
+    def __init__(self, client: Client, shot_id: int):
+        super().__init__("brender-movie-link")
+        self.client = client
+        self.shot_id = shot_id
+
+    def work(self) -> str:
+        from .downloads import movie_link
+        return movie_link(self.client, self.shot_id)
 
 
 def format_size(size: float) -> str:

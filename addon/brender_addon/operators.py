@@ -285,7 +285,7 @@ class BRENDER_OT_open_dashboard(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class BRENDER_OT_open_movie(bpy.types.Operator):
+class BRENDER_OT_open_movie(_ThreadedOperator, bpy.types.Operator):
     """Open the shot's preview movie in the web browser (the farm makes it once the shot
     completes)"""
 
@@ -298,11 +298,18 @@ class BRENDER_OT_open_movie(bpy.types.Operator):
         return bool(shot and shot.get("frames_done"))
 
     def execute(self, context: Any) -> Result:
-        from .downloads import movie_url
-
         shot = runtime.state.shot
         assert shot is not None  # poll
-        url = movie_url(preferences.preferences(context).url, shot["id"])
+        # A farm started with --lock-reads wants a credential for the movie too: the
+        # link carries a read-only ticket, fetched off the UI thread.
+        return self.run_job(context, jobs.MovieLink(preferences.client(context, timeout=10.0),
+                                                    int(shot["id"])))
+
+    def finish(self, context: Any, job: Any) -> Result:
+        if job.error is not None:
+            self.report({"ERROR"}, f"Cannot open the movie: {job.error}")
+            return {"CANCELLED"}
+        url = job.result
         runtime.state.movie_url = url
         if bpy.app.background:
             self.report({"INFO"}, f"Movie: {url}")

@@ -6,6 +6,7 @@ import json
 from aiohttp import web
 
 from .. import __version__, keys
+from ..auth import principal_of
 from ..middleware import json_error
 
 routes = web.RouteTableDef()
@@ -13,7 +14,8 @@ routes = web.RouteTableDef()
 
 @routes.get("/api/events")
 async def event_stream(request: web.Request) -> web.StreamResponse:
-    """A text/event-stream of frame, shot, job and node events."""
+    """A text/event-stream of frame, shot, job and node events; it ends when the
+    credential it was opened with (or its ticket's) is revoked."""
     config, broker = request.app[keys.CONFIG], request.app[keys.EVENTS]
     address = request.remote or ""
     if broker.streams >= config.max_event_streams:
@@ -25,7 +27,9 @@ async def event_stream(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no"})
-    sub = broker.subscribe(address)
+    who = principal_of(request)
+    # Its credential's: revoking that credential ends the stream (credentials.py).
+    sub = broker.subscribe(address, who.credential_id if who else None)
     try:
         await response.prepare(request)
         hello = json.dumps({"version": __version__})

@@ -33,7 +33,8 @@ async def create_token(request: web.Request) -> web.Response:
 
 @routes.delete("/api/tokens/{credential_id}")
 async def revoke_token(request: web.Request) -> web.Response:
-    """Revoke a credential; a node's channel closes at once and its job is requeued."""
+    """Revoke a credential; a node's channel closes at once and its job is requeued; the
+    event streams opened with it (or its tickets) end."""
     credential_id = request.match_info["credential_id"]
     if not HEX32.match(credential_id):
         raise web.HTTPNotFound(text="no such token")

@@ -21,3 +21,15 @@ async def recent(c: Connection, limit: int, before_id: int | None = None) -> lis
         rows = await c.fetchall("SELECT * FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?",
                                 (before_id, limit))
     return [dict(r) for r in rows]
+
+
+PRUNE_BATCH = 2000
+
+
+async def prune(c: Connection, before: float, limit: int = PRUNE_BATCH) -> int:
+    """Remove up to `limit` of the oldest entries made before `before` (epoch
+    seconds); how many went. The caller repeats until fewer than `limit` go, one
+    short write at a time, so the frame records queued meanwhile never wait long."""
+    return await c.execute(
+        """DELETE FROM audit_log WHERE id IN
+           (SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)""", (before, limit))

@@ -72,6 +72,30 @@ async def revoke(c: Connection, credential_id: str) -> dict | None:
     return await get(c, credential_id)
 
 
+async def revoked_count(c: Connection) -> int:
+    """How many credentials were ever revoked (a revocation is never undone: when
+    this grows, one was revoked since)."""
+    return int(await c.fetchval("SELECT COUNT(*) FROM credentials WHERE revoked_at IS NOT NULL"))
+
+
+async def revoked(c: Connection) -> list[dict]:
+    """Every revoked credential: id, role, name, node."""
+    rows = await c.fetchall("SELECT id, role, name, node_id FROM credentials "
+                            "WHERE revoked_at IS NOT NULL")
+    return [dict(r) for r in rows]
+
+
+async def live_matching(c: Connection, who: str) -> list[dict]:
+    """The live credentials `who` names: a credential id, a node id, a credential's
+    name, or an enrolled node's name (as it was renamed since). Several: the name is
+    shared."""
+    rows = await c.fetchall(
+        f"""SELECT {COLUMNS} FROM credentials WHERE revoked_at IS NULL AND (id = ? OR
+            node_id = ? OR name = ? OR node_id IN (SELECT id FROM nodes WHERE name = ?))
+            ORDER BY created_at""", (who, who, who, who))
+    return [credential_dict(r) for r in rows]
+
+
 async def node_credential(c: Connection, node_id: str) -> dict | None:
     """The live credential of an enrolled node (None: a node that joined with the farm
     token before roles existed)."""

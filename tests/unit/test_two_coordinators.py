@@ -68,3 +68,23 @@ async def test_a_node_on_one_coordinator_renders_a_shot_sent_to_the_other(
     links = [api.server.app[keys.FARM].reaper.holds_duties() for api in (a, b)]
     assert sorted(links) == [False, True]
     await ws.close()
+
+
+async def test_a_credential_revoked_on_one_coordinator_stops_on_the_other(
+        pg_url, aiohttp_client, tmp_path):
+    data = tmp_path / "data"
+    config = dict(data_dir=data, database=pg_url, lock_reads=True, revocation_check_seconds=0.2)
+    a = await aiohttp_client(create_app(Config(**config), TOKEN))
+    b = await aiohttp_client(create_app(Config(**config), TOKEN))
+    made = await (await a.post("/api/tokens", headers=AUTH,
+                               json={"role": "artist", "name": "anna"})).json()
+    anna = {"Authorization": f"Bearer {made['token']}"}
+    stream = await b.get("/api/events", headers=anna)     # b knows her credential now
+    assert stream.status == 200
+    assert (await a.delete(f"/api/tokens/{made['id']}", headers=AUTH)).status == 200
+
+    async def ended() -> None:
+        while await stream.content.readany():
+            pass
+    await asyncio.wait_for(ended(), 10)                   # b ended her stream
+    assert (await b.get("/api/shots", headers=anna)).status == 401
