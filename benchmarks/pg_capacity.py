@@ -4,7 +4,7 @@
 
 Starts a throw-away PostgreSQL cluster (tests/pg/cluster.py), a fresh database per
 run. One coordinator: benchmarks/capacity.py's own run, as fast as possible and paced
-at 500 frames/s, with `BRENDER_DATABASE` pointing the coordinator at PostgreSQL. Two
+at 500 frames/s, with `--database` pointing the coordinator at PostgreSQL. Two
 coordinators: one data dir and one database, half the simulated nodes on each, the
 shot submitted to the first; frames counted on the first's event stream (the second's
 frames reach it through NOTIFY); CPU per frame is both coordinators' and their
@@ -102,11 +102,11 @@ def main() -> None:
             root = Path(scratch)
             if args.only != "two":
                 for pace in (None, args.pace):
-                    os.environ["BRENDER_DATABASE"] = cluster.url(cluster.new_database())
                     window = max(args.window, 3.5 * args.nodes / pace + 2) if pace \
                         else args.window
-                    rows.append(capacity.run_one(root / f"one-{pace}", args.nodes,
-                                                 args.frames, 1, window, pace=pace))
+                    rows.append(capacity.run_one(
+                        root / f"one-{pace}", args.nodes, args.frames, 1, window, pace=pace,
+                        database=cluster.url(cluster.new_database())))
             if args.only != "one":
                 url = cluster.url(cluster.new_database())
                 rows.append(two_coordinators(root / "two", url, args.nodes, args.frames,
