@@ -74,6 +74,10 @@ class PeerNodes:
             return None
         return entry[1]
 
+    def any_alive(self) -> bool:
+        now = time.monotonic()
+        return any(now - heard < PEER_GONE_SECONDS for heard in self._heard.values())
+
     def online(self, now: float | None = None) -> int:
         now = time.monotonic() if now is None else now
         return sum(1 for peer, _ in self._views.values() if self._alive(peer, now))
@@ -111,6 +115,8 @@ class FarmLink:
     def frame_news(self, frame: dict) -> tuple[str, str] | None:
         """The NOTIFY of a frame's event, for its record's transaction (None: too big,
         relayed after the commit like any event)."""
+        if not self.peer_nodes.any_alive():
+            return None   # nobody to tell (a peer starting now reads the listings)
         line = f"{self.origin}\tframe\t{orjson.dumps(frame).decode()}"
         if len(line.encode()) > PAYLOAD_LIMIT:
             return None
@@ -128,7 +134,8 @@ class FarmLink:
         return False
 
     def _relay(self, kind: str, data: bytes) -> None:
-        self._queue(kind, data.decode())
+        if self.peer_nodes.any_alive():
+            self._queue(kind, data.decode())
 
     def _queue(self, kind: str, data: str) -> None:
         self._out.append(f"{self.origin}\t{kind}\t{data}")
