@@ -49,6 +49,8 @@ class EventBroker:
         # Called with every event, streams or not (webhooks hear shots end here).
         self.observers: list[Callable[[str, dict], None]] = []
         self.relay: Callable[[str, bytes], None] | None = None
+        # Called when a first stream opens (coordinators relay events only to listeners).
+        self.first_stream: Callable[[], None] = lambda: None
 
     @property
     def streams(self) -> int:
@@ -60,6 +62,8 @@ class EventBroker:
     def subscribe(self, address: str = "", credential_id: str | None = None) -> Subscriber:
         sub = Subscriber(self._base + len(self._log), address, credential_id)
         self._subscribers.add(sub)
+        if len(self._subscribers) == 1:
+            self.first_stream()
         self._per_address[address] += 1
         return sub
 

@@ -42,6 +42,7 @@ class PeerNodes:
     def __init__(self) -> None:
         self._views: dict[str, tuple[str, dict]] = {}   # node id -> (peer, view)
         self._heard: dict[str, float] = {}              # peer -> when last heard
+        self._listening: set[str] = set()               # peers with event streams open
 
     def heard(self, peer: str, now: float | None = None) -> bool:
         """A word from `peer`; True when it is new or back from silence (whatever it
@@ -74,9 +75,17 @@ class PeerNodes:
             return None
         return entry[1]
 
+    def listening(self, peer: str, streams: bool) -> None:
+        (self._listening.add if streams else self._listening.discard)(peer)
+
     def any_alive(self) -> bool:
         now = time.monotonic()
         return any(now - heard < PEER_GONE_SECONDS for heard in self._heard.values())
+
+    def any_listening(self) -> bool:
+        """Whether a live peer has dashboards that hear the farm's events."""
+        now = time.monotonic()
+        return any(self._alive(peer, now) for peer in self._listening)
 
     def online(self, now: float | None = None) -> int:
         now = time.monotonic() if now is None else now
@@ -102,6 +111,7 @@ class FarmLink:
         self.tell_nodes: Callable[[], None] = lambda: None
         if self.url is not None:
             broker.relay = self._relay
+            broker.first_stream = self._say_alive
 
     @property
     def shared(self) -> bool:
@@ -115,8 +125,8 @@ class FarmLink:
     def frame_news(self, frame: dict) -> tuple[str, str] | None:
         """The NOTIFY of a frame's event, for its record's transaction (None: too big,
         relayed after the commit like any event)."""
-        if not self.peer_nodes.any_alive():
-            return None   # nobody to tell (a peer starting now reads the listings)
+        if not self.peer_nodes.any_listening():
+            return None   # nobody to tell (a dashboard opening now reads the listings)
         line = f"{self.origin}\tframe\t{orjson.dumps(frame).decode()}"
         if len(line.encode()) > PAYLOAD_LIMIT:
             return None
@@ -134,8 +144,14 @@ class FarmLink:
         return False
 
     def _relay(self, kind: str, data: bytes) -> None:
-        if self.peer_nodes.any_alive():
+        # Node views: every peer keeps them. The rest: peers with dashboards hear it.
+        if self.peer_nodes.any_listening() or (kind == "node" and self.peer_nodes.any_alive()):
             self._queue(kind, data.decode())
+
+    def _say_alive(self) -> None:
+        """Alive, and whether this coordinator's dashboards listen (at once when the
+        first opens: peers relay events to it from now on)."""
+        self._queue("alive", "1" if self.broker.streams else "")
 
     def _queue(self, kind: str, data: str) -> None:
         self._out.append(f"{self.origin}\t{kind}\t{data}")
@@ -183,6 +199,7 @@ class FarmLink:
             if self.peer_nodes.heard(origin) and kind != "hello":
                 self._queue("hello", "")   # tell us your nodes (we dropped them, or never had)
             if kind == "alive":
+                self.peer_nodes.listening(origin, data == "1")
                 continue
             if kind == "kick":
                 self._kick()
@@ -210,7 +227,7 @@ class FarmLink:
                 self._kick()
                 self._queue("hello", "")
                 while True:
-                    self._queue("alive", "")
+                    self._say_alive()
                     async with self._using:
                         if not self.holds_duties:
                             self.holds_duties = bool(await self._conn.fetchval(

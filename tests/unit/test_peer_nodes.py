@@ -33,3 +33,14 @@ def test_a_node_gone_offline_or_moved_to_another_peer():
     assert peers.view("n1")["status"] == "rendering"
     peers.node("b", view("n1", "offline"))
     assert peers.view("n1") is None and peers.online() == 0
+
+
+def test_events_go_only_to_peers_whose_dashboards_listen():
+    peers = PeerNodes()
+    peers.heard("a")
+    peers.listening("a", False)
+    assert peers.any_alive() and not peers.any_listening()
+    peers.listening("a", True)
+    assert peers.any_listening()
+    peers.listening("a", False)
+    assert not peers.any_listening()
