@@ -21,6 +21,7 @@ from .middleware import error_middleware
 from .metrics import FarmMetrics
 from .news import frame_landed, news_ctx
 from .service import Farm
+from .row_batches import RowBatches
 from .storage import Storage
 from .store import audit as audit_sql
 from .store import shots as shot_sql
@@ -58,6 +59,7 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     db = open_database(config.database, config.data_dir)
     await db.open()
     app[keys.DB] = db
+    app[keys.AUDIT_ROWS] = RowBatches(db, audit_sql.record_many)
     yield
     await db.close()
 

@@ -21,7 +21,6 @@ from aiohttp.typedefs import Handler
 
 from . import auth_policy, keys
 from .auth_policy import ADMIN, ARTIST, NODE, READS, Rule
-from .store import audit as audit_sql
 from .store import credentials as credential_sql
 
 log = logging.getLogger("brender.auth")
@@ -260,8 +259,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 @web.middleware
 async def audit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every mutating call, answered or refused, lands in the audit log (batched with
-    the frame records: one per upload costs no transaction of its own)."""
+    """Every mutating call, answered or refused, lands in the audit log before it is
+    answered (the rows of calls answered together are written as one statement)."""
     if request.method in READS:
         return await handler(request)
     status = 500
@@ -275,9 +274,9 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
     finally:
         who = principal_of(request)
         try:
-            await request.app[keys.DB].write(
-                audit_sql.record, time.time(), who.name if who else "", who.role if who else "",
-                request.method, request.path[:500], status, request.remote or "", batched=True)
+            await request.app[keys.AUDIT_ROWS].add((
+                time.time(), who.name if who else "", who.role if who else "",
+                request.method, request.path[:500], status, request.remote or ""))
         except Exception:  # the answer stands; the log says what was lost
             log.exception("could not record %s %s in the audit log", request.method,
                           request.path)

@@ -13,6 +13,13 @@ async def record(c: Connection, at: float, actor: str, role: str, method: str, p
            VALUES (?,?,?,?,?,?,?)""", (at, actor, role, method, path, status, address))
 
 
+async def record_many(c: Connection, rows: list[tuple]) -> None:
+    """`record` for each row (at, actor, role, method, path, status, address)."""
+    await c.executemany(
+        """INSERT INTO audit_log (at, actor, role, method, path, status, address)
+           VALUES (?,?,?,?,?,?,?)""", rows)
+
+
 async def recent(c: Connection, limit: int, before_id: int | None = None) -> list[dict]:
     """The newest entries first; `before_id` pages back."""
     if before_id is None:

@@ -1,0 +1,45 @@
+"""Rows written together (coordinator/row_batches.py): each caller waits for its own
+row's commit, rows queued together share one write, and a row that fails fails only
+its own caller."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from coordinator.database import Database
+from coordinator.row_batches import RowBatches
+from coordinator.store.connection import Connection
+
+
+async def make_table(c: Connection) -> None:
+    await c.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+
+
+async def insert_many(c: Connection, rows: list[tuple]) -> None:
+    await c.executemany("INSERT INTO t (k, v) VALUES (?, ?)", rows)
+
+
+async def all_rows(c: Connection) -> list[tuple]:
+    return [tuple(r) for r in await c.fetchall("SELECT k, v FROM t ORDER BY k")]
+
+
+async def test_rows_share_writes_and_a_bad_row_fails_only_its_caller(tmp_path):
+    db = Database(tmp_path / "b.db")
+    await db.open()
+    try:
+        await db.write(make_table)
+        rows = RowBatches(db, insert_many)
+        # 2 twice: the second breaks the statement of its batch.
+        results = await asyncio.gather(*(rows.add((k, f"v{k}")) for k in (1, 2, 3, 2, 4)),
+                                       return_exceptions=True)
+        assert [r is None for r in results] == [True, True, True, False, True]
+        assert await db.read(all_rows) == [(1, "v1"), (2, "v2"), (3, "v3"), (4, "v4")]
+        writes = rows.writes
+        await asyncio.gather(*(rows.add((k, "x")) for k in range(10, 60)))
+        assert rows.writes == writes + 1      # fifty rows asked at once: one write
+        assert len(await db.read(all_rows)) == 54
+        with pytest.raises(Exception):
+            await rows.add((10, "again"))
+    finally:
+        await db.close()
