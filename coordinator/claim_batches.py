@@ -6,7 +6,7 @@ coordinator in two transactions would each count before the other commits, so th
 take turns; waiting for a turn one claim at a time cost each node every claim ahead
 of it (a dozen round trips each). Together, a busy farm's nodes share one commit
 and one set of counts. Claims on other coordinators lock the capped shots they count
-(store/jobs.py).
+(store/claims.py).
 """
 from __future__ import annotations
 
@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from .database import Database
-from .store import jobs as job_sql
+from .store import claims as claim_sql
 
 log = logging.getLogger("brender.dispatch")
 
-Outcome = tuple[job_sql.Finished | None, list[job_sql.Assignment | None]]
+Outcome = tuple[claim_sql.Finished | None, list[claim_sql.Assignment | None]]
 
 
 @dataclass
 class _Asked:
-    request: job_sql.ClaimRequest
+    request: claim_sql.ClaimRequest
     future: asyncio.Future = field(repr=False)
 
     @property
@@ -36,14 +36,14 @@ class _Asked:
 
 class ClaimBatches:
     """`claim` queues; one task claims for everything queued, `MAX_NODES` at a time.
-    `settings()` gives the claim settings after the nodes (store/jobs.claim_batch);
+    `settings()` gives the claim settings after the nodes (store/claims.claim_batch);
     `orphaned(request, outcome)` settles what was done for a caller that went away
     (its finished job, the jobs claimed for it)."""
 
     MAX_NODES = 128
 
     def __init__(self, db: Database, settings: Callable[[], tuple[Any, ...]],
-                 orphaned: Callable[[job_sql.ClaimRequest, Outcome], Awaitable[None]]):
+                 orphaned: Callable[[claim_sql.ClaimRequest, Outcome], Awaitable[None]]):
         self.db = db
         self._settings = settings
         self._orphaned = orphaned
@@ -51,7 +51,7 @@ class ClaimBatches:
         self._claimer: asyncio.Task | None = None
         self.batches = 0
 
-    async def claim(self, request: job_sql.ClaimRequest) -> Outcome:
+    async def claim(self, request: claim_sql.ClaimRequest) -> Outcome:
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._asked.append(_Asked(request, future))
         if self._claimer is None or self._claimer.done():
@@ -68,7 +68,7 @@ class ClaimBatches:
                 batch.append(self._asked.popleft())
             self.batches += 1
             try:
-                outcomes = await self.db.write(job_sql.claim_batch,
+                outcomes = await self.db.write(claim_sql.claim_batch,
                                                [a.request for a in batch], *self._settings())
             except Exception as exc:
                 if len(batch) == 1:
@@ -77,7 +77,7 @@ class ClaimBatches:
                 # One claim's data broke the batch: each alone, so it breaks only itself.
                 for asked in batch:
                     try:
-                        outcome = (await self.db.write(job_sql.claim_batch, [asked.request],
+                        outcome = (await self.db.write(claim_sql.claim_batch, [asked.request],
                                                        *self._settings()))[0]
                     except Exception as alone:
                         outcome = alone

@@ -16,6 +16,7 @@ from .config import Config
 from .database import Database
 from .farm_events import FarmEvents
 from .sessions import ConnectedNodes
+from .store import claims as claim_sql
 from .store import jobs as job_sql
 from .store import shots as shot_sql
 
@@ -81,7 +82,7 @@ class Outcomes:
                             "every online node failed this shot repeatedly")
         self.view.shot_changed(shot_id)
 
-    async def undeliverable(self, a: job_sql.Assignment, exc: Exception) -> None:
+    async def undeliverable(self, a: claim_sql.Assignment, exc: Exception) -> None:
         """A job that cannot be put into a message (say, a shot stored before its text
         was checked) would fail on every node: it fails for good, with its shot, and
         its node, still waiting, gets the next job in the next round."""

@@ -22,7 +22,7 @@ from .database import Database
 from .farm_events import FarmEvents
 from .outcomes import Outcomes
 from .sessions import ConnectedNodes, NodeSession
-from .store import jobs as job_sql
+from .store import claims as claim_sql
 from .timings import Timings
 
 log = logging.getLogger("brender.dispatch")
@@ -92,7 +92,7 @@ class Scheduler:
         return assigned
 
     async def claim(self, group: list[NodeSession], finishing: tuple[str, str] | None = None,
-                    exhausted: set | None = None) -> list[job_sql.Assignment | None]:
+                    exhausted: set | None = None) -> list[claim_sql.Assignment | None]:
         """Claim a job for each node of `group` in one write; `finishing` (attempt,
         log tail) closes that attempt first, in the same transaction."""
         nodes = [(s.node_id, s.offer) for s in group]
@@ -103,11 +103,11 @@ class Scheduler:
                 finished, claims = await self._batches.claim((nodes, finishing, exhausted))
             elif finishing is None:
                 finished = None
-                claims = await self.db.write(job_sql.claim_many, nodes,
+                claims = await self.db.write(claim_sql.claim_many, nodes,
                                              *self._claim_settings(), exhausted)
             else:
                 finished, claims = await self.db.write(
-                    job_sql.finish_then_claim, *finishing, nodes, *self._claim_settings(),
+                    claim_sql.finish_then_claim, *finishing, nodes, *self._claim_settings(),
                     exhausted)
         finally:
             for session in group:
@@ -126,7 +126,7 @@ class Scheduler:
                 self.config.target_job_seconds, len(self.sessions) + self.peers_online(),
                 self.sessions.farm_series())
 
-    async def _orphaned(self, request: job_sql.ClaimRequest,
+    async def _orphaned(self, request: claim_sql.ClaimRequest,
                         outcome: claim_batches.Outcome) -> None:
         """A batch claimed for a caller that went away: its finish still counts, and
         the jobs claimed for it go back to the queue."""
@@ -137,7 +137,7 @@ class Scheduler:
             if assignment is not None:
                 await self.outcomes.requeue(assignment.attempt_id, "its claim was abandoned")
 
-    def _assign_message(self, a: job_sql.Assignment) -> str:
+    def _assign_message(self, a: claim_sql.Assignment) -> str:
         """The encoded message; raises when the shot's data cannot be sent (text that is
         not valid Unicode, a manifest that is not JSON)."""
         shot, job = a.shot, a.job
@@ -147,7 +147,7 @@ class Scheduler:
                                   bool(shot["allow_scripts"]), a.blender_version, a.device)
         return orjson.dumps(message).decode()
 
-    async def _send_assignment(self, session: NodeSession, a: job_sql.Assignment) -> None:
+    async def _send_assignment(self, session: NodeSession, a: claim_sql.Assignment) -> None:
         try:
             message = self._assign_message(a)
         except Exception as exc:  # this job's data; the round goes on with the others

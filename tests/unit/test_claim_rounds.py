@@ -6,6 +6,7 @@ from __future__ import annotations
 from coordinator.chunking import fixed_chunks
 from coordinator.database import Database
 from coordinator.matching import offer_of
+from coordinator.store import claims as claim_sql
 from coordinator.store import jobs as job_sql
 from coordinator.store import nodes as node_sql
 from coordinator.store import shots as shot_sql
@@ -40,7 +41,7 @@ async def add_shot(db: Database, name: str, frames: int, **extra) -> int:
 
 
 async def round_of(db: Database, nodes) -> list:
-    return await db.write(job_sql.claim_many, nodes, 300, 2, 60.0, len(nodes))
+    return await db.write(claim_sql.claim_many, nodes, 300, 2, 60.0, len(nodes))
 
 
 async def test_one_transaction_shares_the_nodes_between_shots_of_one_priority(tmp_path):

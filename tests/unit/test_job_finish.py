@@ -8,6 +8,7 @@ import pytest
 from coordinator.matching import offer_of
 from coordinator.database import Database, open_database
 from coordinator.store import frames as frame_sql
+from coordinator.store import claims as claim_sql
 from coordinator.store import jobs as job_sql
 from coordinator.store import nodes as node_sql
 from coordinator.store import shots as shot_sql
@@ -30,7 +31,7 @@ async def farm(tmp_path, backend):
                     files=[{"path": "a.blend", "sha256": "0" * 64, "size": 1}],
                     frame_start=1, frame_end=2, chunk_size=2)
     shot_id = await db.write(shot_sql.create, spec, [[1, 2]])
-    [claim] = await db.write(job_sql.claim_many, [(node["id"], offer_of(node))], *SETTINGS)
+    [claim] = await db.write(claim_sql.claim_many, [(node["id"], offer_of(node))], *SETTINGS)
     yield db, claim, shot_id
     await db.close()
 

@@ -114,7 +114,7 @@ def test_the_database_url_names_the_backend(tmp_path):
 async def test_two_coordinators_claiming_at_once_never_take_the_same_job(pg_url, max_nodes):
     """Nor more nodes than a capped shot allows: each counts after the other commits."""
     from coordinator.matching import offer_of
-    from coordinator.store import jobs as job_sql
+    from coordinator.store import claims as claim_sql
     from coordinator.store import nodes as node_sql
     from coordinator.store import shots as shot_sql
     from coordinator.validation import ShotSpec
@@ -141,7 +141,7 @@ async def test_two_coordinators_claiming_at_once_never_take_the_same_job(pg_url,
         async def claims(db: PostgresDatabase, mine: list) -> list:
             out = []
             for node in mine:   # one claim a transaction, both coordinators at once
-                out += await db.write(job_sql.claim_many, [node], 300.0, 2, 60.0, 40)
+                out += await db.write(claim_sql.claim_many, [node], 300.0, 2, 60.0, 40)
             return out
 
         # Four claimers on each coordinator's pool, all at once.
