@@ -41,6 +41,9 @@ class Dialect:
     # After a SELECT of a row the transaction changes next from what it read (a
     # shot's status checked against the transition table).
     for_update: str = ""
+    # The node's name beside a job row RETURNING from its UPDATE (a correlated
+    # subquery there: one index lookup on PostgreSQL; SQLite scans the nodes for it).
+    returning_node_name: str = ""
 
     def json_text(self, column: str, key: str) -> str:
         """SQL for `column`'s JSON object's `key` as text (NULL when absent)."""
@@ -93,4 +96,5 @@ POSTGRESQL = Dialect(
     skip_locked=" FOR UPDATE SKIP LOCKED",
     share_lock_template=" FOR SHARE OF {table}",
     for_update=" FOR UPDATE",
+    returning_node_name=", (SELECT name FROM nodes n WHERE n.id = jobs.node_id) AS node_name",
 )
