@@ -269,6 +269,49 @@ def test_a_group_of_copies_goes_on_past_one_that_fails(tmp_path):
     assert not list(outside.iterdir())
 
 
+def test_a_symlink_at_the_final_name_is_replaced_never_written_through(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "s").mkdir(parents=True)
+    outside.mkdir()
+    secret = outside / "secret.txt"
+    secret.write_bytes(b"not the studio's")
+    (root / "s" / "0001.png").symlink_to(secret)
+    (root / "s" / "0002.png").symlink_to(outside / "new.png")    # dangling
+    source = tmp_path / "frame.png"
+    source.write_bytes(b"the frame")
+    copy_atomically(source, root, "s/0001.png")
+    copy_atomically(source, root, "s/0002.png")
+    for name in ("0001.png", "0002.png"):
+        assert not (root / "s" / name).is_symlink()
+        assert (root / "s" / name).read_bytes() == b"the frame"
+    assert secret.read_bytes() == b"not the studio's"
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+    assert sorted(p.name for p in (root / "s").iterdir()) == ["0001.png", "0002.png"]
+
+
+def test_a_group_checks_each_folder_and_refuses_every_frame_of_one_that_escapes(tmp_path):
+    from coordinator.delivery import Copy, copy_batch
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "real").mkdir(parents=True)
+    outside.mkdir()
+    (root / "away").symlink_to(outside)
+    (root / "alias").symlink_to(root / "real")     # a symlink that stays in the root
+    source = tmp_path / "frame.png"
+    source.write_bytes(b"frame")
+    relatives = ["a/b/0001.png", "away/0002.png", "alias/0003.png", "away/0004.png",
+                 "a/b/0005.png", "0006.png", "a/../../0007.png", "a/"]
+    copies = [Copy((1, n), source, root, rel) for n, rel in enumerate(relatives, 1)]
+    copy_batch(copies)
+    assert [c.error is None for c in copies] == [True, False, True, False, True, True,
+                                                 False, False]
+    assert all(isinstance(copies[i].error, ValueError) for i in (1, 3, 6, 7))
+    assert sorted(p.name for p in (root / "a" / "b").iterdir()) == ["0001.png", "0005.png"]
+    assert sorted(p.name for p in (root / "real").iterdir()) == ["0003.png"]
+    assert (root / "0006.png").read_bytes() == b"frame"
+    assert not list(outside.iterdir()) and not (tmp_path / "0007.png").exists()
+    assert not [p for p in root.rglob("*") if "brender-tmp" in p.name]
+
+
 async def test_a_shot_that_fails_is_news_once_however_often_it_is_shown(tmp_path):
     """The farm's shot summaries (the event broker's) become webhook deliveries: once
     per ending, to the webhooks that want that event only."""
