@@ -312,6 +312,52 @@ def test_a_group_checks_each_folder_and_refuses_every_frame_of_one_that_escapes(
     assert not [p for p in root.rglob("*") if "brender-tmp" in p.name]
 
 
+async def test_a_group_reads_its_frames_and_records_their_delivery_per_shot(backend, tmp_path):
+    """On SQLite and PostgreSQL: one group spans two shots and names a frame that is
+    gone; a shot's last error goes once no frame of it is failing, and a frame whose
+    render changed since its read is not marked delivered."""
+    from coordinator.database import open_database
+    from coordinator.store import delivery as delivery_sql
+    db = open_database(backend, tmp_path)
+    await db.open()
+    try:
+        async def setup(c):
+            for shot_id in (1, 2):
+                await c.execute(
+                    """INSERT INTO shots (id, name, status, priority, blend_path, files,
+                       frame_start, frame_end, frame_step, fps, created_at, frames_total,
+                       output_template, output_root)
+                       VALUES (?, ?, 'active', 50, 'b.blend', '[]', 1, 4, 1, 24, 0, 4,
+                               '{shot}/{frame:04d}.{ext}', 'studio')""",
+                    (shot_id, f"shot {shot_id}"))
+                await c.execute("INSERT INTO jobs (id, shot_id, ordinal, status, frames) "
+                                "VALUES (?, ?, 0, 'running', '[]')", (shot_id, shot_id))
+                await c.executemany(
+                    """INSERT INTO frames (shot_id, number, job_id, status, name, path, size,
+                       sha256, delivery) VALUES (?, ?, ?, 'done', ?, ?, 10, ?, 'pending')""",
+                    [(shot_id, n, shot_id, f"frame_{n:06d}.png", f"p{shot_id}-{n}",
+                      f"sha{n}") for n in range(1, 5)])
+        await db.write(setup)
+        for shot_id, number in ((1, 2), (2, 3), (2, 4)):
+            await db.write(delivery_sql.failed, shot_id, number, "disk full")
+        keys = [(1, 1), (2, 3), (1, 2), (1, 9), (2, 1)]
+        found = await db.read(delivery_sql.sources, keys)
+        assert sorted((f["shot_id"], f["number"], f["path"], f["shot_name"],
+                       f["output_template"]) for f in found) == [
+            (1, 1, "p1-1", "shot 1", "{shot}/{frame:04d}.{ext}"),
+            (1, 2, "p1-2", "shot 1", "{shot}/{frame:04d}.{ext}"),
+            (2, 1, "p2-1", "shot 2", "{shot}/{frame:04d}.{ext}"),
+            (2, 3, "p2-3", "shot 2", "{shot}/{frame:04d}.{ext}")]
+        done = [(1, 1, "sha1"), (1, 2, "sha2"), (2, 1, "sha1"), (2, 3, "a newer render")]
+        assert await db.write(delivery_sql.delivered_many, done) == 3
+        shot1 = await db.read(delivery_sql.summary, 1)
+        shot2 = await db.read(delivery_sql.summary, 2)
+        assert (shot1["delivered"], shot1["failed"], shot1["last_error"]) == (2, 0, None)
+        assert (shot2["delivered"], shot2["failed"], shot2["last_error"]) == (1, 2, "disk full")
+    finally:
+        await db.close()
+
+
 async def test_a_shot_that_fails_is_news_once_however_often_it_is_shown(tmp_path):
     """The farm's shot summaries (the event broker's) become webhook deliveries: once
     per ending, to the webhooks that want that event only."""
