@@ -14,8 +14,8 @@ when the coordinator stopped are queued again at start.
 from __future__ import annotations
 
 import asyncio
-import logging
 import itertools
+import logging
 import os
 import secrets
 from concurrent.futures import ThreadPoolExecutor
@@ -64,31 +64,34 @@ def copy_batch(copies: list[Copy]) -> None:
     group (the frames of a shot share one); its files are then named relative to the
     open folder, so a symlink swapped into the path meanwhile cannot redirect them. The
     final name needs no check: the temp file is created anew (`O_EXCL`, which follows
-    no symlink) and a rename replaces a symlink at the final name, never its target."""
+    no symlink) and a rename replaces a symlink at the final name, never its target.
+    A source that is a symlink is not copied (`O_NOFOLLOW`): frames are plain files."""
     folders = _Folders()
     written: list[tuple[Copy, int, str, str, int]] = []   # copy, folder fd, temp, name, fd
     for copy in copies:
+        src = -1
         try:
+            src = os.open(copy.source, _SOURCE)
             folder, name = folders.open(copy.root, copy.relative)
             temp = f".{name}.{_TEMP_TAG}-{next(_temp_numbers)}.brender-tmp"
             out = os.open(temp, _CREATE, 0o666, dir_fd=folder)
         except (OSError, ValueError) as exc:
             copy.error = exc
+            if src >= 0:
+                os.close(src)
             continue
         written.append((copy, folder, temp, name, out))
         try:
-            src = os.open(copy.source, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                size, offset = os.fstat(src).st_size, 0
-                while offset < size:
-                    sent = os.sendfile(out, src, offset, size - offset)
-                    if not sent:
-                        break   # the source shrank (replaced meanwhile): copied as it is
-                    offset += sent
-            finally:
-                os.close(src)
+            size, offset = os.fstat(src).st_size, 0
+            while offset < size:
+                sent = os.sendfile(out, src, offset, size - offset)
+                if not sent:
+                    break   # the source shrank (replaced meanwhile): copied as it is
+                offset += sent
         except OSError as exc:
             copy.error = exc
+        finally:
+            os.close(src)
     synced: set[int] = set()
     try:
         for copy, folder, temp, name, out in written:
@@ -116,11 +119,30 @@ def copy_batch(copies: list[Copy]) -> None:
         folders.close()
 
 
+class _Sources:
+    """The frames' files in the data dir, each folder resolved and checked once per
+    group; the file itself is opened without following a symlink (`_SOURCE`)."""
+
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        self.folders: dict[str, Path] = {}
+
+    def path(self, relative: str) -> Path:
+        folder, _, name = relative.rpartition("/")
+        if name in ("", ".", ".."):
+            return self.storage.inside(relative)
+        real = self.folders.get(folder)
+        if real is None:
+            real = self.folders[folder] = self.storage.inside(folder)
+        return real / name
+
+
 # A temp file's name: unique to this process (and host: coordinators may share studio
 # storage) without asking the system for randomness once per frame.
 _TEMP_TAG = f"{os.getpid()}-{secrets.token_hex(4)}"
 _temp_numbers = itertools.count()
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_SOURCE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -243,6 +265,7 @@ class Delivery:
     async def _deliver(self, keys: list[Key]) -> None:
         """Copy a batch of frames (one read, one group of copies, one write)."""
         copies, digests, was_failed = [], {}, set()
+        sources = _Sources(self.storage)
         for frame in await self.db.read(delivery_sql.sources, keys):
             key = (frame["shot_id"], frame["number"])
             if frame["status"] != "done" or not frame["output_template"] \
@@ -250,7 +273,7 @@ class Delivery:
                 self._failures.pop(key, None)
                 continue
             root = self.roots.get(frame["output_root"])
-            copy = Copy(key, self.storage.inside(frame["path"]), root or Path("/"), "")
+            copy = Copy(key, sources.path(frame["path"]), root or Path("/"), "")
             if root is None:
                 copy.error = ValueError(f"the output root {frame['output_root']!r} is not "
                                         "configured on this coordinator")

@@ -358,6 +358,60 @@ async def test_a_group_reads_its_frames_and_records_their_delivery_per_shot(back
         await db.close()
 
 
+async def test_a_frame_file_swapped_for_a_symlink_is_never_delivered(tmp_path):
+    """The data dir's own frames go out; a frame file that became a symlink (to a
+    secret, even one inside the data dir) fails alone and is recorded on its frame."""
+    from coordinator.config import Config
+    from coordinator.database import Database
+    from coordinator.delivery import Delivery
+    from coordinator.storage import Storage
+    from coordinator.store import delivery as delivery_sql
+    db, storage = Database(tmp_path / "brender.db"), Storage(tmp_path / "data")
+    studio, secret = tmp_path / "studio", tmp_path / "secret.txt"
+    studio.mkdir()
+    secret.write_bytes(b"secret")
+    frames = storage.root / "shots" / "1" / "frames"
+    frames.mkdir(parents=True)
+    for n in (1, 2, 3):
+        (frames / f"frame_{n:06d}.png").write_bytes(f"frame {n}".encode())
+    (frames / "frame_000002.png").unlink()
+    (frames / "frame_000002.png").symlink_to(secret)
+    (frames / "frame_000003.png").unlink()
+    (frames / "frame_000003.png").symlink_to(frames / "frame_000001.png")
+    await db.open()
+    try:
+        async def setup(c):
+            await c.execute(
+                """INSERT INTO shots (id, name, status, priority, blend_path, files,
+                   frame_start, frame_end, frame_step, fps, created_at, frames_total,
+                   output_template, output_root) VALUES (1, 'sh', 'active', 50, 'b.blend',
+                   '[]', 1, 3, 1, 24, 0, 3, '{shot}/{frame:04d}.{ext}', 'studio')""")
+            await c.execute("INSERT INTO jobs (id, shot_id, ordinal, status, frames) "
+                            "VALUES (1, 1, 0, 'running', '[]')")
+            await c.executemany(
+                """INSERT INTO frames (shot_id, number, job_id, status, name, path, size,
+                   sha256, delivery) VALUES (1, ?, 1, 'done', ?, ?, 7, 'x', 'pending')""",
+                [(n, f"frame_{n:06d}.png", f"shots/1/frames/frame_{n:06d}.png")
+                 for n in (1, 2, 3)])
+        await db.write(setup)
+        delivery = Delivery(Config(output_roots={"studio": studio}), db, storage,
+                            lambda shot_id: None)
+        try:
+            await delivery._deliver([(1, 1), (1, 2), (1, 3)])
+        finally:
+            for handle in delivery._retries.values():
+                handle.cancel()
+            delivery.executor.shutdown()
+        assert sorted(p.name for p in (studio / "sh").iterdir()) == ["0001.png"]
+        assert (studio / "sh" / "0001.png").read_bytes() == b"frame 1"
+        summary = await db.read(delivery_sql.summary, 1)
+        assert (summary["delivered"], summary["failed"]) == (1, 2)
+        assert [f["number"] for f in summary["failed_frames"]] == [2, 3]
+    finally:
+        await db.close()
+        storage.close()
+
+
 async def test_a_shot_that_fails_is_news_once_however_often_it_is_shown(tmp_path):
     """The farm's shot summaries (the event broker's) become webhook deliveries: once
     per ending, to the webhooks that want that event only."""
