@@ -14,7 +14,7 @@ async def sources(c: Connection, keys: list[tuple[int, int]]) -> list[dict]:
     numbers: dict[int, list[int]] = {}
     for shot_id, number in keys:
         numbers.setdefault(shot_id, []).append(number)
-    found = []
+    found: list[dict] = []
     for shot_id, wanted in numbers.items():
         for first in range(0, len(wanted), MAX_NUMBERS):
             part = wanted[first:first + MAX_NUMBERS]
