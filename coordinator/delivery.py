@@ -173,11 +173,21 @@ class _Folders:
     def _open(root: Path, folder: str) -> int:
         path = delivery_paths.inside_folder(root, folder)
         try:
-            return os.open(path, _FOLDER)
+            fd = os.open(path, _FOLDER)
         except (FileNotFoundError, NotADirectoryError):
             os.makedirs(path, exist_ok=True)
             # Resolved again: a symlink may have been made meanwhile.
-            return os.open(delivery_paths.inside_folder(root, folder), _FOLDER)
+            fd = os.open(delivery_paths.inside_folder(root, folder), _FOLDER)
+        try:
+            # The folder opened, whatever was swapped into the path since the check,
+            # is the one written to: on Linux /proc names it.
+            opened = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            return fd   # no /proc: the check before the open stands
+        if not delivery_paths.within(os.path.realpath(root), opened):
+            os.close(fd)
+            raise ValueError(f"{folder!r} leads outside the output root")
+        return fd
 
     def close(self) -> None:
         for fd in self.fds.values():

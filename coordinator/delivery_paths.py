@@ -80,9 +80,14 @@ def inside_folder(root: Path, folder: str) -> str:
     existing symlinks resolved; raises ValueError when that leaves the root."""
     real_root = os.path.realpath(root)
     real = os.path.realpath(os.path.join(real_root, folder))
-    if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
+    if not within(real_root, real):
         raise ValueError(f"{folder!r} leads outside the output root")
     return real
+
+
+def within(real_root: str, real: str) -> bool:
+    """`real` (a path without symlinks) is `real_root` or under it."""
+    return real == real_root or real.startswith(real_root.rstrip("/") + "/")
 
 
 def check_template(template: Any) -> str:

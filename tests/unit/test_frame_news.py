@@ -312,6 +312,26 @@ def test_a_group_checks_each_folder_and_refuses_every_frame_of_one_that_escapes(
     assert not [p for p in root.rglob("*") if "brender-tmp" in p.name]
 
 
+def test_a_folder_swapped_for_a_symlink_after_its_check_is_not_written(tmp_path,
+                                                                       monkeypatch):
+    """The folder is checked, then opened: a symlink swapped in between (here: the
+    check answers with the path as it was) is caught on the opened folder itself."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    (outside / "t").mkdir(parents=True)
+    (root / "s").symlink_to(outside)
+    checked = delivery_paths.inside_folder
+    monkeypatch.setattr(delivery_paths, "inside_folder",
+                        lambda r, folder: os.path.join(checked(r, ""), folder))
+    source = tmp_path / "frame.png"
+    source.write_bytes(b"frame")
+    with pytest.raises(ValueError):
+        copy_atomically(source, root, "s/t/0001.png")
+    assert not list((outside / "t").iterdir())
+    copy_atomically(source, root, "u/0001.png")    # a folder that stays inside: written
+    assert (root / "u" / "0001.png").read_bytes() == b"frame"
+
+
 async def test_a_group_reads_its_frames_and_records_their_delivery_per_shot(backend, tmp_path):
     """On SQLite and PostgreSQL: one group spans two shots and names a frame that is
     gone; a shot's last error goes once no frame of it is failing, and a frame whose
