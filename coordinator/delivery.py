@@ -16,14 +16,15 @@ takes over, now and then, what has waited long (a dead peer's frames).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
+import secrets
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import Callable
 
 from . import delivery_paths
 from .config import Config
@@ -61,56 +62,144 @@ class Copy:
 
 def copy_batch(copies: list[Copy]) -> None:
     """Copy each frame to its place, atomically, as one group: every temp file written
-    (a temp name in the target folder, the bytes file to file in the kernel: sendfile),
+    (a new name in the target folder, the bytes file to file in the kernel: sendfile),
     then each synced (the first sync commits the journal for all, so the others cost
     little), then each renamed over its final name, then each folder synced once. A
-    copy that fails keeps its error and leaves no temp file; the others go on."""
-    written: list[tuple[Copy, Path, Path, BinaryIO]] = []
+    copy that fails keeps its error and leaves no temp file; the others go on.
+
+    Each target folder is resolved, checked to lie inside its root and opened once per
+    group (the frames of a shot share one); its files are then named relative to the
+    open folder, so a symlink swapped into the path meanwhile cannot redirect them. The
+    final name needs no check: the temp file is created anew (`O_EXCL`, which follows
+    no symlink) and a rename replaces a symlink at the final name, never its target.
+    A source that is a symlink is not copied (`O_NOFOLLOW`): frames are plain files."""
+    folders = _Folders()
+    written: list[tuple[Copy, int, str, str, int]] = []   # copy, folder fd, temp, name, fd
     for copy in copies:
+        src = -1
         try:
-            target = delivery_paths.inside(copy.root, copy.relative)
-            if not target.parent.is_dir():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target = delivery_paths.inside(copy.root, copy.relative)  # a symlink made meanwhile
-            temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.brender-tmp")
-            out: BinaryIO = open(temp, "xb")
+            src = os.open(copy.source, _SOURCE)
+            folder, name = folders.open(copy.root, copy.relative)
+            temp = f".{name}.{_TEMP_TAG}-{next(_temp_numbers)}.brender-tmp"
+            out = os.open(temp, _CREATE, 0o666, dir_fd=folder)
         except (OSError, ValueError) as exc:
             copy.error = exc
+            if src >= 0:
+                os.close(src)
             continue
-        written.append((copy, temp, target, out))
+        written.append((copy, folder, temp, name, out))
         try:
-            with open(copy.source, "rb") as src:
-                size, offset = os.fstat(src.fileno()).st_size, 0
-                while offset < size:
-                    sent = os.sendfile(out.fileno(), src.fileno(), offset, size - offset)
-                    if not sent:
-                        break   # the source shrank (replaced meanwhile): copied as it is
-                    offset += sent
-        except OSError as exc:
-            copy.error = exc
-    folders = set()
-    for copy, temp, target, written_file in written:
-        try:
-            if copy.error is None:
-                os.fdatasync(written_file.fileno())
+            size, offset = os.fstat(src).st_size, 0
+            while offset < size:
+                sent = os.sendfile(out, src, offset, size - offset)
+                if not sent:
+                    break   # the source shrank (replaced meanwhile): copied as it is
+                offset += sent
         except OSError as exc:
             copy.error = exc
         finally:
-            written_file.close()
+            os.close(src)
+    synced: set[int] = set()
+    try:
+        for copy, folder, temp, name, out in written:
+            try:
+                if copy.error is None:
+                    os.fdatasync(out)
+            except OSError as exc:
+                copy.error = exc
+            finally:
+                os.close(out)
+            try:
+                if copy.error is None:
+                    os.replace(temp, name, src_dir_fd=folder, dst_dir_fd=folder)
+                    synced.add(folder)
+            except OSError as exc:
+                copy.error = exc
+            if copy.error is not None:
+                try:
+                    os.unlink(temp, dir_fd=folder)
+                except FileNotFoundError:
+                    pass
+        for folder in synced:
+            os.fsync(folder)
+    finally:
+        folders.close()
+
+
+class _Sources:
+    """The frames' files in the data dir, each folder resolved and checked once per
+    group; the file itself is opened without following a symlink (`_SOURCE`)."""
+
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        self.folders: dict[str, Path] = {}
+
+    def path(self, relative: str) -> Path:
+        folder, _, name = relative.rpartition("/")
+        if name in ("", ".", ".."):
+            return self.storage.inside(relative)
+        real = self.folders.get(folder)
+        if real is None:
+            real = self.folders[folder] = self.storage.inside(folder)
+        return real / name
+
+
+# A temp file's name: unique to this process (and host: coordinators may share studio
+# storage) without asking the system for randomness once per frame.
+_TEMP_TAG = f"{os.getpid()}-{secrets.token_hex(4)}"
+_temp_numbers = itertools.count()
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_SOURCE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class _Folders:
+    """The target folders of one group, each resolved, checked and opened once."""
+
+    def __init__(self) -> None:
+        self.fds: dict[tuple[Path, str], int | Exception] = {}
+
+    def open(self, root: Path, relative: str) -> tuple[int, str]:
+        """(an open fd of the folder of `relative` under `root`, the file's name)."""
+        folder, _, name = relative.rpartition("/")
+        if name in ("", ".", "..") or relative.startswith("/"):
+            raise ValueError(f"{relative!r} names no file under the output root")
+        key = (root, folder)
+        fd = self.fds.get(key)
+        if fd is None:
+            try:
+                fd = self.fds[key] = self._open(root, folder)
+            except (OSError, ValueError) as exc:
+                self.fds[key] = exc
+                raise
+        if isinstance(fd, Exception):
+            raise fd
+        return fd, name
+
+    @staticmethod
+    def _open(root: Path, folder: str) -> int:
+        path = delivery_paths.inside_folder(root, folder)
         try:
-            if copy.error is None:
-                os.replace(temp, target)
-                folders.add(target.parent)
-        except OSError as exc:
-            copy.error = exc
-        if copy.error is not None:
-            temp.unlink(missing_ok=True)
-    for folder in folders:
-        fd = os.open(folder, os.O_RDONLY)
+            fd = os.open(path, _FOLDER)
+        except (FileNotFoundError, NotADirectoryError):
+            os.makedirs(path, exist_ok=True)
+            # Resolved again: a symlink may have been made meanwhile.
+            fd = os.open(delivery_paths.inside_folder(root, folder), _FOLDER)
         try:
-            os.fsync(fd)
-        finally:
+            # The folder opened, whatever was swapped into the path since the check,
+            # is the one written to: on Linux /proc names it.
+            opened = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            return fd   # no /proc: the check before the open stands
+        if not delivery_paths.within(os.path.realpath(root), opened):
             os.close(fd)
+            raise ValueError(f"{folder!r} leads outside the output root")
+        return fd
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            if isinstance(fd, int):
+                os.close(fd)
 
 
 def copy_atomically(source: Path, root: Path, relative: str) -> None:
@@ -215,6 +304,7 @@ class Delivery:
     async def _deliver(self, keys: list[Key]) -> None:
         """Copy a batch of frames (one read, one group of copies, one write)."""
         copies, digests, was_failed = [], {}, set()
+        sources = _Sources(self.storage)
         for frame in await self.db.read(delivery_sql.sources, keys):
             key = (frame["shot_id"], frame["number"])
             if frame["status"] != "done" or not frame["output_template"] \
@@ -222,7 +312,7 @@ class Delivery:
                 self._failures.pop(key, None)
                 continue
             root = self.roots.get(frame["output_root"])
-            copy = Copy(key, self.storage.inside(frame["path"]), root or Path("/"), "")
+            copy = Copy(key, sources.path(frame["path"]), root or Path("/"), "")
             if root is None:
                 copy.error = ValueError(f"the output root {frame['output_root']!r} is not "
                                         "configured on this coordinator")

@@ -18,7 +18,7 @@ leading dots are dropped, so a value is never `..` nor holds a separator. A temp
 that is absolute, holds `..` or `.` or an empty folder, a backslash, an unknown field
 or a conversion is refused, and so is one whose path, resolved with the symlinks that
 exist, leaves its root. Every delivery checks the resolved folder again, since a
-symlink may appear later.
+symlink may appear later (`delivery.copy_batch`: once per folder and group of frames).
 """
 from __future__ import annotations
 
@@ -73,6 +73,21 @@ def inside(root: Path, relative: str) -> Path:
     if target == real_root or not target.is_relative_to(real_root):
         raise ValueError(f"{relative!r} leads outside the output root")
     return target
+
+
+def inside_folder(root: Path, folder: str) -> str:
+    """The real path of `folder` (relative; '' for the root itself) under `root`, its
+    existing symlinks resolved; raises ValueError when that leaves the root."""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(os.path.join(real_root, folder))
+    if not within(real_root, real):
+        raise ValueError(f"{folder!r} leads outside the output root")
+    return real
+
+
+def within(real_root: str, real: str) -> bool:
+    """`real` (a path without symlinks) is `real_root` or under it."""
+    return real == real_root or real.startswith(real_root.rstrip("/") + "/")
 
 
 def check_template(template: Any) -> str:

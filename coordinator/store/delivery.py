@@ -4,47 +4,65 @@ from __future__ import annotations
 
 from .connection import Connection
 
-
-async def source(c: Connection, shot_id: int, number: int) -> dict | None:
-    """What delivering a frame needs: its file and the shot's template and root."""
-    row = await c.fetchone(
-        """SELECT f.shot_id, f.number, f.name, f.path, f.sha256, f.status, f.delivery,
-                  s.name AS shot_name, s.blend_path, s.output_template, s.output_root
-           FROM frames f JOIN shots s ON s.id = f.shot_id
-           WHERE f.shot_id = ? AND f.number = ?""", (shot_id, number))
-    return dict(row) if row else None
+# Frame numbers in one query's `IN (...)`: far below any database's parameter limit.
+MAX_NUMBERS = 500
 
 
 async def sources(c: Connection, keys: list[tuple[int, int]]) -> list[dict]:
-    """`source` of each (shot id, number) that still exists."""
-    found = []
+    """What delivering each (shot id, number) that still exists needs: its file and its
+    shot's template and root. One query per shot (a group is mostly of one shot)."""
+    numbers: dict[int, list[int]] = {}
     for shot_id, number in keys:
-        frame = await source(c, shot_id, number)
-        if frame is not None:
-            found.append(frame)
+        numbers.setdefault(shot_id, []).append(number)
+    found: list[dict] = []
+    for shot_id, wanted in numbers.items():
+        for first in range(0, len(wanted), MAX_NUMBERS):
+            part = wanted[first:first + MAX_NUMBERS]
+            rows = await c.fetchall(
+                f"""SELECT f.shot_id, f.number, f.name, f.path, f.sha256, f.status,
+                           f.delivery, s.name AS shot_name, s.blend_path,
+                           s.output_template, s.output_root
+                    FROM frames f JOIN shots s ON s.id = f.shot_id
+                    WHERE f.shot_id = ? AND f.number IN ({", ".join("?" * len(part))})""",
+                (shot_id, *part))
+            found.extend(dict(r) for r in rows)
     return found
 
 
 async def delivered_many(c: Connection, frames: list[tuple[int, int, str]]) -> int:
-    """`delivered` for each (shot id, number, sha256); how many were still that render."""
-    count = 0
+    """`delivered` for each (shot id, number, sha256), each shot's error cleared once;
+    how many were still that render."""
+    count, shots = 0, set()
     for shot_id, number, sha in frames:
-        count += await delivered(c, shot_id, number, sha)
+        if await _frame_delivered(c, shot_id, number, sha):
+            count += 1
+            shots.add(shot_id)
+    for shot_id in shots:
+        await _shot_delivered(c, shot_id)
     return count
 
 
 async def delivered(c: Connection, shot_id: int, number: int, sha256: str) -> bool:
     """The copy of the frame whose file has `sha256` is in place; False when the frame
     changed meanwhile (a re-render landed: that one is delivered next)."""
-    changed = await c.execute(
+    if not await _frame_delivered(c, shot_id, number, sha256):
+        return False
+    await _shot_delivered(c, shot_id)
+    return True
+
+
+async def _frame_delivered(c: Connection, shot_id: int, number: int, sha256: str) -> bool:
+    return bool(await c.execute(
         """UPDATE frames SET delivery = 'delivered', delivery_error = NULL
-           WHERE shot_id = ? AND number = ? AND sha256 = ?""", (shot_id, number, sha256))
-    if changed:
-        await c.execute(
-            """UPDATE shots SET delivery_error = NULL WHERE id = ? AND delivery_error IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM frames WHERE shot_id = ? AND delivery = 'failed')""",
-            (shot_id, shot_id))
-    return bool(changed)
+           WHERE shot_id = ? AND number = ? AND sha256 = ?""", (shot_id, number, sha256)))
+
+
+async def _shot_delivered(c: Connection, shot_id: int) -> None:
+    """The shot's last delivery error goes once none of its frames is failing."""
+    await c.execute(
+        """UPDATE shots SET delivery_error = NULL WHERE id = ? AND delivery_error IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM frames WHERE shot_id = ? AND delivery = 'failed')""",
+        (shot_id, shot_id))
 
 
 async def failed(c: Connection, shot_id: int, number: int, reason: str) -> None:

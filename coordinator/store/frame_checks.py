@@ -14,7 +14,7 @@ import orjson
 
 from ..frame_checks import NEIGHBOURS, verdict
 from ..states import JobStatus
-from .connection import Connection
+from .connection import Connection, Row
 
 NEIGHBOUR_SIZES = f"""
     SELECT size FROM (SELECT size FROM frames WHERE shot_id = ? AND number < ?
@@ -26,12 +26,16 @@ NEIGHBOUR_SIZES = f"""
                       ORDER BY number LIMIT {NEIGHBOURS}) AS above"""
 
 
-async def judge(c: Connection, frame: dict[str, Any], checks: dict | None) -> dict[str, Any]:
+async def judge(c: Connection, frame: dict[str, Any], checks: dict | None,
+                shot: Row | None = None) -> dict[str, Any]:
     """Flag the frame just recorded when it looks wrong; re-render it once on another
-    node when its shot asks; queue its delivery. Returns the frame's changed fields."""
+    node when its shot asks; queue its delivery. `shot`: its shot's output_template and
+    rerender_suspicious when the caller read them already. Returns the frame's changed
+    fields."""
     shot_id, number = frame["shot_id"], frame["number"]
-    shot = await c.fetchone("SELECT output_template, rerender_suspicious FROM shots "
-                            "WHERE id = ?", (shot_id,))
+    if shot is None:
+        shot = await c.fetchone("SELECT output_template, rerender_suspicious FROM shots "
+                                "WHERE id = ?", (shot_id,))
     assert shot is not None   # the record found the frame's job in it
     sizes = [r["size"] for r in await c.fetchall(NEIGHBOUR_SIZES,
                                                  (shot_id, number, shot_id, number))]

@@ -74,6 +74,7 @@ async def record(c: Connection, up: Upload, extensions: dict[str, str],
     """
     row = await c.fetchone(
         f"""SELECT j.shot_id, j.node_id, j.frames, f.status, s.name AS shot_name,
+                  s.output_template, s.rerender_suspicious,
                   {c.dialect.json_text('s.render', 'output_format')} AS output_format,
                   n.name AS node_name
            FROM jobs j JOIN shots s ON s.id = j.shot_id
@@ -115,7 +116,7 @@ async def record(c: Connection, up: Upload, extensions: dict[str, str],
            WHERE id = ?""",
         (up.render_time or 0.0, 0 if up.render_time is None else 1, row["shot_id"]))
     # Issue 17: flagged when it looks wrong (maybe re-rendered), delivery queued.
-    recorded.update(await frame_checks.judge(c, recorded, up.checks))
+    recorded.update(await frame_checks.judge(c, recorded, up.checks, row))
     recorded["node_name"] = row["node_name"]
     # Extra outputs come before their frame: the event counts them like the listing.
     recorded["outputs"] = await c.fetchval(

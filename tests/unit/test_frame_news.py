@@ -269,6 +269,169 @@ def test_a_group_of_copies_goes_on_past_one_that_fails(tmp_path):
     assert not list(outside.iterdir())
 
 
+def test_a_symlink_at_the_final_name_is_replaced_never_written_through(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "s").mkdir(parents=True)
+    outside.mkdir()
+    secret = outside / "secret.txt"
+    secret.write_bytes(b"not the studio's")
+    (root / "s" / "0001.png").symlink_to(secret)
+    (root / "s" / "0002.png").symlink_to(outside / "new.png")    # dangling
+    source = tmp_path / "frame.png"
+    source.write_bytes(b"the frame")
+    copy_atomically(source, root, "s/0001.png")
+    copy_atomically(source, root, "s/0002.png")
+    for name in ("0001.png", "0002.png"):
+        assert not (root / "s" / name).is_symlink()
+        assert (root / "s" / name).read_bytes() == b"the frame"
+    assert secret.read_bytes() == b"not the studio's"
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+    assert sorted(p.name for p in (root / "s").iterdir()) == ["0001.png", "0002.png"]
+
+
+def test_a_group_checks_each_folder_and_refuses_every_frame_of_one_that_escapes(tmp_path):
+    from coordinator.delivery import Copy, copy_batch
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "real").mkdir(parents=True)
+    outside.mkdir()
+    (root / "away").symlink_to(outside)
+    (root / "alias").symlink_to(root / "real")     # a symlink that stays in the root
+    source = tmp_path / "frame.png"
+    source.write_bytes(b"frame")
+    relatives = ["a/b/0001.png", "away/0002.png", "alias/0003.png", "away/0004.png",
+                 "a/b/0005.png", "0006.png", "a/../../0007.png", "a/"]
+    copies = [Copy((1, n), source, root, rel) for n, rel in enumerate(relatives, 1)]
+    copy_batch(copies)
+    assert [c.error is None for c in copies] == [True, False, True, False, True, True,
+                                                 False, False]
+    assert all(isinstance(copies[i].error, ValueError) for i in (1, 3, 6, 7))
+    assert sorted(p.name for p in (root / "a" / "b").iterdir()) == ["0001.png", "0005.png"]
+    assert sorted(p.name for p in (root / "real").iterdir()) == ["0003.png"]
+    assert (root / "0006.png").read_bytes() == b"frame"
+    assert not list(outside.iterdir()) and not (tmp_path / "0007.png").exists()
+    assert not [p for p in root.rglob("*") if "brender-tmp" in p.name]
+
+
+def test_a_folder_swapped_for_a_symlink_after_its_check_is_not_written(tmp_path,
+                                                                       monkeypatch):
+    """The folder is checked, then opened: a symlink swapped in between (here: the
+    check answers with the path as it was) is caught on the opened folder itself."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    (outside / "t").mkdir(parents=True)
+    (root / "s").symlink_to(outside)
+    checked = delivery_paths.inside_folder
+    monkeypatch.setattr(delivery_paths, "inside_folder",
+                        lambda r, folder: os.path.join(checked(r, ""), folder))
+    source = tmp_path / "frame.png"
+    source.write_bytes(b"frame")
+    with pytest.raises(ValueError):
+        copy_atomically(source, root, "s/t/0001.png")
+    assert not list((outside / "t").iterdir())
+    copy_atomically(source, root, "u/0001.png")    # a folder that stays inside: written
+    assert (root / "u" / "0001.png").read_bytes() == b"frame"
+
+
+async def test_a_group_reads_its_frames_and_records_their_delivery_per_shot(backend, tmp_path):
+    """On SQLite and PostgreSQL: one group spans two shots and names a frame that is
+    gone; a shot's last error goes once no frame of it is failing, and a frame whose
+    render changed since its read is not marked delivered."""
+    from coordinator.database import open_database
+    from coordinator.store import delivery as delivery_sql
+    db = open_database(backend, tmp_path)
+    await db.open()
+    try:
+        async def setup(c):
+            for shot_id in (1, 2):
+                await c.execute(
+                    """INSERT INTO shots (id, name, status, priority, blend_path, files,
+                       frame_start, frame_end, frame_step, fps, created_at, frames_total,
+                       output_template, output_root)
+                       VALUES (?, ?, 'active', 50, 'b.blend', '[]', 1, 4, 1, 24, 0, 4,
+                               '{shot}/{frame:04d}.{ext}', 'studio')""",
+                    (shot_id, f"shot {shot_id}"))
+                await c.execute("INSERT INTO jobs (id, shot_id, ordinal, status, frames) "
+                                "VALUES (?, ?, 0, 'running', '[]')", (shot_id, shot_id))
+                await c.executemany(
+                    """INSERT INTO frames (shot_id, number, job_id, status, name, path, size,
+                       sha256, delivery) VALUES (?, ?, ?, 'done', ?, ?, 10, ?, 'pending')""",
+                    [(shot_id, n, shot_id, f"frame_{n:06d}.png", f"p{shot_id}-{n}",
+                      f"sha{n}") for n in range(1, 5)])
+        await db.write(setup)
+        for shot_id, number in ((1, 2), (2, 3), (2, 4)):
+            await db.write(delivery_sql.failed, shot_id, number, "disk full")
+        keys = [(1, 1), (2, 3), (1, 2), (1, 9), (2, 1)]
+        found = await db.read(delivery_sql.sources, keys)
+        assert sorted((f["shot_id"], f["number"], f["path"], f["shot_name"],
+                       f["output_template"]) for f in found) == [
+            (1, 1, "p1-1", "shot 1", "{shot}/{frame:04d}.{ext}"),
+            (1, 2, "p1-2", "shot 1", "{shot}/{frame:04d}.{ext}"),
+            (2, 1, "p2-1", "shot 2", "{shot}/{frame:04d}.{ext}"),
+            (2, 3, "p2-3", "shot 2", "{shot}/{frame:04d}.{ext}")]
+        done = [(1, 1, "sha1"), (1, 2, "sha2"), (2, 1, "sha1"), (2, 3, "a newer render")]
+        assert await db.write(delivery_sql.delivered_many, done) == 3
+        shot1 = await db.read(delivery_sql.summary, 1)
+        shot2 = await db.read(delivery_sql.summary, 2)
+        assert (shot1["delivered"], shot1["failed"], shot1["last_error"]) == (2, 0, None)
+        assert (shot2["delivered"], shot2["failed"], shot2["last_error"]) == (1, 2, "disk full")
+    finally:
+        await db.close()
+
+
+async def test_a_frame_file_swapped_for_a_symlink_is_never_delivered(tmp_path):
+    """The data dir's own frames go out; a frame file that became a symlink (to a
+    secret, even one inside the data dir) fails alone and is recorded on its frame."""
+    from coordinator.config import Config
+    from coordinator.database import Database
+    from coordinator.delivery import Delivery
+    from coordinator.storage import Storage
+    from coordinator.store import delivery as delivery_sql
+    db, storage = Database(tmp_path / "brender.db"), Storage(tmp_path / "data")
+    studio, secret = tmp_path / "studio", tmp_path / "secret.txt"
+    studio.mkdir()
+    secret.write_bytes(b"secret")
+    frames = storage.root / "shots" / "1" / "frames"
+    frames.mkdir(parents=True)
+    for n in (1, 2, 3):
+        (frames / f"frame_{n:06d}.png").write_bytes(f"frame {n}".encode())
+    (frames / "frame_000002.png").unlink()
+    (frames / "frame_000002.png").symlink_to(secret)
+    (frames / "frame_000003.png").unlink()
+    (frames / "frame_000003.png").symlink_to(frames / "frame_000001.png")
+    await db.open()
+    try:
+        async def setup(c):
+            await c.execute(
+                """INSERT INTO shots (id, name, status, priority, blend_path, files,
+                   frame_start, frame_end, frame_step, fps, created_at, frames_total,
+                   output_template, output_root) VALUES (1, 'sh', 'active', 50, 'b.blend',
+                   '[]', 1, 3, 1, 24, 0, 3, '{shot}/{frame:04d}.{ext}', 'studio')""")
+            await c.execute("INSERT INTO jobs (id, shot_id, ordinal, status, frames) "
+                            "VALUES (1, 1, 0, 'running', '[]')")
+            await c.executemany(
+                """INSERT INTO frames (shot_id, number, job_id, status, name, path, size,
+                   sha256, delivery) VALUES (1, ?, 1, 'done', ?, ?, 7, 'x', 'pending')""",
+                [(n, f"frame_{n:06d}.png", f"shots/1/frames/frame_{n:06d}.png")
+                 for n in (1, 2, 3)])
+        await db.write(setup)
+        delivery = Delivery(Config(output_roots={"studio": studio}), db, storage,
+                            lambda shot_id: None)
+        try:
+            await delivery._deliver([(1, 1), (1, 2), (1, 3)])
+        finally:
+            for handle in delivery._retries.values():
+                handle.cancel()
+            delivery.executor.shutdown()
+        assert sorted(p.name for p in (studio / "sh").iterdir()) == ["0001.png"]
+        assert (studio / "sh" / "0001.png").read_bytes() == b"frame 1"
+        summary = await db.read(delivery_sql.summary, 1)
+        assert (summary["delivered"], summary["failed"]) == (1, 2)
+        assert [f["number"] for f in summary["failed_frames"]] == [2, 3]
+    finally:
+        await db.close()
+        storage.close()
+
+
 async def test_a_shot_that_fails_is_news_once_however_often_it_is_shown(tmp_path):
     """The farm's shot summaries (the event broker's) become webhook deliveries: once
     per ending, to the webhooks that want that event only."""
