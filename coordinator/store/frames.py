@@ -76,12 +76,14 @@ async def record(c: Connection, up: Upload, extensions: dict[str, str],
         f"""SELECT j.shot_id, j.node_id, j.frames, f.status, s.name AS shot_name,
                   s.output_template, s.rerender_suspicious,
                   {c.dialect.json_text('s.render', 'output_format')} AS output_format,
-                  n.name AS node_name
+                  n.name AS node_name,
+                  (SELECT COUNT(*) FROM frame_outputs o
+                   WHERE o.shot_id = j.shot_id AND o.number = ?) AS outputs
            FROM jobs j JOIN shots s ON s.id = j.shot_id
            LEFT JOIN frames f ON f.shot_id = j.shot_id AND f.number = ? AND f.job_id = j.id
            LEFT JOIN nodes n ON n.id = j.node_id
            WHERE j.attempt_id = ? AND j.status = 'running'""" + c.dialect.share_lock("j"),
-        (up.number, up.attempt_id))
+        (up.number, up.number, up.attempt_id))
     if row is None:
         raise StaleAttempt()
     if row["status"] is None or up.number not in orjson.loads(row["frames"]):
@@ -119,9 +121,7 @@ async def record(c: Connection, up: Upload, extensions: dict[str, str],
     recorded.update(await frame_checks.judge(c, recorded, up.checks, row))
     recorded["node_name"] = row["node_name"]
     # Extra outputs come before their frame: the event counts them like the listing.
-    recorded["outputs"] = await c.fetchval(
-        "SELECT COUNT(*) FROM frame_outputs WHERE shot_id = ? AND number = ?",
-        (row["shot_id"], number))
+    recorded["outputs"] = row["outputs"]
     frame = frame_dict(recorded)
     frame["shot_name"] = row["shot_name"]
     return frame

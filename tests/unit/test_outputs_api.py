@@ -70,10 +70,15 @@ async def test_outputs_are_recorded_listed_downloaded_and_counted(api, tmp_path)
                                   (right, "view", "R", "PNG")]:
         resp = await put_output(api, attempt, 1, data, kind, name, fmt)
         assert resp.status == 201, await resp.text()
+    heard: list[dict] = []
+    api.server.app[keys.EVENTS].observers.append(
+        lambda kind, data: heard.append(data) if kind == "frame" else None)
     frame = png()
     resp = await api.put(f"/api/attempts/{attempt}/frames/1", data=frame,
                          headers={**AUTH, "X-Sha256": hashlib.sha256(frame).hexdigest()})
     assert resp.status == 201
+    # The frame's event counts its outputs, as the listing does.
+    assert [(f["number"], f["outputs"]) for f in heard] == [(1, 3)]
 
     listed = (await (await api.get(f"/api/shots/{shot['id']}/frames/1/outputs")).json())["outputs"]
     assert [(o["kind"], o["name"], o["format"]) for o in listed] == [
