@@ -40,7 +40,8 @@ class Reaper:
     async def reap(self, now: float) -> int:
         """Renew the leases of connected nodes; requeue those whose node went silent.
 
-        A connection counts as alive while its WebSocket answers pings, so a node
+        A channel counts as alive while it is open: the channel watch (liveness.py)
+        closes one its node stopped talking on, so a node
         that is killed or unplugged stops renewing and loses its job after the
         lease timeout; one that reconnects in time resumes it. Only leases within
         half a timeout of their end are looked at and renewed: a farm of 1,000

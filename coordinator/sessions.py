@@ -38,6 +38,10 @@ class NodeSession:
         self._asleep = False
         self.offer: Offer = offer_of(node)  # what the claim matches shots against
         self.claiming = False  # a claim for this node is in flight
+        # When the channel last brought anything (liveness.py) and when it was last
+        # pinged for being quiet (time.monotonic()).
+        self.heard = time.monotonic()
+        self.pinged = 0.0
         # Since when this node has waited for a job while there was work; None while the
         # queue had nothing for it.
         self.dispatched_at: float | None = time.monotonic()
