@@ -2,9 +2,10 @@
 
 A channel is alive while the coordinator hears from it: any message, the node's
 `heartbeat` (every `heartbeat_interval`, told in the welcome), a pong. A channel quiet
-for a whole interval is pinged once (a node that sends no heartbeat answers with a
-pong); one quiet for `SILENT_INTERVALS` intervals is closed, so its lease stops being
-renewed and runs out (reaper.py), and its job is requeued.
+for all but the last of `SILENT_INTERVALS` intervals is pinged once (a node that sends
+no heartbeat answers with a pong: the last interval is its time to); one quiet for all
+of them is closed, so its lease stops being renewed and runs out (reaper.py), and its
+job is requeued. brender-node beats every interval, so it is never pinged.
 
 aiohttp's own heartbeat (`heartbeat=` on the WebSocketResponse) did this with a ping
 timer per socket, rescheduled on every message received, and a pong wait of half an
@@ -26,6 +27,7 @@ log = logging.getLogger("brender.nodes")
 # Heartbeat intervals a channel may stay silent before it counts as dead: a node beats
 # once an interval, so two missed beats and an unanswered ping.
 SILENT_INTERVALS = 3
+QUIET_INTERVALS = SILENT_INTERVALS - 1   # then it is pinged
 
 
 class ChannelWatch:
@@ -43,9 +45,9 @@ class ChannelWatch:
                 log.exception("channel sweep failed")
 
     async def sweep(self, now: float) -> int:
-        """Ping the channels quiet for an interval, close the silent ones; returns how
+        """Ping the channels quiet for a while, close the silent ones; returns how
         many were closed."""
-        quiet_since = now - self.interval
+        quiet_since = now - self.interval * QUIET_INTERVALS
         dead_since = now - self.interval * SILENT_INTERVALS
         closed = 0
         for session in list(self.sessions):
