@@ -25,10 +25,12 @@ PROGRESS_EVERY = 0.5  # seconds: progress comes many times a second; dashboards 
 
 class NodeSession:
     def __init__(self, node: dict, ws: web.WebSocketResponse,
-                 on_change: Callable[[NodeSession], None]):
+                 on_change: Callable[[NodeSession], None],
+                 on_kind_change: Callable[[], None] = lambda: None):
         self.node = node
         self.ws = ws
         self._on_change = on_change
+        self._on_kind_change = on_kind_change   # its offer, enabled or asleep changed
         self._ready = False
         self._attempt_id: str | None = None
         self._job_id: int | None = None
@@ -120,16 +122,20 @@ class NodeSession:
 
     def set_enabled(self, enabled: bool) -> None:
         self.node["enabled"] = enabled
+        self._on_kind_change()
         self._on_change(self)
 
     def set_asleep(self, asleep: bool) -> None:
-        self._asleep = asleep
+        if asleep != self._asleep:
+            self._asleep = asleep
+            self._on_kind_change()
         self._on_change(self)
 
     def edited(self, node: dict) -> None:
         """An admin changed the node's tags or schedule."""
         self.node = node
         self.offer = offer_of(node)
+        self._on_kind_change()
         self._on_change(self)
 
     # -- the channel ----------------------------------------------------------------
@@ -160,6 +166,12 @@ class ConnectedNodes:
         self._series_count: Counter[tuple[int, ...]] = Counter()
         self._series_of: dict[str, frozenset[tuple[int, ...]]] = {}
         self._series: frozenset[tuple[int, ...]] | None = None
+        # Bumped when a node comes, goes, or changes its offer, enabled or asleep: what
+        # the kinds of nodes (waiting.py) are made of, recounted only then.
+        self.kinds_generation = 0
+
+    def _kinds_changed(self) -> None:
+        self.kinds_generation += 1
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -191,8 +203,9 @@ class ConnectedNodes:
     def connect(self, node: dict, ws: web.WebSocketResponse,
                 ) -> tuple[NodeSession, NodeSession | None]:
         """A node's new channel; returns it and the channel it replaces, if any."""
-        session = NodeSession(node, ws, self._on_change)
+        session = NodeSession(node, ws, self._on_change, self._kinds_changed)
         old = self._by_id.get(session.node_id)
+        self.kinds_generation += 1
         self._by_id[session.node_id] = session
         self._count_series(session.node_id, session.offer)
         self._on_change(session)
@@ -202,6 +215,7 @@ class ConnectedNodes:
         """The channel closed; a newer channel of the same node stays."""
         if self._by_id.get(session.node_id) is session:
             del self._by_id[session.node_id]
+            self.kinds_generation += 1
             self._count_series(session.node_id, None)
             self._on_change(session)
 
