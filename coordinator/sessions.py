@@ -24,6 +24,11 @@ PROGRESS_EVERY = 0.5  # seconds: progress comes many times a second; dashboards 
 
 
 class NodeSession:
+    # A farm holds thousands: no per-session __dict__.
+    __slots__ = ("node", "ws", "_on_change", "_on_kind_change", "_ready", "_attempt_id",
+                 "_job_id", "_shot_id", "_progress", "_progress_told", "_asleep", "offer",
+                 "claiming", "heard", "pinged", "dispatched_at")
+
     def __init__(self, node: dict, ws: web.WebSocketResponse,
                  on_change: Callable[[NodeSession], None],
                  on_kind_change: Callable[[], None] = lambda: None):
