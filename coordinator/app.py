@@ -86,6 +86,7 @@ async def _farm_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(farm.scheduler.run(), name="dispatch"),
         asyncio.create_task(farm.reaper.run(min(1.0, config.lease_timeout / 4)),
                             name="reaper"),
+        asyncio.create_task(farm.channels.run(), name="channel-watch"),
         # Summaries count a shot's jobs (100,000 of them in a big shot): on the bulk
         # connection, so the quick reads never wait behind them.
         asyncio.create_task(events.flush_shots(farm.load_shot), name="shots"),

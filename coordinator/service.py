@@ -19,6 +19,7 @@ from .database import Database
 from .events import EventBroker
 from .farm_events import FarmEvents
 from .metrics import LandedCounters
+from .liveness import ChannelWatch
 from .movies import Movies
 from .outcomes import Outcomes
 from .reaper import Reaper
@@ -45,6 +46,7 @@ class Farm:
         self.outcomes = Outcomes(config, db, self.sessions, self.view, self.kick)
         self.scheduler = Scheduler(config, db, self.sessions, self.view, self.outcomes)
         self.reaper = Reaper(config, db, self.sessions, self.outcomes)
+        self.channels = ChannelWatch(self.sessions, config.heartbeat_interval)
         self.kick_peers: Callable[[], None] = lambda: None   # app.py: the farm link's
         self.waiting = WaitingReasons(db, self.sessions, self.view.shot_changed)
         self.availability = Availability(self.sessions, self._fell_asleep, self._woke)

@@ -24,11 +24,18 @@ PROGRESS_EVERY = 0.5  # seconds: progress comes many times a second; dashboards 
 
 
 class NodeSession:
+    # A farm holds thousands: no per-session __dict__.
+    __slots__ = ("node", "ws", "_on_change", "_on_kind_change", "_ready", "_attempt_id",
+                 "_job_id", "_shot_id", "_progress", "_progress_told", "_asleep", "offer",
+                 "claiming", "heard", "pinged", "dispatched_at")
+
     def __init__(self, node: dict, ws: web.WebSocketResponse,
-                 on_change: Callable[[NodeSession], None]):
+                 on_change: Callable[[NodeSession], None],
+                 on_kind_change: Callable[[], None] = lambda: None):
         self.node = node
         self.ws = ws
         self._on_change = on_change
+        self._on_kind_change = on_kind_change   # its offer, enabled or asleep changed
         self._ready = False
         self._attempt_id: str | None = None
         self._job_id: int | None = None
@@ -38,6 +45,10 @@ class NodeSession:
         self._asleep = False
         self.offer: Offer = offer_of(node)  # what the claim matches shots against
         self.claiming = False  # a claim for this node is in flight
+        # When the channel last brought anything (liveness.py) and when it was last
+        # pinged for being quiet (time.monotonic()).
+        self.heard = time.monotonic()
+        self.pinged = 0.0
         # Since when this node has waited for a job while there was work; None while the
         # queue had nothing for it.
         self.dispatched_at: float | None = time.monotonic()
@@ -116,16 +127,20 @@ class NodeSession:
 
     def set_enabled(self, enabled: bool) -> None:
         self.node["enabled"] = enabled
+        self._on_kind_change()
         self._on_change(self)
 
     def set_asleep(self, asleep: bool) -> None:
-        self._asleep = asleep
+        if asleep != self._asleep:
+            self._asleep = asleep
+            self._on_kind_change()
         self._on_change(self)
 
     def edited(self, node: dict) -> None:
         """An admin changed the node's tags or schedule."""
         self.node = node
         self.offer = offer_of(node)
+        self._on_kind_change()
         self._on_change(self)
 
     # -- the channel ----------------------------------------------------------------
@@ -156,6 +171,12 @@ class ConnectedNodes:
         self._series_count: Counter[tuple[int, ...]] = Counter()
         self._series_of: dict[str, frozenset[tuple[int, ...]]] = {}
         self._series: frozenset[tuple[int, ...]] | None = None
+        # Bumped when a node comes, goes, or changes its offer, enabled or asleep: what
+        # the kinds of nodes (waiting.py) are made of, recounted only then.
+        self.kinds_generation = 0
+
+    def _kinds_changed(self) -> None:
+        self.kinds_generation += 1
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -187,8 +208,9 @@ class ConnectedNodes:
     def connect(self, node: dict, ws: web.WebSocketResponse,
                 ) -> tuple[NodeSession, NodeSession | None]:
         """A node's new channel; returns it and the channel it replaces, if any."""
-        session = NodeSession(node, ws, self._on_change)
+        session = NodeSession(node, ws, self._on_change, self._kinds_changed)
         old = self._by_id.get(session.node_id)
+        self.kinds_generation += 1
         self._by_id[session.node_id] = session
         self._count_series(session.node_id, session.offer)
         self._on_change(session)
@@ -198,6 +220,7 @@ class ConnectedNodes:
         """The channel closed; a newer channel of the same node stays."""
         if self._by_id.get(session.node_id) is session:
             del self._by_id[session.node_id]
+            self.kinds_generation += 1
             self._count_series(session.node_id, None)
             self._on_change(session)
 

@@ -26,12 +26,19 @@ class WaitingReasons:
         self.shot_changed = shot_changed
         self._told: dict[int, tuple[str | None, tuple[str, ...]]] = {}
         self._pending: asyncio.TimerHandle | None = None
+        self._kinds: tuple[int, list[matching.NodeState]] | None = None
 
     def _nodes(self) -> list[matching.NodeState]:
         """One state per distinct (offer, enabled, awake) among the connected nodes: a
         reason depends on what nodes offer, not on how many offer it, and a farm of
         thousands has a handful of kinds (each shot's summary asks, several times a
-        second)."""
+        second): counted again only when a node came, went or changed its kind."""
+        generation = self.sessions.kinds_generation
+        if self._kinds is None or self._kinds[0] != generation:
+            self._kinds = (generation, self._count_kinds())
+        return self._kinds[1]
+
+    def _count_kinds(self) -> list[matching.NodeState]:
         kinds: dict[tuple[int, bool, bool], matching.Offer] = {}
         for s in self.sessions:
             if not s.ws.closed:   # offers are shared (matching.offer_of): keyed by identity

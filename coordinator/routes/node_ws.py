@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -24,17 +25,27 @@ INTERNAL = "internal error; see the coordinator log"
 @routes.get("/api/node/ws")
 async def node_channel(request: web.Request) -> web.WebSocketResponse:
     """WebSocket for nodes (token required): hello/welcome, ready/assign, reports."""
-    config = request.app[keys.CONFIG]
-    ws = web.WebSocketResponse(heartbeat=config.heartbeat_interval,
-                               max_msg_size=messages.MAX_MESSAGE)
+    # No aiohttp heartbeat: one sweep watches every channel (coordinator/liveness.py),
+    # which needs to see the pongs, so pings are answered here too.
+    ws = web.WebSocketResponse(autoping=False, max_msg_size=messages.MAX_MESSAGE)
     await ws.prepare(request)
     farm = request.app[keys.FARM]
     session = None
     try:
         first = await ws.receive(timeout=30)
+        while first.type in (WSMsgType.PING, WSMsgType.PONG):
+            if first.type == WSMsgType.PING:
+                await ws.pong(first.data)
+            first = await ws.receive(timeout=30)
         hello = await node_identity(request, messages.parse_hello(_decode(first)))
         session = await _handshake(request.app, farm, ws, hello)
         async for message in ws:
+            session.heard = time.monotonic()
+            if message.type == WSMsgType.PING:
+                await ws.pong(message.data)
+                continue
+            if message.type == WSMsgType.PONG:
+                continue
             if message.type != WSMsgType.TEXT:
                 break
             try:
