@@ -306,6 +306,12 @@ MIGRATIONS: list[str] = [
     DROP INDEX jobs_queue;
     CREATE INDEX jobs_queue ON jobs (status, shot_id, ordinal, id);
     """,
+    # A frame's neighbours for its size check (issue 17), straight from an index: the
+    # primary key walked every frame not rendered yet after it (most of a shot).
+    """
+    CREATE INDEX frames_judged ON frames (shot_id, number)
+        WHERE status = 'done' AND suspicious IS NULL;
+    """,
 ]
 
 
