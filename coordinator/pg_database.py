@@ -21,6 +21,7 @@ import asyncpg
 
 from .database import Database
 from .store.connection import Row, is_store_function
+from .store import frames as frame_sql
 from .store.pg_migrations import migrate_postgresql
 from .store.postgresql import RETRYABLE, PostgresConnection, create_pool, unavailable
 
@@ -32,6 +33,9 @@ class PostgresDatabase(Database):
     a plain function of SQLite's own connection has nothing to run on here."""
 
     MAX_BATCH = 64
+    # Batches of records committed side by side: a round trip to the server costs more
+    # than the work of a statement, so one batch at a time left the server waiting.
+    WRITERS = 3
     RETRIES = 5
     parallel_writes = True
 
@@ -41,7 +45,7 @@ class PostgresDatabase(Database):
         self.pool: asyncpg.Pool | None = None
         self._pool_size = pool_size
         self._queue: deque[tuple[Callable[..., Any], tuple, asyncio.Future]] = deque()
-        self._writer: asyncio.Task | None = None
+        self._writers: set[asyncio.Task] = set()
         self.batches = 0
         self.batched_writes = 0
 
@@ -50,8 +54,8 @@ class PostgresDatabase(Database):
         await self.write(migrate_postgresql)
 
     async def close(self) -> None:
-        if self._writer is not None:
-            await asyncio.gather(self._writer, return_exceptions=True)
+        if self._writers:
+            await asyncio.gather(*self._writers, return_exceptions=True)
         if self.pool is not None:
             pool, self.pool = self.pool, None
             await pool.close()
@@ -65,8 +69,10 @@ class PostgresDatabase(Database):
             return await self._retrying(self._one, fn, args)
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._queue.append((fn, args, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._drain(), name="db-writer")
+        if len(self._writers) < self.WRITERS:
+            writer = asyncio.create_task(self._drain(), name="db-writer")
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
         return await future
 
     async def _retrying(self, run: Callable[..., Any], *args: Any) -> Any:
@@ -124,7 +130,10 @@ class PostgresDatabase(Database):
         async with self._pool().acquire() as raw:
             async with raw.transaction():
                 conn = PostgresConnection(raw)
+                counts: dict[int, tuple[int, float, int]] = {}
+                conn.shot_counts = counts
                 for fn, args, _ in batch:
+                    before = dict(counts)
                     try:
                         async with raw.transaction():
                             outcomes.append((True, await fn(conn, *args)))
@@ -134,6 +143,10 @@ class PostgresDatabase(Database):
                         if unavailable(exc) is not None:
                             raise
                         outcomes.append((False, exc))
+                        counts.clear()
+                        counts.update(before)   # undone with its savepoint
+                if counts:
+                    await frame_sql.add_shot_counts(conn, counts)
         return outcomes
 
     async def read(self, fn: Callable[..., Any], *args: Any) -> Any:

@@ -63,6 +63,30 @@ def frame_dict(row: Any) -> dict:
     return d
 
 
+SHOT_COUNTS = """UPDATE shots SET frames_done = frames_done + ?,
+                 render_time_sum = render_time_sum + ?, render_time_count = render_time_count + ?
+                 WHERE id = ?"""
+
+
+async def _count_frame(c: Connection, shot_id: int, render_time: float | None) -> None:
+    """One more frame on the shot's counters; where the connection collects them (a
+    PostgreSQL batch of records: `shot_counts`), they are added as the batch ends, so
+    the shot's row is locked for its last statement only and batches run side by side."""
+    counts: dict[int, tuple[int, float, int]] | None = getattr(c, "shot_counts", None)
+    timed = 0 if render_time is None else 1
+    if counts is None:
+        await c.execute(SHOT_COUNTS, (1, render_time or 0.0, timed, shot_id))
+        return
+    frames, total, times = counts.get(shot_id, (0, 0.0, 0))
+    counts[shot_id] = (frames + 1, total + (render_time or 0.0), times + timed)
+
+
+async def add_shot_counts(c: Connection, counts: dict[int, tuple[int, float, int]]) -> None:
+    """The counters a batch of records collected (shots in id order: two batches
+    never wait on each other's shots crosswise)."""
+    await c.executemany(SHOT_COUNTS, [(*counts[shot_id], shot_id) for shot_id in sorted(counts)])
+
+
 async def record(c: Connection, up: Upload, extensions: dict[str, str],
                  place: Callable[[int, str, Upload], tuple[str, str, str | None]]) -> dict | None:
     """Record a frame under the lease fence, in one transaction.
@@ -111,14 +135,9 @@ async def record(c: Connection, up: Upload, extensions: dict[str, str],
            ON CONFLICT (shot_id, number) DO UPDATE SET
                media_type = excluded.media_type, data = excluded.data""",
         (row["shot_id"], number, THUMBNAIL_TYPES[up.thumbnail_ext], up.thumbnail))
-    await c.execute(
-        """UPDATE shots SET frames_done = frames_done + 1,
-           render_time_sum = render_time_sum + ?,
-           render_time_count = render_time_count + ?
-           WHERE id = ?""",
-        (up.render_time or 0.0, 0 if up.render_time is None else 1, row["shot_id"]))
     # Issue 17: flagged when it looks wrong (maybe re-rendered), delivery queued.
     recorded.update(await frame_checks.judge(c, recorded, up.checks, row))
+    await _count_frame(c, row["shot_id"], up.render_time)
     recorded["node_name"] = row["node_name"]
     # Extra outputs come before their frame: the event counts them like the listing.
     recorded["outputs"] = row["outputs"]

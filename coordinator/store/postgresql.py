@@ -46,11 +46,13 @@ class PostgresConnection:
     """`Connection` over one pooled asyncpg connection, inside the transaction (or
     not, for reads) its database facade opened."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("raw", "shot_counts")
     dialect = POSTGRESQL
 
     def __init__(self, raw: asyncpg.Connection):
         self.raw = raw
+        # A batch of frame records collects its shots' counters here (store/frames.py).
+        self.shot_counts: dict[int, tuple[int, float, int]] | None = None
 
     async def execute(self, text: str, params: Sequence[Any] = ()) -> int:
         status = await self.raw.execute(sql(text), *params)

@@ -155,3 +155,50 @@ async def test_two_coordinators_claiming_at_once_never_take_the_same_job(pg_url,
     finally:
         await a.close()
         await b.close()
+
+
+async def test_batches_of_records_side_by_side_count_each_frame_once(pg_url):
+    """Frame records commit in batches, several batches at once; a shot's counters are
+    added as each batch ends, and a record that fails in its batch adds nothing."""
+    from coordinator.matching import offer_of
+    from coordinator.store import claims as claim_sql
+    from coordinator.store import frames as frame_sql
+    from coordinator.store import nodes as node_sql
+    from coordinator.store import shots as shot_sql
+    from coordinator.validation import ShotSpec
+
+    db = PostgresDatabase(pg_url)
+    await db.open()
+    try:
+        spec = ShotSpec(name="s", blend_path="a.blend",
+                        files=[{"path": "a.blend", "sha256": "0" * 64, "size": 1}],
+                        frame_start=1, frame_end=40, chunk_size=40, chunk_mode="fixed")
+        shot_id = await db.write(shot_sql.create, spec, [list(range(1, 41))])
+        node = await db.write(node_sql.upsert, {
+            "node_id": None, "name": "n", "hostname": "h", "platform": "p",
+            "blender_version": "3.4.1", "cpu_count": 1, "tags": [], "allow_scripts": False})
+        [claim] = await db.write(claim_sql.claim_many, [(node["id"], offer_of(node))],
+                                 300.0, 2, 60.0, 1)
+
+        def upload(number: int, attempt: str) -> frame_sql.Upload:
+            return frame_sql.Upload(attempt, number, Path("x"), b"t", "jpg", None,
+                                    "0" * 64, 10, 2.0, 64, 36)
+
+        def place(shot: int, name: str, up: frame_sql.Upload) -> tuple[str, str, None]:
+            return f"shots/{shot}/frames/{name}", f"shots/{shot}/thumbnails/{name}", None
+
+        formats = {"PNG": "png"}
+        records = [db.write(frame_sql.record, upload(n, claim.attempt_id), formats, place,
+                            batched=True) for n in range(1, 41)]
+        stale = [db.write(frame_sql.record, upload(n, "f" * 32), formats, place,
+                          batched=True) for n in range(1, 5)]
+        done = await asyncio.gather(*records, *stale, return_exceptions=True)
+        assert all(isinstance(d, dict) for d in done[:40])
+        assert all(isinstance(d, frame_sql.StaleAttempt) for d in done[40:])
+        assert db.batches < 44          # they were batched
+        [shot] = await db.fetchall("SELECT frames_done, render_time_count, render_time_sum "
+                                   "FROM shots WHERE id = $1", (shot_id,))
+        assert (shot["frames_done"], shot["render_time_count"]) == (40, 40)
+        assert shot["render_time_sum"] == pytest.approx(80.0)
+    finally:
+        await db.close()
