@@ -217,14 +217,18 @@ async def _assign(c: Connection, job: Row, shot_row: Row, node_id: str, lease_se
         frames += extra
         keep += extra
     attempt_id = uuid.uuid4().hex
-    job_row = job_dict((await c.fetchall(
-        """UPDATE jobs SET status = 'running', node_id = ?, attempt_id = ?, frames = ?,
-           attempts = attempts + 1, lease_expires = ?, started_at = ?, finished_at = NULL
-           WHERE id = ? RETURNING *, (SELECT name FROM nodes WHERE id = ?) AS node_name""",
-        (node_id, attempt_id, orjson.dumps(frames).decode(), now + lease_seconds, now,
-         job["id"], node_id)))[0])
-    await c.execute("UPDATE frames SET status = 'rendering' WHERE job_id = ? "
-                    "AND status != 'done'", (job["id"],))
+    rendering = "UPDATE frames SET status = 'rendering' WHERE job_id = ? AND status != 'done'"
+    start = """UPDATE jobs SET status = 'running', node_id = ?, attempt_id = ?, frames = ?,
+               attempts = attempts + 1, lease_expires = ?, started_at = ?, finished_at = NULL
+               WHERE id = ? RETURNING *, (SELECT name FROM nodes WHERE id = ?) AS node_name"""
+    params = (node_id, attempt_id, orjson.dumps(frames).decode(), now + lease_seconds, now,
+              job["id"], node_id)
+    if c.dialect.writes_in_with:   # the job and its frames in one round trip
+        rows = await c.fetchall(f"WITH rendering AS ({rendering}) {start}", (job["id"], *params))
+    else:
+        rows = await c.fetchall(start, params)
+        await c.execute(rendering, (job["id"],))
+    job_row = job_dict(rows[0])
     shot = dict(shot_row)
     del shot["avg_time"]
     if shot["status"] != ShotStatus.ACTIVE.value:

@@ -41,9 +41,12 @@ class Dialect:
     # After a SELECT of a row the transaction changes next from what it read (a
     # shot's status checked against the transition table).
     for_update: str = ""
-    # The node's name beside a job row RETURNING from its UPDATE (a correlated
-    # subquery there: one index lookup on PostgreSQL; SQLite scans the nodes for it).
-    returning_node_name: str = ""
+    # Beside a job row RETURNING from its UPDATE: its node's name, and whether other
+    # jobs of its shot are unfinished (correlated subqueries there: index lookups on
+    # PostgreSQL; SQLite scans for them, so it asks apart).
+    returning_job_extras: str = ""
+    # A data-modifying WITH (several writes, one statement, one round trip).
+    writes_in_with: bool = False
 
     def json_text(self, column: str, key: str) -> str:
         """SQL for `column`'s JSON object's `key` as text (NULL when absent)."""
@@ -96,5 +99,8 @@ POSTGRESQL = Dialect(
     skip_locked=" FOR UPDATE SKIP LOCKED",
     share_lock_template=" FOR SHARE OF {table}",
     for_update=" FOR UPDATE",
-    returning_node_name=", (SELECT name FROM nodes n WHERE n.id = jobs.node_id) AS node_name",
+    returning_job_extras=""", (SELECT name FROM nodes n WHERE n.id = jobs.node_id) AS node_name,
+        EXISTS (SELECT 1 FROM jobs o WHERE o.shot_id = jobs.shot_id AND o.id != jobs.id
+                AND o.status IN ('queued', 'running', 'failed', 'cancelled')) AS others_left""",
+    writes_in_with=True,
 )

@@ -100,7 +100,7 @@ async def finish(c: Connection, attempt_id: str, log_tail: str = "") -> tuple[st
            WHERE attempt_id = ? AND status = 'running'
              AND NOT EXISTS (SELECT 1 FROM frames f WHERE f.job_id = jobs.id
                              AND f.status != 'done')
-           RETURNING *""" + c.dialect.returning_node_name,
+           RETURNING *""" + c.dialect.returning_job_extras,
         (time.time(), log_tail or None, attempt_id))
     if not row:
         job = await _running(c, attempt_id)
@@ -108,7 +108,8 @@ async def finish(c: Connection, attempt_id: str, log_tail: str = "") -> tuple[st
     done = job_dict(row[0])
     if "node_name" not in done:
         done["node_name"] = await _node_name(c, done["node_id"])
-    await shot_sql.complete_if_done(c, done["shot_id"])
+    if not done.pop("others_left", False):   # (always asked on SQLite)
+        await shot_sql.complete_if_done(c, done["shot_id"])
     return "done", done
 
 
