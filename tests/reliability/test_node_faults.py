@@ -29,6 +29,10 @@ def assert_each_frame_once(farm, shot):
     assert all(f["status"] == "done" and f["thumbnail_url"] for f in frames)
     on_disk = sorted(p.name for p in (farm.data_dir / "shots" / str(shot["id"]) / "frames").iterdir())
     assert on_disk == sorted(f["name"] for f in frames)
+    # The completed shot's preview movie is being made from links in tmp/: once it is
+    # made, nothing is left there (no partial upload, no link).
+    wait_for(lambda: (farm.client().shot(shot["id"]).get("movie") or {}).get("status")
+             not in ("queued", "making"), 60, what="the preview movie")
     assert list((farm.data_dir / "tmp").iterdir()) == []
 
 
