@@ -16,12 +16,11 @@ from .database import Database, open_database
 from .farm_link import FarmLink
 from .events import EventBroker
 from .frame_pipeline import FramePipeline
-from .auth import Auth, audit_middleware, auth_middleware, served_names
+from .auth import Auth, audit_middleware, audit_rows, auth_middleware, served_names
 from .middleware import error_middleware
 from .metrics import FarmMetrics
 from .news import frame_landed, news_ctx
 from .service import Farm
-from .row_batches import RowBatches
 from .storage import Storage
 from .store import audit as audit_sql
 from .store import shots as shot_sql
@@ -59,7 +58,7 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     db = open_database(config.database, config.data_dir)
     await db.open()
     app[keys.DB] = db
-    app[keys.AUDIT_ROWS] = RowBatches(db, audit_sql.record_many)
+    app[keys.AUDIT_ROWS] = audit_rows(db)
     yield
     await db.close()
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .farm_link import FarmLink
     from .frame_pipeline import FramePipeline
     from .metrics import FarmMetrics
-    from .row_batches import RowBatches
+    from .batches import Batches
     from .service import Farm
     from .storage import Storage
     from .timings import Timings
@@ -24,7 +24,7 @@ CONFIG: web.AppKey[Config] = web.AppKey("config")
 TOKEN = web.AppKey("token", str)  # the farm token: an admin's (issue 18)
 AUTH: web.AppKey[Auth] = web.AppKey("auth")
 DB: web.AppKey[Database] = web.AppKey("db")
-AUDIT_ROWS: web.AppKey[RowBatches] = web.AppKey("audit_rows")  # the audit log's writes
+AUDIT_ROWS: web.AppKey[Batches[tuple, None]] = web.AppKey("audit_rows")  # the audit log's writes
 STORAGE: web.AppKey[Storage] = web.AppKey("storage")
 EVENTS: web.AppKey[EventBroker] = web.AppKey("events")
 FARM: web.AppKey[Farm] = web.AppKey("farm")

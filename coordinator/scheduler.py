@@ -15,8 +15,7 @@ from typing import Callable, Iterable
 import orjson
 from brender_protocol import messages
 
-from . import claim_batches
-from .claim_batches import ClaimBatches
+from .batches import Batches
 from .config import Config
 from .database import Database
 from .farm_events import FarmEvents
@@ -37,10 +36,13 @@ class Scheduler:
         self.view = view
         self.outcomes = outcomes
         self._wake = asyncio.Event()
-        # Where writes run side by side (PostgreSQL), claims take turns in batches
-        # (claim_batches.py); SQLite's writes are serial already: a claim runs at once.
-        self._batches = ClaimBatches(db, self._claim_settings, self._orphaned) \
-            if db.parallel_writes else None
+        # Where writes run side by side (PostgreSQL), a claim counts the nodes on each
+        # shot before another commits: claims take turns, those asked meanwhile in one
+        # transaction (batches.py), up to 128 nodes. SQLite's writes are serial already:
+        # a claim runs at once.
+        self._batches: Batches[claim_sql.ClaimRequest, claim_sql.Claimed] | None = \
+            Batches(self._claim_batch, 128, weight=lambda request: len(request[0]),
+                    orphaned=self._orphaned) if db.parallel_writes else None
         # Nodes connected to the other coordinators sharing the farm (farm_link.py).
         self.peers_online: Callable[[], int] = lambda: 0
         # Seconds from "ready" to "assign" sent: the farm's dispatch latency.
@@ -100,7 +102,7 @@ class Scheduler:
             session.claiming = True
         try:
             if self._batches is not None:
-                finished, claims = await self._batches.claim((nodes, finishing, exhausted))
+                finished, claims = await self._batches.add((nodes, finishing, exhausted))
             elif finishing is None:
                 finished = None
                 claims = await self.db.write(claim_sql.claim_many, nodes,
@@ -126,8 +128,14 @@ class Scheduler:
                 self.config.target_job_seconds, len(self.sessions) + self.peers_online(),
                 self.sessions.farm_series())
 
+    async def _claim_batch(self, requests: list[claim_sql.ClaimRequest],
+                           ) -> list[claim_sql.Claimed]:
+        claimed: list[claim_sql.Claimed] = await self.db.write(
+            claim_sql.claim_batch, requests, *self._claim_settings())
+        return claimed
+
     async def _orphaned(self, request: claim_sql.ClaimRequest,
-                        outcome: claim_batches.Outcome) -> None:
+                        outcome: claim_sql.Claimed) -> None:
         """A batch claimed for a caller that went away: its finish still counts, and
         the jobs claimed for it go back to the queue."""
         finishing, (finished, claims) = request[1], outcome

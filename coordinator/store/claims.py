@@ -1,7 +1,7 @@
 """SQL for claims: which queued job a node that wants work gets (docs/scheduling.md).
 
 One claim, the claims of a dispatch round, and a batch of them with the jobs the
-asking nodes finished (claim_batch, on PostgreSQL: claim_batches.py), each in one
+asking nodes finished (claim_batch, on PostgreSQL: scheduler.py), each in one
 transaction, so two nodes can never take the same job.
 """
 from __future__ import annotations
@@ -162,12 +162,13 @@ async def any_blocklist(c: Connection) -> bool:
 
 ClaimRequest = tuple[list[tuple[str, Offer]], "tuple[str, str] | None", "set[Offer] | None"]
 Finished = tuple[str, "dict | None"]
+Claimed = tuple["Finished | None", "list[Assignment | None]"]   # one request's outcome
 
 
 async def claim_batch(c: Connection, requests: list[ClaimRequest], lease_seconds: float,
                       blocklist_threshold: int, target_job_seconds: float,
                       nodes_online: int, farm: frozenset[tuple[int, ...]] = frozenset(),
-                      ) -> list[tuple[Finished | None, list[Assignment | None]]]:
+                      ) -> list[Claimed]:
     """Several claims in one transaction, each `(nodes, finishing, exhausted)`: the
     attempt `finishing` (attempt id, log tail) is closed first, then `claim_many` for
     `nodes`. The counts of nodes per shot are shared, so caps and fair share hold
@@ -175,7 +176,7 @@ async def claim_batch(c: Connection, requests: list[ClaimRequest], lease_seconds
     rendering: dict[int, int] = {}
     blocklists = await any_blocklist(c)
     shots = None if blocklists else await dispatchable(c, "", blocklist_threshold)
-    out: list[tuple[Finished | None, list[Assignment | None]]] = []
+    out: list[Claimed] = []
     for nodes, finishing, exhausted in requests:
         outcome: Finished | None = None
         if finishing is not None:

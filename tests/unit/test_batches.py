@@ -1,6 +1,6 @@
-"""Rows written together (coordinator/row_batches.py): each caller waits for its own
-row's commit, rows queued together share one write, and a row that fails fails only
-its own caller."""
+"""Work asked together goes in one write (coordinator/batches.py): each caller waits
+for its own row's commit, rows queued together share one write, and a row that fails
+fails only its own caller."""
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from coordinator.database import Database
-from coordinator.row_batches import RowBatches
+from coordinator.batches import Batches
 from coordinator.store.connection import Connection
 
 
@@ -29,15 +29,18 @@ async def test_rows_share_writes_and_a_bad_row_fails_only_its_caller(tmp_path):
     await db.open()
     try:
         await db.write(make_table)
-        rows = RowBatches(db, insert_many)
+        async def write(batch: list[tuple]) -> list[None]:
+            await db.write(insert_many, batch)
+            return [None] * len(batch)
+        rows: Batches[tuple, None] = Batches(write, 500)
         # 2 twice: the second breaks the statement of its batch.
         results = await asyncio.gather(*(rows.add((k, f"v{k}")) for k in (1, 2, 3, 2, 4)),
                                        return_exceptions=True)
         assert [r is None for r in results] == [True, True, True, False, True]
         assert await db.read(all_rows) == [(1, "v1"), (2, "v2"), (3, "v3"), (4, "v4")]
-        writes = rows.writes
+        writes = rows.runs
         await asyncio.gather(*(rows.add((k, "x")) for k in range(10, 60)))
-        assert rows.writes == writes + 1      # fifty rows asked at once: one write
+        assert rows.runs == writes + 1      # fifty rows asked at once: one write
         assert len(await db.read(all_rows)) == 54
         with pytest.raises(Exception):
             await rows.add((10, "again"))
