@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 import asyncpg
 
@@ -118,14 +118,7 @@ class PostgresDatabase(Database):
         A write alone needs none (two round trips fewer): its failure undoes it all."""
         if len(batch) == 1:
             fn, args, _ = batch[0]
-            try:
-                return [(True, await self._one(fn, args))]
-            except RETRYABLE:
-                raise
-            except Exception as exc:
-                if unavailable(exc) is not None:
-                    raise
-                return [(False, exc)]
+            return [await _outcome(self._one(fn, args))]
         outcomes: list[tuple[bool, Any]] = []
         async with self._pool().acquire() as raw:
             async with raw.transaction():
@@ -134,15 +127,8 @@ class PostgresDatabase(Database):
                 conn.shot_counts = counts
                 for fn, args, _ in batch:
                     before = dict(counts)
-                    try:
-                        async with raw.transaction():
-                            outcomes.append((True, await fn(conn, *args)))
-                    except RETRYABLE:
-                        raise
-                    except Exception as exc:
-                        if unavailable(exc) is not None:
-                            raise
-                        outcomes.append((False, exc))
+                    outcomes.append(await _outcome(_in_savepoint(raw, fn, conn, args)))
+                    if not outcomes[-1][0]:
                         counts.clear()
                         counts.update(before)   # undone with its savepoint
                 if counts:
@@ -173,6 +159,25 @@ class PostgresDatabase(Database):
     def _pool(self) -> asyncpg.Pool:
         assert self.pool is not None, "database is not open"
         return self.pool
+
+
+async def _outcome(write: Awaitable[Any]) -> tuple[bool, Any]:
+    """(True, result) or (False, the write's own error); a lost server or a deadlock
+    is raised: it undoes the whole batch, which runs again or fails whole."""
+    try:
+        return True, await write
+    except RETRYABLE:
+        raise
+    except Exception as exc:
+        if unavailable(exc) is not None:
+            raise
+        return False, exc
+
+
+async def _in_savepoint(raw: asyncpg.Connection, fn: Callable[..., Any],
+                        conn: PostgresConnection, args: tuple) -> Any:
+    async with raw.transaction():
+        return await fn(conn, *args)
 
 
 def _check(fn: Callable[..., Any]) -> None:
