@@ -184,16 +184,21 @@ def _file_data(scene: Any, path: str) -> Any:
     return data
 
 
-class BRENDER_PT_overrides(bpy.types.Panel):
-    """This shot only: each setting ticked here replaces the file's own."""
-
-    bl_label = "Overrides"
-    bl_idname = "BRENDER_PT_overrides"
+class _BrenderSubpanel(bpy.types.Panel):
+    """Where Brender's sub-panels sit: folded, under the Brender panel (a base only:
+    the add-on registers the panels built on it, not this one)."""
     bl_parent_id = "BRENDER_PT_output"
     bl_space_type = "PROPERTIES"
     bl_region_type = "WINDOW"
     bl_context = "output"
     bl_options = {"DEFAULT_CLOSED"}
+
+
+class BRENDER_PT_overrides(_BrenderSubpanel):
+    """This shot only: each setting ticked here replaces the file's own."""
+
+    bl_label = "Overrides"
+    bl_idname = "BRENDER_PT_overrides"
 
     def draw(self, context: Any) -> None:
         layout: Any = self.layout
@@ -227,16 +232,11 @@ class BRENDER_PT_overrides(bpy.types.Panel):
                     value.prop(data, "resolution_y", text=" ")
 
 
-class BRENDER_PT_nodes(bpy.types.Panel):
+class BRENDER_PT_nodes(_BrenderSubpanel):
     """Which nodes may render the shot: tags, device, Blender versions, how many at once."""
 
     bl_label = "Nodes"
     bl_idname = "BRENDER_PT_nodes"
-    bl_parent_id = "BRENDER_PT_output"
-    bl_space_type = "PROPERTIES"
-    bl_region_type = "WINDOW"
-    bl_context = "output"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context: Any) -> None:
         layout: Any = self.layout
