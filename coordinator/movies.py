@@ -12,6 +12,11 @@ encoded into a part of its movie when nothing else waits; once it completes, onl
 frames after the last full part are encoded and the parts joined (`movie_encoding.py`),
 so a long shot's movie is ready seconds after its last frame.
 
+Coordinators sharing a farm share its data dir, and each sees the shot complete: a
+shot's movie (and its parts) is made under a lock on a file in its folder, so one
+makes it; another that asked meanwhile waits for the lock and takes the movie made
+(`state.json`) instead of making it again. The kernel frees a lock whose maker dies.
+
 The state of each shot's movie (queued, making, ready, failed and why) is shown in the
 shot's API and SSE summaries (`movie`) and kept next to the file, so it outlives a
 restart.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -27,7 +33,7 @@ import shutil
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable
+from typing import AsyncIterator, Callable
 
 from .database import Database
 from .movie_encoding import Encoder
@@ -43,6 +49,7 @@ NO_FFMPEG = ("ffmpeg is not installed on the coordinator: install Debian's ffmpe
 # A shot that completed this recently gets its movie by itself: not the shots that
 # completed before a coordinator with movies first started (those are made on request).
 AUTO_SECONDS = 600
+LOCK_POLL = 0.5    # seconds between tries of a lock another coordinator holds
 
 
 def movie_dir(storage: Storage, shot_id: int) -> Path:
@@ -66,9 +73,10 @@ class Movies:
         self.ffmpeg = ffmpeg
         self._changed = changed        # the shot's summary is sent again
         self._states: dict[int, dict] = {}
-        self._queue: OrderedDict[int, None] = OrderedDict()
+        # Shot -> when a user asked for its movie (None: made by itself on completion).
+        self._queue: OrderedDict[int, float | None] = OrderedDict()
         self._making: int | None = None
-        self._again: set[int] = set()
+        self._again: dict[int, float] = {}
         self._wake = asyncio.Event()
         self.made = 0
 
@@ -99,13 +107,18 @@ class Movies:
         return shot
 
     # -- asking ------------------------------------------------------------------------
-    def request(self, shot_id: int, frames: int) -> dict:
+    def request(self, shot_id: int, frames: int, asked_at: float | None = None) -> dict:
         """Make the shot's movie as soon as the one being made (if any) is done; a request
-        while one is queued or being made is folded into it (or the next)."""
+        while one is queued or being made is folded into it (or the next). `asked_at`:
+        when a user asked (a movie started since then will do), else None (one answering
+        the shot's count of done frames will do)."""
         if self._making == shot_id:
-            self._again.add(shot_id)
-        elif shot_id not in self._queue:
-            self._queue[shot_id] = None
+            self._again.setdefault(shot_id, asked_at or time.time())
+        elif shot_id in self._queue:
+            if asked_at is not None and self._queue[shot_id] is None:
+                self._queue[shot_id] = asked_at
+        else:
+            self._queue[shot_id] = asked_at
             previous = self._states.get(shot_id) or {}
             self._set(shot_id, {**previous, "status": "queued", "frames": frames,
                                 "frames_done": frames, "error": None})
@@ -123,7 +136,7 @@ class Movies:
         self._queue.pop(shot_id, None)
         self._landed.pop(shot_id, None)
         self._cursors.pop(shot_id, None)
-        self._again.discard(shot_id)
+        self._again.pop(shot_id, None)
 
     def _set(self, shot_id: int, state: dict) -> None:
         ready = state.get("status") == "ready"
@@ -155,10 +168,14 @@ class Movies:
                     log.exception("a part of shot %s's movie failed", shot_id)
 
     async def _next_movie(self) -> None:
-        shot_id, _ = self._queue.popitem(last=False)
+        shot_id, asked_at = self._queue.popitem(last=False)
         self._making = shot_id
         try:
-            await self._make(shot_id)
+            async with self._lock(shot_id, wait=True) as held:
+                if held:
+                    await self._make(shot_id, asked_at)
+                else:
+                    self.forget(shot_id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a movie never takes the farm down
@@ -167,10 +184,10 @@ class Movies:
         finally:
             self._making = None
         if shot_id in self._again:
-            self._again.discard(shot_id)
+            asked_at = self._again.pop(shot_id)
             source = await self.db.read(takeaway_sql.movie_source, shot_id)
             if source:
-                self.request(shot_id, source["frames_done"])
+                self.request(shot_id, source["frames_done"], asked_at)
 
     async def close(self) -> None:
         self.encoder.kill()
@@ -192,10 +209,59 @@ class Movies:
         temp.write_text(json.dumps(state))
         os.replace(temp, folder / "state.json")
 
-    async def _make(self, shot_id: int) -> None:
+    @contextlib.asynccontextmanager
+    async def _lock(self, shot_id: int, wait: bool) -> AsyncIterator[bool]:
+        """Hold the lock on making the shot's movie (another coordinator of the farm
+        may hold it): True once held; False when the shot's folder is gone or, without
+        `wait`, while another holds it."""
+        loop = asyncio.get_running_loop()
+        while (fd := await loop.run_in_executor(self.storage.executor, self._try_lock,
+                                                shot_id)) == -1 and wait:
+            await asyncio.sleep(LOCK_POLL)
+        try:
+            yield fd >= 0
+        finally:
+            if fd >= 0:
+                os.close(fd)   # frees the lock
+
+    def _try_lock(self, shot_id: int) -> int:
+        """Runs in a file thread: the locked file's descriptor, -1 while another holds
+        it, -2 when the shot's folder is gone."""
+        folder = movie_dir(self.storage, shot_id)
+        if not folder.parent.is_dir():
+            return -2
+        folder.mkdir(exist_ok=True)
+        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return -1
+        return fd
+
+    def _made_elsewhere(self, shot_id: int, source: dict, asked_at: float | None) -> dict | None:
+        """Runs in a file thread: the state of the movie another coordinator of the farm
+        made, when it answers this request."""
+        try:
+            state = json.loads((movie_dir(self.storage, shot_id) / "state.json").read_text())
+        except (OSError, ValueError):
+            return None
+        if state.get("status") != "ready" or not movie_path(self.storage, shot_id).is_file():
+            return None
+        if asked_at is None:
+            return state if state.get("frames_done") == source["frames_done"] else None
+        return state if state.get("started_at", 0) >= asked_at else None
+
+    async def _make(self, shot_id: int, asked_at: float | None) -> None:
         source = await self.db.read(takeaway_sql.movie_source, shot_id)
         if source is None:
             self.forget(shot_id)
+            return
+        made = await asyncio.get_running_loop().run_in_executor(
+            self.storage.executor, self._made_elsewhere, shot_id, source, asked_at)
+        if made is not None:
+            if shot_id in self._states:
+                self._set(shot_id, made)
             return
         ffmpeg = shutil.which(self.ffmpeg)
         if ffmpeg is None:
@@ -213,7 +279,7 @@ class Movies:
         # `frames_done`: the shot's count this movie answers (made again when it grows).
         self._set(shot_id, {**self._states[shot_id], "status": "making",
                             "frames": len(frames), "frames_done": source["frames_done"]})
-        started = time.monotonic()
+        started, started_at = time.monotonic(), time.time()
         self.encoder.cpu_seconds = 0.0
         output = self.storage.temp_path("movie").with_suffix(".mp4")
         try:
@@ -236,6 +302,7 @@ class Movies:
         log.info("movie of shot %s: %d frames in %.1f s", shot_id, len(frames),
                  time.monotonic() - started)
         self._finish(shot_id, "ready", frames=len(frames), made_at=time.time(),
+                     started_at=started_at,
                      fps=source["fps"], seconds=round(time.monotonic() - started, 2),
                      cpu_seconds=round(self.encoder.cpu_seconds, 2))
 
@@ -282,7 +349,12 @@ class Movies:
                 return False
             made = not self._part_path(shot_id, index, part).is_file()
             if made:
-                await self._encode_part(ffmpeg, shot_id, index, part, source["fps"])
+                # Not while another coordinator makes this shot's parts (or movie).
+                async with self._lock(shot_id, wait=False) as held:
+                    if not held:
+                        self._cursors[shot_id] = (after, index)
+                        return False
+                    await self._encode_part(ffmpeg, shot_id, index, part, source["fps"])
             after, index = part[-1]["number"], index + 1
             if made:
                 self._cursors[shot_id] = (after, index)

@@ -2,6 +2,7 @@
 pass) as one zip streamed as it is made."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -28,7 +29,8 @@ async def make_movie(request: web.Request) -> web.Response:
     shot = await shot_or_404(request)
     if not shot["frames_done"]:
         raise web.HTTPConflict(text=f"no frame of shot {shot['id']} has landed yet")
-    state = request.app[keys.FARM].movies.request(shot["id"], shot["frames_done"])
+    state = request.app[keys.FARM].movies.request(shot["id"], shot["frames_done"],
+                                                  asked_at=time.time())
     return web.json_response({"movie": state}, status=202)
 
 
