@@ -18,6 +18,12 @@ from tests.farm import BLENDER, Farm, make_scene
 IN_CI = bool(os.environ.get("CI"))
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: a worker per core, at most 4 (the tests run Blender and farms of
+    their own: more workers than that only wait for each other)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def pytest_collection_modifyitems(config, items):
     """Without Blender, skip its tests on a developer's machine; in CI, fail them."""
     if shutil.which(BLENDER) or os.path.exists(BLENDER) or IN_CI:
