@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import secrets
 import time
 from pathlib import Path
 
@@ -57,7 +56,7 @@ async def _run(args: argparse.Namespace) -> str:
     await db.open()
     try:
         if args.command == "join-code":
-            code = secrets.token_urlsafe(18)
+            code = credential_sql.new_token(18)
             tags = requirements.parse_tags(args.tags, "tags")
             await db.write(credential_sql.create_join_code, code, args.name, tags, "cli",
                            time.time() + args.expires_in)

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .pacing import DEFAULT_PACE, Pace
+from .store.credentials import new_token
 
 
 @dataclass
@@ -88,7 +88,7 @@ def resolve_token(config: Config) -> tuple[str, bool]:
     if path.exists():
         return path.read_text().strip(), False
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(24)
+    token = new_token(24)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(token + "\n")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from typing import Any
 
@@ -80,7 +79,7 @@ async def create_token(app: web.Application, role: str, name: str, created_by: s
 
 async def create_join_code(app: web.Application, name: str, tags: list[str],
                            created_by: str, seconds: float) -> dict:
-    code = secrets.token_urlsafe(18)
+    code = credential_sql.new_token(18)
     made = await app[keys.DB].write(credential_sql.create_join_code, code, name, tags,
                                     created_by, time.time() + seconds)
     return {**made, "code": code}

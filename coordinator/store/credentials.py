@@ -20,8 +20,13 @@ ROLES = ("node", "artist", "admin")
 COLUMNS = "id, role, name, node_id, priority_cap, created_by, created_at, revoked_at"
 
 
-def new_token() -> str:
-    return secrets.token_urlsafe(32)
+def new_token(nbytes: int = 32) -> str:
+    """A secret (token, join code) in URL-safe base64 that never starts with "-": it is
+    pasted after an option on command lines (`--token`, `--join`), where a leading "-"
+    reads as another option."""
+    while (token := secrets.token_urlsafe(nbytes)).startswith("-"):
+        pass
+    return token
 
 
 def token_hash(token: str) -> str:

@@ -208,6 +208,18 @@ async def test_a_foreign_host_header_is_refused(tmp_path):
         await named.close()
 
 
+def test_every_secret_handed_out_pastes_after_an_option_on_the_nodes_command_line():
+    """A URL-safe secret starts with "-" once in 64: `brender-node --join -x...` then
+    stops with "expected one argument" (CI met one)."""
+    from coordinator.store.credentials import new_token
+    from node.cli import parse_args
+    for nbytes in (18, 24, 32):
+        for _ in range(300):
+            secret = new_token(nbytes)
+            args = parse_args(["--join", secret, "--token", secret])
+            assert args.join == args.token == secret
+
+
 async def test_join_codes_work_once(tmp_path):
     farm = await role_farm(tmp_path / "data")
     try:
