@@ -8,12 +8,14 @@ second (shot summaries are coalesced by the broker the same way).
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from typing import Callable, Iterator
 
 from .database import Database
 from .events import EventBroker
 from .sessions import ConnectedNodes, NodeSession
 from .store import jobs as job_sql
+
+FLUSH_SLICE = 100   # changes sent per turn of the event loop
 
 
 class FarmEvents:
@@ -76,19 +78,34 @@ class FarmEvents:
         self.broker.shot_changed(shot_id)
 
     async def flush_forever(self, interval: float = 0.25) -> None:
-        """Send the collected node and job changes, a few times a second."""
+        """Send the collected node and job changes, a few times a second, a slice per
+        turn of the loop: a busy farm of 5,000 nodes changes hundreds in a quarter
+        second, and nodes' messages would wait behind them all."""
         while True:
             await asyncio.sleep(interval)
-            self.flush_changes()
+            for _ in self._flush():
+                await asyncio.sleep(0)
 
     def flush_changes(self) -> None:
+        for _ in self._flush():
+            pass
+
+    def _flush(self) -> Iterator[None]:
+        """Publish the collected changes, pausing (yield) after each FLUSH_SLICE."""
         nodes, self._dirty_nodes = self._dirty_nodes, {}
+        jobs, self._dirty_jobs = self._dirty_jobs, {}
+        sent = 0
         for node in nodes.values():
             self.broker.publish("node", self.node_view(node))
-        jobs, self._dirty_jobs = self._dirty_jobs, {}
+            sent += 1
+            if sent % FLUSH_SLICE == 0:
+                yield
         for job in jobs.values():
             job["progress"] = self.job_progress(job)
             self.broker.publish("job", job)
+            sent += 1
+            if sent % FLUSH_SLICE == 0:
+                yield
 
     # -- sent at once -------------------------------------------------------------------
     def job_progressed(self, session: NodeSession) -> None:
