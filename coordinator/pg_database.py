@@ -114,11 +114,20 @@ class PostgresDatabase(Database):
                     future.set_exception(value)
 
     async def _group(self, batch: list) -> list[tuple[bool, Any]]:
-        """One transaction, a savepoint per write: one failing write undoes only itself.
-        A write alone needs none (two round trips fewer): its failure undoes it all."""
+        """One transaction for the batch. Writes rarely fail, so they run first without
+        savepoints (each costs two round trips, a fifth of the coordinator's time);
+        if one fails, the transaction is undone and the batch runs again with a
+        savepoint per write, so one failing write undoes only itself. A write alone
+        needs none: its failure undoes it all."""
         if len(batch) == 1:
             fn, args, _ = batch[0]
             return [await _outcome(self._one(fn, args))]
+        try:
+            return await self._run_group(batch, savepoints=False)
+        except _OneFailed:
+            return await self._run_group(batch, savepoints=True)
+
+    async def _run_group(self, batch: list, savepoints: bool) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
         async with self._pool().acquire() as raw:
             async with raw.transaction():
@@ -126,6 +135,12 @@ class PostgresDatabase(Database):
                 counts: dict[int, tuple[int, float, int]] = {}
                 conn.shot_counts = counts
                 for fn, args, _ in batch:
+                    if not savepoints:
+                        outcome = await _outcome(fn(conn, *args))
+                        if not outcome[0]:
+                            raise _OneFailed()   # undoes the transaction
+                        outcomes.append(outcome)
+                        continue
                     before = dict(counts)
                     outcomes.append(await _outcome(_in_savepoint(raw, fn, conn, args)))
                     if not outcomes[-1][0]:
@@ -159,6 +174,10 @@ class PostgresDatabase(Database):
     def _pool(self) -> asyncpg.Pool:
         assert self.pool is not None, "database is not open"
         return self.pool
+
+
+class _OneFailed(Exception):
+    """A write of a batch run without savepoints failed: run it again with them."""
 
 
 async def _outcome(write: Awaitable[Any]) -> tuple[bool, Any]:
