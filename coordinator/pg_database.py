@@ -135,17 +135,15 @@ class PostgresDatabase(Database):
                 counts: dict[int, tuple[int, float, int]] = {}
                 conn.shot_counts = counts
                 for fn, args, _ in batch:
-                    if not savepoints:
-                        outcome = await _outcome(fn(conn, *args))
-                        if not outcome[0]:
+                    before = dict(counts) if savepoints else counts
+                    outcome = await _outcome(_in_savepoint(raw, fn, conn, args)
+                                             if savepoints else fn(conn, *args))
+                    if not outcome[0]:
+                        if not savepoints:
                             raise _OneFailed()   # undoes the transaction
-                        outcomes.append(outcome)
-                        continue
-                    before = dict(counts)
-                    outcomes.append(await _outcome(_in_savepoint(raw, fn, conn, args)))
-                    if not outcomes[-1][0]:
                         counts.clear()
                         counts.update(before)   # undone with its savepoint
+                    outcomes.append(outcome)
                 if counts:
                     await frame_sql.add_shot_counts(conn, counts)
         return outcomes
