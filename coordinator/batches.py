@@ -18,27 +18,34 @@ Result = TypeVar("Result")
 
 
 class Batches(Generic[Item, Result]):
-    """`add(item)` queues; one task runs `run(items)` (a result per item) for what is
-    queued, up to `limit` by `weight`. A batch that raises is run again an item at a
-    time, so a bad item fails only its own caller. `orphaned(item, result)` settles
-    what was done for a caller that went away meanwhile."""
+    """`add(item)` queues; a task runs `run(items)` (a result per item) for what is
+    queued, up to `limit` by `weight`; up to `runners` such tasks run side by side, so
+    a batch that waits on the database does not hold back what queued behind it. A
+    batch that raises is run again an item at a time, so a bad item fails only its
+    own caller. `orphaned(item, result)` settles what was done for a caller that went
+    away meanwhile."""
 
     def __init__(self, run: Callable[[list[Item]], Awaitable[list[Result]]], limit: int,
                  weight: Callable[[Item], int] = lambda item: 1,
-                 orphaned: Callable[[Item, Result], Awaitable[None]] | None = None):
+                 orphaned: Callable[[Item, Result], Awaitable[None]] | None = None,
+                 runners: int = 1):
         self._run = run
         self._limit = limit
         self._weight = weight
         self._orphaned = orphaned
         self._queued: deque[tuple[Item, asyncio.Future]] = deque()
-        self._runner: asyncio.Task | None = None
+        self._runners: set[asyncio.Task] = set()
+        self._most_runners = runners
         self.runs = 0
 
     async def add(self, item: Item) -> Result:
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._queued.append((item, future))
-        if self._runner is None or self._runner.done():
-            self._runner = asyncio.create_task(self._run_queued(), name="batches")
+        # A runner that has ended may still be in the set until its callback runs.
+        if sum(not r.done() for r in self._runners) < self._most_runners:
+            runner = asyncio.create_task(self._run_queued(), name="batches")
+            self._runners.add(runner)
+            runner.add_done_callback(self._runners.discard)
         result: Result = await future
         return result
 

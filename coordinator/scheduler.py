@@ -28,6 +28,8 @@ log = logging.getLogger("brender.dispatch")
 
 
 class Scheduler:
+    CLAIM_RUNNERS = 3
+
     def __init__(self, config: Config, db: Database, sessions: ConnectedNodes,
                  view: FarmEvents, outcomes: Outcomes):
         self.config = config
@@ -36,13 +38,15 @@ class Scheduler:
         self.view = view
         self.outcomes = outcomes
         self._wake = asyncio.Event()
-        # Where writes run side by side (PostgreSQL), a claim counts the nodes on each
-        # shot before another commits: claims take turns, those asked meanwhile in one
-        # transaction (batches.py), up to 128 nodes. SQLite's writes are serial already:
-        # a claim runs at once.
+        # Where writes run side by side (PostgreSQL), the claims asked while others run
+        # go together in one transaction (batches.py), up to 128 nodes, sharing its
+        # counts of nodes per shot; a few such transactions run side by side, as
+        # another coordinator's would (each claim's round trips wait on the server).
+        # SQLite's writes are serial already: a claim runs at once.
         self._batches: Batches[claim_sql.ClaimRequest, claim_sql.Claimed] | None = \
             Batches(self._claim_batch, 128, weight=lambda request: len(request[0]),
-                    orphaned=self._orphaned) if db.parallel_writes else None
+                    orphaned=self._orphaned, runners=self.CLAIM_RUNNERS) \
+            if db.parallel_writes else None
         # Nodes connected to the other coordinators sharing the farm (farm_link.py).
         self.peers_online: Callable[[], int] = lambda: 0
         # Seconds from "ready" to "assign" sent: the farm's dispatch latency.
