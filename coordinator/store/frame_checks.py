@@ -26,19 +26,25 @@ NEIGHBOUR_SIZES = f"""
                       ORDER BY number LIMIT {NEIGHBOURS}) AS above"""
 
 
+def neighbours_of(shot_id: int, number: int) -> tuple[int, int, int, int]:
+    """`NEIGHBOUR_SIZES`' parameters."""
+    return (shot_id, number, shot_id, number)
+
+
 async def judge(c: Connection, frame: dict[str, Any], checks: dict | None,
-                shot: Row | None = None) -> dict[str, Any]:
+                shot: Row | None = None, sizes: list[int] | None = None) -> dict[str, Any]:
     """Flag the frame just recorded when it looks wrong; re-render it once on another
     node when its shot asks; queue its delivery. `shot`: its shot's output_template and
-    rerender_suspicious when the caller read them already. Returns the frame's changed
-    fields."""
+    rerender_suspicious when the caller read them already; `sizes`: its neighbours'
+    (`NEIGHBOUR_SIZES`), when read already. Returns the frame's changed fields."""
     shot_id, number = frame["shot_id"], frame["number"]
     if shot is None:
         shot = await c.fetchone("SELECT output_template, rerender_suspicious FROM shots "
                                 "WHERE id = ?", (shot_id,))
     assert shot is not None   # the record found the frame's job in it
-    sizes = [r["size"] for r in await c.fetchall(NEIGHBOUR_SIZES,
-                                                 (shot_id, number, shot_id, number))]
+    if sizes is None:
+        sizes = [r["size"] for r in await c.fetchall(NEIGHBOUR_SIZES,
+                                                     neighbours_of(shot_id, number))]
     reason = verdict(checks, frame["size"], sizes)
     changes: dict[str, Any] = {"suspicious": reason,
                                "delivery": "pending" if shot["output_template"] else None,

@@ -87,6 +87,16 @@ async def add_shot_counts(c: Connection, counts: dict[int, tuple[int, float, int
     await c.executemany(SHOT_COUNTS, [(*counts[shot_id], shot_id) for shot_id in sorted(counts)])
 
 
+# `status != 'done'`: the same frame sent to two coordinators at once (a node failing
+# over) is recorded by the first; the second waits for it and finds it done.
+_RECORD = """UPDATE frames SET status = 'done', name = ?, path = ?, sha256 = ?, size = ?,
+             render_time = ?, width = ?, height = ?, node_id = ?, attempt_id = ?,
+             rendered_at = ?, thumbnail_path = ?, preview_path = ?
+             WHERE shot_id = ? AND number = ? AND status != 'done' RETURNING *"""
+_THUMBNAIL_CONFLICT = """ON CONFLICT (shot_id, number) DO UPDATE SET
+                         media_type = excluded.media_type, data = excluded.data"""
+
+
 async def record(c: Connection, up: Upload, extensions: dict[str, str],
                  place: Callable[[int, str, Upload], tuple[str, str, str | None]]) -> dict | None:
     """Record a frame under the lease fence, in one transaction.
@@ -118,25 +128,35 @@ async def record(c: Connection, up: Upload, extensions: dict[str, str],
     ext = extensions[up.output_format or row["output_format"] or DEFAULT_FORMAT]
     name = f"{frame_stem(number)}.{ext}"
     path, thumb, preview = place(row["shot_id"], name, up)
-    # `status != 'done'`: the same frame sent to two coordinators at once (a node
-    # failing over) is recorded by the first; the second waits for it and finds it done.
-    updated = await c.fetchall(
-        """UPDATE frames SET status = 'done', name = ?, path = ?, sha256 = ?, size = ?,
-           render_time = ?, width = ?, height = ?, node_id = ?, attempt_id = ?,
-           rendered_at = ?, thumbnail_path = ?, preview_path = ?
-           WHERE shot_id = ? AND number = ? AND status != 'done' RETURNING *""",
-        (name, path, up.sha256, up.size, up.render_time, up.width, up.height, row["node_id"],
-         up.attempt_id, time.time(), thumb, preview, row["shot_id"], number))
+    params = (name, path, up.sha256, up.size, up.render_time, up.width, up.height,
+              row["node_id"], up.attempt_id, time.time(), thumb, preview, row["shot_id"],
+              number)
+    media_type = THUMBNAIL_TYPES[up.thumbnail_ext]
+    sizes: list[int] | None = None
+    if c.dialect.writes_in_with:   # the frame, its thumbnail, its neighbours: one round trip
+        updated = await c.fetchall(
+            f"""WITH updated AS ({_RECORD}),
+                thumb AS (INSERT INTO thumbnails (shot_id, number, media_type, data)
+                          SELECT shot_id, number, CAST(? AS TEXT), CAST(? AS {c.dialect.blob})
+                          FROM updated {_THUMBNAIL_CONFLICT})
+                SELECT updated.*, ARRAY({frame_checks.NEIGHBOUR_SIZES}) AS neighbour_sizes
+                FROM updated""",
+            (*params, media_type, up.thumbnail, *frame_checks.neighbours_of(row["shot_id"],
+                                                                            number)))
+        if updated:
+            sizes = list(updated[0]["neighbour_sizes"])
+    else:
+        updated = await c.fetchall(_RECORD, params)
+        if updated:
+            await c.execute(f"""INSERT INTO thumbnails (shot_id, number, media_type, data)
+                                VALUES (?, ?, ?, ?) {_THUMBNAIL_CONFLICT}""",
+                            (row["shot_id"], number, media_type, up.thumbnail))
     if not updated:
         return None
     recorded = dict(updated[0])
-    await c.execute(
-        """INSERT INTO thumbnails (shot_id, number, media_type, data) VALUES (?, ?, ?, ?)
-           ON CONFLICT (shot_id, number) DO UPDATE SET
-               media_type = excluded.media_type, data = excluded.data""",
-        (row["shot_id"], number, THUMBNAIL_TYPES[up.thumbnail_ext], up.thumbnail))
+    recorded.pop("neighbour_sizes", None)
     # Issue 17: flagged when it looks wrong (maybe re-rendered), delivery queued.
-    recorded.update(await frame_checks.judge(c, recorded, up.checks, row))
+    recorded.update(await frame_checks.judge(c, recorded, up.checks, row, sizes))
     await _count_frame(c, row["shot_id"], up.render_time)
     recorded["node_name"] = row["node_name"]
     # Extra outputs come before their frame: the event counts them like the listing.

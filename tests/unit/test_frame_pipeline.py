@@ -10,6 +10,7 @@ import hashlib
 import io
 import os
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -18,7 +19,7 @@ from coordinator.app import create_app
 from coordinator.config import Config
 from coordinator.frame_pipeline import FramePipeline, NotAnImage, NotInJob, StaleAttempt
 from coordinator.storage import DigestMismatch
-from tests.unit.test_api import TOKEN
+from tests.unit.test_api import AUTH, TOKEN, create_shot, node_hello
 from tests.unit.test_outputs_api import assigned, exr
 
 # Every test runs on SQLite and on PostgreSQL.
@@ -203,3 +204,44 @@ async def test_peers_hear_of_a_frame_with_its_records_commit_and_only_then(farm,
         assert heard == ["frame 2"]
     finally:
         await listener.close()
+
+
+async def test_a_frame_far_smaller_than_the_frames_recorded_beside_it_is_flagged(api):
+    """The record reads the neighbours' sizes with the frame's own write (one statement
+    on PostgreSQL): frames 2 and 4 are noise, frame 3 a two-colour picture a tenth of
+    their size, judged against both; its thumbnail is kept like any other's."""
+    await create_shot(api, frame_end=5, chunk_size=5)
+    ws = await api.ws_connect("/api/node/ws", headers=AUTH)
+    await node_hello(ws)
+    await ws.send_json({"type": "ready"})
+    job = (await ws.receive_json())["job"]
+    app = api.server.app
+    pipeline = FramePipeline(app[keys.STORAGE], app[keys.DB], lambda f: None,
+                             10**8, 32, 1, 1)
+    rng = np.random.default_rng(3)
+    try:
+        for number in (2, 4):
+            noise = Image.fromarray(rng.integers(0, 256, (36, 64, 3), dtype=np.uint8))
+            data = encode(noise)
+            frame = await pipeline.frame(body(data), job["attempt_id"], number, sha(data),
+                                         None, None)
+            assert frame["suspicious"] is None   # no recorded neighbours yet to judge by
+        halves = Image.new("RGB", (64, 36), (200, 20, 20))
+        halves.paste((20, 20, 200), (0, 0, 32, 36))
+        small = encode(halves)
+        frame = await pipeline.frame(body(small), job["attempt_id"], 3, sha(small), None,
+                                     None)
+        assert "far smaller than its neighbours" in frame["suspicious"]
+        assert f"({len(small)} bytes" in frame["suspicious"]
+        thumb = await api.get(frame["thumbnail_url"], headers=AUTH)
+        assert thumb.status == 200 and thumb.content_type == "image/jpeg"
+        assert Image.open(io.BytesIO(await thumb.read())).size[0] > 0
+    finally:
+        await pipeline.close()
+        await ws.close()
+
+
+def encode(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
