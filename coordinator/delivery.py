@@ -4,7 +4,7 @@ is copied to its place under the shot's output root (`delivery_paths.py`).
 After the record (the frame is safe in the data dir whatever happens here) the frame
 is queued; a few tasks copy frames in a worker thread each: a temp name in the target
 folder, fsync, `os.replace` onto the final name, fsync of the folder. Frames waiting are
-copied in groups whose syncs share the file system's journal commits. A frame rendered
+copied in groups, synced together (one syncfs of their file system). A frame rendered
 again later is copied again and replaces the first copy; one frame is never copied
 twice at once. A failure (disk full, no permission, a path that now leads outside its
 root) is recorded on the frame and the shot, and the frame is tried again after a
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import delivery_paths
+from . import delivery_paths, file_sync
 from .config import Config
 from .database import Database
 from .storage import Storage, _background_thread
@@ -36,8 +36,8 @@ log = logging.getLogger("brender.delivery")
 # Copies at once: each waits mostly on its fsync, in threads of its own (the storage's
 # threads take uploads, which must not queue behind studio storage).
 COPIERS = 2
-# Frames copied as one group (their syncs share the file system's journal commits),
-# gathered for this long after the first one: a frame copied alone cost 2-3x as much.
+# Frames copied as one group (synced together), gathered for this long after the
+# first one: a frame copied alone cost 2-3x as much.
 BATCH = 64
 GATHER_SECONDS = 0.2
 FIRST_RETRY = 2.0
@@ -63,9 +63,10 @@ class Copy:
 def copy_batch(copies: list[Copy]) -> None:
     """Copy each frame to its place, atomically, as one group: every temp file written
     (a new name in the target folder, the bytes file to file in the kernel: sendfile),
-    then each synced (the first sync commits the journal for all, so the others cost
-    little), then each renamed over its final name, then each folder synced once. A
-    copy that fails keeps its error and leaves no temp file; the others go on.
+    then synced, all with one syncfs of their file system (`file_sync.py`; where that
+    cannot be done, each with its own fdatasync), then each renamed over its final
+    name, then each folder synced once. A copy that fails keeps its error and leaves
+    no temp file; the others go on.
 
     Each target folder is resolved, checked to lie inside its root and opened once per
     group (the frames of a shot share one); its files are then named relative to the
@@ -101,9 +102,12 @@ def copy_batch(copies: list[Copy]) -> None:
             os.close(src)
     synced: set[int] = set()
     try:
+        # One syncfs per file system for the group, else an fdatasync per file.
+        durable = file_sync.sync_file_systems(
+            folder for copy, folder, _, _, _ in written if copy.error is None)
         for copy, folder, temp, name, out in written:
             try:
-                if copy.error is None:
+                if copy.error is None and not durable:
                     os.fdatasync(out)
             except OSError as exc:
                 copy.error = exc

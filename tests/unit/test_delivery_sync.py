@@ -1,0 +1,88 @@
+"""A group of delivered copies is made durable with one syncfs of its file system, not
+an fdatasync per frame; where syncfs is missing or fails, each copy is synced on its
+own, and a copy whose sync fails is the only one not delivered (coordinator/file_sync.py,
+delivery.copy_batch)."""
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from coordinator import delivery, file_sync
+from coordinator.delivery import Copy, copy_batch
+
+
+@pytest.fixture
+def group(tmp_path):
+    root = tmp_path / "studio"
+    root.mkdir()
+    copies = []
+    for n in range(1, 6):
+        source = tmp_path / f"{n}.png"
+        source.write_bytes(f"frame {n}".encode())
+        folder = "a" if n % 2 else "b"   # two folders, one file system
+        copies.append(Copy((1, n), source, root, f"{folder}/{n:04d}.png"))
+    return root, copies
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Counts the real syncfs and fdatasync calls of a group."""
+    seen = {"syncfs": 0, "fdatasync": 0}
+    real_sync, real_fdatasync = file_sync.SYNCFS, os.fdatasync
+
+    def syncfs(fd):
+        seen["syncfs"] += 1
+        return real_sync(fd)
+
+    def fdatasync(fd):
+        seen["fdatasync"] += 1
+        real_fdatasync(fd)
+    monkeypatch.setattr(file_sync, "SYNCFS", syncfs)
+    monkeypatch.setattr(delivery.os, "fdatasync", fdatasync)
+    return seen
+
+
+def delivered(root) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*")
+            if p.is_file()}
+
+
+@pytest.mark.skipif(file_sync.SYNCFS is None, reason="needs Linux 5.8's syncfs")
+def test_one_syncfs_for_the_whole_group_and_no_fdatasync(group, calls):
+    root, copies = group
+    copy_batch(copies)
+    assert all(c.error is None for c in copies)
+    assert calls == {"syncfs": 1, "fdatasync": 0}
+    assert delivered(root) == {f"{'a' if n % 2 else 'b'}/{n:04d}.png": f"frame {n}".encode()
+                               for n in range(1, 6)}
+
+
+def test_without_syncfs_each_copy_is_synced_and_a_failing_one_fails_alone(
+        group, calls, monkeypatch):
+    root, copies = group
+    monkeypatch.setattr(file_sync, "SYNCFS", None)
+    copy_batch(copies[:2])
+    assert calls == {"syncfs": 0, "fdatasync": 2}
+    assert sorted(delivered(root)) == ["a/0001.png", "b/0002.png"]
+
+
+def test_a_syncfs_that_fails_falls_back_to_each_copy_and_names_the_one_that_failed(
+        group, calls, monkeypatch):
+    root, copies = group
+    monkeypatch.setattr(file_sync, "SYNCFS", lambda fd: -1)   # say the disk reported EIO
+    real_fdatasync = os.fdatasync
+    third = {"n": 0}
+
+    def fdatasync(fd):
+        third["n"] += 1
+        if third["n"] == 3:
+            raise OSError(errno.EIO, "Input/output error")
+        real_fdatasync(fd)
+    monkeypatch.setattr(delivery.os, "fdatasync", fdatasync)
+    copy_batch(copies)
+    assert [c.error is None for c in copies] == [True, True, False, True, True]
+    assert copies[2].error.errno == errno.EIO
+    assert sorted(delivered(root)) == ["a/0001.png", "a/0005.png", "b/0002.png",
+                                       "b/0004.png"]   # and no temp file left behind
