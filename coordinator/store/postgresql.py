@@ -88,10 +88,18 @@ async def _setup(raw: asyncpg.Connection) -> None:
                              decoder=_decode_numeric, format="text")
 
 
+async def _keep_session(raw: asyncpg.Connection) -> None:
+    """A pooled connection goes back as it is (asyncpg still rolls back a transaction
+    left open): store functions set no session state, take no advisory lock, LISTEN
+    on none and keep no cursor past their transaction (farm_link.py's connection,
+    which does, is not pooled). asyncpg's own reset was a round trip to the server
+    at every release, one in eight of a frame's."""
+
+
 async def create_pool(url: str, *, min_size: int = 2, max_size: int = 8) -> asyncpg.Pool:
     try:
         pool: asyncpg.Pool = await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, init=_setup,
+            url, min_size=min_size, max_size=max_size, init=_setup, reset=_keep_session,
             # Statements are few and fixed; keep them all prepared.
             statement_cache_size=512, command_timeout=60)
     except _LOST as exc:
