@@ -133,9 +133,11 @@ class PostgresDatabase(Database):
             async with raw.transaction():
                 conn = PostgresConnection(raw)
                 counts: dict[int, tuple[int, float, int]] = {}
-                conn.shot_counts = counts
+                news: list[tuple[str, str]] = []
+                conn.shot_counts, conn.news = counts, news
                 for fn, args, _ in batch:
                     before = dict(counts) if savepoints else counts
+                    told = len(news)
                     outcome = await _outcome(_in_savepoint(raw, fn, conn, args)
                                              if savepoints else fn(conn, *args))
                     if not outcome[0]:
@@ -143,9 +145,12 @@ class PostgresDatabase(Database):
                             raise _OneFailed()   # undoes the transaction
                         counts.clear()
                         counts.update(before)   # undone with its savepoint
+                        del news[told:]
                     outcomes.append(outcome)
                 if counts:
                     await frame_sql.add_shot_counts(conn, counts)
+                if news:
+                    await frame_sql.notify_all(conn, news)
         return outcomes
 
     async def read(self, fn: Callable[..., Any], *args: Any) -> Any:

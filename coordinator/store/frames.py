@@ -175,8 +175,21 @@ async def record_told(c: Connection, up: Upload, extensions: dict[str, str],
     frame = await record(c, up, extensions, place)
     told = news(frame) if frame is not None else None
     if told is not None:
-        await c.execute("SELECT pg_notify(?, ?)", told)
+        batch: list[tuple[str, str]] | None = getattr(c, "news", None)
+        if batch is None:
+            await c.execute(NOTIFY, told)
+        else:   # a batch of records: `notify_all` as it ends, one round trip for all
+            batch.append(told)
     return frame
+
+
+NOTIFY = "SELECT pg_notify(?, ?)"
+
+
+async def notify_all(c: Connection, news: list[tuple[str, str]]) -> None:
+    """The NOTIFYs a batch of records collected, in their order; like any NOTIFY, heard
+    when (and only if) the transaction commits."""
+    await c.executemany(NOTIFY, news)
 
 
 async def get(c: Connection, shot_id: int, number: int) -> dict | None:

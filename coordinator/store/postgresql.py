@@ -46,13 +46,15 @@ class PostgresConnection:
     """`Connection` over one pooled asyncpg connection, inside the transaction (or
     not, for reads) its database facade opened."""
 
-    __slots__ = ("raw", "shot_counts")
+    __slots__ = ("raw", "shot_counts", "news")
     dialect = POSTGRESQL
 
     def __init__(self, raw: asyncpg.Connection):
         self.raw = raw
         # A batch of frame records collects its shots' counters here (store/frames.py).
         self.shot_counts: dict[int, tuple[int, float, int]] | None = None
+        # A batch's NOTIFYs (channel, payload), sent together as it ends (frames.py).
+        self.news: list[tuple[str, str]] | None = None
 
     async def execute(self, text: str, params: Sequence[Any] = ()) -> int:
         status = await self.raw.execute(sql(text), *params)

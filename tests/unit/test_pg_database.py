@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from coordinator.database import Database, open_database
@@ -159,7 +160,8 @@ async def test_two_coordinators_claiming_at_once_never_take_the_same_job(pg_url,
 
 async def test_batches_of_records_side_by_side_count_each_frame_once(pg_url):
     """Frame records commit in batches, several batches at once; a shot's counters are
-    added as each batch ends, and a record that fails in its batch adds nothing."""
+    added, and its NOTIFYs to peers sent, as each batch ends; a record that fails in
+    its batch adds and tells nothing."""
     from coordinator.matching import offer_of
     from coordinator.store import claims as claim_sql
     from coordinator.store import frames as frame_sql
@@ -187,15 +189,38 @@ async def test_batches_of_records_side_by_side_count_each_frame_once(pg_url):
         def place(shot: int, name: str, up: frame_sql.Upload) -> tuple[str, str, None]:
             return f"shots/{shot}/frames/{name}", f"shots/{shot}/thumbnails/{name}", None
 
+        def news(frame: dict) -> tuple[str, str]:
+            return "test_batch_news", str(frame["number"])
+
+        async def told_then_undone(c, up, *args):
+            await frame_sql.record_told(c, up, *args)
+            raise LookupError("undone after its record")
+
+        heard: list[str] = []
+        listener = await asyncpg.connect(pg_url)
+        await listener.add_listener("test_batch_news", lambda *a: heard.append(a[-1]))
         formats = {"PNG": "png"}
-        records = [db.write(frame_sql.record, upload(n, claim.attempt_id), formats, place,
-                            batched=True) for n in range(1, 41)]
-        stale = [db.write(frame_sql.record, upload(n, "f" * 32), formats, place,
+        records = [db.write(frame_sql.record_told, upload(n, claim.attempt_id), formats,
+                            place, news, batched=True) for n in range(1, 40)]
+        stale = [db.write(frame_sql.record_told, upload(n, "f" * 32), formats, place, news,
                           batched=True) for n in range(1, 5)]
-        done = await asyncio.gather(*records, *stale, return_exceptions=True)
-        assert all(isinstance(d, dict) for d in done[:40])
-        assert all(isinstance(d, frame_sql.StaleAttempt) for d in done[40:])
+        undone = db.write(told_then_undone, upload(40, claim.attempt_id), formats, place,
+                          news, batched=True)
+        done = await asyncio.gather(*records, *stale, undone, return_exceptions=True)
+        assert all(isinstance(d, dict) for d in done[:39])
+        assert all(isinstance(d, frame_sql.StaleAttempt) for d in done[39:43])
+        assert isinstance(done[43], LookupError)
         assert db.batches < 44          # they were batched
+        # Peers hear of each frame recorded, once; of the undone one and the stale
+        # ones, nothing.
+        for _ in range(100):
+            if len(heard) >= 39:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+        await listener.close()
+        assert sorted(heard, key=int) == [str(n) for n in range(1, 40)]
+        await db.write(frame_sql.record, upload(40, claim.attempt_id), formats, place)
         [shot] = await db.fetchall("SELECT frames_done, render_time_count, render_time_sum "
                                    "FROM shots WHERE id = $1", (shot_id,))
         assert (shot["frames_done"], shot["render_time_count"]) == (40, 40)
