@@ -73,11 +73,12 @@ async def claim(c: Connection, node_id: str, offer: Offer, lease_seconds: float,
         shots = await dispatchable(c, node_id, blocklist_threshold)
     counts = {} if rendering is None else rendering
 
-    async def rendering_of(shot_id: int, capped: bool = False) -> int:
+    async def rendering_of(shot_id: int) -> int:
         if shot_id not in counts:
-            if capped and c.dialect.for_update:
-                # Claims on other coordinators count this shot too: the first to lock it
-                # counts and claims; the next counts after that one commits (its cap holds).
+            if c.dialect.for_update:
+                # Other transactions (claims side by side, other coordinators) count this
+                # shot too: the first to lock it counts and claims; the next counts after
+                # that one commits, so a cap and a fair share hold farm-wide.
                 await c.execute("SELECT id FROM shots WHERE id = ?" + c.dialect.for_update,
                                 (shot_id,))
             counts[shot_id] = await c.fetchval(
@@ -95,7 +96,7 @@ async def claim(c: Connection, node_id: str, offer: Offer, lease_seconds: float,
                 (place, shot, version, needs.device))
     for key in sorted(groups):
         open_to_it = [entry for entry in groups[key] if entry[1]["max_nodes"] is None
-                      or await rendering_of(entry[1]["id"], True) < entry[1]["max_nodes"]]
+                      or await rendering_of(entry[1]["id"]) < entry[1]["max_nodes"]]
         if len(open_to_it) > 1:   # fair share: the fewest nodes first, then the oldest
             order = [(await rendering_of(e[1]["id"]), e[0], e) for e in open_to_it]
             open_to_it = [e for *_, e in sorted(order, key=lambda o: o[:2])]
