@@ -125,7 +125,6 @@ async def store_steps(root: Path, frames: int, out: Path) -> dict:
         # As the coordinator delivers while frames keep landing: groups of BATCH, each
         # read, its paths made, copied and recorded by `Delivery` itself.
         storage = Storage(root / "data")
-        groups_syncfs = file_sync.SYNCFS
         frame = storage.root / "shots" / "1" / "frames" / "frame.png"
         frame.parent.mkdir(parents=True)
         frame.write_bytes(tiny_png())
@@ -136,26 +135,14 @@ async def store_steps(root: Path, frames: int, out: Path) -> dict:
         groups = {}
         # As delivered (one syncfs a group), then with an fdatasync per copy (where
         # syncfs is missing), each to a root of its own.
-        for tag, syncfs in (("", file_sync.SYNCFS), ("_fdatasync_each", None)):
-            file_sync.SYNCFS = syncfs
-            target = out / f"studio{tag}"
-            delivery = Delivery(Config(output_roots={"studio": target}), db, storage,
-                                lambda shot_id: None)
-            before, machine = resource.getrusage(resource.RUSAGE_SELF), machine_busy()
-            for first in range(1, frames + 1, BATCH):
-                await delivery._deliver([(1, n) for n in range(first, min(first + BATCH,
-                                                                           frames + 1))])
-            after, machine = resource.getrusage(resource.RUSAGE_SELF), \
-                machine_busy() - machine
-            delivery.executor.shutdown()
-            assert delivery.delivered == frames, delivery.delivered
-            user_ms = 1000 * (after.ru_utime - before.ru_utime) / frames
-            system_ms = 1000 * (after.ru_stime - before.ru_stime) / frames
-            groups.update({f"delivery{tag}_ms": round(user_ms + system_ms, 4),
-                           f"delivery{tag}_user_ms": round(user_ms, 4),
-                           f"delivery{tag}_system_ms": round(system_ms, 4),
-                           f"delivery{tag}_all_cpus_ms": round(1000 * machine / frames, 4)})
-        file_sync.SYNCFS = groups_syncfs
+        as_delivered = file_sync.SYNCFS
+        try:
+            for tag, syncfs in (("", as_delivered), ("_fdatasync_each", None)):
+                file_sync.SYNCFS = syncfs
+                groups.update(await delivered_groups(db, storage, out / f"studio{tag}",
+                                                     frames, tag))
+        finally:
+            file_sync.SYNCFS = as_delivered
         storage.close()
         # In the delivered folder: a new inode is sought first in its folder's group.
         floor_ms = file_floor_ms(studio / "bench", tiny_png(), frames)
@@ -163,6 +150,27 @@ async def store_steps(root: Path, frames: int, out: Path) -> dict:
         await db.close()
     return {"judge_ms": round(judge_ms, 4), "delivery_one_at_a_time_ms": round(single_ms, 4),
             **groups, "delivery_floor_ms": round(floor_ms, 4)}
+
+
+async def delivered_groups(db: Database, storage: Storage, target: Path, frames: int,
+                           tag: str) -> dict:
+    """Every frame delivered to `target` by `Delivery` itself, in groups of BATCH: CPU
+    per frame, this process's (user, system) and the whole machine's."""
+    delivery = Delivery(Config(output_roots={"studio": target}), db, storage,
+                        lambda shot_id: None)
+    before, machine = resource.getrusage(resource.RUSAGE_SELF), machine_busy()
+    for first in range(1, frames + 1, BATCH):
+        await delivery._deliver([(1, n) for n in range(first, min(first + BATCH,
+                                                                   frames + 1))])
+    after, machine = resource.getrusage(resource.RUSAGE_SELF), machine_busy() - machine
+    delivery.executor.shutdown()
+    assert delivery.delivered == frames, delivery.delivered
+    user_ms = 1000 * (after.ru_utime - before.ru_utime) / frames
+    system_ms = 1000 * (after.ru_stime - before.ru_stime) / frames
+    return {f"delivery{tag}_ms": round(user_ms + system_ms, 4),
+            f"delivery{tag}_user_ms": round(user_ms, 4),
+            f"delivery{tag}_system_ms": round(system_ms, 4),
+            f"delivery{tag}_all_cpus_ms": round(1000 * machine / frames, 4)}
 
 
 def machine_busy() -> float:
