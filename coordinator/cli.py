@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -12,7 +11,7 @@ import sys
 
 from aiohttp import web
 
-from . import __version__, admin_cli, tls
+from . import __version__, admin_cli, gc_pacing, tls
 from .app import create_app
 from .config import Config, resolve_token
 from .delivery_paths import parse_roots
@@ -148,14 +147,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Brender {__version__} coordinator on {url} (data: {config.data_dir})", flush=True)
     node = _start_local_node(url, token, args.blender, args.tls_cert) \
         if args.local_node else None
-    _tune_gc()
+    gc_pacing.tune_at_start()
     # A worker thread busy in Python (a big listing's page, a blob check) keeps the GIL
     # for up to this long each time the event loop wants it back: 5 ms by default,
     # paid on every await that crosses threads (benchmarks/edge.py: GET /api/farm's
     # p50 went from 28 to 11 ms at 1 ms, with big reads and blob checks running).
     sys.setswitchinterval(0.001)
     try:
-        web.run_app(create_app(config, token), host=args.host, port=args.port,
+        app = create_app(config, token)
+        app.cleanup_ctx.append(gc_pacing.pacing_ctx)
+        web.run_app(app, host=args.host, port=args.port,
                     print=None, handle_signals=True, loop=_event_loop(args.event_loop),
                     ssl_context=context)
     finally:
@@ -165,16 +166,6 @@ def main(argv: list[str] | None = None) -> None:
                 node.wait(15)
             except subprocess.TimeoutExpired:
                 node.kill()
-
-
-def _tune_gc() -> None:
-    """A full collection walks every object: with 1,000 nodes connected it held the
-    event loop for 25-115 ms, every few seconds, and nodes waited for their next job
-    that long. What is loaded at start lives forever: freeze it out of the walk, and
-    collect young objects less often, so fewer survive into the old generations."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 50)
 
 
 def _event_loop(kind: str) -> asyncio.AbstractEventLoop:
