@@ -1,11 +1,15 @@
 """A group of delivered copies is made durable with one syncfs of its file system, not
-an fdatasync per frame; where syncfs is missing or fails, each copy is synced on its
-own, and a copy whose sync fails is the only one not delivered (coordinator/file_sync.py,
-delivery.copy_batch)."""
+an fdatasync per frame; where syncfs is missing or fails, or the copies lie on the data
+dir's own file system (where syncfs would write the coordinator's busy files too), each
+copy is synced on its own, and a copy whose sync fails is the only one not delivered
+(coordinator/file_sync.py, delivery.copy_batch)."""
 from __future__ import annotations
 
 import errno
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -13,17 +17,26 @@ from coordinator import delivery, file_sync
 from coordinator.delivery import Copy, copy_batch
 
 
-@pytest.fixture
-def group(tmp_path):
-    root = tmp_path / "studio"
+def frames_and_copies(data_dir: Path, root: Path) -> list[Copy]:
     root.mkdir()
     copies = []
     for n in range(1, 6):
-        source = tmp_path / f"{n}.png"
+        source = data_dir / f"{n}.png"
         source.write_bytes(f"frame {n}".encode())
         folder = "a" if n % 2 else "b"   # two folders, one file system
         copies.append(Copy((1, n), source, root, f"{folder}/{n:04d}.png"))
-    return root, copies
+    return copies
+
+
+@pytest.fixture
+def group(tmp_path):
+    """Frames in a data dir on another file system (a tmpfs) than the studio root."""
+    if not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs a second file system: /dev/shm")
+    data_dir = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="brender-data-"))
+    root = tmp_path / "studio"
+    yield root, frames_and_copies(data_dir, root)
+    shutil.rmtree(data_dir)
 
 
 @pytest.fixture
@@ -57,6 +70,16 @@ def test_one_syncfs_for_the_whole_group_and_no_fdatasync(group, calls):
     assert calls == {"syncfs": 1, "fdatasync": 0}
     assert delivered(root) == {f"{'a' if n % 2 else 'b'}/{n:04d}.png": f"frame {n}".encode()
                                for n in range(1, 6)}
+
+
+@pytest.mark.skipif(file_sync.SYNCFS is None, reason="needs Linux 5.8's syncfs")
+def test_on_the_data_dirs_file_system_each_copy_is_synced_on_its_own(tmp_path, calls):
+    root = tmp_path / "studio"
+    copies = frames_and_copies(tmp_path, root)
+    copy_batch(copies)
+    assert all(c.error is None for c in copies)
+    assert calls == {"syncfs": 0, "fdatasync": 5}
+    assert len(delivered(root)) == 5
 
 
 def test_without_syncfs_each_copy_is_synced_and_a_failing_one_fails_alone(
