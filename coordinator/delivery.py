@@ -4,7 +4,8 @@ is copied to its place under the shot's output root (`delivery_paths.py`).
 After the record (the frame is safe in the data dir whatever happens here) the frame
 is queued; a few tasks copy frames in a worker thread each: a temp name in the target
 folder, fsync, `os.replace` onto the final name, fsync of the folder. Frames waiting are
-copied in groups, synced together (one syncfs of their file system). A frame rendered
+copied in groups, synced together (one syncfs of their file system, unless it is the
+data dir's: then each on its own). A frame rendered
 again later is copied again and replaces the first copy; one frame is never copied
 twice at once. A failure (disk full, no permission, a path that now leads outside its
 root) is recorded on the frame and the shot, and the frame is tried again after a
@@ -107,8 +108,8 @@ def copy_batch(copies: list[Copy]) -> None:
     try:
         # One syncfs per file system for the group, else an fdatasync per file. Not on
         # the data dir's own file system: syncfs writes every dirty file there, the
-        # database's WAL and the frames being stored too, at every group (in the
-        # capacity run it cost more than an fdatasync per copy).
+        # database's WAL and the frames being stored too, at every group (in capacity
+        # runs it was no cheaper than an fdatasync per copy; docs/performance.md).
         apart = {folder for copy, folder, _, _, _ in written if copy.error is None
                  and os.fstat(folder).st_dev not in data_dirs}
         durable = bool(apart) and file_sync.sync_file_systems(apart)
