@@ -17,10 +17,19 @@ Two parts:
               calls with no other code
   --output-root DIR   where the copies go (default: beside the data dir, on its disk):
               delivery's cost is mostly the target file system's
+  disk        before anything else, what creating a small file costs on the output
+              root's file system now: ext4 without a journal (this VM's disk) skips
+              the inodes freed in the last 1-6 minutes one by one, so files deleted
+              just before (a test suite's temp folders) make every new file dearer
+              for a few minutes; the figure says which case a run measured
   capacity    the capacity benchmark's run (10 simulated nodes, frames as fast as the
-              coordinator takes them) twice: frames kept in the data dir only, then
-              also delivered to an output root; CPU per frame (coordinator and its
-              frame workers) of both, and the share the checks and delivery take of it
+              coordinator takes them), `--pairs` times each way, interleaved: frames
+              kept in the data dir only, then also delivered to an output root; CPU
+              per frame of the coordinator and its frame workers, and of the whole
+              machine, their medians, and the share the checks and delivery take of
+              the coordinator's. Runs here vary by ±30 %: the parts say what a step
+              costs alone, the runs what it costs beside the rest (a syncfs on the
+              data dir's own file system looked cheap alone and was dear in the runs)
 The checks run in both capacity runs (they cannot be turned off); their share is
 the "parts" figure over the run's CPU per frame.
 """
@@ -32,6 +41,7 @@ import io
 import json
 import os
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -180,6 +190,19 @@ def machine_busy() -> float:
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
+def creation_ms(folder: Path, files: int = 1000) -> float:
+    """CPU per new small file (create, write, close), nothing synced: ~0.03 ms on a
+    quiet ext4, 0.3-0.6 ms within minutes of deleting 10,000 files on one without a
+    journal (measured here)."""
+    folder.mkdir(parents=True)
+    start = time.process_time()
+    for n in range(files):
+        fd = os.open(folder / f"probe{n}", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        os.write(fd, b"x" * 2000)
+        os.close(fd)
+    return 1000 * (time.process_time() - start) / files
+
+
 def file_floor_ms(folder: Path, data: bytes, frames: int) -> float:
     """CPU per file of the system calls any atomic copy makes, with no other code: a
     new file written, fdatasync, rename, one folder fsync per group. Measured right
@@ -203,20 +226,33 @@ def file_floor_ms(folder: Path, data: bytes, frames: int) -> float:
     return floor
 
 
-def capacity(root: Path, nodes: int, frames: int, window: float, out: Path) -> dict:
+def capacity(root: Path, nodes: int, frames: int, window: float, out: Path,
+             pairs: int) -> dict:
+    """`pairs` plain runs and delivered runs, interleaved; CPU per frame of the
+    coordinator and its workers, and of the whole machine (a syncfs has kernel threads
+    write), each run's and their medians."""
     from benchmarks.capacity import run_one
-    plain = run_one(root / "plain", nodes, frames, 1, window)
-    studio = out / "studio-capacity"
-    studio.mkdir(parents=True, exist_ok=True)
-    delivered = run_one(root / "delivered", nodes, frames, 1, window,
-                        extra_args=("--output-root", f"studio={studio}"),
-                        shot_fields={"output_template": "{shot}/{frame:06d}.{ext}",
-                                     "output_root": "studio"})
     keys = ("frames_done", "frames_per_s", "cpu_ms_per_frame", "worker_cpu_ms_per_frame",
             "coordinator_cpu", "dispatch_p50_ms", "dispatch_p99_ms")
-    copies = sum(1 for _ in studio.rglob("*.png"))
-    return {"plain": {k: plain.get(k) for k in keys},
-            "delivered": {**{k: delivered.get(k) for k in keys}, "copies": copies}}
+    runs: dict[str, list[dict]] = {"plain": [], "delivered": []}
+    for i in range(pairs):
+        studio = out / f"studio-capacity-{i}"
+        studio.mkdir(parents=True, exist_ok=True)
+        for kind, extra in (("plain", {}), ("delivered", {
+                "extra_args": ("--output-root", f"studio={studio}"),
+                "shot_fields": {"output_template": "{shot}/{frame:06d}.{ext}",
+                                "output_root": "studio"}})):
+            busy = machine_busy()
+            run = run_one(root / f"{kind}-{i}", nodes, frames, 1, window, **extra)
+            busy = machine_busy() - busy
+            row = {k: run.get(k) for k in keys}
+            row["machine_cpu_ms_per_frame"] = round(1000 * busy / run["frames_done"], 3)
+            if kind == "delivered":
+                row["copies"] = sum(1 for _ in studio.rglob("*.png"))
+            runs[kind].append(row)
+    return {**runs, "median": {kind: {k: statistics.median(r[k] for r in rows) for k in (
+        "cpu_ms_per_frame", "worker_cpu_ms_per_frame", "machine_cpu_ms_per_frame")}
+        for kind, rows in runs.items()}}
 
 
 def main() -> None:
@@ -225,6 +261,8 @@ def main() -> None:
     p.add_argument("--window", type=float, default=12.0)
     p.add_argument("--nodes", type=int, default=10)
     p.add_argument("--parts-only", action="store_true")
+    p.add_argument("--pairs", type=int, default=3,
+                   help="capacity runs without and with delivery, interleaved")
     p.add_argument("--output-root", type=Path,
                    help="a folder on the file system the copies go to (a temp folder "
                         "is made in it)")
@@ -233,20 +271,25 @@ def main() -> None:
             tempfile.TemporaryDirectory(prefix="brender-bench-out-",
                                         dir=args.output_root) as out_tmp:
         root, out = Path(tmp), Path(out_tmp)
-        result: dict = {"image_checks": image_checks(),
+        result: dict = {"disk": {"file_creation_before_ms": round(creation_ms(out / "probe"),
+                                                                  4)},
+                        "image_checks": image_checks(),
                         "store": asyncio.run(store_steps(root / "store", args.frames, out))}
         if not args.parts_only:
             result["capacity"] = run = capacity(root / "capacity", args.nodes, 12_000,
-                                                args.window, out)
-            total = run["plain"]["cpu_ms_per_frame"] + run["plain"]["worker_cpu_ms_per_frame"]
+                                                args.window, out, args.pairs)
+            plain, delivered = run["median"]["plain"], run["median"]["delivered"]
+            total = plain["cpu_ms_per_frame"] + plain["worker_cpu_ms_per_frame"]
             checks = result["image_checks"]["capacity_png_64x36"]["check_ms"] + \
                 result["store"]["judge_ms"]
-            with_delivery = run["delivered"]["cpu_ms_per_frame"] + \
-                run["delivered"]["worker_cpu_ms_per_frame"]
+            with_delivery = delivered["cpu_ms_per_frame"] + delivered["worker_cpu_ms_per_frame"]
+            # The whole machine's CPU: syncfs's writing is done by kernel threads.
+            machine = delivered["machine_cpu_ms_per_frame"] - plain["machine_cpu_ms_per_frame"]
             result["share"] = {
                 "checks_of_plain_frame": round(checks / total, 4),
-                "delivery_measured_in_run": round((with_delivery - total) / total, 4),
-                # The whole machine's CPU: syncfs's writing is done by kernel threads.
+                "delivery_in_run_coordinator": round((with_delivery - total) / total, 4),
+                "delivery_in_run_machine": round(machine / total, 4),
+                "checks_and_delivery_in_run_machine": round((checks + machine) / total, 4),
                 "delivery_from_parts": round(result["store"]["delivery_all_cpus_ms"] / total,
                                              4),
                 "checks_and_delivery_from_parts": round(
