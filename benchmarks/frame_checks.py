@@ -10,7 +10,7 @@ Two parts:
               (`store/frame_checks.judge`: the neighbours' sizes, one UPDATE), and a
               delivery: one at a time (the copy with fsync and rename, and its
               record), and in groups of 64 as `Delivery` does it (the frames read,
-              their paths made, copied, synced with one syncfs, recorded), its user
+              their paths made, copied, synced, recorded), its user
               and system CPU apart and the whole machine's (the kernel's flusher
               threads write what syncfs asks for); the same with an fdatasync per
               copy (`_fdatasync_each`); and the floor: an fdatasync per file's system
@@ -143,8 +143,9 @@ async def store_steps(root: Path, frames: int, out: Path) -> dict:
             await c.execute("UPDATE frames SET path = 'shots/1/frames/frame.png'")
         await db.write(in_data_dir)
         groups = {}
-        # As delivered (one syncfs a group), then with an fdatasync per copy (where
-        # syncfs is missing), each to a root of its own.
+        # As delivered (one syncfs a group when `out` is on another file system than
+        # the data dir, else an fdatasync a copy), then with an fdatasync a copy
+        # (where syncfs is missing), each to a root of its own.
         as_delivered = file_sync.SYNCFS
         try:
             for tag, syncfs in (("", as_delivered), ("_fdatasync_each", None)):
@@ -250,9 +251,10 @@ def capacity(root: Path, nodes: int, frames: int, window: float, out: Path,
             if kind == "delivered":
                 row["copies"] = sum(1 for _ in studio.rglob("*.png"))
             runs[kind].append(row)
-    return {**runs, "median": {kind: {k: statistics.median(r[k] for r in rows) for k in (
-        "cpu_ms_per_frame", "worker_cpu_ms_per_frame", "machine_cpu_ms_per_frame")}
-        for kind, rows in runs.items()}}
+    medians = ("cpu_ms_per_frame", "worker_cpu_ms_per_frame", "machine_cpu_ms_per_frame")
+    return {**runs, "median": {kind: {k: statistics.median(r[k] for r in rows)
+                                      for k in medians}
+                               for kind, rows in runs.items()}}
 
 
 def main() -> None:

@@ -134,7 +134,7 @@ def render_time(mean: float, rendering: bool) -> float:
     real ones do. A node's first frame takes what is left of a frame already under way
     (the residual of that spread), as on a farm that was rendering before: nodes that
     all start at the submit with whole frames finish their first two frames in waves
-    that overlap 5-15 s in, offering up to 1.5 times the pace, where this way the
+    that overlap 10-15 s in, offering up to 1.5 times the pace, where this way the
     fleet offers the pace from the start."""
     if rendering:
         return mean * random.uniform(0.5, 1.5)

@@ -110,8 +110,9 @@ def copy_batch(copies: list[Copy]) -> None:
         # the data dir's own file system: syncfs writes every dirty file there, the
         # database's WAL and the frames being stored too, at every group (in capacity
         # runs it was no cheaper than an fdatasync per copy; docs/performance.md).
-        apart = {folder for copy, folder, _, _, _ in written if copy.error is None
-                 and os.fstat(folder).st_dev not in data_dirs}
+        devices = {folder: os.fstat(folder).st_dev
+                   for copy, folder, _, _, _ in written if copy.error is None}
+        apart = {folder for folder, device in devices.items() if device not in data_dirs}
         durable = bool(apart) and file_sync.sync_file_systems(apart)
         for copy, folder, temp, name, out in written:
             try:

@@ -32,7 +32,7 @@ log = logging.getLogger("brender.gc")
 YOUNG_EVERY = 0.1
 FULL_EVERY = 300.0
 BURST = 700        # Python's default threshold for the young generation
-NEVER = 1 << 30    # the older generations are only collected by `collect_all`
+NEVER = 1 << 30    # the older generations wait for `Pacer`'s full collection
 
 
 def tune_at_start() -> None:
