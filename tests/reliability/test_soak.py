@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.farm import make_scene
+from tests.farm import make_scene, wait_for
 
 pytestmark = [pytest.mark.blender, pytest.mark.slow]
 
@@ -56,5 +56,10 @@ def test_thousand_frames_survive_kills_and_a_restart(farm_factory, tmp_path_fact
     # Every thumbnail is served (a few, spread over the shot, fetched whole).
     for f in frames[::97]:
         assert client.download(f["thumbnail_url"])[:3] == b"\xff\xd8\xff"
+    # The completed shot's movie is made from links in tmp/: they go when it is made.
+    movie = wait_for(lambda: (m := client.shot(shot["id"])["movie"]) is not None
+                     and m["status"] not in ("queued", "making") and m, 120,
+                     what="the shot's movie")
+    assert movie["status"] == "ready", movie
     assert list((farm.data_dir / "tmp").iterdir()) == []
     assert len({f["node_id"] for f in frames}) >= 3
