@@ -129,7 +129,7 @@ def test_cancel_during_upload_creates_no_shot(project):
         job.join(30)
         assert not job.is_alive()
         seen += job.drain()
-        assert seen[-1][0] == "cancelled"
+        assert seen[-1][0] == "cancelled", seen[-3:]   # what ended it, if not the cancel
         assert job.error == "Cancelled"
         assert "/api/shots" not in fake.paths("POST")
         assert len(uploads(fake)) < 4
