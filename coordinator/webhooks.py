@@ -2,8 +2,9 @@
 URLs an admin registered (`routes/webhooks.py`).
 
 Each event becomes one pending delivery per webhook that wants it, in the store
-(so retries outlive a restart). A sender task posts them with one aiohttp session,
-a few at a time, each signed: `X-Brender-Signature: sha256=<hex>`, the HMAC-SHA256 of
+(so retries outlive a restart). A sender task claims the due ones (each posted once,
+however often it looks) and posts them with one aiohttp session, a few at a time, each
+signed: `X-Brender-Signature: sha256=<hex>`, the HMAC-SHA256 of
 the raw body under the webhook's secret (and `X-Brender-Event`, `X-Brender-Delivery`).
 A 2xx answer delivers it; anything else (an error status, a refused connection, no
 answer within 10 s) is tried again after a backoff that doubles from
@@ -30,6 +31,9 @@ EVENTS = ("shot.done", "shot.failed", "node.lost")
 MAX_ATTEMPTS = 5
 SENDERS = 4
 TIMEOUT = 10.0
+# A claimed delivery is not due again for this long: its answer's time and then some to
+# record it. One whose coordinator died while posting is tried again after it.
+CLAIM_SECONDS = 3 * TIMEOUT
 DUTY_CHECK_SECONDS = 1.0   # how soon a coordinator that took over the duties sends
 SHOT_EVENTS = {"completed": "shot.done", "failed": "shot.failed"}
 SHOT_FIELDS = ("id", "name", "status", "submitted_by", "frames_total", "frames_done",
@@ -49,9 +53,8 @@ class Webhooks:
         # duties (farm_link.py) sends them, so a receiver hears each delivery once.
         self.holds_duties = holds_duties
         self._wake = asyncio.Event()
-        self._sending: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
-        self._limit = asyncio.Semaphore(SENDERS)
+        self._posting = 0   # claimed and not yet recorded; at most SENDERS
 
     # -- news from the farm -------------------------------------------------------------
     def farm_event(self, kind: str, data: dict) -> None:
@@ -90,12 +93,17 @@ class Webhooks:
                 if not self.holds_duties():
                     await asyncio.sleep(DUTY_CHECK_SECONDS)
                     continue
-                for delivery in await self.db.read(webhook_sql.due, now, 50):
-                    if delivery["id"] not in self._sending:
-                        self._sending.add(delivery["id"])
+                # Only what can be posted now is claimed, so no claim ages in a queue.
+                if self._posting < SENDERS:
+                    for delivery in await self.db.write(webhook_sql.claim_due, now,
+                                                        CLAIM_SECONDS, SENDERS - self._posting):
+                        self._posting += 1
                         self._spawn(self._send(http, delivery))
                 upcoming = await self.db.read(webhook_sql.next_due)
-                wait = 60.0 if upcoming is None else min(60.0, max(0.05, upcoming - now))
+                if upcoming is None or self._posting >= SENDERS:
+                    wait = 60.0   # a sender that finishes wakes the loop
+                else:
+                    wait = min(60.0, max(0.05, upcoming - now))
                 try:
                     await asyncio.wait_for(self._wake.wait(), wait)
                 except asyncio.TimeoutError:
@@ -108,8 +116,7 @@ class Webhooks:
 
     async def _send(self, http: aiohttp.ClientSession, delivery: dict) -> None:
         try:
-            async with self._limit:
-                status, error = await self._post(http, delivery)
+            status, error = await self._post(http, delivery)
             attempts = delivery["attempts"] + 1
             if status is not None and 200 <= status < 300:
                 outcome, when = "delivered", None
@@ -124,7 +131,7 @@ class Webhooks:
                 log.info("webhook delivery %s to %s: %s (%s)", delivery["id"],
                          delivery["url"], error or status, outcome)
         finally:
-            self._sending.discard(delivery["id"])
+            self._posting -= 1
             self._wake.set()
 
     @staticmethod

@@ -59,14 +59,32 @@ async def enqueue(c: Connection, event: str, event_key: str, body: str) -> int:
     return added
 
 
-async def due(c: Connection, now: float, limit: int) -> list[dict]:
-    """Pending deliveries whose time has come, with their webhook's URL and secret."""
-    rows = await c.fetchall(
-        """SELECT d.id, d.event, d.body, d.attempts, w.url, w.secret
-           FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-           WHERE d.status = 'pending' AND d.next_attempt_at <= ?
-           ORDER BY d.next_attempt_at LIMIT ?""", (now, limit))
-    return [dict(r) for r in rows]
+async def claim_due(c: Connection, now: float, lease_seconds: float,
+                    limit: int) -> list[dict]:
+    """Pending deliveries whose time has come, claimed: each is not due again until
+    `lease_seconds` from now (its attempt records the real next time), so a delivery is
+    posted once however often the sender looks, and one whose sender died is tried
+    again when its lease ends. With their webhook's URL and secret."""
+    # The outer conditions repeat the inner ones: on PostgreSQL a row claimed meanwhile
+    # by another transaction is re-checked against them and skipped.
+    claimed = await c.fetchall(
+        """UPDATE webhook_deliveries SET next_attempt_at = ?
+           WHERE id IN (SELECT id FROM webhook_deliveries
+                        WHERE status = 'pending' AND next_attempt_at <= ?
+                        ORDER BY next_attempt_at LIMIT ?)
+             AND status = 'pending' AND next_attempt_at <= ?
+           RETURNING id, webhook_id, event, body, attempts""",
+        (now + lease_seconds, now, limit, now))
+    if not claimed:
+        return []
+    hook_ids = sorted({r["webhook_id"] for r in claimed})
+    hooks = {r["id"]: r for r in await c.fetchall(
+        f"""SELECT id, url, secret FROM webhooks
+            WHERE id IN ({", ".join("?" * len(hook_ids))})""", tuple(hook_ids))}
+    return [{"id": r["id"], "event": r["event"], "body": r["body"],
+             "attempts": r["attempts"], "url": hooks[r["webhook_id"]]["url"],
+             "secret": hooks[r["webhook_id"]]["secret"]}
+            for r in claimed if r["webhook_id"] in hooks]
 
 
 async def next_due(c: Connection) -> float | None:

@@ -552,3 +552,42 @@ async def test_a_shared_farm_takes_over_only_the_frames_nobody_delivers(tmp_path
         runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
         await db.close()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_a_due_delivery_is_claimed_once_until_its_attempt_or_its_lease_ends(
+        database, tmp_path, request):
+    """However often (and from however many coordinators) the sender looks, a delivery
+    being posted is not handed out again: a receiver hears it once. Its attempt sets
+    when it is due again; if its sender died instead, the lease ending frees it."""
+    from coordinator.database import open_database
+    from coordinator.store import webhooks as webhook_sql
+    url = request.getfixturevalue("pg_url") if database == "postgresql" else ""
+    one, other = open_database(url, tmp_path), open_database(url, tmp_path)
+    await one.open()
+    await other.open()
+    try:
+        hook = await one.write(webhook_sql.create, "http://127.0.0.1:9/a", "s" * 16,
+                               ["shot.done"])
+        assert await one.write(webhook_sql.enqueue, "shot.done", "k1", '{"n": 1}') == 1
+        now = 1e12   # long after it was queued
+        claims = await asyncio.gather(*(db.write(webhook_sql.claim_due, now, 30.0, 4)
+                                        for db in (one, other, one, other)))
+        won = [d for claim in claims for d in claim]
+        assert [(d["event"], d["body"], d["attempts"], d["url"], d["secret"]) for d in won] \
+            == [("shot.done", '{"n": 1}', 0, "http://127.0.0.1:9/a", "s" * 16)]
+        assert await one.write(webhook_sql.claim_due, now + 29, 30.0, 4) == []
+        # Its attempt failed: due again at the time the attempt set, and then only.
+        await one.write(webhook_sql.attempted, won[0]["id"], "pending", 500, "HTTP 500",
+                        now + 5)
+        assert await one.write(webhook_sql.claim_due, now + 4, 30.0, 4) == []
+        again = await one.write(webhook_sql.claim_due, now + 5, 30.0, 4)
+        assert [(d["id"], d["attempts"]) for d in again] == [(won[0]["id"], 1)]
+        # Its sender died mid-post (no attempt recorded): free once the lease is over.
+        assert await other.write(webhook_sql.claim_due, now + 34, 30.0, 4) == []
+        assert len(await other.write(webhook_sql.claim_due, now + 35, 30.0, 4)) == 1
+        listed = await one.read(webhook_sql.deliveries, hook["id"])
+        assert [(d["status"], d["attempts"]) for d in listed] == [("pending", 1)]
+    finally:
+        await one.close()
+        await other.close()
