@@ -121,14 +121,16 @@ async def forget_revoked(app: web.Application, credential: dict) -> None:
 
 async def disconnect_node(app: web.Application, node_id: str) -> None:
     farm = app[keys.FARM]
+    # The job first: when the node hears its channel close, its job is back in the
+    # queue (what it reports meanwhile is refused as a stale attempt).
+    held = await app[keys.DB].read(job_sql.running_attempt_of, node_id)
+    if held:
+        await farm.outcomes.requeue(held, "its node's credential was revoked")
     session = farm.sessions.get(node_id)
     closed = False
     if session is not None and not session.ws.closed:
         await session.ws.close(code=4401, message=b"this node's credential was revoked")
         closed = True
-    held = await app[keys.DB].read(job_sql.running_attempt_of, node_id)
-    if held:
-        await farm.outcomes.requeue(held, "its node's credential was revoked")
     if closed or held:
         log.info("node %s revoked", node_id)
 
