@@ -13,10 +13,15 @@ Two parts:
               their paths made, copied, synced, recorded), its user
               and system CPU apart and the whole machine's (the kernel's flusher
               threads write what syncfs asks for); the same with an fdatasync per
-              copy (`_fdatasync_each`); and the floor: an fdatasync per file's system
+              copy (`_fdatasync_each`); as copies (`_copies`) and as hard
+              links (the default where the target is the data dir's file system);
+              and the floor: an fdatasync per file's system
               calls with no other code
-  --output-root DIR   where the copies go (default: beside the data dir, on its disk):
-              delivery's cost is mostly the target file system's
+  --output-root DIR   where the copies go (default: beside the data dir, on its disk,
+              where a frame is delivered as a hard link; on another file system it
+              is copied): delivery's cost is mostly the target file system's
+  --delivery-copies   the capacity runs copy every frame, as `brender-coordinator
+              --delivery-copies` does (the parts measure links and copies both)
   disk        before anything else, what creating a small file costs on the output
               root's file system now: ext4 without a journal (this VM's disk) skips
               the inodes freed in the last 1-6 minutes one by one, so files deleted
@@ -56,7 +61,8 @@ from benchmarks.common import tiny_png  # noqa: E402
 from coordinator import file_sync, frame_checks  # noqa: E402
 from coordinator.database import Database  # noqa: E402
 from coordinator.config import Config  # noqa: E402
-from coordinator.delivery import BATCH, Delivery, copy_atomically  # noqa: E402
+from coordinator.delivered_files import copy_atomically  # noqa: E402
+from coordinator.delivery import BATCH, Delivery  # noqa: E402
 from coordinator.store import delivery as delivery_sql  # noqa: E402
 from coordinator.store import frame_checks as check_sql  # noqa: E402
 from coordinator.storage import Storage  # noqa: E402
@@ -143,15 +149,18 @@ async def store_steps(root: Path, frames: int, out: Path) -> dict:
             await c.execute("UPDATE frames SET path = 'shots/1/frames/frame.png'")
         await db.write(in_data_dir)
         groups = {}
-        # As delivered (one syncfs a group when `out` is on another file system than
-        # the data dir, else an fdatasync a copy), then with an fdatasync a copy
-        # (where syncfs is missing), each to a root of its own.
+        # As delivered by default (a hard link a frame when `out` is on the data dir's
+        # file system), then as copies (`--delivery-copies`: one syncfs a group when
+        # `out` is on another file system, else an fdatasync a copy), then copies with
+        # an fdatasync each (where syncfs is missing), each to a root of its own.
         as_delivered = file_sync.SYNCFS
         try:
-            for tag, syncfs in (("", as_delivered), ("_fdatasync_each", None)):
+            for tag, links, syncfs in (("", True, as_delivered),
+                                       ("_copies", False, as_delivered),
+                                       ("_copies_fdatasync_each", False, None)):
                 file_sync.SYNCFS = syncfs
                 groups.update(await delivered_groups(db, storage, out / f"studio{tag}",
-                                                     frames, tag))
+                                                     frames, tag, links))
         finally:
             file_sync.SYNCFS = as_delivered
         storage.close()
@@ -164,11 +173,11 @@ async def store_steps(root: Path, frames: int, out: Path) -> dict:
 
 
 async def delivered_groups(db: Database, storage: Storage, target: Path, frames: int,
-                           tag: str) -> dict:
+                           tag: str, links: bool) -> dict:
     """Every frame delivered to `target` by `Delivery` itself, in groups of BATCH: CPU
     per frame, this process's (user, system) and the whole machine's."""
-    delivery = Delivery(Config(output_roots={"studio": target}), db, storage,
-                        lambda shot_id: None)
+    delivery = Delivery(Config(output_roots={"studio": target}, delivery_links=links), db,
+                        storage, lambda shot_id: None)
     before, machine = resource.getrusage(resource.RUSAGE_SELF), machine_busy()
     for first in range(1, frames + 1, BATCH):
         await delivery._deliver([(1, n) for n in range(first, min(first + BATCH,
@@ -228,7 +237,7 @@ def file_floor_ms(folder: Path, data: bytes, frames: int) -> float:
 
 
 def capacity(root: Path, nodes: int, frames: int, window: float, out: Path,
-             pairs: int) -> dict:
+             pairs: int, copies: bool) -> dict:
     """`pairs` plain runs and delivered runs, interleaved; CPU per frame of the
     coordinator and its workers, and of the whole machine (a syncfs has kernel threads
     write), each run's and their medians."""
@@ -240,7 +249,8 @@ def capacity(root: Path, nodes: int, frames: int, window: float, out: Path,
         studio = out / f"studio-capacity-{i}"
         studio.mkdir(parents=True, exist_ok=True)
         for kind, extra in (("plain", {}), ("delivered", {
-                "extra_args": ("--output-root", f"studio={studio}"),
+                "extra_args": ("--output-root", f"studio={studio}",
+                               *(("--delivery-copies",) if copies else ())),
                 "shot_fields": {"output_template": "{shot}/{frame:06d}.{ext}",
                                 "output_root": "studio"}})):
             busy = machine_busy()
@@ -268,6 +278,9 @@ def main() -> None:
     p.add_argument("--output-root", type=Path,
                    help="a folder on the file system the copies go to (a temp folder "
                         "is made in it)")
+    p.add_argument("--delivery-copies", action="store_true",
+                   help="the capacity runs' coordinator copies every frame (its "
+                        "--delivery-copies) rather than linking what it can")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="brender-bench-checks-") as tmp, \
             tempfile.TemporaryDirectory(prefix="brender-bench-out-",
@@ -279,7 +292,8 @@ def main() -> None:
                         "store": asyncio.run(store_steps(root / "store", args.frames, out))}
         if not args.parts_only:
             result["capacity"] = run = capacity(root / "capacity", args.nodes, 12_000,
-                                                args.window, out, args.pairs)
+                                                args.window, out, args.pairs,
+                                                args.delivery_copies)
             plain, delivered = run["median"]["plain"], run["median"]["delivered"]
             total = plain["cpu_ms_per_frame"] + plain["worker_cpu_ms_per_frame"]
             checks = result["image_checks"]["capacity_png_64x36"]["check_ms"] + \

@@ -59,6 +59,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="auto: uvloop when installed (faster), else asyncio's own")
     p.add_argument("--output-root", action="append", default=[], metavar="[NAME=]PATH",
                    help="a folder shots may deliver their frames to (repeat for more)")
+    p.add_argument("--delivery-copies", action="store_true",
+                   help="deliver every frame as a copy of its own; by default a frame "
+                        "delivered to the data dir's file system is a read-only hard link "
+                        "to the farm's file (no bytes copied)")
     p.add_argument("--webhook-retry-seconds", type=float, default=5.0,
                    help="first wait before a failed webhook delivery is retried (doubles)")
     p.add_argument("--ffmpeg", default="ffmpeg",
@@ -135,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
                     allowed_hosts=tuple(h.lower() for h in args.allowed_host),
                     tls_cert=args.tls_cert, tls_key=args.tls_key,
                     output_roots=output_roots, webhook_retry_seconds=args.webhook_retry_seconds,
+                    delivery_links=not args.delivery_copies,
                     ffmpeg=args.ffmpeg, movie_segment_frames=args.movie_segment_frames,
                     audit_days=args.audit_days)
     token, generated = resolve_token(config)

@@ -56,6 +56,9 @@ class Config:
     # first wait before a failed webhook delivery is tried again (it doubles each time).
     output_roots: dict[str, Path] = field(default_factory=dict)
     webhook_retry_seconds: float = 5.0
+    # A frame delivered to the data dir's own file system is a read-only hard link to
+    # the farm's file (no bytes copied); False: always an independent copy.
+    delivery_links: bool = True
     # The ffmpeg that makes preview movies (a name on PATH, or a path).
     ffmpeg: str = "ffmpeg"
     # A rendering shot's movie is made in parts of this many frames as they land.

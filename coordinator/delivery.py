@@ -2,34 +2,30 @@
 is copied to its place under the shot's output root (`delivery_paths.py`).
 
 After the record (the frame is safe in the data dir whatever happens here) the frame
-is queued; a few tasks copy frames in a worker thread each: a temp name in the target
-folder, fsync, `os.replace` onto the final name, fsync of the folder. Frames waiting are
-copied in groups, synced together (one syncfs of their file system, unless it is the
-data dir's: then each on its own). A frame rendered
-again later is copied again and replaces the first copy; one frame is never copied
+is queued; a few tasks deliver frames in groups, each group in a worker thread
+(`delivered_files.copy_batch`: copies made atomic and durable together, or read-only
+hard links where the root is on the data dir's file system). A frame rendered
+again later is delivered again and replaces the first; one frame is never delivered
 twice at once. A failure (disk full, no permission, a path that now leads outside its
 root) is recorded on the frame and the shot, and the frame is tried again after a
 backoff (doubling, up to a few minutes) until it is delivered; frames left undelivered
 when the coordinator stopped are queued again at start. Where coordinators share the
-farm, each copies the frames it records, and the one holding the farm's duties also
+farm, each delivers the frames it records, and the one holding the farm's duties also
 takes over, now and then, what has waited long (a dead peer's frames).
 """
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import os
-import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import delivery_paths, file_sync
+from . import delivery_paths
 from .config import Config
 from .database import Database
+from .delivered_files import Copy, Key, copy_batch
 from .storage import Storage, _background_thread
 from .store import delivery as delivery_sql
 
@@ -47,101 +43,11 @@ FIRST_RETRY = 2.0
 SWEEP_SECONDS = 30.0
 ABANDONED_SECONDS = 60.0
 MAX_RETRY = 300.0
-CHUNK = 1024 * 1024
-Key = tuple[int, int]   # (shot id, frame number)
-
-
-@dataclass
-class Copy:
-    """One frame to copy: its file, its root and its path there; `error` after a try."""
-    key: Key
-    source: Path
-    root: Path
-    relative: str
-    error: Exception | None = None
-
-
-def copy_batch(copies: list[Copy]) -> None:
-    """Copy each frame to its place, atomically, as one group: every temp file written
-    (a new name in the target folder, the bytes file to file in the kernel: sendfile),
-    then synced, all with one syncfs of their file system (`file_sync.py`; where that
-    cannot be done, each with its own fdatasync), then each renamed over its final
-    name, then each folder synced once. A copy that fails keeps its error and leaves
-    no temp file; the others go on.
-
-    Each target folder is resolved, checked to lie inside its root and opened once per
-    group (the frames of a shot share one); its files are then named relative to the
-    open folder, so a symlink swapped into the path meanwhile cannot redirect them. The
-    final name needs no check: the temp file is created anew (`O_EXCL`, which follows
-    no symlink) and a rename replaces a symlink at the final name, never its target.
-    A source that is a symlink is not copied (`O_NOFOLLOW`): frames are plain files."""
-    folders = _Folders()
-    written: list[tuple[Copy, int, str, str, int]] = []   # copy, folder fd, temp, name, fd
-    data_dirs: set[int] = set()   # the file systems the frames are read from
-    for copy in copies:
-        src = -1
-        try:
-            src = os.open(copy.source, _SOURCE)
-            folder, name = folders.open(copy.root, copy.relative)
-            temp = f".{name}.{_TEMP_TAG}-{next(_temp_numbers)}.brender-tmp"
-            out = os.open(temp, _CREATE, 0o666, dir_fd=folder)
-        except (OSError, ValueError) as exc:
-            copy.error = exc
-            if src >= 0:
-                os.close(src)
-            continue
-        written.append((copy, folder, temp, name, out))
-        try:
-            stat = os.fstat(src)
-            size, offset = stat.st_size, 0
-            data_dirs.add(stat.st_dev)
-            while offset < size:
-                sent = os.sendfile(out, src, offset, size - offset)
-                if not sent:
-                    break   # the source shrank (replaced meanwhile): copied as it is
-                offset += sent
-        except OSError as exc:
-            copy.error = exc
-        finally:
-            os.close(src)
-    synced: set[int] = set()
-    try:
-        # One syncfs per file system for the group, else an fdatasync per file. Not on
-        # the data dir's own file system: syncfs writes every dirty file there, the
-        # database's WAL and the frames being stored too, at every group (in capacity
-        # runs it was no cheaper than an fdatasync per copy; docs/performance.md).
-        devices = {folder: os.fstat(folder).st_dev
-                   for copy, folder, _, _, _ in written if copy.error is None}
-        apart = {folder for folder, device in devices.items() if device not in data_dirs}
-        durable = bool(apart) and file_sync.sync_file_systems(apart)
-        for copy, folder, temp, name, out in written:
-            try:
-                if copy.error is None and not (durable and folder in apart):
-                    os.fdatasync(out)
-            except OSError as exc:
-                copy.error = exc
-            finally:
-                os.close(out)
-            try:
-                if copy.error is None:
-                    os.replace(temp, name, src_dir_fd=folder, dst_dir_fd=folder)
-                    synced.add(folder)
-            except OSError as exc:
-                copy.error = exc
-            if copy.error is not None:
-                try:
-                    os.unlink(temp, dir_fd=folder)
-                except FileNotFoundError:
-                    pass
-        for folder in synced:
-            os.fsync(folder)
-    finally:
-        folders.close()
 
 
 class _Sources:
     """The frames' files in the data dir, each folder resolved and checked once per
-    group; the file itself is opened without following a symlink (`_SOURCE`)."""
+    group; the file itself is opened without following a symlink (`copy_batch`)."""
 
     def __init__(self, storage: Storage):
         self.storage = storage
@@ -157,72 +63,6 @@ class _Sources:
         return real / name
 
 
-# A temp file's name: unique to this process (and host: coordinators may share studio
-# storage) without asking the system for randomness once per frame.
-_TEMP_TAG = f"{os.getpid()}-{secrets.token_hex(4)}"
-_temp_numbers = itertools.count()
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_SOURCE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-class _Folders:
-    """The target folders of one group, each resolved, checked and opened once."""
-
-    def __init__(self) -> None:
-        self.fds: dict[tuple[Path, str], int | Exception] = {}
-
-    def open(self, root: Path, relative: str) -> tuple[int, str]:
-        """(an open fd of the folder of `relative` under `root`, the file's name)."""
-        folder, _, name = relative.rpartition("/")
-        if name in ("", ".", "..") or relative.startswith("/"):
-            raise ValueError(f"{relative!r} names no file under the output root")
-        key = (root, folder)
-        fd = self.fds.get(key)
-        if fd is None:
-            try:
-                fd = self.fds[key] = self._open(root, folder)
-            except (OSError, ValueError) as exc:
-                self.fds[key] = exc
-                raise
-        if isinstance(fd, Exception):
-            raise fd
-        return fd, name
-
-    @staticmethod
-    def _open(root: Path, folder: str) -> int:
-        path = delivery_paths.inside_folder(root, folder)
-        try:
-            fd = os.open(path, _FOLDER)
-        except (FileNotFoundError, NotADirectoryError):
-            os.makedirs(path, exist_ok=True)
-            # Resolved again: a symlink may have been made meanwhile.
-            fd = os.open(delivery_paths.inside_folder(root, folder), _FOLDER)
-        try:
-            # The folder opened, whatever was swapped into the path since the check,
-            # is the one written to: on Linux /proc names it.
-            opened = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            return fd   # no /proc: the check before the open stands
-        if not delivery_paths.within(os.path.realpath(root), opened):
-            os.close(fd)
-            raise ValueError(f"{folder!r} leads outside the output root")
-        return fd
-
-    def close(self) -> None:
-        for fd in self.fds.values():
-            if isinstance(fd, int):
-                os.close(fd)
-
-
-def copy_atomically(source: Path, root: Path, relative: str) -> None:
-    """One copy (`copy_batch` of one); raises its error."""
-    copy = Copy((0, 0), source, root, relative)
-    copy_batch([copy])
-    if copy.error is not None:
-        raise copy.error
-
-
 class Delivery:
     def __init__(self, config: Config, db: Database, storage: Storage,
                  shot_changed: Callable[[int], None],
@@ -230,6 +70,7 @@ class Delivery:
         """`takes_over()`: this coordinator shares the farm and holds its duties."""
         self._takes_over = takes_over
         self.roots = config.output_roots
+        self.links = config.delivery_links
         self.db, self.storage = db, storage
         self._shot_changed = shot_changed
         self._queue: asyncio.Queue[Key] = asyncio.Queue()
@@ -341,7 +182,8 @@ class Delivery:
                 was_failed.add(key)
         todo = [c for c in copies if c.error is None]
         if todo:
-            await asyncio.get_running_loop().run_in_executor(self.executor, copy_batch, todo)
+            await asyncio.get_running_loop().run_in_executor(self.executor, copy_batch, todo,
+                                                             self.links)
         done = []
         for copy in copies:
             if copy.error is None:

@@ -18,7 +18,7 @@ leading dots are dropped, so a value is never `..` nor holds a separator. A temp
 that is absolute, holds `..` or `.` or an empty folder, a backslash, an unknown field
 or a conversion is refused, and so is one whose path, resolved with the symlinks that
 exist, leaves its root. Every delivery checks the resolved folder again, since a
-symlink may appear later (`delivery.copy_batch`: once per folder and group of frames).
+symlink may appear later (`delivered_files.copy_batch`: once per folder and group of frames).
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from PIL import Image
 from coordinator import delivery_paths, frame_checks, thumbnails
 from coordinator.app import create_app
 from coordinator.config import Config
-from coordinator.delivery import copy_atomically
+from coordinator.delivered_files import copy_atomically
 from coordinator.webhooks import signature
 
 TOKEN = "t0ken"
@@ -244,7 +244,7 @@ def test_a_copy_replaces_the_earlier_one_atomically_and_stays_in_its_root(tmp_pa
 
 
 def test_a_group_of_copies_goes_on_past_one_that_fails(tmp_path):
-    from coordinator.delivery import Copy, copy_batch
+    from coordinator.delivered_files import Copy, copy_batch
     root, outside = tmp_path / "root", tmp_path / "outside"
     root.mkdir()
     outside.mkdir()
@@ -290,7 +290,7 @@ def test_a_symlink_at_the_final_name_is_replaced_never_written_through(tmp_path)
 
 
 def test_a_group_checks_each_folder_and_refuses_every_frame_of_one_that_escapes(tmp_path):
-    from coordinator.delivery import Copy, copy_batch
+    from coordinator.delivered_files import Copy, copy_batch
     root, outside = tmp_path / "root", tmp_path / "outside"
     (root / "real").mkdir(parents=True)
     outside.mkdir()
