@@ -8,6 +8,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_IMODE, S_ISREG
 
 from . import delivery_paths, file_sync
 
@@ -45,18 +46,22 @@ def copy_batch(copies: list[Copy], links: bool = False) -> None:
     # copy, folder fd, temp, name, the temp's fd (-1: a link, its data synced already)
     written: list[tuple[Copy, int, str, str, int]] = []
     data_dirs: set[int] = set()   # the file systems the frames are read from
+    synced: set[int] = set()      # the folders a name was made in
     for copy in copies:
         src = -1
         try:
-            src = os.open(copy.source, _SOURCE)
             folder, name = folders.open(copy.root, copy.relative)
-            temp = f".{name}.{_TEMP_TAG}-{next(_temp_numbers)}.brender-tmp"
+            if links:
+                linked = _link(copy.source, folder, name, folders.device(folder))
+                if linked == name:
+                    synced.add(folder)
+                    continue
+                if linked is not None:
+                    written.append((copy, folder, linked, name, -1))
+                    continue
+            src = os.open(copy.source, _SOURCE)
             stat = os.fstat(src)
-            if links and stat.st_dev == folders.device(folder) and _link(src, stat, folder,
-                                                                         temp):
-                written.append((copy, folder, temp, name, -1))
-                os.close(src)
-                continue
+            temp = _temp_name(name)
             out = os.open(temp, _CREATE, 0o666, dir_fd=folder)
         except (OSError, ValueError) as exc:
             copy.error = exc
@@ -76,7 +81,6 @@ def copy_batch(copies: list[Copy], links: bool = False) -> None:
             copy.error = exc
         finally:
             os.close(src)
-    synced: set[int] = set()
     try:
         # One syncfs per file system for the group, else an fdatasync per file. Not on
         # the data dir's own file system: syncfs writes every dirty file there, the
@@ -112,21 +116,41 @@ def copy_batch(copies: list[Copy], links: bool = False) -> None:
         folders.close()
 
 
-def _link(src: int, stat: os.stat_result, folder: int, temp: str) -> bool:
-    """Hard-link the open frame `src` as `temp` in `folder`; whether it was. The farm's
-    file and the delivered one are then one file: it is made read-only first, so that
-    a program editing the delivered frame in place is refused rather than changing the
-    farm's copy (one that saves a new file and renames it over is not affected). Its
-    data was synced when it was stored (`storage.py`)."""
+def _link(source: Path, folder: int, name: str, device: int) -> str | None:
+    """Hard-link the frame `source` into `folder` (on `device`): at `name` when nothing
+    is there yet, else at a temp name to rename over it. The name made, or None where
+    it cannot be linked (another file system, no hard links there: it is copied).
+
+    The farm's file and the delivered one are then one file, read-only (the farm's
+    frames are stored so; an older one is made so here), so that a program editing
+    the delivered frame in place is refused rather than changing the farm's copy; one
+    that saves a new file and renames it over is not affected. Its data was synced
+    when it was stored. Two system calls a frame, each a turn of the GIL given up
+    beside a busy event loop: the file is not opened. A source that is not a regular
+    file (a symlink) is not linked (its copy refuses it); the data dir is the farm's
+    own, so its files are not swapped between the look and the link."""
+    try:
+        stat = os.lstat(source)
+    except OSError:
+        return None
+    if not S_ISREG(stat.st_mode) or stat.st_dev != device:
+        return None
     try:
         if stat.st_mode & 0o222:
-            os.fchmod(src, stat.st_mode & 0o7555)
-        # Through /proc the link is made to the file opened (no symlink followed),
-        # not to whatever its path names by now.
-        os.link(f"/proc/self/fd/{src}", temp, dst_dir_fd=folder)
-        return True
-    except OSError:   # no /proc, no hard links here (EPERM, EMLINK, ...): copy it
-        return False
+            os.chmod(source, S_IMODE(stat.st_mode) & ~0o222)
+        try:
+            os.link(source, name, dst_dir_fd=folder, follow_symlinks=False)
+            return name
+        except FileExistsError:   # delivered before: replaced atomically
+            temp = _temp_name(name)
+            os.link(source, temp, dst_dir_fd=folder, follow_symlinks=False)
+            return temp
+    except OSError:   # no hard links here (EPERM, EMLINK, ...): copy it
+        return None
+
+
+def _temp_name(name: str) -> str:
+    return f".{name}.{_TEMP_TAG}-{next(_temp_numbers)}.brender-tmp"
 
 
 # A temp file's name: unique to this process (and host: coordinators may share studio

@@ -56,12 +56,18 @@ EXTENSIONS = ("jpg", "png")
 
 
 def store_frame(dest: Path, body: bytes, size: int) -> ThumbResult | None:
-    """Write `body` to `dest` durably, then thumbnail it (None: it is heavy work)."""
-    with open(dest, "wb") as f:
+    """Write `body` to `dest` durably, then thumbnail it (None: it is heavy work).
+    Read-only: a stored frame is replaced by a rename, never rewritten, and where it
+    is delivered as a hard link (`delivered_files.py`) the studio's file is this one."""
+    with open(dest, "wb", opener=_read_only) as f:
         f.write(body)
         f.flush()
         os.fsync(f.fileno())
     return make_from_bytes(body, size)
+
+
+def _read_only(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o444)
 
 
 def handle(op: int, path: Path, body: bytes, size: int) -> ThumbResult | None:

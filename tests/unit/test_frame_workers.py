@@ -28,6 +28,7 @@ async def test_frames_are_written_and_thumbnailed_in_worker_processes(workers, t
     thumbs = await asyncio.gather(*(workers.store(dest, body) for dest, body in bodies.items()))
     for (dest, body), thumb in zip(bodies.items(), thumbs):
         assert dest.read_bytes() == body
+        assert not dest.stat().st_mode & 0o222   # never rewritten: replaced by a rename
         assert thumb.thumbnail_ext == "jpg" and thumb.width == 64 + int(dest.name[6:])
         assert Image.open(io.BytesIO(thumb.thumbnail)).size[0] == 32
     assert len(workers._workers) == 2 and all(w.transport.get_pid() for w in workers._workers)
@@ -68,6 +69,7 @@ async def test_without_worker_processes_frames_are_written_in_a_thread(tmp_path,
     try:
         thumb = await pool.store(tmp_path / "frame", png())
         assert thumb.width == 64 and (tmp_path / "frame").read_bytes() == png()
+        assert not (tmp_path / "frame").stat().st_mode & 0o222
         assert pool._workers == []
     finally:
         await pool.close()
