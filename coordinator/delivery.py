@@ -30,13 +30,17 @@ from .storage import Storage, _background_thread
 from .store import delivery as delivery_sql
 
 log = logging.getLogger("brender.delivery")
-# Copies at once: each waits mostly on its fsync, in threads of its own (the storage's
-# threads take uploads, which must not queue behind studio storage).
-COPIERS = 2
-# Frames copied as one group (synced together), gathered for this long after the
-# first one: a frame copied alone cost 2-3x as much.
-BATCH = 64
-GATHER_SECONDS = 0.2
+# Groups delivered at once, each in a thread of its own (the storage's threads take
+# uploads, which must not queue behind studio storage).
+COPIERS = 1
+# Frames delivered as one group (synced together), gathered for this long after the
+# first one. A frame copied alone cost 2-3x as much; and in capacity runs a group each
+# second cost a busy coordinator half what five groups a second did: every group
+# wakes threads that then take turns with the event loop for the GIL.
+BATCH = 512
+GATHER_SECONDS = 1.0
+# Outcomes recorded this many at a time: one write holds the event loop ~10 ms.
+RECORD_CHUNK = 64
 FIRST_RETRY = 2.0
 # Shared farms: how often the duty holder looks for frames nobody delivers, and how
 # long a frame waits before it counts as nobody's (a live peer copies within seconds).
@@ -201,8 +205,10 @@ class Delivery:
         if done:
             # Delivered: the render whose record was read, unless a newer one landed
             # since (its record changed the digest, and its landing queued it again).
-            self.delivered += await self.db.write(delivery_sql.delivered_many, done,
-                                                  batched=True)
+            for first in range(0, len(done), RECORD_CHUNK):
+                self.delivered += await self.db.write(
+                    delivery_sql.delivered_many, done[first:first + RECORD_CHUNK],
+                    batched=True)
             for shot_id in {k[0] for k in was_failed}:
                 self._shot_changed(shot_id)
 
