@@ -2,7 +2,7 @@
 is copied to its place under the shot's output root (`delivery_paths.py`).
 
 After the record (the frame is safe in the data dir whatever happens here) the frame
-is queued; a few tasks deliver frames in groups, each group in a worker thread
+is queued; a task delivers them in groups (about one a second), each in a thread
 (`delivered_files.copy_batch`: copies made atomic and durable together, or read-only
 hard links where the root is on the data dir's file system). A frame rendered
 again later is delivered again and replaces the first; one frame is never delivered
