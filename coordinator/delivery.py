@@ -33,10 +33,11 @@ log = logging.getLogger("brender.delivery")
 # Groups delivered at once, each in a thread of its own (the storage's threads take
 # uploads, which must not queue behind studio storage).
 COPIERS = 1
-# Frames delivered as one group (synced together), gathered for this long after the
-# first one. A frame copied alone cost 2-3x as much; and in capacity runs a group each
-# second cost a busy coordinator half what five groups a second did: every group
-# wakes threads that then take turns with the event loop for the GIL.
+# Frames delivered as one group (synced together), a group at most every
+# GATHER_SECONDS unless a full one waits. A frame copied alone cost 2-3x as much; and
+# in capacity runs a group each second cost a busy coordinator half what five groups
+# a second did: every group wakes threads that then take turns with the event loop
+# for the GIL.
 BATCH = 512
 GATHER_SECONDS = 1.0
 # Outcomes recorded this many at a time: one write holds the event loop ~10 ms.
@@ -135,10 +136,15 @@ class Delivery:
                     log.warning("could not look for abandoned deliveries: %s", exc)
 
     async def _copier(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_group = 0.0
         while True:
             batch = [await self._queue.get()]
-            if self._queue.empty():
-                await asyncio.sleep(GATHER_SECONDS)
+            # A group at most every GATHER_SECONDS, unless a full one is waiting.
+            wait = next_group - loop.time()
+            if wait > 0 and self._queue.qsize() < BATCH - 1:
+                await asyncio.sleep(wait)
+            next_group = loop.time() + GATHER_SECONDS
             while len(batch) < BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             for key in batch:

@@ -591,3 +591,46 @@ async def test_a_due_delivery_is_claimed_once_until_its_attempt_or_its_lease_end
     finally:
         await one.close()
         await other.close()
+
+
+async def test_frames_are_delivered_in_a_group_a_second_unless_a_full_group_waits(
+        tmp_path, monkeypatch):
+    """A busy farm's frames go out in few groups (each wakes threads that take turns
+    with the event loop): the first at once, then at most one a GATHER_SECONDS, except
+    when a whole group is waiting."""
+    import time
+
+    from coordinator import delivery as module
+    from coordinator.config import Config
+    from coordinator.delivery import Delivery
+    monkeypatch.setattr(module, "GATHER_SECONDS", 1.0)
+    monkeypatch.setattr(module, "BATCH", 8)
+    groups: list[tuple[float, list]] = []
+    delivery = Delivery(Config(data_dir=tmp_path), None, None, lambda shot_id: None)
+
+    async def deliver(keys):
+        groups.append((time.monotonic(), sorted(k[1] for k in keys)))
+    monkeypatch.setattr(delivery, "_deliver", deliver)
+    copier = asyncio.create_task(delivery._copier())
+    try:
+        start = time.monotonic()
+        delivery.put((1, 1))
+        await asyncio.sleep(0.05)
+        for n in range(2, 6):       # land while the first group was just sent
+            delivery.put((1, n))
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(1.3)
+        for n in range(10, 30):     # more than a group at once: no waiting for those
+            delivery.put((1, n))
+        await asyncio.sleep(1.5)
+        assert [g for _, g in groups[:2]] == [[1], [2, 3, 4, 5]]
+        assert groups[0][0] - start < 0.5
+        assert groups[1][0] - groups[0][0] >= 0.99
+        assert [len(g) for _, g in groups[2:]] == [8, 8, 4]
+        assert groups[3][0] - groups[2][0] < 0.5     # full groups go back to back,
+        assert groups[4][0] - groups[3][0] >= 0.99   # the rest waits its turn
+        assert sorted(n for _, g in groups for n in g) == [*range(1, 6), *range(10, 30)]
+    finally:
+        copier.cancel()
+        await asyncio.gather(copier, return_exceptions=True)
+        delivery.executor.shutdown()
