@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,6 +208,20 @@ def _make_callback(bat: Any, progress: ProgressFn | None) -> Any:
     return Callback()
 
 
+def _rewrite_inside(packer: Any, out_dir: Path) -> None:
+    """BAT writes the .blend files it rewrites, and its pack-info.txt, to a folder of
+    its own in the system's temp dir, then moves them into the pack. Here that folder
+    is a hidden one in the pack's own folder: nothing outside the pack has to stay put
+    while packing (CI saw BAT's folder in /tmp vanish mid-pack now and then, with
+    tests in parallel; the pack folder beside it was untouched), and the moves are
+    renames on one file system. A BAT without these attributes keeps its own."""
+    if not (hasattr(packer, "_tmpdir") and hasattr(packer, "_rewrite_in")):
+        return
+    packer._tmpdir.cleanup()
+    packer._tmpdir = tempfile.TemporaryDirectory(prefix=".bat-rewrite-", dir=out_dir)
+    packer._rewrite_in = Path(packer._tmpdir.name)
+
+
 def _packer_class(bat: Any) -> Any:
     """BAT's Packer, except that files referenced by an *absolute* path inside
     the project keep their place in the project tree (BAT sends every rewritten
@@ -288,6 +303,7 @@ def pack_blend(blend_path: Path, out_dir: Path,
     stop = threading.Event()
     try:
         with Packer(blend_path, project, str(out_dir)) as packer:
+            _rewrite_inside(packer, out_dir)
             packer.progress_cb = _make_callback(bat, progress)
             watcher = None
             if cancelled is not None:

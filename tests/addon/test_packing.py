@@ -194,3 +194,28 @@ def test_vendored_bat_is_used_without_an_installed_one(addon_zip, project, tmp_p
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "/brender_addon/vendor/blender_asset_tracer/" in out["bat"]
     assert out["files"] == 4
+
+
+def test_a_pack_needs_nothing_in_the_system_temp_dir_to_stay_put(project, tmp_path,
+                                                                 monkeypatch):
+    """BAT's rewritten .blend files and pack-info.txt are made inside the pack's own
+    folder: a pack goes through even when the system's temp dir is emptied meanwhile
+    (as CI once did to BAT's own folder there), and leaves no folder of its own."""
+    import tempfile
+
+    from blender_asset_tracer.pack import Packer
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    real = Packer._write_info_file
+
+    def emptied_first(self):
+        for entry in system_tmp.iterdir():
+            shutil.rmtree(entry)
+        real(self)
+    monkeypatch.setattr(Packer, "_write_info_file", emptied_first)
+    result = packing.pack_blend(project["blend"], tmp_path / "pack")
+    assert "shot.blend" in [f["path"] for f in result.files]
+    assert sorted(p.name for p in (tmp_path / "pack").iterdir()) == \
+        ["_outside_project", "shot.blend", "textures"]
+    assert list(system_tmp.iterdir()) == []
