@@ -14,6 +14,7 @@ from . import delivery_paths, file_sync
 
 Key = tuple[int, int]   # (shot id, frame number)
 
+
 @dataclass
 class Copy:
     """One frame to copy: its file, its root and its path there; `error` after a try."""
@@ -32,15 +33,16 @@ def copy_batch(copies: list[Copy], links: bool = False) -> None:
     name, then each folder synced once. A copy that fails keeps its error and leaves
     no temp file; the others go on.
 
-    `links`: a frame whose target folder is on its own file system is delivered as a
-    hard link to the farm's file instead (`_link`): no bytes written, nothing to sync
-    but the folder. Where that fails, it is copied.
+    `links`: a frame whose target folder is on the frame's own file system is
+    delivered as a hard link to the farm's file instead (`_link`): no bytes written,
+    nothing to sync but the folder. Where that fails, it is copied.
 
     Each target folder is resolved, checked to lie inside its root and opened once per
     group (the frames of a shot share one); its files are then named relative to the
     open folder, so a symlink swapped into the path meanwhile cannot redirect them. The
     final name needs no check: the temp file is created anew (`O_EXCL`, which follows
-    no symlink) and a rename replaces a symlink at the final name, never its target.
+    no symlink), a link is made at the final name only where no name is (a link never
+    follows one), and a rename replaces a symlink at the final name, never its target.
     A source that is a symlink is not copied (`O_NOFOLLOW`): frames are plain files."""
     folders = _Folders()
     # copy, folder fd, temp, name, the temp's fd (-1: a link, its data synced already)

@@ -269,7 +269,8 @@ def test_a_group_of_copies_goes_on_past_one_that_fails(tmp_path):
     assert not list(outside.iterdir())
 
 
-def test_a_symlink_at_the_final_name_is_replaced_never_written_through(tmp_path):
+@pytest.mark.parametrize("links", [False, True])
+def test_a_symlink_at_the_final_name_is_replaced_never_written_through(tmp_path, links):
     root, outside = tmp_path / "root", tmp_path / "outside"
     (root / "s").mkdir(parents=True)
     outside.mkdir()
@@ -279,8 +280,8 @@ def test_a_symlink_at_the_final_name_is_replaced_never_written_through(tmp_path)
     (root / "s" / "0002.png").symlink_to(outside / "new.png")    # dangling
     source = tmp_path / "frame.png"
     source.write_bytes(b"the frame")
-    copy_atomically(source, root, "s/0001.png")
-    copy_atomically(source, root, "s/0002.png")
+    copy_atomically(source, root, "s/0001.png", links)
+    copy_atomically(source, root, "s/0002.png", links)
     for name in ("0001.png", "0002.png"):
         assert not (root / "s" / name).is_symlink()
         assert (root / "s" / name).read_bytes() == b"the frame"
