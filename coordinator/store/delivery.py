@@ -31,14 +31,27 @@ async def sources(c: Connection, keys: list[tuple[int, int]]) -> list[dict]:
 
 async def delivered_many(c: Connection, frames: list[tuple[int, int, str]]) -> int:
     """`delivered` for each (shot id, number, sha256), each shot's error cleared once;
-    how many were still that render."""
-    count, shots = 0, set()
+    how many were still that render. One UPDATE per shot (a statement a frame cost the
+    event loop as much as the rest of the group's bookkeeping)."""
+    digests: dict[int, dict[int, str]] = {}
     for shot_id, number, sha in frames:
-        if await _frame_delivered(c, shot_id, number, sha):
-            count += 1
-            shots.add(shot_id)
-    for shot_id in shots:
-        await _shot_delivered(c, shot_id)
+        digests.setdefault(shot_id, {})[number] = sha
+    count = 0
+    for shot_id, by_number in digests.items():
+        numbers = list(by_number)
+        changed = 0
+        for first in range(0, len(numbers), MAX_NUMBERS):
+            part = numbers[first:first + MAX_NUMBERS]
+            # Each frame's own digest: a number whose render changed since is left alone.
+            cases = " ".join("WHEN ? THEN ?" for _ in part)
+            changed += await c.execute(
+                f"""UPDATE frames SET delivery = 'delivered', delivery_error = NULL
+                    WHERE shot_id = ? AND number IN ({", ".join("?" * len(part))})
+                    AND sha256 = CASE number {cases} END""",
+                (shot_id, *part, *(v for n in part for v in (n, by_number[n]))))
+        if changed:
+            await _shot_delivered(c, shot_id)
+        count += changed
     return count
 
 

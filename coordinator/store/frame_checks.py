@@ -26,6 +26,12 @@ NEIGHBOUR_SIZES = f"""
                       ORDER BY number LIMIT {NEIGHBOURS}) AS above"""
 
 
+def delivery_of(shot: Row | dict[str, Any]) -> str | None:
+    """A frame's delivery as it is recorded: pending when its shot is delivered to studio
+    storage."""
+    return "pending" if shot["output_template"] else None
+
+
 def neighbours_of(shot_id: int, number: int) -> tuple[int, int, int, int]:
     """`NEIGHBOUR_SIZES`' parameters."""
     return (shot_id, number, shot_id, number)
@@ -46,8 +52,7 @@ async def judge(c: Connection, frame: dict[str, Any], checks: dict | None,
         sizes = [r["size"] for r in await c.fetchall(NEIGHBOUR_SIZES,
                                                      neighbours_of(shot_id, number))]
     reason = verdict(checks, frame["size"], sizes)
-    changes: dict[str, Any] = {"suspicious": reason,
-                               "delivery": "pending" if shot["output_template"] else None,
+    changes: dict[str, Any] = {"suspicious": reason, "delivery": delivery_of(shot),
                                "delivery_error": None}
     if reason and shot["rerender_suspicious"] and not frame.get("rerendered_from") \
             and frame.get("node_id"):
@@ -56,7 +61,7 @@ async def judge(c: Connection, frame: dict[str, Any], checks: dict | None,
         # the new render (over an older copy at that path, if there is one).
         changes.update(status="queued", rerendered_from=frame["node_id"])
     unchanged = all(frame.get(k) == v for k, v in changes.items())
-    if not unchanged:   # most frames: fine, no delivery, nothing to write
+    if not unchanged:   # most frames: fine, their delivery queued by the record
         await c.execute(
             """UPDATE frames SET suspicious = ?, delivery = ?, delivery_error = NULL
                WHERE shot_id = ? AND number = ?""",

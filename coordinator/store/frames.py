@@ -88,10 +88,13 @@ async def add_shot_counts(c: Connection, counts: dict[int, tuple[int, float, int
 
 
 # `status != 'done'`: the same frame sent to two coordinators at once (a node failing
-# over) is recorded by the first; the second waits for it and finds it done.
+# over) is recorded by the first; the second waits for it and finds it done. Its
+# delivery is queued (or cleared) here, not by a second UPDATE of the row: on a shot
+# delivered to studio storage that UPDATE cost every frame a statement more.
 _RECORD = """UPDATE frames SET status = 'done', name = ?, path = ?, sha256 = ?, size = ?,
              render_time = ?, width = ?, height = ?, node_id = ?, attempt_id = ?,
-             rendered_at = ?, thumbnail_path = ?, preview_path = ?
+             rendered_at = ?, thumbnail_path = ?, preview_path = ?, delivery = ?,
+             delivery_error = NULL
              WHERE shot_id = ? AND number = ? AND status != 'done' RETURNING *"""
 _THUMBNAIL_CONFLICT = """ON CONFLICT (shot_id, number) DO UPDATE SET
                          media_type = excluded.media_type, data = excluded.data"""
@@ -129,8 +132,8 @@ async def record(c: Connection, up: Upload, extensions: dict[str, str],
     name = f"{frame_stem(number)}.{ext}"
     path, thumb, preview = place(row["shot_id"], name, up)
     params = (name, path, up.sha256, up.size, up.render_time, up.width, up.height,
-              row["node_id"], up.attempt_id, time.time(), thumb, preview, row["shot_id"],
-              number)
+              row["node_id"], up.attempt_id, time.time(), thumb, preview,
+              frame_checks.delivery_of(row), row["shot_id"], number)
     media_type = THUMBNAIL_TYPES[up.thumbnail_ext]
     sizes: list[int] | None = None
     if c.dialect.writes_in_with:   # the frame, its thumbnail, its neighbours: one round trip
