@@ -106,6 +106,9 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
         time.sleep(3)
         idle_cores = (sum(cpu_seconds(c.pid) for c in coords) - idle0) / 3
         cpu0 = sum(cpu_seconds(c.pid) for c in coords)
+        # The event loop's thread apart: other threads' work (delivery, readers) costs
+        # the loop too, in turns for the GIL, and shows there.
+        loop0 = sum(cpu_seconds(c.pid, c.pid) for c in coords)
         wait0 = sum(run_queue_wait(c.pid) for c in coords)
         load0 = sum(cpu_seconds(p.pid) for p in fleet.procs)
         # Worker processes (frame workers, both pools); they start with the first frame.
@@ -138,6 +141,7 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
         t_end = events.frames[sid][-1] if complete else time.monotonic()
         api_end = api_done()
         cpu1 = sum(cpu_seconds(c.pid) for c in coords)
+        loop1 = sum(cpu_seconds(c.pid, c.pid) for c in coords)
         wait1 = sum(run_queue_wait(c.pid) for c in coords)
         kids1 = sum(cpu_seconds(k) - kids0.get(k, 0.0)
                     for c in coords for k in children_of(c.pid))
@@ -200,6 +204,7 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             # the frames/s one dedicated core could sustain.
             "cpu_ms_per_frame": round(1000 * (cpu1 - cpu0) / max(1, done), 2),
             "worker_cpu_ms_per_frame": round(1000 * kids1 / max(1, done), 2),
+            "loop_cpu_ms_per_frame": round(1000 * (loop1 - loop0) / max(1, done), 3),
             "idle_cpu": round(idle_cores, 3),
             # Per frame, less what the idle fleet costs anyway over the same seconds.
             "cpu_ms_per_frame_marginal": round(

@@ -79,10 +79,12 @@ def children_of(pid: int) -> list[int]:
     return kids + [g for k in kids for g in children_of(k)]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User+system CPU time of one process (not its children)."""
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User+system CPU time of one process (not its children), or of one of its threads
+    (`thread`: its id; the main thread's is the process's)."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(path).read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
     tick = os.sysconf("SC_CLK_TCK")

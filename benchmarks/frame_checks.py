@@ -243,8 +243,9 @@ def capacity(root: Path, nodes: int, frames: int, window: float, out: Path,
     write), each run's and their medians."""
     from benchmarks.capacity import run_one
     keys = ("frames_done", "frames_per_s", "cpu_ms_per_frame", "worker_cpu_ms_per_frame",
+            "loop_cpu_ms_per_frame",
             "coordinator_cpu", "dispatch_p50_ms", "dispatch_p99_ms")
-    runs: dict[str, list[dict]] = {"plain": [], "delivered": []}
+    runs: dict[str, list] = {"plain": [], "delivered": []}
     for i in range(pairs):
         studio = out / f"studio-capacity-{i}"
         studio.mkdir(parents=True, exist_ok=True)
@@ -261,10 +262,21 @@ def capacity(root: Path, nodes: int, frames: int, window: float, out: Path,
             if kind == "delivered":
                 row["copies"] = sum(1 for _ in studio.rglob("*.png"))
             runs[kind].append(row)
-    medians = ("cpu_ms_per_frame", "worker_cpu_ms_per_frame", "machine_cpu_ms_per_frame")
-    return {**runs, "median": {kind: {k: statistics.median(r[k] for r in rows)
+    for kind, rows in runs.items():
+        for row in rows:   # the coordinator's threads other than the event loop's
+            row["threads_cpu_ms_per_frame"] = round(
+                row["cpu_ms_per_frame"] - row["loop_cpu_ms_per_frame"], 3)
+    # Each pair's difference, delivered - plain (coordinator + workers): the runs
+    # drift with the machine, the pairs less.
+    runs["pair_differences_ms"] = [round(
+        d["cpu_ms_per_frame"] + d["worker_cpu_ms_per_frame"]
+        - p["cpu_ms_per_frame"] - p["worker_cpu_ms_per_frame"], 3)
+        for p, d in zip(runs["plain"], runs["delivered"])]
+    medians = ("cpu_ms_per_frame", "worker_cpu_ms_per_frame", "machine_cpu_ms_per_frame",
+               "loop_cpu_ms_per_frame", "threads_cpu_ms_per_frame")
+    return {**runs, "median": {kind: {k: statistics.median(r[k] for r in runs[kind])
                                       for k in medians}
-                               for kind, rows in runs.items()}}
+                               for kind in ("plain", "delivered")}}
 
 
 def main() -> None:
@@ -305,6 +317,14 @@ def main() -> None:
                 "checks_of_plain_frame": round(checks / total, 4),
                 "delivery_in_run_coordinator": round((with_delivery - total) / total, 4),
                 "delivery_in_run_machine": round(machine / total, 4),
+                "delivery_in_run_pairs_median": round(
+                    statistics.median(run["pair_differences_ms"]) / total, 4),
+                # The threads' own work (mostly delivery's, in its thread) and the
+                # event loop's, each delivered - plain, over the plain frame.
+                "delivery_threads": round((delivered["threads_cpu_ms_per_frame"]
+                                           - plain["threads_cpu_ms_per_frame"]) / total, 4),
+                "delivery_loop": round((delivered["loop_cpu_ms_per_frame"]
+                                        - plain["loop_cpu_ms_per_frame"]) / total, 4),
                 "checks_and_delivery_in_run_machine": round((checks + machine) / total, 4),
                 "delivery_from_parts": round(result["store"]["delivery_all_cpus_ms"] / total,
                                              4),

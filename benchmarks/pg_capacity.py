@@ -1,6 +1,6 @@
 """The capacity benchmark on PostgreSQL: one coordinator, then two sharing the farm.
 
-    python -m benchmarks.pg_capacity [--nodes 1000] [--window 12]
+    python -m benchmarks.pg_capacity [--nodes 1000] [--window 12] [--paced-pairs N]
 
 Starts a throw-away PostgreSQL cluster (tests/pg/cluster.py), a fresh database per
 run. One coordinator: benchmarks/capacity.py's own run, as fast as possible and paced
@@ -90,6 +90,10 @@ def main() -> None:
     p.add_argument("--window", type=float, default=12.0)
     p.add_argument("--pace", type=float, default=500.0)
     p.add_argument("--only", choices=("one", "two"))
+    p.add_argument("--paced-pairs", type=int, default=0,
+                   help="then this many paced runs of one and of two coordinators, "
+                        "interleaved: CPU per frame at the same offered load (a run "
+                        "as fast as possible measures how each saturates this machine)")
     args = p.parse_args()
     raise_fd_limit()
     bin_dir = server_bin()
@@ -111,6 +115,13 @@ def main() -> None:
                 url = cluster.url(cluster.new_database())
                 rows.append(two_coordinators(root / "two", url, args.nodes, args.frames,
                                              args.window))
+            window = max(args.window, 3.5 * args.nodes / args.pace + 2)
+            for i in range(args.paced_pairs):
+                for coordinators in (1, 2):
+                    rows.append(capacity.run_one(
+                        root / f"paced-{i}-{coordinators}", args.nodes, args.frames, 1,
+                        window, pace=args.pace, coordinators=coordinators,
+                        database=cluster.url(cluster.new_database())))
     finally:
         cluster.stop()
     print(json.dumps(rows, indent=1))
