@@ -75,7 +75,8 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
     tag = f"capacity-{nodes}-{'paced%g' % pace if pace else 'max'}"
     coords = start_coordinators(root / tag, coordinators, database, extra_args)
     coord = coords[0]
-    events = fleet = sampler = spy = None
+    events = fleet = sampler = None
+    spies: list[subprocess.Popen] = []
     samplers: list[MemorySampler] = []
     try:
         events = EventCounter(coord.url)
@@ -83,10 +84,11 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
         events.hello.wait(10)
         if profile_dir is not None:   # from before the nodes connect: their hellos too
             profile_dir.mkdir(parents=True, exist_ok=True)
-            spy = subprocess.Popen(
-                ["py-spy", "record", "-p", str(coord.pid), "-r", "100", "--threads",
-                 "-f", "raw", "-o", str(profile_dir / f"{tag}.txt"), "--nonblocking"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            spies = [subprocess.Popen(
+                ["py-spy", "record", "-p", str(c.pid), "-r", "100", "--threads",
+                 "-f", "raw", "-o", str(profile_dir / f"{tag}{f'-{i}' if i else ''}.txt"),
+                 "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                for i, c in enumerate(coords)]
         fleet = Fleet([c.url for c in coords], nodes, processes_for(nodes),
                       render_seconds=render_seconds)
         hello_cpu0 = sum(cpu_seconds(c.pid) for c in coords)
@@ -237,8 +239,9 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             f"{row['idle_cpu']} cores)")
         return row
     finally:
-        if spy is not None:   # SIGINT: py-spy writes what it has and exits
+        for spy in spies:   # SIGINT: py-spy writes what it has and exits
             spy.send_signal(signal.SIGINT)
+        for spy in spies:
             try:
                 spy.wait(60)
             except subprocess.TimeoutExpired:

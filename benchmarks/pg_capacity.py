@@ -89,7 +89,8 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=12000)
     p.add_argument("--window", type=float, default=12.0)
     p.add_argument("--pace", type=float, default=500.0)
-    p.add_argument("--only", choices=("one", "two"))
+    p.add_argument("--only", choices=("one", "two", "paced"),
+                   help="paced: only the --paced-pairs runs")
     p.add_argument("--paced-pairs", type=int, default=0,
                    help="then this many paced runs of one and of two coordinators, "
                         "interleaved: CPU per frame at the same offered load (a run "
@@ -104,14 +105,14 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="pgcap-") as scratch:
             root = Path(scratch)
-            if args.only != "two":
+            if args.only in (None, "one"):
                 for pace in (None, args.pace):
                     window = max(args.window, 3.5 * args.nodes / pace + 2) if pace \
                         else args.window
                     rows.append(capacity.run_one(
                         root / f"one-{pace}", args.nodes, args.frames, 1, window, pace=pace,
                         database=cluster.url(cluster.new_database())))
-            if args.only != "one":
+            if args.only in (None, "two"):
                 url = cluster.url(cluster.new_database())
                 rows.append(two_coordinators(root / "two", url, args.nodes, args.frames,
                                              args.window))
