@@ -34,7 +34,13 @@ Two parts:
               machine, their medians, and the share the checks and delivery take of
               the coordinator's. Runs here vary by ±30 %: the parts say what a step
               costs alone, the runs what it costs beside the rest (a syncfs on the
-              data dir's own file system looked cheap alone and was dear in the runs)
+              data dir's own file system looked cheap alone and was dear in the runs).
+              The coordinator's CPU is also split: its event loop's thread, and its
+              other threads (delivery's file work runs there): the threads' figure is
+              steady from run to run, so delivery's own cost shows in it plainly, and
+              the loop's says whether it made the loop's work dearer. `share` gives
+              delivery's cost by the medians, by the median of the pairs'
+              differences, and by thread
 The checks run in both capacity runs (they cannot be turned off); their share is
 the "parts" figure over the run's CPU per frame.
 """
