@@ -142,7 +142,7 @@ async def store_steps(root: Path, frames: int, out: Path) -> dict:
         start = time.process_time()
         for n in range(1, frames + 1):
             copy_atomically(source, studio, f"one/{n:04d}.png")
-            await db.write(delivery_sql.delivered, 1, n, "x", batched=True)
+            await db.write(delivery_sql.delivered_many, [(1, n, "x")], batched=True)
         single_ms = 1000 * (time.process_time() - start) / frames
         # As the coordinator delivers while frames keep landing: groups of BATCH, each
         # read, its paths made, copied and recorded by `Delivery` itself.

@@ -55,21 +55,6 @@ async def delivered_many(c: Connection, frames: list[tuple[int, int, str]]) -> i
     return count
 
 
-async def delivered(c: Connection, shot_id: int, number: int, sha256: str) -> bool:
-    """The copy of the frame whose file has `sha256` is in place; False when the frame
-    changed meanwhile (a re-render landed: that one is delivered next)."""
-    if not await _frame_delivered(c, shot_id, number, sha256):
-        return False
-    await _shot_delivered(c, shot_id)
-    return True
-
-
-async def _frame_delivered(c: Connection, shot_id: int, number: int, sha256: str) -> bool:
-    return bool(await c.execute(
-        """UPDATE frames SET delivery = 'delivered', delivery_error = NULL
-           WHERE shot_id = ? AND number = ? AND sha256 = ?""", (shot_id, number, sha256)))
-
-
 async def _shot_delivered(c: Connection, shot_id: int) -> None:
     """The shot's last delivery error goes once none of its frames is failing."""
     await c.execute(
