@@ -53,7 +53,9 @@ def copy_batch(copies: list[Copy], links: bool = False) -> None:
         src = -1
         try:
             folder, name = folders.open(copy.root, copy.relative)
-            if links:
+            # A folder on another file system than the frames copied so far cannot take
+            # a link: no lstat a frame to find that out again (studio storage on a NAS).
+            if links and (not data_dirs or folders.device(folder) in data_dirs):
                 linked = _link(copy.source, folder, name, folders.device(folder))
                 if linked == name:
                     synced.add(folder)

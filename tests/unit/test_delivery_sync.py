@@ -147,9 +147,19 @@ def test_a_frame_linked_again_replaces_the_earlier_link_and_the_farms_old_file_s
     assert sorted(p.name for p in (root / "s").iterdir()) == ["0001.png"]
 
 
-def test_on_another_file_system_a_frame_is_copied_even_when_links_are_on(group, calls):
+def test_on_another_file_system_a_frame_is_copied_even_when_links_are_on(group, calls,
+                                                                         monkeypatch):
     root, copies = group
+    looked: list[Path] = []
+    real_lstat = os.lstat
+
+    def lstat(path, *args, **kwargs):
+        looked.append(Path(path))
+        return real_lstat(path, *args, **kwargs)
+    monkeypatch.setattr(delivery.os, "lstat", lstat)
     copy_batch(copies, links=True)
+    # The other file system is found out once (at most once a folder), not per frame.
+    assert len([p for p in looked if p in {c.source for c in copies}]) <= 2
     assert all(c.error is None for c in copies)
     for copy in copies:
         assert not os.path.samefile(root / copy.relative, copy.source)
