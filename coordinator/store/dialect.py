@@ -47,6 +47,8 @@ class Dialect:
     returning_job_extras: str = ""
     # A data-modifying WITH (several writes, one statement, one round trip).
     writes_in_with: bool = False
+    # Gives the planner a big new shot's jobs at once (see shots.create).
+    analyze_new_jobs: str = ""
 
     def json_text(self, column: str, key: str) -> str:
         """SQL for `column`'s JSON object's `key` as text (NULL when absent)."""
@@ -103,4 +105,5 @@ POSTGRESQL = Dialect(
         EXISTS (SELECT 1 FROM jobs o WHERE o.shot_id = jobs.shot_id AND o.id != jobs.id
                 AND o.status IN ('queued', 'running', 'failed', 'cancelled')) AS others_left""",
     writes_in_with=True,
+    analyze_new_jobs="ANALYZE jobs (avoid_node)",
 )

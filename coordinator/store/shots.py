@@ -66,6 +66,9 @@ def _render_fields(d: dict, with_files: bool) -> None:
     d["resolution_percentage"] = d["render"].get("resolution_percentage")
 
 
+ANALYZE_AFTER_JOBS = 1000
+
+
 @slow
 async def create(c: Connection, spec: ShotSpec, jobs: list[list[int]]) -> int:
     now = time.time()
@@ -96,6 +99,14 @@ async def create(c: Connection, spec: ShotSpec, jobs: list[list[int]]) -> int:
                   for n in frames]
     await c.executemany("INSERT INTO frames (shot_id, number, job_id, status) VALUES (?,?,?,?)",
                         frame_rows)
+    if c.dialect.analyze_new_jobs and len(jobs) >= ANALYZE_AFTER_JOBS:
+        # PostgreSQL keeps the plan of a statement without parameters from its first
+        # run: claims.ANY_BLOCKLIST's, made on an empty farm, read every job of a big
+        # new shot on each claim batch (1 ms) until autovacuum's ANALYZE, a minute or
+        # more later. Analyzing one column (a few ms, a sample) replans it on the
+        # index. Only that column: statistics of `status` taken now (every job queued,
+        # none running) sent finishing jobs down the wrong index.
+        await c.execute(c.dialect.analyze_new_jobs)
     return shot_id
 
 

@@ -227,3 +227,30 @@ async def test_batches_of_records_side_by_side_count_each_frame_once(pg_url):
         assert shot["render_time_sum"] == pytest.approx(80.0)
     finally:
         await db.close()
+
+
+async def test_a_new_big_shot_does_not_make_each_claim_batch_read_every_job(pg_url):
+    """The check each claim batch makes (a re-render some node must avoid?) is planned
+    once, when the farm is empty. A big shot renders at once, before autovacuum counts
+    its rows: the check must still read the small partial index, not every job."""
+    from coordinator.store import claims as claim_sql
+    from coordinator.store import shots as shot_sql
+    from coordinator.validation import ShotSpec
+
+    db = PostgresDatabase(pg_url)
+    await db.open()
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute("PREPARE any_blocklist AS " + claim_sql.ANY_BLOCKLIST)
+        assert await conn.fetchval("EXECUTE any_blocklist") is False   # planned: empty
+        jobs = shot_sql.ANALYZE_AFTER_JOBS
+        spec = ShotSpec(name="big", blend_path="a.blend",
+                        files=[{"path": "a.blend", "sha256": "0" * 64, "size": 1}],
+                        frame_start=1, frame_end=jobs, chunk_size=1)
+        await db.write(shot_sql.create, spec, [[n] for n in range(1, jobs + 1)])
+        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN EXECUTE any_blocklist"))
+        assert "jobs_avoiding" in plan and "Seq Scan on jobs" not in plan
+        assert await db.read(claim_sql.any_blocklist) is False
+    finally:
+        await conn.close()
+        await db.close()
