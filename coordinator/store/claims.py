@@ -32,19 +32,47 @@ class Assignment:
     device: str | None = None           # the shot's device (None: the file's setting)
 
 
+# Whether some node may not take some job, so that equal offers may differ: a
+# blocklist, or a re-render that one node may not take (issue 17). `status || ''` keeps
+# the planner off the status index (every queued job) and on the small jobs_avoiding;
+# the scalar subquery in that index's order, not an EXISTS (PostgreSQL drops an
+# EXISTS's ORDER BY), makes reading every job cost a sort too. Planned on an empty farm
+# it still reads them all: see shots.create's ANALYZE.
+ANY_BLOCKLIST = """SELECT EXISTS (SELECT 1 FROM blocklist) OR (
+                     SELECT avoid_node FROM jobs
+                     WHERE avoid_node IS NOT NULL AND status || '' = 'queued'
+                     ORDER BY avoid_node LIMIT 1) IS NOT NULL"""
+
+DISPATCHABLE = f"""SELECT s.*,
+       CASE WHEN s.render_time_count > 0
+            THEN s.render_time_sum / s.render_time_count END AS avg_time{{also}}
+    FROM shots s
+    WHERE s.status IN {DISPATCHABLE_SHOTS}
+      AND EXISTS (SELECT 1 FROM jobs j WHERE j.status = 'queued' AND j.shot_id = s.id)
+      AND NOT EXISTS (SELECT 1 FROM blocklist b WHERE b.shot_id = s.id
+                      AND b.node_id = ? AND b.failures >= ?)
+    ORDER BY s.priority DESC, s.created_at, s.id"""
+
+
 async def dispatchable(c: Connection, node_id: str, blocklist_threshold: int) -> list[Row]:
     """Shots with queued work that `node_id` is not blocklisted from, best first."""
-    return await c.fetchall(
-        f"""SELECT s.*,
-               CASE WHEN s.render_time_count > 0
-                    THEN s.render_time_sum / s.render_time_count END AS avg_time
-            FROM shots s
-            WHERE s.status IN {DISPATCHABLE_SHOTS}
-              AND EXISTS (SELECT 1 FROM jobs j WHERE j.status = 'queued' AND j.shot_id = s.id)
-              AND NOT EXISTS (SELECT 1 FROM blocklist b WHERE b.shot_id = s.id
-                              AND b.node_id = ? AND b.failures >= ?)
-            ORDER BY s.priority DESC, s.created_at, s.id""",
-        (node_id, blocklist_threshold))
+    return await c.fetchall(DISPATCHABLE.format(also=""), (node_id, blocklist_threshold))
+
+
+async def dispatchable_to_all(c: Connection, blocklist_threshold: int) -> list[Row] | None:
+    """`dispatchable` for every node alike; None when nodes differ (a blocklist, or a
+    re-render some node must avoid: ANY_BLOCKLIST), so each reads its own. One round
+    trip for both questions: each claim transaction asks them first."""
+    rows = await c.fetchall(DISPATCHABLE.format(also=f", ({ANY_BLOCKLIST}) AS sets_apart"),
+                            ("", blocklist_threshold))
+    if rows and rows[0]["sets_apart"]:
+        return None
+    shots: list[Row] = []
+    for row in rows:
+        shot = dict(row)
+        del shot["sets_apart"]
+        shots.append(shot)
+    return shots
 
 
 async def claim(c: Connection, node_id: str, offer: Offer, lease_seconds: float,
@@ -101,16 +129,17 @@ async def claim(c: Connection, node_id: str, offer: Offer, lease_seconds: float,
             order = [(await rendering_of(e[1]["id"]), e[0], e) for e in open_to_it]
             open_to_it = [e for *_, e in sorted(order, key=lambda o: o[:2])]
         for _, shot, version, device in open_to_it:
-            # Another coordinator's claim may hold a queued job: take the next one.
-            job = await c.fetchone(
-                """SELECT id, frames, ordinal, attempts FROM jobs
-                   WHERE status = 'queued' AND shot_id = ?
-                     AND (avoid_node IS NULL OR avoid_node != ? OR ? < 2)
-                   ORDER BY ordinal, id LIMIT 1""" + c.dialect.skip_locked,
-                (shot["id"], node_id, nodes_online))
-            if job is not None:
-                assignment = await _assign(c, job, shot, node_id, lease_seconds,
-                                           target_job_seconds, nodes_online)
+            assignment = None
+            if c.dialect.writes_in_with and _keeps_its_frames(shot):
+                assignment = await _take_next(c, shot, node_id, lease_seconds, nodes_online)
+            else:
+                # Another coordinator's claim may hold a queued job: take the next one.
+                job = await c.fetchone(
+                    NEXT_QUEUED + c.dialect.skip_locked, (shot["id"], node_id, nodes_online))
+                if job is not None:
+                    assignment = await _assign(c, job, shot, node_id, lease_seconds,
+                                               target_job_seconds, nodes_online)
+            if assignment is not None:
                 assignment.blender_version, assignment.device = version or None, device
                 if shot["id"] in counts:
                     counts[shot["id"]] += 1
@@ -133,9 +162,8 @@ async def claim_many(c: Connection, nodes: list[tuple[str, Offer]], lease_second
     `rendering`, `blocklists` and `shots`: what `claim_batch` shares between its claims."""
     exhausted = set() if exhausted is None else exhausted
     if blocklists is None:
-        blocklists = await any_blocklist(c)
-    if shots is None and not blocklists:   # then every node may take the same shots
-        shots = await dispatchable(c, "", blocklist_threshold)
+        shots = await dispatchable_to_all(c, blocklist_threshold)
+        blocklists = shots is None
     # shot -> nodes rendering it, as this transaction claims
     rendering = {} if rendering is None else rendering
     out: list[Assignment | None] = []
@@ -151,22 +179,6 @@ async def claim_many(c: Connection, nodes: list[tuple[str, Offer]], lease_second
     return out
 
 
-async def any_blocklist(c: Connection) -> bool:
-    """Whether some node may not take some job (then equal offers may differ)."""
-    # A re-render that one node may not take (issue 17) is as good as a blocklist here.
-    # `status || ''` keeps the planner off the status index (every queued job, on each
-    # dispatch round: 97 % of a busy coordinator's time) and on the small jobs_avoiding.
-    return bool(await c.fetchval(ANY_BLOCKLIST))
-
-
-# The jobs' part is a scalar subquery in the order of the small partial index on
-# avoid_node, not an EXISTS: PostgreSQL drops an EXISTS's ORDER BY, and on a new big
-# shot's rows (no statistics yet) it read every job for it (1.2 ms a claim batch,
-# against 0.02). A full read would need a sort here, so the index wins on any estimate.
-ANY_BLOCKLIST = """SELECT EXISTS (SELECT 1 FROM blocklist) OR (
-                     SELECT avoid_node FROM jobs
-                     WHERE avoid_node IS NOT NULL AND status || '' = 'queued'
-                     ORDER BY avoid_node LIMIT 1) IS NOT NULL"""
 
 
 ClaimRequest = tuple[list[tuple[str, Offer]], "tuple[str, str] | None", "set[Offer] | None"]
@@ -183,8 +195,8 @@ async def claim_batch(c: Connection, requests: list[ClaimRequest], lease_seconds
     `nodes`. The counts of nodes per shot are shared, so caps and fair share hold
     across the batch; a job finished here is one node fewer on its shot."""
     rendering: dict[int, int] = {}
-    blocklists = await any_blocklist(c)
-    shots = None if blocklists else await dispatchable(c, "", blocklist_threshold)
+    shots = await dispatchable_to_all(c, blocklist_threshold)
+    blocklists = shots is None
     out: list[Claimed] = []
     for nodes, finishing, exhausted in requests:
         outcome: Finished | None = None
@@ -199,6 +211,58 @@ async def claim_batch(c: Connection, requests: list[ClaimRequest], lease_seconds
             c, nodes, lease_seconds, blocklist_threshold, target_job_seconds, nodes_online,
             farm, exhausted, rendering, blocklists, shots)))
     return out
+
+
+NEXT_QUEUED = """SELECT id, frames, ordinal, attempts FROM jobs
+                 WHERE status = 'queued' AND shot_id = ?
+                   AND (avoid_node IS NULL OR avoid_node != ? OR ? < 2)
+                 ORDER BY ordinal, id LIMIT 1"""
+
+# The next queued job of a shot, started, with its frames marked rendering: one
+# statement (data-modifying WITH). `done`: the frames an earlier attempt delivered.
+TAKE_NEXT = f"""WITH next AS ({NEXT_QUEUED} FOR UPDATE SKIP LOCKED),
+  rendering AS (UPDATE frames SET status = 'rendering'
+                WHERE job_id = (SELECT id FROM next) AND status != 'done')
+  UPDATE jobs SET status = 'running', node_id = ?, attempt_id = ?, attempts = attempts + 1,
+      lease_expires = ?, started_at = ?, finished_at = NULL
+  WHERE id = (SELECT id FROM next)
+  RETURNING *, (SELECT name FROM nodes WHERE id = ?) AS node_name,
+      CASE WHEN attempts > 1 THEN ARRAY(SELECT number FROM frames
+           WHERE job_id = jobs.id AND status = 'done') END AS done"""
+
+
+def _keeps_its_frames(shot: Row) -> bool:
+    """Whether a job of `shot` is rendered as queued: the artist's chunk size, or no
+    frame time measured yet (adaptive chunks cut or join jobs by it: `_assign`)."""
+    return shot["chunk_mode"] == "fixed" or not shot["avg_time"]
+
+
+async def _take_next(c: Connection, shot_row: Row, node_id: str, lease_seconds: float,
+                     nodes_online: int) -> Assignment | None:
+    """`_assign` of the next queued job, for a job that keeps its frames, in one round
+    trip instead of two: a claim's round trips wait on the database server, each
+    waking its process (PostgreSQL)."""
+    now = time.time()
+    attempt_id = uuid.uuid4().hex
+    rows = await c.fetchall(TAKE_NEXT, (shot_row["id"], node_id, nodes_online, node_id,
+                                        attempt_id, now + lease_seconds, now, node_id))
+    if not rows:
+        return None
+    job = dict(rows[0])
+    done = set(job.pop("done") or ())
+    job_row = job_dict(job)
+    keep = [f for f in job_row["frames"] if f not in done]
+    return await _started(c, shot_row, job_row, attempt_id, keep)
+
+
+async def _started(c: Connection, shot_row: Row, job_row: dict, attempt_id: str,
+                   keep: list[int]) -> Assignment:
+    shot = dict(shot_row)
+    del shot["avg_time"]
+    if shot["status"] != ShotStatus.ACTIVE.value:
+        await shot_sql.set_status(c, shot["id"], ShotStatus.ACTIVE)
+        shot = dict((await c.fetchall("SELECT * FROM shots WHERE id = ?", (shot["id"],)))[0])
+    return Assignment(job_row, attempt_id, keep, shot)
 
 
 async def _assign(c: Connection, job: Row, shot_row: Row, node_id: str, lease_seconds: float,
@@ -238,13 +302,7 @@ async def _assign(c: Connection, job: Row, shot_row: Row, node_id: str, lease_se
     else:
         rows = await c.fetchall(start, params)
         await c.execute(rendering, (job["id"],))
-    job_row = job_dict(rows[0])
-    shot = dict(shot_row)
-    del shot["avg_time"]
-    if shot["status"] != ShotStatus.ACTIVE.value:
-        await shot_sql.set_status(c, shot_id, ShotStatus.ACTIVE)
-        shot = dict((await c.fetchall("SELECT * FROM shots WHERE id = ?", (shot_id,)))[0])
-    return Assignment(job_row, attempt_id, keep, shot)
+    return await _started(c, shot_row, job_dict(rows[0]), attempt_id, keep)
 
 
 async def _absorb_following(c: Connection, job_id: int, shot_id: int, frames: list[int],

@@ -61,3 +61,34 @@ async def test_a_job_with_every_frame_is_done_and_completes_its_shot(farm):
     # The same report again, or from an attempt that lost the job: stale.
     assert await db.write(job_sql.finish, claim.attempt_id, "") == ("stale", None)
     assert await db.write(job_sql.finish, "f" * 32, "") == ("stale", None)
+
+
+@pytest.mark.parametrize("chunk_mode", ["fixed", "auto"])
+async def test_a_job_claimed_again_renders_only_the_frames_its_last_attempt_left(
+        tmp_path, backend, chunk_mode):
+    """On PostgreSQL a job that keeps its frames (the artist's chunk size) is claimed in
+    one statement, an adaptive one in two: either way the frames an earlier attempt
+    delivered are neither sent again nor marked rendering."""
+    db = open_database(backend, tmp_path)
+    await db.open()
+    try:
+        node = await db.write(node_sql.upsert, {
+            "node_id": None, "name": "box", "hostname": "h", "platform": "p",
+            "blender_version": "b", "cpu_count": 1, "tags": [], "allow_scripts": False})
+        spec = ShotSpec(name="s", blend_path="a.blend",
+                        files=[{"path": "a.blend", "sha256": "0" * 64, "size": 1}],
+                        frame_start=1, frame_end=3, chunk_size=3, chunk_mode=chunk_mode)
+        shot_id = await db.write(shot_sql.create, spec, [[1, 2, 3]])
+        offer = [(node["id"], offer_of(node))]
+        [first] = await db.write(claim_sql.claim_many, offer, *SETTINGS)
+        assert first.frames == [1, 2, 3]
+        await record(db, first.attempt_id, 2)
+        assert await db.write(job_sql.fail, first.attempt_id, "crashed", "", 3, 2)
+        [again] = await db.write(claim_sql.claim_many, offer, *SETTINGS)
+        assert again.frames == [1, 3] and again.job["frames"] == [1, 2, 3]
+        assert again.job["attempts"] == 2 and again.attempt_id != first.attempt_id
+        statuses = {r["number"]: r["status"] for r in await db.fetchall(
+            "SELECT number, status FROM frames WHERE shot_id = ?", (shot_id,))}
+        assert statuses == {1: "rendering", 2: "done", 3: "rendering"}
+    finally:
+        await db.close()

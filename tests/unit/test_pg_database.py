@@ -11,6 +11,7 @@ import pytest
 from coordinator.database import Database, open_database
 from coordinator.pg_database import PostgresDatabase
 from coordinator.store.connection import Connection
+from coordinator.store.dialect import numbered
 from coordinator.store.pg_migrations import POSTGRESQL_MIGRATIONS, migrate_postgresql
 
 
@@ -241,16 +242,20 @@ async def test_a_new_big_shot_does_not_make_each_claim_batch_read_every_job(pg_u
     await db.open()
     conn = await asyncpg.connect(pg_url)
     try:
-        await conn.execute("PREPARE any_blocklist AS " + claim_sql.ANY_BLOCKLIST)
-        assert await conn.fetchval("EXECUTE any_blocklist") is False   # planned: empty
+        # As a coordinator's pool does: one plan, made on the farm still empty.
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        await conn.execute("PREPARE shots_to_all AS " + numbered(
+            claim_sql.DISPATCHABLE.format(also=f", ({claim_sql.ANY_BLOCKLIST}) AS x")))
+        assert await conn.fetch("EXECUTE shots_to_all('', 2)") == []
         jobs = shot_sql.ANALYZE_AFTER_JOBS
         spec = ShotSpec(name="big", blend_path="a.blend",
                         files=[{"path": "a.blend", "sha256": "0" * 64, "size": 1}],
                         frame_start=1, frame_end=jobs, chunk_size=1)
         await db.write(shot_sql.create, spec, [[n] for n in range(1, jobs + 1)])
-        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN EXECUTE any_blocklist"))
+        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN EXECUTE shots_to_all('', 2)"))
         assert "jobs_avoiding" in plan and "Seq Scan on jobs" not in plan
-        assert await db.read(claim_sql.any_blocklist) is False
+        [shot] = await db.read(claim_sql.dispatchable_to_all, 2)
+        assert shot["name"] == "big" and "x" not in shot and "sets_apart" not in shot
     finally:
         await conn.close()
         await db.close()
