@@ -5,7 +5,8 @@ Writes run at once, several together on pooled connections (a round trip to the
 server costs more than SQLite's whole write): what must not happen twice locks its
 rows, whichever coordinator or connection asks (`Dialect.skip_locked`, `for_update`,
 `share_lock`). Writes that ask to be batched (frame records) queue and commit
-together, one savepoint each. A deadlock between coordinators' transactions
+together, one savepoint each; a write of one statement (`one_statement`: the audit
+log's rows) runs without BEGIN and COMMIT. A deadlock between coordinators' transactions
 is undone by the server and the write runs again. A server that cannot be reached
 (restarting) fails the call with `StoreUnavailable` (HTTP 503); the pool opens new
 connections once it is back.
@@ -20,7 +21,7 @@ from typing import Any, Awaitable, Callable, Iterable
 import asyncpg
 
 from .database import Database
-from .store.connection import Row, is_store_function
+from .store.connection import Row, is_one_statement, is_store_function
 from .store import frames as frame_sql
 from .store.pg_migrations import migrate_postgresql
 from .store.postgresql import RETRYABLE, PostgresConnection, create_pool, unavailable
@@ -91,6 +92,8 @@ class PostgresDatabase(Database):
 
     async def _one(self, fn: Callable[..., Any], args: tuple) -> Any:
         async with self._pool().acquire() as raw:
+            if is_one_statement(fn):
+                return await fn(PostgresConnection(raw), *args)
             async with raw.transaction():
                 return await fn(PostgresConnection(raw), *args)
 

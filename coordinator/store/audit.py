@@ -1,23 +1,24 @@
 """SQL for the audit log: every mutating call, who made it, when, from where (issue 18)."""
 from __future__ import annotations
 
-from .connection import Connection
+from .connection import Connection, one_statement
 
 MAX_PAGE = 1000
 
 
-async def record(c: Connection, at: float, actor: str, role: str, method: str, path: str,
-                 status: int, address: str) -> None:
-    await c.execute(
-        """INSERT INTO audit_log (at, actor, role, method, path, status, address)
-           VALUES (?,?,?,?,?,?,?)""", (at, actor, role, method, path, status, address))
+INSERT = "INSERT INTO audit_log (at, actor, role, method, path, status, address) "
+COLUMN_TYPES = ["float8", "text", "text", "text", "text", "integer", "text"]
 
 
+@one_statement
 async def record_many(c: Connection, rows: list[tuple]) -> None:
-    """`record` for each row (at, actor, role, method, path, status, address)."""
-    await c.executemany(
-        """INSERT INTO audit_log (at, actor, role, method, path, status, address)
-           VALUES (?,?,?,?,?,?,?)""", rows)
+    """`record` for each row (at, actor, role, method, path, status, address). One
+    statement on PostgreSQL: each frame upload waits for its row before it is answered."""
+    if c.dialect.array_rows:
+        await c.execute(INSERT + c.dialect.rows_from_arrays(COLUMN_TYPES),
+                        [list(column) for column in zip(*rows)])
+    else:
+        await c.executemany(INSERT + "VALUES (?,?,?,?,?,?,?)", rows)
 
 
 async def recent(c: Connection, limit: int, before_id: int | None = None) -> list[dict]:

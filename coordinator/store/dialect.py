@@ -49,10 +49,17 @@ class Dialect:
     writes_in_with: bool = False
     # Gives the planner a big new shot's jobs at once (see shots.create).
     analyze_new_jobs: str = ""
+    # Rows given as a list per column (`rows_from_arrays`): one statement, of one text
+    # whatever the number of rows, so one prepared statement serves every count.
+    array_rows: bool = False
 
     def json_text(self, column: str, key: str) -> str:
         """SQL for `column`'s JSON object's `key` as text (NULL when absent)."""
         return self.json_text_template.format(column=column, key=key)
+
+    def rows_from_arrays(self, types: list[str]) -> str:
+        """A SELECT of rows whose columns are given as lists (`array_rows` only)."""
+        return "SELECT * FROM unnest(" + ", ".join(f"CAST(? AS {t}[])" for t in types) + ")"
 
     def share_lock(self, table: str) -> str:
         return self.share_lock_template.format(table=table)
@@ -106,4 +113,5 @@ POSTGRESQL = Dialect(
                 AND o.status IN ('queued', 'running', 'failed', 'cancelled')) AS others_left""",
     writes_in_with=True,
     analyze_new_jobs="ANALYZE jobs (avoid_node)",
+    array_rows=True,
 )

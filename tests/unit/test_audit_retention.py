@@ -24,7 +24,25 @@ async def paths(db) -> list[str]:
 
 
 async def record(db, at: float, path: str) -> None:
-    await db.write(audit_sql.record, at, "anna", "artist", "POST", path, 200, "10.0.0.1")
+    await db.write(audit_sql.record_many, [(at, "anna", "artist", "POST", path, 200, "10.0.0.1")])
+
+
+@pytest.mark.usefixtures("backend")
+async def test_rows_written_together_each_land_whole(tmp_path, backend):
+    """The rows of calls answered together are one statement (on PostgreSQL, with no
+    transaction around it): every row lands with its own fields, in order."""
+    db = open_database(backend, tmp_path)
+    await db.open()
+    try:
+        rows = [(1000.0 + i, f"who{i}", "artist", "POST", f"/api/x/{i}", 200 + i, "10.0.0.9")
+                for i in range(3)]
+        await db.write(audit_sql.record_many, rows)
+        await db.write(audit_sql.record_many, rows[:1])
+        entries = sorted(await db.read(audit_sql.recent, 10), key=lambda e: e["id"])
+        assert [(e["at"], e["actor"], e["role"], e["method"], e["path"], e["status"],
+                 e["address"]) for e in entries] == rows + rows[:1]
+    finally:
+        await db.close()
 
 
 @pytest.mark.usefixtures("backend")
