@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from .bat_packer import packer_class
+
 log = logging.getLogger(__name__)
 
 VENDOR_DIR = Path(__file__).resolve().parent / "vendor"
@@ -213,59 +215,13 @@ def _rewrite_inside(packer: Any, out_dir: Path) -> Path | None:
     """BAT writes the .blend files it rewrites, and its pack-info.txt, to a folder of
     its own in the system's temp dir, then moves them into the pack. Here that folder
     is a hidden one in the pack's own folder: nothing outside the pack has to stay put
-    while packing (CI saw BAT's folder in /tmp vanish mid-pack now and then, with
-    tests in parallel; the pack folder beside it was untouched), and the moves are
-    renames on one file system. A plain folder, removed by `pack_blend` once BAT is
-    done with it: no `TemporaryDirectory` finalizer owns it. Returns it (None: a BAT
-    without that attribute keeps its own)."""
+    while packing, and the moves are renames on one file system. Removed by
+    `pack_blend` once BAT is done with it. Returns it (None: a BAT without that
+    attribute keeps its own)."""
     if not hasattr(packer, "_rewrite_in"):
         return None
     packer._rewrite_in = Path(tempfile.mkdtemp(prefix=".bat-rewrite-", dir=out_dir))
     return Path(packer._rewrite_in)
-
-
-def _packer_class(bat: Any) -> Any:
-    """BAT's Packer, except that files referenced by an *absolute* path inside
-    the project keep their place in the project tree (BAT sends every rewritten
-    path to `_outside_project/`, even those inside the project)."""
-    from blender_asset_tracer import bpathlib
-    from blender_asset_tracer.pack import Packer
-
-    class ProjectPacker(Packer):
-        """Also records which data-blocks use each missing file."""
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.missing_usages: dict[Path, list[Any]] = {}
-
-        def _record_missing(self, asset_path: Path, usage: Any) -> None:
-            if asset_path in self.missing_files:
-                self.missing_usages.setdefault(asset_path, []).append(usage)
-
-        def _visit_asset(self, asset_path: Path, usage: Any) -> None:
-            super()._visit_asset(asset_path, usage)
-            self._record_missing(asset_path, usage)
-
-        def _visit_sequence(self, asset_path: Path, usage: Any) -> None:
-            super()._visit_sequence(asset_path, usage)
-            self._record_missing(asset_path, usage)
-
-        def _find_new_paths(self) -> None:
-            project = bpathlib.make_absolute(self.project)
-            for path in self._new_location_paths:
-                action = self._actions[path]
-                try:
-                    relpath = bpathlib.make_absolute(path).relative_to(project)
-                except ValueError:
-                    action.new_path = Path(self._target_path, "_outside_project",
-                                           bpathlib.strip_root(path))
-                else:
-                    action.new_path = Path(self._target_path, relpath)
-
-    if not all(hasattr(Packer, name) for name in ("_find_new_paths", "_path_in_project",
-                                                  "_visit_asset", "_visit_sequence")):
-        return Packer   # a BAT whose internals changed: its own layout is still correct
-    return ProjectPacker
 
 
 def pack_blend(blend_path: Path, out_dir: Path,
@@ -284,7 +240,7 @@ def pack_blend(blend_path: Path, out_dir: Path,
     bat = import_bat()
     from blender_asset_tracer import blendfile
     from blender_asset_tracer.pack import Aborted
-    Packer = _packer_class(bat)
+    Packer = packer_class()
 
     blend_path = Path(blend_path).absolute()
     out_dir = Path(out_dir).absolute()

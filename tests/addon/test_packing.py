@@ -199,8 +199,8 @@ def test_vendored_bat_is_used_without_an_installed_one(addon_zip, project, tmp_p
 def test_a_pack_needs_nothing_in_the_system_temp_dir_to_stay_put(project, tmp_path,
                                                                  monkeypatch):
     """BAT's rewritten .blend files and pack-info.txt are made inside the pack's own
-    folder: a pack goes through even when the system's temp dir is emptied meanwhile
-    (as CI once did to BAT's own folder there), and leaves no folder of its own."""
+    folder: a pack goes through even when the system's temp dir is emptied meanwhile,
+    and leaves no folder of its own."""
     import tempfile
 
     from blender_asset_tracer.pack import Packer
@@ -219,3 +219,38 @@ def test_a_pack_needs_nothing_in_the_system_temp_dir_to_stay_put(project, tmp_pa
     assert sorted(p.name for p in (tmp_path / "pack").iterdir()) == \
         ["_outside_project", "shot.blend", "textures"]
     assert list(system_tmp.iterdir()) == []
+
+
+def test_a_file_bat_moves_before_it_has_read_its_size_still_packs(project, tmp_path,
+                                                                   monkeypatch):
+    """BAT queues a file to be moved into the pack, then reads its size; its transfer
+    thread may move the file first. Here it always does: each queued move waits until
+    the file has gone (pack-info.txt, the rewritten .blend). The pack still goes
+    through, with every file (CI failed with "No such file or directory" now and then)."""
+    import time
+
+    from blender_asset_tracer.pack import transfer
+    real_init = transfer.FileTransferer.__init__
+    moved: list[str] = []
+
+    def with_waiting_queue(self) -> None:
+        real_init(self)
+        real_put = self.queue.put
+
+        def put_then_wait_for_the_move(item, *args, **kwargs):
+            real_put(item, *args, **kwargs)
+            src, _dst, action = item
+            if action is transfer.Action.MOVE:
+                deadline = time.monotonic() + 10
+                while src.exists() and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                moved.append(src.name)
+        self.queue.put = put_then_wait_for_the_move
+
+    monkeypatch.setattr(transfer.FileTransferer, "__init__", with_waiting_queue)
+    result = packing.pack_blend(project["blend"], tmp_path / "pack")
+    assert "pack-info.txt" in moved and any(name.endswith(".blend") for name in moved)
+    assert sorted(f["path"] for f in result.files) == sorted(
+        p.relative_to(tmp_path / "pack").as_posix()
+        for p in (tmp_path / "pack").rglob("*") if p.is_file())
+    assert "shot.blend" in [f["path"] for f in result.files]
