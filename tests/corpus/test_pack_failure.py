@@ -1,8 +1,8 @@
 """Found by the corpus: a pack that fails while BAT copies files must end, not hang.
 
 BAT starts its file-copying thread (not a daemon) in `execute()`; when something
-fails after that (here the pack's temp folder vanished under it), nothing told the
-thread to stop, so `brender-submit` printed its error and then never exited.
+fails after that (here a file BAT had just queued was already gone: BAT's own race,
+bat_packer.py), nothing told the thread to stop, so `brender-submit` printed its error and then never exited.
 """
 from __future__ import annotations
 
