@@ -68,17 +68,22 @@ SHOT_COUNTS = """UPDATE shots SET frames_done = frames_done + ?,
                  WHERE id = ?"""
 
 
+def _counts_of(shot_id: int, render_time: float | None) -> tuple:
+    """SHOT_COUNTS' parameters for one frame."""
+    return (1, render_time or 0.0, 0 if render_time is None else 1, shot_id)
+
+
 async def _count_frame(c: Connection, shot_id: int, render_time: float | None) -> None:
     """One more frame on the shot's counters; where the connection collects them (a
     PostgreSQL batch of records: `shot_counts`), they are added as the batch ends, so
     the shot's row is locked for its last statement only and batches run side by side."""
     counts: dict[int, tuple[int, float, int]] | None = getattr(c, "shot_counts", None)
-    timed = 0 if render_time is None else 1
     if counts is None:
-        await c.execute(SHOT_COUNTS, (1, render_time or 0.0, timed, shot_id))
+        await c.execute(SHOT_COUNTS, _counts_of(shot_id, render_time))
         return
     frames, total, times = counts.get(shot_id, (0, 0.0, 0))
-    counts[shot_id] = (frames + 1, total + (render_time or 0.0), times + timed)
+    _, seconds, timed, _ = _counts_of(shot_id, render_time)
+    counts[shot_id] = (frames + 1, total + seconds, times + timed)
 
 
 async def add_shot_counts(c: Connection, counts: dict[int, tuple[int, float, int]]) -> None:
@@ -136,16 +141,23 @@ async def record(c: Connection, up: Upload, extensions: dict[str, str],
               frame_checks.delivery_of(row), row["shot_id"], number)
     media_type = THUMBNAIL_TYPES[up.thumbnail_ext]
     sizes: list[int] | None = None
+    counted = False
     if c.dialect.writes_in_with:   # the frame, its thumbnail, its neighbours: one round trip
+        # A record alone in its transaction counts its frame on the shot here too (a
+        # batch of records adds its counts as it ends: `_count_frame`).
+        counted = getattr(c, "shot_counts", None) is None
+        count = f", counted AS ({SHOT_COUNTS} AND EXISTS (SELECT 1 FROM updated))" \
+            if counted else ""
         updated = await c.fetchall(
             f"""WITH updated AS ({_RECORD}),
                 thumb AS (INSERT INTO thumbnails (shot_id, number, media_type, data)
                           SELECT shot_id, number, CAST(? AS TEXT), CAST(? AS {c.dialect.blob})
-                          FROM updated {_THUMBNAIL_CONFLICT})
+                          FROM updated {_THUMBNAIL_CONFLICT}){count}
                 SELECT updated.*, ARRAY({frame_checks.NEIGHBOUR_SIZES}) AS neighbour_sizes
                 FROM updated""",
-            (*params, media_type, up.thumbnail, *frame_checks.neighbours_of(row["shot_id"],
-                                                                            number)))
+            (*params, media_type, up.thumbnail,
+             *(_counts_of(row["shot_id"], up.render_time) if counted else ()),
+             *frame_checks.neighbours_of(row["shot_id"], number)))
         if updated:
             sizes = list(updated[0]["neighbour_sizes"])
     else:
@@ -160,7 +172,8 @@ async def record(c: Connection, up: Upload, extensions: dict[str, str],
     recorded.pop("neighbour_sizes", None)
     # Issue 17: flagged when it looks wrong (maybe re-rendered), delivery queued.
     recorded.update(await frame_checks.judge(c, recorded, up.checks, row, sizes))
-    await _count_frame(c, row["shot_id"], up.render_time)
+    if not counted:
+        await _count_frame(c, row["shot_id"], up.render_time)
     recorded["node_name"] = row["node_name"]
     # Extra outputs come before their frame: the event counts them like the listing.
     recorded["outputs"] = row["outputs"]

@@ -92,3 +92,15 @@ async def test_a_job_claimed_again_renders_only_the_frames_its_last_attempt_left
         assert statuses == {1: "rendering", 2: "done", 3: "rendering"}
     finally:
         await db.close()
+
+
+async def test_a_frame_recorded_alone_counts_once_on_its_shot(farm):
+    """On PostgreSQL a record alone in its transaction counts its frame in the record's
+    own statement; on either database a frame sent again counts nothing more."""
+    db, claim, shot_id = farm
+    await record(db, claim.attempt_id, 1)
+    await record(db, claim.attempt_id, 1)
+    [shot] = await db.fetchall("SELECT frames_done, render_time_sum, render_time_count "
+                               "FROM shots WHERE id = ?", (shot_id,))
+    assert (shot["frames_done"], shot["render_time_sum"], shot["render_time_count"]) == \
+        (1, 1.0, 1)
