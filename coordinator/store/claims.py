@@ -6,30 +6,18 @@ transaction, so two nodes can never take the same job.
 """
 from __future__ import annotations
 
-import time
-import uuid
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from .. import matching
-from ..chunking import split_for_duration
 from ..matching import Offer
-from ..states import DISPATCHABLE_SHOTS, JobStatus, ShotStatus
-from . import shots as shot_sql
+from ..states import DISPATCHABLE_SHOTS
 from .connection import Connection, Row
-from .jobs import finish, job_dict
+from .jobs import finish
+from .taking import (NEXT_QUEUED, Assignment, assign, finish_and_take, keeps_its_frames,
+                     take_next)
 
-
-@dataclass
-class Assignment:
-    job: dict
-    attempt_id: str
-    frames: list[int]
-    shot: dict
-    blender_version: str | None = None  # which of the node's Blenders (None: its first)
-    device: str | None = None           # the shot's device (None: the file's setting)
+__all__ = ["Assignment", "claim", "claim_batch", "claim_many", "dispatchable",
+           "dispatchable_to_all", "finish_then_claim"]
 
 
 # Whether some node may not take some job, so that equal offers may differ: a
@@ -130,15 +118,15 @@ async def claim(c: Connection, node_id: str, offer: Offer, lease_seconds: float,
             open_to_it = [e for *_, e in sorted(order, key=lambda o: o[:2])]
         for _, shot, version, device in open_to_it:
             assignment = None
-            if c.dialect.writes_in_with and _keeps_its_frames(shot):
-                assignment = await _take_next(c, shot, node_id, lease_seconds, nodes_online)
+            if c.dialect.writes_in_with and keeps_its_frames(shot):
+                assignment = await take_next(c, shot, node_id, lease_seconds, nodes_online)
             else:
                 # Another coordinator's claim may hold a queued job: take the next one.
                 job = await c.fetchone(
                     NEXT_QUEUED + c.dialect.skip_locked, (shot["id"], node_id, nodes_online))
                 if job is not None:
-                    assignment = await _assign(c, job, shot, node_id, lease_seconds,
-                                               target_job_seconds, nodes_online)
+                    assignment = await assign(c, job, shot, node_id, lease_seconds,
+                                              target_job_seconds, nodes_online)
             if assignment is not None:
                 assignment.blender_version, assignment.device = version or None, device
                 if shot["id"] in counts:
@@ -201,139 +189,55 @@ async def claim_batch(c: Connection, requests: list[ClaimRequest], lease_seconds
     for nodes, finishing, exhausted in requests:
         outcome: Finished | None = None
         if finishing is not None:
-            outcome = await finish(c, *finishing)
+            # A node's "done" and its next job in one statement, where nothing needs
+            # counting; else (or when it did not finish) the usual two steps.
+            choice = _sole_choice(c, nodes, shots, farm, exhausted)
+            taken = None if choice is None else await finish_and_take(
+                c, finishing, choice[0], nodes[0][0], lease_seconds, nodes_online)
+            outcome = await finish(c, *finishing) if taken is None else taken[0]
             if outcome[0] == "missing":
                 out.append((outcome, [None] * len(nodes)))
                 continue
             if outcome[1] is not None and outcome[1]["shot_id"] in rendering:
                 rendering[outcome[1]["shot_id"]] -= 1
+            if taken is not None and taken[1] is not None and choice is not None:
+                assignment = taken[1]
+                assignment.blender_version, assignment.device = choice[1] or None, choice[2]
+                if assignment.shot["id"] in rendering:
+                    rendering[assignment.shot["id"]] += 1
+                out.append((outcome, [assignment]))
+                continue
         out.append((outcome, await claim_many(
             c, nodes, lease_seconds, blocklist_threshold, target_job_seconds, nodes_online,
             farm, exhausted, rendering, blocklists, shots)))
     return out
 
 
-NEXT_QUEUED = """SELECT id, frames, ordinal, attempts FROM jobs
-                 WHERE status = 'queued' AND shot_id = ?
-                   AND (avoid_node IS NULL OR avoid_node != ? OR ? < 2)
-                 ORDER BY ordinal, id LIMIT 1"""
-
-# The next queued job of a shot, started, with its frames marked rendering: one
-# statement (data-modifying WITH). `done`: the frames an earlier attempt delivered.
-TAKE_NEXT = f"""WITH next AS ({NEXT_QUEUED} FOR UPDATE SKIP LOCKED),
-  rendering AS (UPDATE frames SET status = 'rendering'
-                WHERE job_id = (SELECT id FROM next) AND status != 'done')
-  UPDATE jobs SET status = 'running', node_id = ?, attempt_id = ?, attempts = attempts + 1,
-      lease_expires = ?, started_at = ?, finished_at = NULL
-  WHERE id = (SELECT id FROM next)
-  RETURNING *, (SELECT name FROM nodes WHERE id = ?) AS node_name,
-      CASE WHEN attempts > 1 THEN ARRAY(SELECT number FROM frames
-           WHERE job_id = jobs.id AND status = 'done') END AS done"""
-
-
-def _keeps_its_frames(shot: Row) -> bool:
-    """Whether a job of `shot` is rendered as queued: the artist's chunk size, or no
-    frame time measured yet (adaptive chunks cut or join jobs by it: `_assign`)."""
-    return shot["chunk_mode"] == "fixed" or not shot["avg_time"]
-
-
-async def _take_next(c: Connection, shot_row: Row, node_id: str, lease_seconds: float,
-                     nodes_online: int) -> Assignment | None:
-    """`_assign` of the next queued job, for a job that keeps its frames, in one round
-    trip instead of two: a claim's round trips wait on the database server, each
-    waking its process (PostgreSQL)."""
-    now = time.time()
-    attempt_id = uuid.uuid4().hex
-    rows = await c.fetchall(TAKE_NEXT, (shot_row["id"], node_id, nodes_online, node_id,
-                                        attempt_id, now + lease_seconds, now, node_id))
-    if not rows:
+def _sole_choice(c: Connection, nodes: list[tuple[str, Offer]], shots: list[Row] | None,
+                 farm: frozenset[tuple[int, ...]], exhausted: set[Offer] | None,
+                 ) -> tuple[Row, str, str | None] | None:
+    """The shot `claim` would try first for a lone node, when nothing needs counting:
+    its best group is one shot without a cap, whose jobs keep their frames (PostgreSQL
+    only: `finish_and_take`). (shot, Blender version, device), or None."""
+    if not c.dialect.writes_in_with or shots is None or len(nodes) != 1:
         return None
-    job = dict(rows[0])
-    done = set(job.pop("done") or ())
-    job_row = job_dict(job)
-    keep = [f for f in job_row["frames"] if f not in done]
-    return await _started(c, shot_row, job_row, attempt_id, keep)
-
-
-async def _started(c: Connection, shot_row: Row, job_row: dict, attempt_id: str,
-                   keep: list[int]) -> Assignment:
-    shot = dict(shot_row)
-    del shot["avg_time"]
-    if shot["status"] != ShotStatus.ACTIVE.value:
-        await shot_sql.set_status(c, shot["id"], ShotStatus.ACTIVE)
-        shot = dict((await c.fetchall("SELECT * FROM shots WHERE id = ?", (shot["id"],)))[0])
-    return Assignment(job_row, attempt_id, keep, shot)
-
-
-async def _assign(c: Connection, job: Row, shot_row: Row, node_id: str, lease_seconds: float,
-                  target: float, nodes_online: int) -> Assignment:
-    now = time.time()
-    shot_id, avg_time = shot_row["id"], shot_row["avg_time"]
-    frames = orjson.loads(job["frames"])
-    # Only an earlier attempt can have delivered some of a job's frames.
-    done = {r["number"] for r in await c.fetchall(
-        "SELECT number FROM frames WHERE job_id = ? AND status = 'done'", (job["id"],))} \
-        if job["attempts"] else set()
-    todo = [f for f in frames if f not in done]
-    fixed = shot_row["chunk_mode"] == "fixed"   # the artist's chunk size, as asked
-    keep, rest = (todo, []) if fixed else split_for_duration(todo, avg_time, target)
-    if rest:
-        new_id = await c.fetchval(
-            "INSERT INTO jobs (shot_id, ordinal, status, frames) VALUES (?,?,?,?) RETURNING id",
-            (shot_id, job["ordinal"], JobStatus.QUEUED.value, orjson.dumps(rest).decode()))
-        await c.executemany("UPDATE frames SET job_id = ? WHERE shot_id = ? AND number = ?",
-                            [(new_id, shot_id, n) for n in rest])
-        moved = set(rest)
-        frames = [f for f in frames if f not in moved]
-    elif not fixed and avg_time and len(keep) * avg_time < target / 2:
-        extra = await _absorb_following(c, job["id"], shot_id, frames, avg_time, target,
-                                        nodes_online)
-        frames += extra
-        keep += extra
-    attempt_id = uuid.uuid4().hex
-    rendering = "UPDATE frames SET status = 'rendering' WHERE job_id = ? AND status != 'done'"
-    start = """UPDATE jobs SET status = 'running', node_id = ?, attempt_id = ?, frames = ?,
-               attempts = attempts + 1, lease_expires = ?, started_at = ?, finished_at = NULL
-               WHERE id = ? RETURNING *, (SELECT name FROM nodes WHERE id = ?) AS node_name"""
-    params = (node_id, attempt_id, orjson.dumps(frames).decode(), now + lease_seconds, now,
-              job["id"], node_id)
-    if c.dialect.writes_in_with:   # the job and its frames in one round trip
-        rows = await c.fetchall(f"WITH rendering AS ({rendering}) {start}", (job["id"], *params))
-    else:
-        rows = await c.fetchall(start, params)
-        await c.execute(rendering, (job["id"],))
-    return await _started(c, shot_row, job_dict(rows[0]), attempt_id, keep)
-
-
-async def _absorb_following(c: Connection, job_id: int, shot_id: int, frames: list[int],
-                            avg_time: float, target: float, nodes_online: int) -> list[int]:
-    """Merge the queued jobs that continue `frames` into this one; returns new frames."""
-    left = await c.fetchval("SELECT frames_total - frames_done FROM shots WHERE id = ?",
-                            (shot_id,))
-    budget = min(int(target / avg_time + 1e-6), max(1, left // max(1, nodes_online))) \
-        - len(frames)
-    if budget <= 0 or not frames:
-        return []
-    following = await c.fetchall(
-        """SELECT id, frames FROM jobs WHERE status = 'queued' AND shot_id = ? AND id != ?
-           AND attempts = 0 AND avoid_node IS NULL ORDER BY ordinal, id LIMIT 64""" + c.dialect.skip_locked,
-        (shot_id, job_id))
-    step = frames[1] - frames[0] if len(frames) > 1 else None
-    taken: list[int] = []
-    last = frames[-1]
-    for other in following:
-        more = orjson.loads(other["frames"])
-        gap = more[0] - last
-        if gap <= 0 or (step is not None and gap != step) or len(taken) + len(more) > budget:
-            break
-        step = step or gap
-        await c.execute("DELETE FROM jobs WHERE id = ?", (other["id"],))
-        taken += more
-        last = more[-1]
-    if taken:
-        await c.executemany("UPDATE frames SET job_id = ? WHERE shot_id = ? AND number = ?",
-                            [(job_id, shot_id, n) for n in taken])
-    return taken
+    offer = nodes[0][1]
+    if exhausted is not None and offer in exhausted:
+        return None
+    groups: dict[tuple[int, int], list[tuple[Row, str, str | None]]] = {}
+    for shot in shots:
+        needs = matching.needs_of(shot)
+        version = matching.blender_for(needs, offer, farm)
+        if version is not None:
+            groups.setdefault((-shot["priority"], -needs.preference(offer)), []).append(
+                (shot, version, needs.device))
+    if not groups:
+        return None
+    best = groups[min(groups)]
+    if len(best) != 1 or best[0][0]["max_nodes"] is not None or \
+            not keeps_its_frames(best[0][0]):
+        return None
+    return best[0]
 
 
 async def finish_then_claim(c: Connection, attempt_id: str, log_tail: str,

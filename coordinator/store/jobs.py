@@ -92,20 +92,32 @@ async def _running(c: Connection, attempt_id: str) -> Row | None:
                             (attempt_id,))
 
 
+# The attempt done, if every frame of its job is: `finish_params`.
+FINISH = """UPDATE jobs SET status = 'done', finished_at = ?, lease_expires = NULL, log_tail = ?
+            WHERE attempt_id = ? AND status = 'running'
+              AND NOT EXISTS (SELECT 1 FROM frames f WHERE f.job_id = jobs.id
+                              AND f.status != 'done')
+            RETURNING *"""
+
+
+def finish_params(attempt_id: str, log_tail: str = "") -> tuple:
+    return (time.time(), log_tail or None, attempt_id)
+
+
 async def finish(c: Connection, attempt_id: str, log_tail: str = "") -> tuple[str, dict | None]:
     """The node says the attempt is done: 'done', 'missing' (frames absent) or 'stale'."""
     # One statement on the path every job takes; the other two outcomes look again.
-    row = await c.fetchall(
-        """UPDATE jobs SET status = 'done', finished_at = ?, lease_expires = NULL, log_tail = ?
-           WHERE attempt_id = ? AND status = 'running'
-             AND NOT EXISTS (SELECT 1 FROM frames f WHERE f.job_id = jobs.id
-                             AND f.status != 'done')
-           RETURNING *""" + c.dialect.returning_job_extras,
-        (time.time(), log_tail or None, attempt_id))
+    row = await c.fetchall(FINISH + c.dialect.returning_job_extras,
+                           finish_params(attempt_id, log_tail))
     if not row:
         job = await _running(c, attempt_id)
         return ("stale", None) if job is None else ("missing", dict(job))
-    done = job_dict(row[0])
+    return await settle_done(c, row[0])
+
+
+async def settle_done(c: Connection, row: Any) -> tuple[str, dict]:
+    """FINISH's row as `finish` returns it; completes the shot of its last job."""
+    done = job_dict(row)
     if "node_name" not in done:
         done["node_name"] = await _node_name(c, done["node_id"])
     if not done.pop("others_left", False):   # (always asked on SQLite)

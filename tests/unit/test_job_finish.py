@@ -104,3 +104,58 @@ async def test_a_frame_recorded_alone_counts_once_on_its_shot(farm):
                                "FROM shots WHERE id = ?", (shot_id,))
     assert (shot["frames_done"], shot["render_time_sum"], shot["render_time_count"]) == \
         (1, 1.0, 1)
+
+
+async def test_a_node_done_with_its_job_gets_the_next_in_the_same_claim(
+        tmp_path, backend, monkeypatch):
+    """A claim batch closes the node's attempt, then claims its next job; on PostgreSQL
+    both are one statement (`taking.finish_and_take`). A job with a frame missing is
+    not done and the node gets nothing; an attempt the farm no longer knows (stale)
+    still lets the node take the next job."""
+    db = open_database(backend, tmp_path)
+    await db.open()
+    asked_apart: list[str] = []
+    real_finish = claim_sql.finish
+
+    async def finish_apart(c, attempt_id, log_tail=""):
+        asked_apart.append(attempt_id)
+        return await real_finish(c, attempt_id, log_tail)
+    monkeypatch.setattr(claim_sql, "finish", finish_apart)
+    try:
+        node = await db.write(node_sql.upsert, {
+            "node_id": None, "name": "box", "hostname": "h", "platform": "p",
+            "blender_version": "b", "cpu_count": 1, "tags": [], "allow_scripts": False})
+        spec = ShotSpec(name="s", blend_path="a.blend",
+                        files=[{"path": "a.blend", "sha256": "0" * 64, "size": 1}],
+                        frame_start=1, frame_end=3, chunk_size=1, chunk_mode="fixed")
+        shot_id = await db.write(shot_sql.create, spec, [[1], [2], [3]])
+        nodes = [(node["id"], offer_of(node))]
+        [first] = await db.write(claim_sql.claim_many, nodes, *SETTINGS)
+
+        async def done_then_next(attempt_id: str):
+            [(outcome, [nxt])] = await db.write(
+                claim_sql.claim_batch, [(nodes, (attempt_id, "log"), None)], *SETTINGS)
+            return outcome, nxt
+
+        await record(db, first.attempt_id, 1)
+        (status, job), second = await done_then_next(first.attempt_id)
+        assert status == "done" and job["frames"] == [1] and job["node_name"] == "box"
+        assert second.frames == [2] and second.job["status"] == "running"
+        assert second.job["node_name"] == "box" and second.shot["status"] == "active"
+        assert asked_apart == ([] if backend.startswith("postgresql") else [first.attempt_id])
+
+        (status, job), nothing = await done_then_next(second.attempt_id)   # frame 2 absent
+        assert status == "missing" and nothing is None
+        jobs = {j["frames"][0]: j["status"] for j in await db.read(job_sql.for_shot, shot_id)}
+        assert jobs == {1: "done", 2: "running", 3: "queued"}
+
+        (status, job), third = await done_then_next("no-such-attempt")
+        assert (status, job) == ("stale", None) and third.frames == [3]
+        await record(db, second.attempt_id, 2)
+        await record(db, third.attempt_id, 3)
+        for attempt in (second.attempt_id, third.attempt_id):
+            (status, _), more = await done_then_next(attempt)
+            assert status == "done" and more is None
+        assert (await db.read(shot_sql.get, shot_id))["status"] == "completed"
+    finally:
+        await db.close()
