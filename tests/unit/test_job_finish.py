@@ -20,17 +20,23 @@ pytestmark = pytest.mark.usefixtures("backend")
 SETTINGS = (300.0, 2, 60.0, 1)
 
 
+async def box_and_shot(db: Database, jobs: list[list[int]], **spec: object) -> tuple[dict, int]:
+    """The node "box", and a shot made of `jobs` (their frames)."""
+    node = await db.write(node_sql.upsert, {
+        "node_id": None, "name": "box", "hostname": "h", "platform": "p",
+        "blender_version": "b", "cpu_count": 1, "tags": [], "allow_scripts": False})
+    frames = [n for job in jobs for n in job]
+    shot = ShotSpec(name="s", blend_path="a.blend",
+                    files=[{"path": "a.blend", "sha256": "0" * 64, "size": 1}],
+                    frame_start=min(frames), frame_end=max(frames), **spec)  # type: ignore[arg-type]
+    return node, await db.write(shot_sql.create, shot, jobs)
+
+
 @pytest.fixture
 async def farm(tmp_path, backend):
     db = open_database(backend, tmp_path)
     await db.open()
-    node = await db.write(node_sql.upsert, {
-        "node_id": None, "name": "box", "hostname": "h", "platform": "p",
-        "blender_version": "b", "cpu_count": 1, "tags": [], "allow_scripts": False})
-    spec = ShotSpec(name="s", blend_path="a.blend",
-                    files=[{"path": "a.blend", "sha256": "0" * 64, "size": 1}],
-                    frame_start=1, frame_end=2, chunk_size=2)
-    shot_id = await db.write(shot_sql.create, spec, [[1, 2]])
+    node, shot_id = await box_and_shot(db, [[1, 2]], chunk_size=2)
     [claim] = await db.write(claim_sql.claim_many, [(node["id"], offer_of(node))], *SETTINGS)
     yield db, claim, shot_id
     await db.close()
@@ -72,13 +78,8 @@ async def test_a_job_claimed_again_renders_only_the_frames_its_last_attempt_left
     db = open_database(backend, tmp_path)
     await db.open()
     try:
-        node = await db.write(node_sql.upsert, {
-            "node_id": None, "name": "box", "hostname": "h", "platform": "p",
-            "blender_version": "b", "cpu_count": 1, "tags": [], "allow_scripts": False})
-        spec = ShotSpec(name="s", blend_path="a.blend",
-                        files=[{"path": "a.blend", "sha256": "0" * 64, "size": 1}],
-                        frame_start=1, frame_end=3, chunk_size=3, chunk_mode=chunk_mode)
-        shot_id = await db.write(shot_sql.create, spec, [[1, 2, 3]])
+        node, shot_id = await box_and_shot(db, [[1, 2, 3]], chunk_size=3,
+                                           chunk_mode=chunk_mode)
         offer = [(node["id"], offer_of(node))]
         [first] = await db.write(claim_sql.claim_many, offer, *SETTINGS)
         assert first.frames == [1, 2, 3]
@@ -122,13 +123,8 @@ async def test_a_node_done_with_its_job_gets_the_next_in_the_same_claim(
         return await real_finish(c, attempt_id, log_tail)
     monkeypatch.setattr(claim_sql, "finish", finish_apart)
     try:
-        node = await db.write(node_sql.upsert, {
-            "node_id": None, "name": "box", "hostname": "h", "platform": "p",
-            "blender_version": "b", "cpu_count": 1, "tags": [], "allow_scripts": False})
-        spec = ShotSpec(name="s", blend_path="a.blend",
-                        files=[{"path": "a.blend", "sha256": "0" * 64, "size": 1}],
-                        frame_start=1, frame_end=3, chunk_size=1, chunk_mode="fixed")
-        shot_id = await db.write(shot_sql.create, spec, [[1], [2], [3]])
+        node, shot_id = await box_and_shot(db, [[1], [2], [3]], chunk_size=1,
+                                           chunk_mode="fixed")
         nodes = [(node["id"], offer_of(node))]
         [first] = await db.write(claim_sql.claim_many, nodes, *SETTINGS)
 
