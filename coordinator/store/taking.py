@@ -62,7 +62,7 @@ def keeps_its_frames(shot: Row) -> bool:
 
 
 async def take_next(c: Connection, shot_row: Row, node_id: str, lease_seconds: float,
-                     nodes_online: int) -> Assignment | None:
+                    nodes_online: int) -> Assignment | None:
     """`assign` of the next queued job, for a job that keeps its frames, in one round
     trip instead of two: a claim's round trips wait on the database server, each
     waking its process (PostgreSQL)."""
@@ -131,7 +131,7 @@ async def started(c: Connection, shot_row: Row, job_row: dict, attempt_id: str,
 
 
 async def assign(c: Connection, job: Row, shot_row: Row, node_id: str, lease_seconds: float,
-                  target: float, nodes_online: int) -> Assignment:
+                 target: float, nodes_online: int) -> Assignment:
     now = time.time()
     shot_id, avg_time = shot_row["id"], shot_row["avg_time"]
     frames = orjson.loads(job["frames"])
@@ -152,7 +152,7 @@ async def assign(c: Connection, job: Row, shot_row: Row, node_id: str, lease_sec
         frames = [f for f in frames if f not in moved]
     elif not fixed and avg_time and len(keep) * avg_time < target / 2:
         extra = await absorb_following(c, job["id"], shot_id, frames, avg_time, target,
-                                        nodes_online)
+                                       nodes_online)
         frames += extra
         keep += extra
     attempt_id = uuid.uuid4().hex
@@ -171,7 +171,7 @@ async def assign(c: Connection, job: Row, shot_row: Row, node_id: str, lease_sec
 
 
 async def absorb_following(c: Connection, job_id: int, shot_id: int, frames: list[int],
-                            avg_time: float, target: float, nodes_online: int) -> list[int]:
+                           avg_time: float, target: float, nodes_online: int) -> list[int]:
     """Merge the queued jobs that continue `frames` into this one; returns new frames."""
     left = await c.fetchval("SELECT frames_total - frames_done FROM shots WHERE id = ?",
                             (shot_id,))
