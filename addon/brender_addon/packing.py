@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -211,17 +210,17 @@ def _make_callback(bat: Any, progress: ProgressFn | None) -> Any:
     return Callback()
 
 
-def _rewrite_inside(packer: Any, out_dir: Path) -> Path | None:
+def _rewrite_inside(packer: Any, out_dir: Path) -> None:
     """BAT writes the .blend files it rewrites, and its pack-info.txt, to a folder of
     its own in the system's temp dir, then moves them into the pack. Here that folder
     is a hidden one in the pack's own folder: nothing outside the pack has to stay put
-    while packing, and the moves are renames on one file system. Removed by
-    `pack_blend` once BAT is done with it. Returns it (None: a BAT without that
-    attribute keeps its own)."""
-    if not hasattr(packer, "_rewrite_in"):
-        return None
-    packer._rewrite_in = Path(tempfile.mkdtemp(prefix=".bat-rewrite-", dir=out_dir))
-    return Path(packer._rewrite_in)
+    while packing, and the moves are renames on one file system. BAT removes it as it
+    closes. A BAT without these attributes keeps its own."""
+    if not (hasattr(packer, "_tmpdir") and hasattr(packer, "_rewrite_in")):
+        return
+    packer._tmpdir.cleanup()
+    packer._tmpdir = tempfile.TemporaryDirectory(prefix=".bat-rewrite-", dir=out_dir)
+    packer._rewrite_in = Path(packer._tmpdir.name)
 
 
 def pack_blend(blend_path: Path, out_dir: Path,
@@ -259,10 +258,9 @@ def pack_blend(blend_path: Path, out_dir: Path,
         raise PackError(f"{out_dir} is not empty")
 
     stop = threading.Event()
-    rewrite_dir: Path | None = None
     try:
         with Packer(blend_path, project, str(out_dir)) as packer:
-            rewrite_dir = _rewrite_inside(packer, out_dir)
+            _rewrite_inside(packer, out_dir)
             packer.progress_cb = _make_callback(bat, progress)
             watcher = None
             if cancelled is not None:
@@ -306,8 +304,6 @@ def pack_blend(blend_path: Path, out_dir: Path,
         # BAT keeps the .blend files it read open in a cache; close them so the
         # next pack sees fresh files (and Windows can delete them).
         blendfile.close_all_cached()
-        if rewrite_dir is not None:
-            shutil.rmtree(rewrite_dir, ignore_errors=True)
 
     (out_dir / PACK_INFO).unlink(missing_ok=True)
     if progress:

@@ -102,14 +102,7 @@ async def claim(c: Connection, node_id: str, offer: Offer, lease_seconds: float,
                 (shot_id,))
         return counts[shot_id]
 
-    # Shots the node can render, grouped by (priority, preference), best group first.
-    groups: dict[tuple[int, int], list[tuple[int, Row, str, str | None]]] = {}
-    for place, shot in enumerate(shots):
-        needs = matching.needs_of(shot)
-        version = matching.blender_for(needs, offer, farm)
-        if version is not None:
-            groups.setdefault((-shot["priority"], -needs.preference(offer)), []).append(
-                (place, shot, version, needs.device))
+    groups = _groups(shots, offer, farm)
     for key in sorted(groups):
         open_to_it = [entry for entry in groups[key] if entry[1]["max_nodes"] is None
                       or await rendering_of(entry[1]["id"]) < entry[1]["max_nodes"]]
@@ -167,8 +160,6 @@ async def claim_many(c: Connection, nodes: list[tuple[str, Offer]], lease_second
     return out
 
 
-
-
 ClaimRequest = tuple[list[tuple[str, Offer]], "tuple[str, str] | None", "set[Offer] | None"]
 Finished = tuple[str, "dict | None"]
 Claimed = tuple["Finished | None", "list[Assignment | None]"]   # one request's outcome
@@ -224,20 +215,32 @@ def _sole_choice(c: Connection, nodes: list[tuple[str, Offer]], shots: list[Row]
     offer = nodes[0][1]
     if exhausted is not None and offer in exhausted:
         return None
-    groups: dict[tuple[int, int], list[tuple[Row, str, str | None]]] = {}
-    for shot in shots:
+    groups = _groups(shots, offer, farm)
+    if not groups:
+        return None
+    best = groups[min(groups)]
+    if len(best) != 1 or best[0][1]["max_nodes"] is not None or \
+            not keeps_its_frames(best[0][1]):
+        return None
+    _, shot, version, device = best[0]
+    return shot, version, device
+
+
+Choice = tuple[int, Row, str, "str | None"]   # (place in `shots`, shot, Blender, device)
+
+
+def _groups(shots: list[Row], offer: Offer, farm: frozenset[tuple[int, ...]],
+            ) -> dict[tuple[int, int], list[Choice]]:
+    """The shots `offer` can render, grouped by (priority, preference): the smallest
+    key is the best group."""
+    groups: dict[tuple[int, int], list[Choice]] = {}
+    for place, shot in enumerate(shots):
         needs = matching.needs_of(shot)
         version = matching.blender_for(needs, offer, farm)
         if version is not None:
             groups.setdefault((-shot["priority"], -needs.preference(offer)), []).append(
-                (shot, version, needs.device))
-    if not groups:
-        return None
-    best = groups[min(groups)]
-    if len(best) != 1 or best[0][0]["max_nodes"] is not None or \
-            not keeps_its_frames(best[0][0]):
-        return None
-    return best[0]
+                (place, shot, version, needs.device))
+    return groups
 
 
 async def finish_then_claim(c: Connection, attempt_id: str, log_tail: str,

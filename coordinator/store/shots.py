@@ -100,8 +100,8 @@ async def create(c: Connection, spec: ShotSpec, jobs: list[list[int]]) -> int:
     await c.executemany("INSERT INTO frames (shot_id, number, job_id, status) VALUES (?,?,?,?)",
                         frame_rows)
     if c.dialect.analyze_new_jobs and len(jobs) >= ANALYZE_AFTER_JOBS:
-        # PostgreSQL keeps the plan of a statement without parameters from its first
-        # run: claims.ANY_BLOCKLIST's, made on an empty farm, read every job of a big
+        # PostgreSQL keeps a cached plan of a claim batch's first question
+        # (claims.ANY_BLOCKLIST): made on an empty farm, it read every job of a big
         # new shot on each claim batch (1 ms) until autovacuum's ANALYZE, a minute or
         # more later. Analyzing one column (a few ms, a sample) replans it on the
         # index. Only that column: statistics of `status` taken now (every job queued,

@@ -31,18 +31,16 @@ class Assignment:
     device: str | None = None           # the shot's device (None: the file's setting)
 
 
-NEXT_QUEUED = """SELECT id, frames, ordinal, attempts FROM jobs
-                 WHERE status = 'queued' AND shot_id = ?
-                   AND (avoid_node IS NULL OR avoid_node != ? OR ? < 2)
-                 ORDER BY ordinal, id LIMIT 1"""
+# A shot's queued jobs a node may take (shot, node, nodes online), in their order.
+_QUEUED = """FROM jobs WHERE status = 'queued' AND shot_id = ?
+               AND (avoid_node IS NULL OR avoid_node != ? OR ? < 2){gate}
+             ORDER BY ordinal, id LIMIT 1"""
+NEXT_QUEUED = "SELECT id, frames, ordinal, attempts " + _QUEUED.format(gate="")
 
 # The next queued job of a shot, started, with its frames marked rendering: one
 # statement (data-modifying WITH). `done`: the frames an earlier attempt delivered.
 # `{before}`: CTEs ahead of it; `{gate}`: a condition the taking waits on.
-_TAKE = """WITH {before}next AS (
-    SELECT id FROM jobs WHERE status = 'queued' AND shot_id = ?
-      AND (avoid_node IS NULL OR avoid_node != ? OR ? < 2){gate}
-    ORDER BY ordinal, id LIMIT 1 FOR UPDATE SKIP LOCKED),
+_TAKE = """WITH {before}next AS (SELECT id """ + _QUEUED + """ FOR UPDATE SKIP LOCKED),
   rendering AS (UPDATE frames SET status = 'rendering'
                 WHERE job_id = (SELECT id FROM next) AND status != 'done'),
   started AS (UPDATE jobs SET status = 'running', node_id = ?, attempt_id = ?,
