@@ -21,7 +21,10 @@ from .database import Database
 from .farm_events import FarmEvents
 from .outcomes import Outcomes
 from .sessions import ConnectedNodes, NodeSession
+from .states import ShotStatus
 from .store import claims as claim_sql
+from .store import jobs as job_sql
+from .store import taking
 from .timings import Timings
 
 log = logging.getLogger("brender.dispatch")
@@ -51,6 +54,10 @@ class Scheduler:
         self.peers_online: Callable[[], int] = lambda: 0
         # Seconds from "ready" to "assign" sent: the farm's dispatch latency.
         self.latencies = Timings()
+        # The dispatchable shots a claim transaction last read, at the farm's dispatch
+        # generation then (PostgreSQL): a node's "done" and next job go as one
+        # statement that holds while the generation is unchanged (`_take_as_seen`).
+        self._seen: tuple[int, list] | None = None
 
     def kick(self) -> None:
         """Work may have become claimable: run a round soon."""
@@ -105,7 +112,11 @@ class Scheduler:
         for session in group:
             session.claiming = True
         try:
-            if self._batches is not None:
+            taken = None if finishing is None or self._batches is None \
+                else await self._take_as_seen(nodes, finishing, exhausted)
+            if taken is not None:
+                finished, claims = taken
+            elif self._batches is not None:
                 finished, claims = await self._batches.add((nodes, finishing, exhausted))
             elif finishing is None:
                 finished = None
@@ -135,8 +146,46 @@ class Scheduler:
     async def _claim_batch(self, requests: list[claim_sql.ClaimRequest],
                            ) -> list[claim_sql.Claimed]:
         claimed: list[claim_sql.Claimed] = await self.db.write(
-            claim_sql.claim_batch, requests, *self._claim_settings())
+            claim_sql.claim_batch, requests, *self._claim_settings(), self._saw)
         return claimed
+
+    def _saw(self, generation: int | None, shots: list | None) -> None:
+        """A claim transaction read the dispatchable shots (None: nodes differ, each
+        reads its own). Transactions end out of order: an older read never replaces a
+        newer one."""
+        if generation is None or not shots:
+            self._seen = None
+        elif self._seen is None or generation >= self._seen[0]:
+            self._seen = (generation, shots)
+
+    async def _take_as_seen(self, nodes: list, finishing: tuple[str, str],
+                            exhausted: set | None) -> claim_sql.Claimed | None:
+        """A lone node's "done" and its next job in one statement, chosen from the
+        dispatchable shots last read, while nothing a choice reads has changed since
+        (taking.finish_and_take_as_seen). None: ask the usual way (a batch)."""
+        seen = self._seen
+        if seen is None:
+            return None
+        generation, shots = seen
+        lease, _, _, nodes_online, farm = self._claim_settings()
+        choice = claim_sql.sole_choice(nodes, shots, farm, exhausted)
+        if choice is None or choice[0]["status"] != ShotStatus.ACTIVE.value:
+            return None
+        shot, version, device = choice
+        taken = await self.db.write(taking.finish_and_take_as_seen, finishing, shot,
+                                    generation, nodes[0][0], lease, nodes_online)
+        if taken.generation != generation and self._seen is seen:
+            self._seen = None   # a transaction reads them again
+        if taken.assignment is not None:
+            taken.assignment.blender_version, taken.assignment.device = version or None, device
+            return taken.outcome, [taken.assignment]
+        if taken.finished is None:
+            return None   # changed since, or not done: the batch finishes it, or not
+        # Done, and the shot had no queued job left: it may be complete.
+        outcome = await self.db.write(job_sql.settle_done, taken.finished)
+        assert self._batches is not None
+        _, claims = await self._batches.add((nodes, None, exhausted))
+        return outcome, claims
 
     async def _orphaned(self, request: claim_sql.ClaimRequest,
                         outcome: claim_sql.Claimed) -> None:

@@ -6,7 +6,7 @@ transaction, so two nodes can never take the same job.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from .. import matching
 from ..matching import Offer
@@ -16,8 +16,8 @@ from .jobs import finish
 from .taking import (NEXT_QUEUED, Assignment, assign, finish_and_take, keeps_its_frames,
                      take_next)
 
-__all__ = ["Assignment", "claim", "claim_batch", "claim_many", "dispatchable",
-           "dispatchable_to_all", "finish_then_claim"]
+__all__ = ["Assignment", "claim", "claim_batch", "claim_many", "dispatch_seen",
+           "dispatchable", "dispatchable_to_all", "finish_then_claim", "sole_choice"]
 
 
 # Whether some node may not take some job, so that equal offers may differ: a
@@ -49,18 +49,28 @@ async def dispatchable(c: Connection, node_id: str, blocklist_threshold: int) ->
 
 async def dispatchable_to_all(c: Connection, blocklist_threshold: int) -> list[Row] | None:
     """`dispatchable` for every node alike; None when nodes differ (a blocklist, or a
-    re-render some node must avoid: ANY_BLOCKLIST), so each reads its own. One round
-    trip for both questions: each claim transaction asks them first."""
-    rows = await c.fetchall(DISPATCHABLE.format(also=f", ({ANY_BLOCKLIST}) AS sets_apart"),
-                            ("", blocklist_threshold))
+    re-render some node must avoid: ANY_BLOCKLIST), so each reads its own."""
+    return (await dispatch_seen(c, blocklist_threshold))[1]
+
+
+async def dispatch_seen(c: Connection, blocklist_threshold: int,
+                        ) -> tuple[int | None, list[Row] | None]:
+    """`dispatchable_to_all`, and the farm's dispatch generation it was read at (None
+    when no shot is dispatchable): one round trip for all three questions, which each
+    claim transaction asks first."""
+    rows = await c.fetchall(
+        DISPATCHABLE.format(also=f""", ({ANY_BLOCKLIST}) AS sets_apart,
+                                      {c.dialect.dispatch_generation} AS generation"""),
+        ("", blocklist_threshold))
+    generation = rows[0]["generation"] if rows else None
     if rows and rows[0]["sets_apart"]:
-        return None
+        return generation, None
     shots: list[Row] = []
     for row in rows:
         shot = dict(row)
-        del shot["sets_apart"]
+        del shot["sets_apart"], shot["generation"]
         shots.append(shot)
-    return shots
+    return generation, shots
 
 
 async def claim(c: Connection, node_id: str, offer: Offer, lease_seconds: float,
@@ -165,16 +175,22 @@ Finished = tuple[str, "dict | None"]
 Claimed = tuple["Finished | None", "list[Assignment | None]"]   # one request's outcome
 
 
+Seen = Callable[[int | None, "list[Row] | None"], None]
+
+
 async def claim_batch(c: Connection, requests: list[ClaimRequest], lease_seconds: float,
                       blocklist_threshold: int, target_job_seconds: float,
                       nodes_online: int, farm: frozenset[tuple[int, ...]] = frozenset(),
-                      ) -> list[Claimed]:
+                      seen: Seen | None = None) -> list[Claimed]:
     """Several claims in one transaction, each `(nodes, finishing, exhausted)`: the
     attempt `finishing` (attempt id, log tail) is closed first, then `claim_many` for
     `nodes`. The counts of nodes per shot are shared, so caps and fair share hold
-    across the batch; a job finished here is one node fewer on its shot."""
+    across the batch; a job finished here is one node fewer on its shot. `seen`
+    hears the dispatchable shots read, with their dispatch generation."""
     rendering: dict[int, int] = {}
-    shots = await dispatchable_to_all(c, blocklist_threshold)
+    generation, shots = await dispatch_seen(c, blocklist_threshold)
+    if seen is not None:
+        seen(generation, shots)
     blocklists = shots is None
     out: list[Claimed] = []
     for nodes, finishing, exhausted in requests:
@@ -182,7 +198,8 @@ async def claim_batch(c: Connection, requests: list[ClaimRequest], lease_seconds
         if finishing is not None:
             # A node's "done" and its next job in one statement, where nothing needs
             # counting; else (or when it did not finish) the usual two steps.
-            choice = _sole_choice(c, nodes, shots, farm, exhausted)
+            choice = sole_choice(nodes, shots, farm, exhausted) \
+                if c.dialect.writes_in_with else None
             taken = None if choice is None else await finish_and_take(
                 c, finishing, choice[0], nodes[0][0], lease_seconds, nodes_online)
             outcome = await finish(c, *finishing) if taken is None else taken[0]
@@ -204,13 +221,13 @@ async def claim_batch(c: Connection, requests: list[ClaimRequest], lease_seconds
     return out
 
 
-def _sole_choice(c: Connection, nodes: list[tuple[str, Offer]], shots: list[Row] | None,
-                 farm: frozenset[tuple[int, ...]], exhausted: set[Offer] | None,
-                 ) -> tuple[Row, str, str | None] | None:
+def sole_choice(nodes: list[tuple[str, Offer]], shots: list[Row] | None,
+                farm: frozenset[tuple[int, ...]], exhausted: set[Offer] | None,
+                ) -> tuple[Row, str, str | None] | None:
     """The shot `claim` would try first for a lone node, when nothing needs counting:
     its best group is one shot without a cap, whose jobs keep their frames (PostgreSQL
     only: `finish_and_take`). (shot, Blender version, device), or None."""
-    if not c.dialect.writes_in_with or shots is None or len(nodes) != 1:
+    if shots is None or len(nodes) != 1:
         return None
     offer = nodes[0][1]
     if exhausted is not None and offer in exhausted:

@@ -52,6 +52,9 @@ class Dialect:
     # Rows given as a list per column (`rows_from_arrays`): one statement, of one text
     # whatever the number of rows, so one prepared statement serves every count.
     array_rows: bool = False
+    # The farm's dispatch generation (pg_migrations.DISPATCH_GENERATION); SQLite keeps
+    # none: its claims read the dispatchable shots in every transaction.
+    dispatch_generation: str = "0"
 
     def json_text(self, column: str, key: str) -> str:
         """SQL for `column`'s JSON object's `key` as text (NULL when absent)."""
@@ -114,4 +117,5 @@ POSTGRESQL = Dialect(
     writes_in_with=True,
     analyze_new_jobs="ANALYZE jobs (avoid_node)",
     array_rows=True,
+    dispatch_generation="(SELECT COALESCE(MAX(value), 0) FROM dispatch_generation)",
 )

@@ -93,11 +93,18 @@ async def _running(c: Connection, attempt_id: str) -> Row | None:
 
 
 # The attempt done, if every frame of its job is: `finish_params`.
-FINISH = """UPDATE jobs SET status = 'done', finished_at = ?, lease_expires = NULL, log_tail = ?
-            WHERE attempt_id = ? AND status = 'running'
-              AND NOT EXISTS (SELECT 1 FROM frames f WHERE f.job_id = jobs.id
-                              AND f.status != 'done')
-            RETURNING *"""
+# `{gate}`: a further condition, its parameters after finish_params'.
+_FINISH = """UPDATE jobs SET status = 'done', finished_at = ?, lease_expires = NULL, log_tail = ?
+             WHERE attempt_id = ? AND status = 'running'
+               AND NOT EXISTS (SELECT 1 FROM frames f WHERE f.job_id = jobs.id
+                               AND f.status != 'done'){gate}
+             RETURNING *"""
+FINISH = _FINISH.format(gate="")
+
+
+def finish_gated(gate: str) -> str:
+    """FINISH, done only where `gate` (SQL: " AND ...") holds too."""
+    return _FINISH.format(gate=gate)
 
 
 def finish_params(attempt_id: str, log_tail: str = "") -> tuple:

@@ -312,6 +312,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX frames_judged ON frames (shot_id, number)
         WHERE status = 'done' AND suspicious IS NULL;
     """,
+    # The farm's dispatch generation (PostgreSQL only: pg_migrations.DISPATCH_GENERATION).
+    # SQLite's claims read their shots in every transaction; nothing to do here.
+    "",
 ]
 
 
@@ -326,4 +329,20 @@ async def migrate(c: Connection, scripts: list[str] = MIGRATIONS) -> int:
 
 
 def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """The script's statements; a `$$`-quoted body (a PostgreSQL function's) is one
+    piece of its statement, whatever semicolons it holds."""
+    pieces = script.split("$$")
+    statements, current = [], ""
+    for place, piece in enumerate(pieces):
+        if place % 2:   # inside $$ ... $$
+            current += "$$" + piece + "$$"
+            continue
+        first, *more = piece.split(";")
+        if more:
+            statements.append(current + first)
+            *ended, current = more
+            statements += ended
+        else:
+            current += first
+    statements.append(current)
+    return [s.strip() for s in statements if s.strip()]

@@ -17,8 +17,8 @@ import orjson
 from ..chunking import split_for_duration
 from ..states import JobStatus, ShotStatus
 from . import shots as shot_sql
-from .connection import Connection, Row
-from .jobs import FINISH, finish_params, job_dict, settle_done
+from .connection import Connection, Row, one_statement
+from .jobs import finish_gated, finish_params, job_dict, settle_done
 
 
 @dataclass
@@ -93,21 +93,67 @@ async def finish_and_take(c: Connection, finishing: tuple[str, str], shot_row: R
     attempt is done. None: it was not (stale, or frames missing), and nothing was
     changed: the caller asks again the usual way. Else the outcome, and the
     assignment (None: the shot had no queued job left)."""
-    attempt_id = uuid.uuid4().hex
-    finished = f"finished AS ({FINISH}{c.dialect.returning_job_extras}), "
-    rows = await c.fetchall(
-        _TAKE.format(before=finished, gate=" AND EXISTS (SELECT 1 FROM finished)")
-        + """SELECT (SELECT row_to_json(f) FROM finished f) AS finished,
-                    (SELECT row_to_json(s) FROM started s) AS started""",
-        (*finish_params(*finishing),
-         *_take_params(shot_row, node_id, attempt_id, lease_seconds, nodes_online)))
-    finished_row, started_row = (_json(rows[0]["finished"]), _json(rows[0]["started"]))
-    if finished_row is None:
+    finished, started_row, _, attempt_id = await _finish_and_take(
+        c, finishing, shot_row, node_id, lease_seconds, nodes_online)
+    if finished is None:
         return None
-    outcome = await settle_done(c, finished_row)
+    outcome = await settle_done(c, finished)
     if started_row is None:
         return outcome, None
     return outcome, await _taken(c, shot_row, started_row, attempt_id)
+
+
+@dataclass
+class TakenAsSeen:
+    """What `finish_and_take_as_seen` did."""
+    generation: int                      # the farm's dispatch generation as it ran
+    outcome: tuple[str, dict] | None     # the finish (None: nothing was changed)
+    assignment: Assignment | None = None
+    finished: dict | None = None         # the job, when it took none: settle it
+
+
+@one_statement
+async def finish_and_take_as_seen(c: Connection, finishing: tuple[str, str], shot_row: Row,
+                                  generation: int, node_id: str, lease_seconds: float,
+                                  nodes_online: int) -> TakenAsSeen:
+    """`finish_and_take` on its own, outside any transaction, for a choice made from
+    dispatchable shots read earlier at the farm's dispatch `generation`: it holds only
+    while the generation is still that (nothing a choice reads has changed since), so
+    a node's "done" and next job are one round trip, not a transaction of four.
+    `shot_row` must be an active shot's (taking from it then writes nothing more).
+
+    When it took no job (the shot has no queued job left), the finished job comes back
+    unsettled (`finished`): the caller settles it in a transaction (`jobs.settle_done`:
+    the shot may be complete) and asks for a job the usual way."""
+    finished, started_row, now, attempt_id = await _finish_and_take(
+        c, finishing, shot_row, node_id, lease_seconds, nodes_online, generation)
+    if finished is None:
+        return TakenAsSeen(now, None)
+    if started_row is None:
+        return TakenAsSeen(now, None, finished=finished)
+    # A job was taken, so others of the shot were left: settling writes nothing.
+    outcome = await settle_done(c, finished)
+    return TakenAsSeen(now, outcome, await _taken(c, shot_row, started_row, attempt_id))
+
+
+async def _finish_and_take(c: Connection, finishing: tuple[str, str], shot_row: Row,
+                           node_id: str, lease_seconds: float, nodes_online: int,
+                           generation: int | None = None,
+                           ) -> tuple[dict | None, dict | None, int, str]:
+    """The statement: (finished job, started job, the dispatch generation it ran at,
+    the new attempt id). With `generation`, it does nothing unless that is the farm's."""
+    attempt_id = uuid.uuid4().hex
+    gate = "" if generation is None else f" AND {c.dialect.dispatch_generation} = ?"
+    finished = f"finished AS ({finish_gated(gate)}{c.dialect.returning_job_extras}), "
+    rows = await c.fetchall(
+        _TAKE.format(before=finished, gate=" AND EXISTS (SELECT 1 FROM finished)")
+        + f"""SELECT (SELECT row_to_json(f) FROM finished f) AS finished,
+                     (SELECT row_to_json(s) FROM started s) AS started,
+                     {c.dialect.dispatch_generation} AS generation""",
+        (*finish_params(*finishing), *(() if generation is None else (generation,)),
+         *_take_params(shot_row, node_id, attempt_id, lease_seconds, nodes_online)))
+    return (_json(rows[0]["finished"]), _json(rows[0]["started"]), rows[0]["generation"],
+            attempt_id)
 
 
 def _json(value: Any) -> dict | None:

@@ -9,7 +9,7 @@ import pytest
 from coordinator.app import create_app
 from coordinator.config import Config
 from tests.unit.test_api import AUTH, TOKEN, create_shot
-from tests.unit.test_node_lifecycle import receive
+from tests.unit.test_node_lifecycle import receive, upload
 
 # Every test runs on SQLite and on PostgreSQL.
 pytestmark = pytest.mark.usefixtures("backend")
@@ -263,3 +263,42 @@ async def test_a_shot_fails_once_every_node_able_to_take_it_failed_it(aiohttp_cl
         assert loop.time() < end, view
         await asyncio.sleep(0.05)
     assert "CUDA out of memory" in view["failure_reason"]
+
+
+async def done_then_next(api, ws, job: dict) -> dict:
+    """The node renders `job` (one frame), reports it done and asks for more: the job
+    it is given next."""
+    await upload(api, job, job["frames"][0])
+    await ws.send_json({"type": "job_done", "attempt_id": job["attempt_id"], "ready": True})
+    message = await receive(ws)
+    assert message["type"] == "assign", message
+    job = message["job"]
+    return job
+
+
+async def test_a_node_done_with_its_job_gets_the_best_work_as_the_farm_is_now(api):
+    """The next job follows the farm as it is when the node reports, not as it was when
+    its last job was chosen: a shot of higher priority submitted meanwhile comes first,
+    and a paused one is passed over. (On PostgreSQL the scheduler keeps the shots it
+    read between claims, while the farm's dispatch generation says nothing changed.)"""
+    low = await create_shot(api, name="low", frame_end=8, chunk_size=1, priority=10)
+    ws, _ = await node(api, "box")
+    job = (await receive(ws))["job"]
+    for _ in range(3):
+        job = await done_then_next(api, ws, job)
+        assert job["shot_id"] == low["id"]
+    high = await create_shot(api, name="high", frame_end=4, chunk_size=1, priority=90)
+    for _ in range(2):
+        job = await done_then_next(api, ws, job)
+        assert job["shot_id"] == high["id"]
+    assert (await api.post(f"/api/shots/{high['id']}/pause", headers=AUTH)).status == 200
+    job = await done_then_next(api, ws, job)   # its running job finished; none after
+    assert job["shot_id"] == low["id"]
+    assert (await api.post(f"/api/shots/{high['id']}/resume", headers=AUTH)).status == 200
+    job = await done_then_next(api, ws, job)
+    assert job["shot_id"] == high["id"]
+    assert (await api.patch(f"/api/shots/{low['id']}", json={"priority": 95},
+                            headers=AUTH)).status == 200
+    job = await done_then_next(api, ws, job)
+    assert job["shot_id"] == low["id"]
+    await ws.close()
