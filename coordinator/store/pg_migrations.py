@@ -152,8 +152,10 @@ _AUDIT_KEY = "id INTEGER PRIMARY KEY,"
 assert _AUDIT_KEY in MIGRATIONS[8]
 
 # Columns of `shots` that change as frames land (or as nodes report), which no claim's
-# choice reads: the dispatch generation does not follow them. Every other column is
-# named in SHOTS_WATCHED (a test compares both with the table).
+# choice reads: an UPDATE that sets only these leaves the dispatch generation alone
+# (but for the first frame time: see shots_first_frame_time), and costs no trigger.
+# Every other column is named in SHOTS_WATCHED (a test compares both with the table):
+# an UPDATE that sets one of them moves the generation, whatever the value.
 SHOTS_UNWATCHED = ("frames_done", "render_time_sum", "render_time_count",
                    "delivery_failures", "delivery_error", "settings_used")
 SHOTS_WATCHED = (
@@ -162,11 +164,6 @@ SHOTS_WATCHED = (
     "finished_at", "failure_reason", "frames_total", "render", "chunk_size", "chunk_mode",
     "frames_text", "missing", "requirements", "max_nodes", "output_template",
     "output_root", "rerender_suspicious")
-
-
-def _rows_of(row: str) -> str:
-    return "(" + ", ".join(f"{row}.{column}" for column in SHOTS_WATCHED) + \
-        f", {row}.render_time_count > 0)"
 
 
 # The farm's dispatch generation: one more whenever something a claim's choice reads
@@ -189,9 +186,11 @@ BEGIN
 END $$;
 CREATE CONSTRAINT TRIGGER shots_added_or_removed AFTER DELETE OR INSERT ON shots
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION dispatch_changed();
-CREATE CONSTRAINT TRIGGER shots_edited AFTER UPDATE ON shots
+CREATE CONSTRAINT TRIGGER shots_edited AFTER UPDATE OF {", ".join(SHOTS_WATCHED)} ON shots
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION dispatch_changed();
+CREATE CONSTRAINT TRIGGER shots_first_frame_time AFTER UPDATE OF render_time_count ON shots
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
-    WHEN ({_rows_of("OLD")} IS DISTINCT FROM {_rows_of("NEW")})
+    WHEN ((OLD.render_time_count > 0) <> (NEW.render_time_count > 0))
     EXECUTE FUNCTION dispatch_changed();
 CREATE CONSTRAINT TRIGGER jobs_queued_again AFTER UPDATE OF status ON jobs
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW

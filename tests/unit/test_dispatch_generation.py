@@ -136,6 +136,8 @@ CHANGES: dict[str, Callable[[Connection, int], Awaitable[Any]]] = {
     "it is paused": _store(shot_sql.set_status, ShotStatus.PAUSED),
     "a done job is queued again": _sql(
         "UPDATE jobs SET status = 'queued' WHERE shot_id = ? AND status = 'done'", SHOT),
+    "its measured frame times go (adaptive chunks follow them)": _sql(
+        "UPDATE shots SET render_time_count = 0, render_time_sum = 0 WHERE id = ?", SHOT),
     "a node is blocklisted": _sql(
         "INSERT INTO blocklist (shot_id, node_id, failures) VALUES (?, 'elsewhere', 1)", SHOT),
     "a frame is to be rendered away from its node": _sql(
