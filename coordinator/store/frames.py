@@ -68,9 +68,9 @@ SHOT_COUNTS = """UPDATE shots SET frames_done = frames_done + ?,
                  WHERE id = ?"""
 
 
-def _counts_of(shot_id: int, render_time: float | None) -> tuple:
-    """SHOT_COUNTS' parameters for one frame."""
-    return (1, render_time or 0.0, 0 if render_time is None else 1, shot_id)
+def _one_frame(render_time: float | None) -> tuple[int, float, int]:
+    """One frame's counts: (frames, render seconds, frames timed)."""
+    return 1, render_time or 0.0, 0 if render_time is None else 1
 
 
 async def _count_frame(c: Connection, shot_id: int, render_time: float | None) -> None:
@@ -78,12 +78,12 @@ async def _count_frame(c: Connection, shot_id: int, render_time: float | None) -
     PostgreSQL batch of records: `shot_counts`), they are added as the batch ends, so
     the shot's row is locked for its last statement only and batches run side by side."""
     counts: dict[int, tuple[int, float, int]] | None = getattr(c, "shot_counts", None)
+    one = _one_frame(render_time)
     if counts is None:
-        await c.execute(SHOT_COUNTS, _counts_of(shot_id, render_time))
+        await c.execute(SHOT_COUNTS, (*one, shot_id))
         return
-    frames, total, times = counts.get(shot_id, (0, 0.0, 0))
-    _, seconds, timed, _ = _counts_of(shot_id, render_time)
-    counts[shot_id] = (frames + 1, total + seconds, times + timed)
+    had = counts.get(shot_id, (0, 0.0, 0))
+    counts[shot_id] = (had[0] + one[0], had[1] + one[1], had[2] + one[2])
 
 
 async def add_shot_counts(c: Connection, counts: dict[int, tuple[int, float, int]]) -> None:
@@ -156,7 +156,7 @@ async def record(c: Connection, up: Upload, extensions: dict[str, str],
                 SELECT updated.*, ARRAY({frame_checks.NEIGHBOUR_SIZES}) AS neighbour_sizes
                 FROM updated""",
             (*params, media_type, up.thumbnail,
-             *(_counts_of(row["shot_id"], up.render_time) if counted else ()),
+             *((*_one_frame(up.render_time), row["shot_id"]) if counted else ()),
              *frame_checks.neighbours_of(row["shot_id"], number)))
         if updated:
             sizes = list(updated[0]["neighbour_sizes"])
