@@ -2,9 +2,11 @@
 is copied to its place under the shot's output root (`delivery_paths.py`).
 
 After the record (the frame is safe in the data dir whatever happens here) the frame
-is queued; a task delivers them in groups (about one a second), each in a thread
-(`delivered_files.copy_batch`: copies made atomic and durable together, or read-only
-hard links where the root is on the data dir's file system). A frame rendered
+is queued; a task delivers them in groups (about one a second), each in a process of
+its own (`delivery_process.py`, so the copies' system calls take no turns with the event
+loop for the GIL), driven from a thread (`delivered_files.copy_batch`: copies made
+atomic and durable together, or read-only hard links where the root is on the data
+dir's file system). A frame rendered
 again later is delivered again and replaces the first; one frame is never delivered
 twice at once. A failure (disk full, no permission, a path that now leads outside its
 root) is recorded on the frame and the shot, and the frame is tried again after a
@@ -25,12 +27,13 @@ from typing import Callable
 from . import delivery_paths
 from .config import Config
 from .database import Database
-from .delivered_files import Copy, Key, copy_batch
+from .delivered_files import Copy, Key
+from .delivery_process import CopierProcess
 from .storage import Storage, _background_thread
 from .store import delivery as delivery_sql
 
 log = logging.getLogger("brender.delivery")
-# Groups delivered at once, each in a thread of its own (the storage's threads take
+# Groups delivered at once, each from a thread of its own (the storage's threads take
 # uploads, which must not queue behind studio storage).
 COPIERS = 1
 # Frames delivered as one group (synced together), a group at most every
@@ -87,6 +90,7 @@ class Delivery:
         self.delivered = 0
         self.executor = ThreadPoolExecutor(COPIERS, thread_name_prefix="delivery",
                                            initializer=_background_thread)
+        self.copier = CopierProcess()
 
     def frame_landed(self, frame: dict) -> None:
         """A frame was recorded; it is delivered when its shot asks for it."""
@@ -117,7 +121,11 @@ class Delivery:
                 task.cancel()
             for handle in self._retries.values():
                 handle.cancel()
-            self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def close(self) -> None:
+        """End the delivery process once the group in hand is copied."""
+        await asyncio.get_running_loop().run_in_executor(self.executor, self.copier.close)
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
     async def take_over(self, rendered_before: float | None) -> None:
         """Queue the undelivered frames (rendered before `rendered_before`) that this
@@ -192,8 +200,8 @@ class Delivery:
                 was_failed.add(key)
         todo = [c for c in copies if c.error is None]
         if todo:
-            await asyncio.get_running_loop().run_in_executor(self.executor, copy_batch, todo,
-                                                             self.links)
+            await asyncio.get_running_loop().run_in_executor(self.executor, self.copier.copy,
+                                                             todo, self.links)
         done = []
         for copy in copies:
             if copy.error is None:

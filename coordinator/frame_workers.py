@@ -188,9 +188,7 @@ class FrameWorkers:
         return min(self._workers, key=lambda w: len(w.pending), default=None)
 
     async def _start(self, how_many: int) -> None:
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
+        env = worker_environment()
         for _ in range(how_many):
             try:
                 _, worker = await asyncio.get_running_loop().subprocess_exec(
@@ -217,6 +215,14 @@ class FrameWorkers:
                 await worker.exited
             if worker.transport is not None:
                 worker.transport.close()
+
+
+def worker_environment() -> dict[str, str]:
+    """The environment of a worker process: this one's, with this package importable
+    however the coordinator was started."""
+    package_root = str(Path(__file__).resolve().parent.parent)
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
 
 
 def serve(size: int, requests: BinaryIO, replies: BinaryIO) -> None:

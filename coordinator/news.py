@@ -42,4 +42,5 @@ async def news_ctx(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    await delivery.close()
     await webhooks.close()

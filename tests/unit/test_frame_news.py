@@ -422,7 +422,7 @@ async def test_a_frame_file_swapped_for_a_symlink_is_never_delivered(tmp_path):
         finally:
             for handle in delivery._retries.values():
                 handle.cancel()
-            delivery.executor.shutdown()
+            await delivery.close()
         assert sorted(p.name for p in (studio / "sh").iterdir()) == ["0001.png"]
         assert (studio / "sh" / "0001.png").read_bytes() == b"frame 1"
         summary = await db.read(delivery_sql.summary, 1)
@@ -634,4 +634,4 @@ async def test_frames_are_delivered_in_a_group_a_second_unless_a_full_group_wait
     finally:
         copier.cancel()
         await asyncio.gather(copier, return_exceptions=True)
-        delivery.executor.shutdown()
+        await delivery.close()
