@@ -145,8 +145,11 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
         cpu1 = sum(cpu_seconds(c.pid) for c in coords)
         loop1 = sum(cpu_seconds(c.pid, c.pid) for c in coords)
         wait1 = sum(run_queue_wait(c.pid) for c in coords)
-        kids1 = sum(cpu_seconds(k) - kids0.get(k, 0.0)
-                    for c in coords for k in children_of(c.pid))
+        kids = [k for c in coords for k in children_of(c.pid)]
+        kids1 = sum(cpu_seconds(k) - kids0.get(k, 0.0) for k in kids)
+        # Of which the delivery process's (the copies to studio storage), apart.
+        delivering = sum(cpu_seconds(k) - kids0.get(k, 0.0) for k in kids
+                         if b"coordinator.delivery_process" in _command_line(k))
         measured = fleet.stop()
         # The coordinator's own view (ready received -> assign sent), after every node's
         # first job (left out client-side too) and the paced runs' ramp-up.
@@ -170,8 +173,10 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
         lat = measured["latencies_ms"]
         # The load generator's own lag over the same seconds as the coordinator's.
         client_lag = [ms for when, ms in measured["loop_lag"] if when >= t0 + settled]
-        # After the submit every idle node wants a job at once: how long until each has one.
-        firsts = [(t - t0) * 1000 for t in measured["first_assign_at"] if t <= t_end]
+        # After the submit every idle node wants a job at once: how long until each has
+        # one, from the moment the artist submits (the shot's creation counts; the first
+        # nodes get jobs before the submit's answer reaches its client).
+        firsts = [(t - t_submit) * 1000 for t in measured["first_assign_at"] if t <= t_end]
         row = {
             "nodes": nodes, "mode": mode, "render_seconds": round(render_seconds, 3),
             "chunk": chunk, "shot_frames": frames,
@@ -206,6 +211,7 @@ def run_one(root: Path, nodes: int, frames: int, chunk: int, window: float,
             # the frames/s one dedicated core could sustain.
             "cpu_ms_per_frame": round(1000 * (cpu1 - cpu0) / max(1, done), 2),
             "worker_cpu_ms_per_frame": round(1000 * kids1 / max(1, done), 2),
+            "delivery_process_cpu_ms_per_frame": round(1000 * delivering / max(1, done), 3),
             "loop_cpu_ms_per_frame": round(1000 * (loop1 - loop0) / max(1, done), 3),
             "idle_cpu": round(idle_cores, 3),
             # Per frame, less what the idle fleet costs anyway over the same seconds.
@@ -264,6 +270,13 @@ def _worst(summaries: list[dict]) -> dict:
             if isinstance(value, (int, float)) and (key not in out or value > out[key]):
                 out[key] = value
     return out
+
+
+def _command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _r(v: float | None) -> float | None:

@@ -71,11 +71,19 @@ def proc_status(pid: int) -> dict[str, int]:
 
 
 def children_of(pid: int) -> list[int]:
+    """Every process below `pid`: Linux lists a child under the thread that started it
+    (the coordinator's delivery process is started by the delivery thread)."""
     try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return []
-    kids = [int(x) for x in text.split()]
+    kids = []
+    for thread in threads:
+        try:
+            text = Path(f"/proc/{pid}/task/{thread}/children").read_text()
+        except OSError:
+            continue
+        kids += [int(x) for x in text.split()]
     return kids + [g for k in kids for g in children_of(k)]
 
 

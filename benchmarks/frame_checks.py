@@ -9,11 +9,12 @@ Two parts:
               1920x1080 render-like PNG), the verdict written with the record
               (`store/frame_checks.judge`: the neighbours' sizes, one UPDATE), and a
               delivery: one at a time (the copy with fsync and rename, and its
-              record), and in groups of 64 as `Delivery` does it (the frames read,
-              their paths made, copied, synced, recorded), its user
-              and system CPU apart and the whole machine's (the kernel's flusher
-              threads write what syncfs asks for); the same with an fdatasync per
-              copy (`_fdatasync_each`); as copies (`_copies`) and as hard
+              record), and in groups of BATCH (512) as `Delivery` does it (the
+              frames read, their paths made, copied, synced, recorded), its user and
+              system CPU apart, its delivery process's (the copies) and the whole
+              machine's (the kernel's flusher threads write what syncfs asks for);
+              the same with an fdatasync per copy, in the delivery thread
+              (`_fdatasync_each`); as copies (`_copies`) and as hard
               links (the default where the target is the data dir's file system);
               and the floor: an fdatasync per file's system
               calls with no other code
@@ -35,12 +36,13 @@ Two parts:
               the coordinator's. Runs here vary by ±30 %: the parts say what a step
               costs alone, the runs what it costs beside the rest (a syncfs on the
               data dir's own file system looked cheap alone and was dear in the runs).
-              The coordinator's CPU is also split: its event loop's thread, and its
-              other threads (delivery's file work runs there): the threads' figure is
-              steady from run to run, so delivery's own cost shows in it plainly, and
-              the loop's says whether it made the loop's work dearer. `share` gives
-              delivery's cost by the medians, by the median of the pairs'
-              differences, and by thread
+              The coordinator's CPU is also split: its event loop's thread, its other
+              threads (the delivery thread among them), and its delivery process
+              (where the files are copied; counted with the workers): those two are
+              steady from run to run, so delivery's own cost shows in them plainly,
+              and the loop's says whether it made the loop's work dearer. `share`
+              gives delivery's cost by the medians, by the median of the pairs'
+              differences, and by thread and process
 The checks run in both capacity runs (they cannot be turned off); their share is
 the "parts" figure over the run's CPU per frame.
 """
@@ -63,11 +65,11 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import tiny_png  # noqa: E402
+from benchmarks.common import cpu_seconds, tiny_png  # noqa: E402
 from coordinator import file_sync, frame_checks  # noqa: E402
 from coordinator.database import Database  # noqa: E402
 from coordinator.config import Config  # noqa: E402
-from coordinator.delivered_files import copy_atomically  # noqa: E402
+from coordinator.delivered_files import copy_atomically, copy_batch  # noqa: E402
 from coordinator.delivery import BATCH, Delivery  # noqa: E402
 from coordinator.store import delivery as delivery_sql  # noqa: E402
 from coordinator.store import frame_checks as check_sql  # noqa: E402
@@ -165,8 +167,11 @@ async def store_steps(root: Path, frames: int, out: Path) -> dict:
                                        ("_copies", False, as_delivered),
                                        ("_copies_fdatasync_each", False, None)):
                 file_sync.SYNCFS = syncfs
+                # Without syncfs the copies are made here, in the delivery thread: the
+                # delivery process is another interpreter, whose syncfs stays.
                 groups.update(await delivered_groups(db, storage, out / f"studio{tag}",
-                                                     frames, tag, links))
+                                                     frames, tag, links,
+                                                     in_thread=syncfs is None))
         finally:
             file_sync.SYNCFS = as_delivered
         storage.close()
@@ -179,23 +184,34 @@ async def store_steps(root: Path, frames: int, out: Path) -> dict:
 
 
 async def delivered_groups(db: Database, storage: Storage, target: Path, frames: int,
-                           tag: str, links: bool) -> dict:
+                           tag: str, links: bool, in_thread: bool = False) -> dict:
     """Every frame delivered to `target` by `Delivery` itself, in groups of BATCH: CPU
-    per frame, this process's (user, system) and the whole machine's."""
+    per frame, this process's (user, system), its delivery process's (where the files
+    are copied) and the whole machine's."""
     delivery = Delivery(Config(output_roots={"studio": target}, delivery_links=links), db,
                         storage, lambda shot_id: None)
+    if in_thread:
+        delivery.copier.copy = copy_batch  # type: ignore[method-assign]
+    # The delivery process started (an empty group), as in a coordinator delivering
+    # for a while: its start is not a frame's cost.
+    await asyncio.get_running_loop().run_in_executor(delivery.executor, delivery.copier.copy,
+                                                     [], links)
+    process = delivery.copier.pid
+    process_before = cpu_seconds(process) if process else 0.0
     before, machine = resource.getrusage(resource.RUSAGE_SELF), machine_busy()
     for first in range(1, frames + 1, BATCH):
         await delivery._deliver([(1, n) for n in range(first, min(first + BATCH,
                                                                    frames + 1))])
     after, machine = resource.getrusage(resource.RUSAGE_SELF), machine_busy() - machine
-    delivery.executor.shutdown()
+    process_ms = 1000 * ((cpu_seconds(process) if process else 0.0) - process_before) / frames
+    await delivery.close()
     assert delivery.delivered == frames, delivery.delivered
     user_ms = 1000 * (after.ru_utime - before.ru_utime) / frames
     system_ms = 1000 * (after.ru_stime - before.ru_stime) / frames
-    return {f"delivery{tag}_ms": round(user_ms + system_ms, 4),
+    return {f"delivery{tag}_ms": round(user_ms + system_ms + process_ms, 4),
             f"delivery{tag}_user_ms": round(user_ms, 4),
             f"delivery{tag}_system_ms": round(system_ms, 4),
+            f"delivery{tag}_process_ms": round(process_ms, 4),
             f"delivery{tag}_all_cpus_ms": round(1000 * machine / frames, 4)}
 
 
@@ -249,7 +265,7 @@ def capacity(root: Path, nodes: int, frames: int, window: float, out: Path,
     write), each run's and their medians."""
     from benchmarks.capacity import run_one
     keys = ("frames_done", "frames_per_s", "cpu_ms_per_frame", "worker_cpu_ms_per_frame",
-            "loop_cpu_ms_per_frame",
+            "loop_cpu_ms_per_frame", "delivery_process_cpu_ms_per_frame",
             "coordinator_cpu", "dispatch_p50_ms", "dispatch_p99_ms")
     runs: dict[str, list] = {"plain": [], "delivered": []}
     for i in range(pairs):
@@ -279,7 +295,8 @@ def capacity(root: Path, nodes: int, frames: int, window: float, out: Path,
         - p["cpu_ms_per_frame"] - p["worker_cpu_ms_per_frame"], 3)
         for p, d in zip(runs["plain"], runs["delivered"])]
     medians = ("cpu_ms_per_frame", "worker_cpu_ms_per_frame", "machine_cpu_ms_per_frame",
-               "loop_cpu_ms_per_frame", "threads_cpu_ms_per_frame")
+               "loop_cpu_ms_per_frame", "threads_cpu_ms_per_frame",
+               "delivery_process_cpu_ms_per_frame")
     return {**runs, "median": {kind: {k: statistics.median(r[k] for r in runs[kind])
                                       for k in medians}
                                for kind in ("plain", "delivered")}}
@@ -325,10 +342,13 @@ def main() -> None:
                 "delivery_in_run_machine": round(machine / total, 4),
                 "delivery_in_run_pairs_median": round(
                     statistics.median(run["pair_differences_ms"]) / total, 4),
-                # The threads' own work (mostly delivery's, in its thread) and the
-                # event loop's, each delivered - plain, over the plain frame.
+                # Delivery's own work (its thread, mostly waiting on its process, and
+                # the process, where the files are copied) and the event loop's, each
+                # delivered - plain, over the plain frame.
                 "delivery_threads": round((delivered["threads_cpu_ms_per_frame"]
                                            - plain["threads_cpu_ms_per_frame"]) / total, 4),
+                "delivery_process": round(
+                    delivered["delivery_process_cpu_ms_per_frame"] / total, 4),
                 "delivery_loop": round((delivered["loop_cpu_ms_per_frame"]
                                         - plain["loop_cpu_ms_per_frame"]) / total, 4),
                 "checks_and_delivery_in_run_machine": round((checks + machine) / total, 4),
