@@ -34,6 +34,16 @@ def frames(tmp_path: Path, count: int) -> list[Path]:
     return paths
 
 
+def started(copier: CopierProcess, tmp_path: Path, count: int) -> tuple[Path, list[Path]]:
+    """A studio root and `count` frames, the first delivered (the process started)."""
+    root = tmp_path / "studio"
+    root.mkdir()
+    paths = frames(tmp_path, count)
+    copier.copy([Copy((1, 1), paths[0], root, "0001.png")], links=False)
+    assert copier.pid is not None
+    return root, paths
+
+
 def test_each_copy_of_a_group_comes_back_with_its_own_outcome(tmp_path, copier):
     root = tmp_path / "studio"
     root.mkdir()
@@ -63,13 +73,9 @@ def test_hard_links_are_made_there_too(tmp_path, copier):
     assert not frame.stat().st_mode & 0o222    # the farm's file is read-only now
 
 
-def test_a_process_that_died_costs_no_frame_and_is_replaced(tmp_path, copier, monkeypatch):
-    root = tmp_path / "studio"
-    root.mkdir()
-    paths = frames(tmp_path, 3)
-    copier.copy([Copy((1, 1), paths[0], root, "0001.png")], links=False)
+def test_a_process_that_died_costs_no_frame_and_is_replaced(tmp_path, copier):
+    root, paths = started(copier, tmp_path, 2)
     first = copier.pid
-    assert first is not None
     os.kill(first, signal.SIGKILL)
     copier._proc.wait()
     # The process is found dead before the group is sent: started again at once.
@@ -82,12 +88,8 @@ def test_a_process_that_died_costs_no_frame_and_is_replaced(tmp_path, copier, mo
 def test_a_process_dying_mid_group_leaves_the_group_to_the_thread(tmp_path, copier,
                                                                    monkeypatch):
     monkeypatch.setattr(delivery_process, "RESTART_AFTER", 60)
-    root = tmp_path / "studio"
-    root.mkdir()
-    paths = frames(tmp_path, 2)
-    copier.copy([Copy((1, 1), paths[0], root, "0001.png")], links=False)
+    root, paths = started(copier, tmp_path, 2)
     proc = copier._proc
-    assert proc is not None
     real_read = delivery_process._read
 
     def dies_while_copying(stream):
@@ -108,12 +110,8 @@ def test_a_process_dying_mid_group_leaves_the_group_to_the_thread(tmp_path, copi
 
 def test_closing_ends_the_process(tmp_path):
     copier = CopierProcess()
-    root = tmp_path / "studio"
-    root.mkdir()
-    (frame,) = frames(tmp_path, 1)
-    copier.copy([Copy((1, 1), frame, root, "0001.png")], links=False)
+    started(copier, tmp_path, 1)
     proc = copier._proc
-    assert proc is not None
     copier.close()
     assert proc.returncode == 0      # ended at the end of its input, not killed
     assert copier.pid is None
