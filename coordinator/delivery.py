@@ -2,12 +2,12 @@
 is copied to its place under the shot's output root (`delivery_paths.py`).
 
 After the record (the frame is safe in the data dir whatever happens here) the frame
-is queued; a task delivers them in groups (about one a second), each in a process of
-its own (`delivery_process.py`, so the copies' system calls take no turns with the event
-loop for the GIL), driven from a thread (`delivered_files.copy_batch`: copies made
-atomic and durable together, or read-only hard links where the root is on the data
-dir's file system). A frame rendered
-again later is delivered again and replaces the first; one frame is never delivered
+is queued; a task delivers them in groups (about one a second) through the delivery
+process (`delivery_process.py`: the copies' system calls take no turns with the event
+loop for the GIL), driven from a thread. There `delivered_files.copy_batch` makes the
+copies atomic and durable together, or read-only hard links where the root is on the
+data dir's file system. A frame rendered again later is delivered again and replaces
+the first; one frame is never delivered
 twice at once. A failure (disk full, no permission, a path that now leads outside its
 root) is recorded on the frame and the shot, and the frame is tried again after a
 backoff (doubling, up to a few minutes) until it is delivered; frames left undelivered
@@ -33,9 +33,6 @@ from .storage import Storage, _background_thread
 from .store import delivery as delivery_sql
 
 log = logging.getLogger("brender.delivery")
-# Groups delivered at once, each from a thread of its own (the storage's threads take
-# uploads, which must not queue behind studio storage).
-COPIERS = 1
 # Frames delivered as one group (synced together), a group at most every
 # GATHER_SECONDS unless a full one waits. A frame copied alone cost 2-3x as much; and
 # in capacity runs a group each second cost a busy coordinator half what five groups
@@ -88,7 +85,10 @@ class Delivery:
         self._failures: dict[Key, int] = {}
         self._retries: dict[Key, asyncio.TimerHandle] = {}
         self.delivered = 0
-        self.executor = ThreadPoolExecutor(COPIERS, thread_name_prefix="delivery",
+        # One group at a time, from a thread of its own (the storage's threads take
+        # uploads, which must not queue behind studio storage), which alone talks to
+        # the delivery process.
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="delivery",
                                            initializer=_background_thread)
         self.copier = CopierProcess()
 
@@ -111,13 +111,13 @@ class Delivery:
         """`shared`: coordinators share the farm; at start each takes back only what has
         waited long (the others may be copying the rest)."""
         await self.take_over(time.time() - ABANDONED_SECONDS if shared else None)
-        copiers = [asyncio.create_task(self._copier()) for _ in range(COPIERS)]
+        tasks = [asyncio.create_task(self._copier())]
         if shared:
-            copiers.append(asyncio.create_task(self._sweep()))
+            tasks.append(asyncio.create_task(self._sweep()))
         try:
-            await asyncio.gather(*copiers)
+            await asyncio.gather(*tasks)
         finally:
-            for task in copiers:
+            for task in tasks:
                 task.cancel()
             for handle in self._retries.values():
                 handle.cancel()

@@ -20,7 +20,6 @@ a while later. The process ends when its stdin closes, or with the coordinator.
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import signal
 import struct
@@ -29,8 +28,8 @@ import sys
 import time
 from typing import IO, BinaryIO
 
+from . import worker_process
 from .delivered_files import Copy, copy_batch
-from .frame_workers import worker_environment
 
 log = logging.getLogger("brender.delivery")
 
@@ -77,7 +76,7 @@ class CopierProcess:
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "coordinator.delivery_process"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=worker_environment())
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=worker_process.environment())
         except OSError as exc:
             log.warning("cannot start the delivery process (%s): copying in a thread", exc)
             self._start_after = time.monotonic() + RESTART_AFTER
@@ -145,17 +144,10 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
 
 
 def main() -> None:
-    from .thumbnails import die_with_parent
-    die_with_parent()
+    replies = worker_process.begin()
     # Ctrl-C in the coordinator's terminal reaches its whole group: the coordinator
     # ends this process by closing its input, after the group in hand.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        os.nice(5)   # the event loop decides how soon nodes get work: it goes first
-    except (AttributeError, OSError):
-        pass
-    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     serve(sys.stdin.buffer, replies)
 
 

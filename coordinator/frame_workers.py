@@ -44,6 +44,7 @@ from typing import BinaryIO
 
 import orjson
 
+from . import worker_process
 from .thumbnails import ThumbResult, make, make_from_bytes, preview_path
 
 log = logging.getLogger("brender.frames")
@@ -188,7 +189,7 @@ class FrameWorkers:
         return min(self._workers, key=lambda w: len(w.pending), default=None)
 
     async def _start(self, how_many: int) -> None:
-        env = worker_environment()
+        env = worker_process.environment()
         for _ in range(how_many):
             try:
                 _, worker = await asyncio.get_running_loop().subprocess_exec(
@@ -215,14 +216,6 @@ class FrameWorkers:
                 await worker.exited
             if worker.transport is not None:
                 worker.transport.close()
-
-
-def worker_environment() -> dict[str, str]:
-    """The environment of a worker process: this one's, with this package importable
-    however the coordinator was started."""
-    package_root = str(Path(__file__).resolve().parent.parent)
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(
-        p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
 
 
 def serve(size: int, requests: BinaryIO, replies: BinaryIO) -> None:
@@ -252,16 +245,7 @@ def serve(size: int, requests: BinaryIO, replies: BinaryIO) -> None:
 
 
 def main() -> None:
-    from .thumbnails import die_with_parent
-    die_with_parent()
-    try:
-        # The event loop decides how soon nodes get work: it goes first for a CPU.
-        os.nice(5)
-    except (AttributeError, OSError):
-        pass
-    # Replies own stdout; anything a library prints goes to stderr instead.
-    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    replies = worker_process.begin()
     serve(int(sys.argv[1]), sys.stdin.buffer, replies)
 
 

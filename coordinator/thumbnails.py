@@ -150,14 +150,3 @@ def _raster(img: Image.Image, size: int) -> ThumbResult:
 def preview_path(frame: Path) -> Path:
     """Where `make` writes the browser preview of the EXR `frame`."""
     return frame.with_name(frame.name + ".preview.jpg")
-
-
-def die_with_parent() -> None:
-    """Die with the coordinator: an orphaned worker would keep its port and files."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
