@@ -37,10 +37,15 @@ PEER_GONE_SECONDS = 5.0     # a peer silent this long is dead: its nodes are not
 
 
 class PeerNodes:
-    """The latest view of each node connected to another coordinator."""
+    """The latest view of each node connected to another coordinator.
+
+    Every claim asks how many nodes the farm has (`online`), so each peer's count is
+    kept as views come and go: counting the views there cost a claim 0.1-0.2 ms with
+    500 nodes on a peer."""
 
     def __init__(self) -> None:
         self._views: dict[str, tuple[str, dict]] = {}   # node id -> (peer, view)
+        self._counts: dict[str, int] = {}               # peer -> its views here
         self._heard: dict[str, float] = {}              # peer -> when last heard
         self._listening: set[str] = set()               # peers with event streams open
 
@@ -49,18 +54,26 @@ class PeerNodes:
         told before is dropped: it must tell its nodes again)."""
         now = time.monotonic() if now is None else now
         back = not self._alive(peer, now)
-        if back:
+        if back and self._counts.pop(peer, 0):
             self._views = {k: v for k, v in self._views.items() if v[0] != peer}
         self._heard[peer] = now
         return back
 
     def node(self, peer: str, view: dict) -> None:
         self.heard(peer)
+        node_id = view["id"]
         if view.get("status") == "offline":
-            if self._views.get(view["id"], (peer,))[0] == peer:
-                self._views.pop(view["id"], None)
+            if self._views.get(node_id, (peer,))[0] == peer:
+                self._drop(node_id)
         else:
-            self._views[view["id"]] = (peer, view)
+            self._drop(node_id)   # it may have been told by another peer before
+            self._views[node_id] = (peer, view)
+            self._counts[peer] = self._counts.get(peer, 0) + 1
+
+    def _drop(self, node_id: str) -> None:
+        entry = self._views.pop(node_id, None)
+        if entry is not None:
+            self._counts[entry[0]] -= 1
 
     def _alive(self, peer: str, now: float) -> bool:
         return now - self._heard.get(peer, float("-inf")) < PEER_GONE_SECONDS
@@ -71,7 +84,7 @@ class PeerNodes:
         if entry is None:
             return None
         if not self._alive(entry[0], time.monotonic() if now is None else now):
-            del self._views[node_id]
+            self._drop(node_id)
             return None
         return entry[1]
 
@@ -88,8 +101,9 @@ class PeerNodes:
         return any(self._alive(peer, now) for peer in self._listening)
 
     def online(self, now: float | None = None) -> int:
+        """Nodes connected to live peers."""
         now = time.monotonic() if now is None else now
-        return sum(1 for peer, _ in self._views.values() if self._alive(peer, now))
+        return sum(n for peer, n in self._counts.items() if self._alive(peer, now))
 
 
 class FarmLink:

@@ -44,3 +44,24 @@ def test_events_go_only_to_peers_whose_dashboards_listen():
     assert peers.any_listening()
     peers.listening("a", False)
     assert not peers.any_listening()
+
+
+def test_the_count_follows_nodes_moving_between_peers_and_peers_coming_back():
+    peers = PeerNodes()
+    for i in range(3):
+        peers.node("a", view(f"n{i}", "idle"))
+    peers.node("b", view("n3", "rendering"))
+    peers.node("a", view("n0", "rendering"))      # a new state: still one node
+    assert peers.online() == 4
+    peers.node("b", view("n1", "idle"))           # n1 moved from a to b
+    assert peers.online() == 4
+    peers.node("a", view("n1", "offline"))        # a's late word: n1 is b's now
+    assert peers.online() == 4
+    peers.node("b", view("n1", "offline"))
+    assert peers.online() == 3
+    # a falls silent (last heard long ago), then speaks again: what it told is gone
+    peers.heard("a", time.monotonic() - PEER_GONE_SECONDS - 1)
+    assert peers.online() == 1
+    peers.node("a", view("n0", "idle"))
+    assert peers.online() == 2
+    assert peers.view("n2") is None and peers.view("n3")["status"] == "rendering"
