@@ -9,6 +9,13 @@ coordinators: one data dir and one database, half the simulated nodes on each, t
 shot submitted to the first; frames counted on the first's event stream (the second's
 frames reach it through NOTIFY); CPU per frame is both coordinators' and their
 workers' together.
+
+`--paced-pairs N` interleaves, at the same offered load, one coordinator and two
+sharing the farm, and a third run: one coordinator with half the nodes at half the
+pace, the load each of the two carries. Two sharing the farm cost no more a frame than
+that run when sharing adds no work; what one coordinator with the whole farm saves
+beyond it is what this machine charges less for work done at a higher rate
+(`benchmarks/rate_effect.py` measures that with no Brender code).
 """
 from __future__ import annotations
 
@@ -83,6 +90,18 @@ def two_coordinators(root: Path, url: str, nodes: int, frames: int, window: floa
         b.stop()
 
 
+def summary(rows: list[dict]) -> None:
+    """The paced runs' CPU a frame (coordinators and their worker processes)."""
+    for row in rows:
+        if "part_of_farm" not in row:
+            continue
+        total = row["cpu_ms_per_frame"] + row["worker_cpu_ms_per_frame"]
+        log(f"{row['coordinators']} coordinator(s), {row['nodes']} nodes, "
+            f"{row['mode']}: {row['frames_per_s']} frames/s, dispatch p99 "
+            f"{row['dispatch_p99_ms']} ms, CPU a frame {total:.2f} ms "
+            f"({row['cpu_ms_per_frame']} + {row['worker_cpu_ms_per_frame']} in workers)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--nodes", type=int, default=1000)
@@ -93,8 +112,9 @@ def main() -> None:
                    help="paced: only the --paced-pairs runs")
     p.add_argument("--paced-pairs", type=int, default=0,
                    help="then this many paced runs of one and of two coordinators, "
-                        "interleaved: CPU per frame at the same offered load (a run "
-                        "as fast as possible measures how each saturates this machine)")
+                        "and of one with half the nodes at half the pace, interleaved: "
+                        "CPU per frame at the same offered load (a run as fast as "
+                        "possible measures how each saturates this machine)")
     args = p.parse_args()
     raise_fd_limit()
     bin_dir = server_bin()
@@ -118,11 +138,16 @@ def main() -> None:
                                              args.window))
             window = max(args.window, 3.5 * args.nodes / args.pace + 2)
             for i in range(args.paced_pairs):
-                for coordinators in (1, 2):
-                    rows.append(capacity.run_one(
-                        root / f"paced-{i}-{coordinators}", args.nodes, args.frames, 1,
-                        window, pace=args.pace, coordinators=coordinators,
-                        database=cluster.url(cluster.new_database())))
+                for coordinators, share in ((1, 1), (2, 1), (1, 2)):
+                    row = capacity.run_one(
+                        root / f"paced-{i}-{coordinators}-{share}", args.nodes // share,
+                        args.frames, 1, window, pace=args.pace / share,
+                        coordinators=coordinators,
+                        database=cluster.url(cluster.new_database()))
+                    row["part_of_farm"] = f"1/{share}"
+                    rows.append(row)
+            if args.paced_pairs:
+                summary(rows)
     finally:
         cluster.stop()
     print(json.dumps(rows, indent=1))
