@@ -101,6 +101,17 @@ def cpu_seconds(pid: int, thread: int | None = None) -> float:
 
 def run_queue_wait(pid: int) -> float:
     """Seconds the process's threads spent runnable but waiting for a CPU (schedstat)."""
+    return _schedstat_seconds(pid, 1)
+
+
+def run_seconds(pid: int) -> float:
+    """Seconds the process's threads ran, as the scheduler counts them (schedstat, in
+    ns: finer than `cpu_seconds`' clock ticks)."""
+    return _schedstat_seconds(pid, 0)
+
+
+def _schedstat_seconds(pid: int, field: int) -> float:
+    """One field of /proc/PID/task/*/schedstat, summed over the threads."""
     total = 0
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
@@ -108,7 +119,7 @@ def run_queue_wait(pid: int) -> float:
         return 0.0
     for tid in tasks:
         try:
-            total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[1])
+            total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[field])
         except (OSError, IndexError, ValueError):
             pass
     return total / 1e9

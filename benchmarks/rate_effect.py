@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks.common import free_port, log
+from benchmarks.common import free_port, log, run_seconds
 
 RATES = (500, 250, 125)
 
@@ -64,15 +64,6 @@ while requests.read(1):
     replies.write(b"x")
     replies.flush()
 """
-
-
-def run_seconds(pid: int) -> float:
-    """CPU time of every thread of `pid`, as the scheduler counts it."""
-    total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-            total += int(f.read().split()[0])
-    return total / 1e9
 
 
 def paced_pipe(child: subprocess.Popen, rate: float, count: int) -> None:
